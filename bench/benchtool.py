@@ -1,0 +1,635 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run.sh (Python 3 standard library only).
+
+Subcommands:
+  free-ports N                  print N distinct free TCP ports on 127.0.0.1
+  wait-http PORT [--pid P]      wait until GET / on 127.0.0.1:PORT answers 200
+  cpu PID                       CPU seconds (user+system) of PID and its descendants
+  record ...                    turn one wrk run into a JSON line (runs.jsonl)
+  idle ...                      hold N idle keep-alive connections open against
+                                a proxy and report its memory before and after
+  summarize DIR                 medians over rounds, the table, summary.json
+
+Everything here talks to loopback addresses only.
+"""
+
+import argparse
+import errno
+import json
+import os
+import resource
+import selectors
+import socket
+import statistics
+import sys
+import time
+
+LOOPBACK = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BUSY_WARN_PERCENT = 10  # CPU use by other work, before the start, worth a warning
+
+
+# --- processes -------------------------------------------------------------
+
+def _stat_fields(pid):
+    """Fields of /proc/PID/stat after the command name (which may hold spaces)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read().decode("ascii", "replace")
+    return data[data.rindex(")") + 2:].split()
+
+
+def process_tree(root):
+    """root and every live descendant of it."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            ppid = int(_stat_fields(name)[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def cpu_seconds(root):
+    """utime+stime of the tree, in seconds (all threads of each process)."""
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            f = _stat_fields(pid)
+        except OSError:
+            continue
+        ticks += int(f[11]) + int(f[12])  # fields 14 and 15 of stat(5)
+    return ticks / CLK_TCK
+
+
+def memory_kib(root):
+    """Rss and Pss of the tree in KiB (Pss sums shared pages fairly)."""
+    rss = pss = 0
+    pids = process_tree(root)
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except FileNotFoundError:
+            try:  # kernels without smaps_rollup: VmRSS only
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            rss += int(line.split()[1])
+                pss = rss
+            except OSError:
+                continue
+        except OSError:
+            continue
+    return {"rss_kib": rss, "pss_kib": pss, "processes": len(pids)}
+
+
+# --- small commands --------------------------------------------------------
+
+def cmd_free_ports(args):
+    socks = []
+    try:
+        for _ in range(args.n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((LOOPBACK, 0))
+            socks.append(s)
+        print(" ".join(str(s.getsockname()[1]) for s in socks))
+    finally:
+        for s in socks:
+            s.close()
+
+
+def http_get_status(port, path, timeout, headers=()):
+    s = socket.create_connection((LOOPBACK, port), timeout=timeout)
+    try:
+        extra = "".join(h + "\r\n" for h in headers)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n{extra}"
+                  "Connection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        parts = data.split(b" ", 2)
+        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    finally:
+        s.close()
+
+
+def cmd_wait_http(args):
+    deadline = time.monotonic() + args.timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if args.pid and not os.path.exists(f"/proc/{args.pid}"):
+            print(f"process {args.pid} exited", file=sys.stderr)
+            return 1
+        try:
+            status = http_get_status(args.port, args.path, 1.0, args.header)
+            if status == 200:
+                return 0
+            last = f"status {status}"
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.05)
+    print(f"127.0.0.1:{args.port}{args.path}: {last}", file=sys.stderr)
+    return 1
+
+
+def machine_busy(seconds=1.0):
+    """Share of all CPUs busy over the next `seconds` (/proc/stat), 0..1."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return 1.0 - (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def cmd_busy(args):
+    print(f"{100 * machine_busy(args.seconds):.0f}")
+
+
+def cmd_cpu(args):
+    print(f"{cpu_seconds(args.pid):.2f}")
+
+
+def upstream_accepts(port):
+    """Connections the upstream nginx has accepted so far (stub_status),
+    counting the one this call makes."""
+    s = socket.create_connection((LOOPBACK, port), timeout=5)
+    try:
+        s.sendall(f"GET /bench-status HTTP/1.1\r\nHost: {LOOPBACK}\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    lines = data.decode("latin-1").split("\r\n\r\n", 1)[-1].splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("server accepts"):
+            return int(lines[i + 1].split()[0])
+    raise ValueError("no stub_status answer")
+
+
+def cmd_sample(args):
+    """One line: proxy CPU s, upstream CPU s, upstream accepted connections."""
+    try:
+        accepts = upstream_accepts(args.upstream_port)
+    except (OSError, ValueError):
+        accepts = -1
+    print(f"{cpu_seconds(args.pid):.2f} {cpu_seconds(args.upstream_pid):.2f} {accepts}")
+
+
+def cmd_record(args):
+    wrk = None
+    with open(args.wrk_out) as f:
+        for line in f:
+            if line.startswith("BENCH_JSON "):
+                wrk = json.loads(line[len("BENCH_JSON "):])
+    if wrk is None:
+        print(f"no result line in {args.wrk_out}", file=sys.stderr)
+        return 1
+    requests = wrk["requests"]
+    seconds = wrk["duration_us"] / 1e6
+    rec = {
+        "target": args.target,
+        "round": args.round,
+        "connections": args.connections,
+        "requests": requests,
+        "seconds": seconds,
+        "rps": requests / seconds if seconds > 0 else 0.0,
+        "p50_us": wrk["p50_us"],
+        "p90_us": wrk["p90_us"],
+        "p99_us": wrk["p99_us"],
+        "p999_us": wrk["p999_us"],
+        "mean_us": wrk["mean_us"],
+        "max_us": wrk["max_us"],
+        "errors": {k[4:]: wrk[k] for k in wrk if k.startswith("err_")},
+        "cpu_process": args.cpu_process,
+        "cpu_seconds": args.cpu_after - args.cpu_before,
+        "upstream_cpu_seconds": args.up_after - args.up_before,
+        # each sample's own status request is one accepted connection
+        "upstream_connections_opened": (args.accepts_after - args.accepts_before - 1
+                                        if min(args.accepts_after, args.accepts_before) >= 0
+                                        else None),
+    }
+    rec["cpu_us_per_req"] = (rec["cpu_seconds"] * 1e6 / requests) if requests else None
+    rec["upstream_cpu_us_per_req"] = (
+        rec["upstream_cpu_seconds"] * 1e6 / requests) if requests else None
+    print(json.dumps(rec))
+    errs = sum(rec["errors"].values())
+    print(f"  round {rec['round']} {rec['target']:<22} {rec['rps']:>10,.0f} req/s"
+          f"  p50 {_lat(rec['p50_us'])}  p99 {_lat(rec['p99_us'])}"
+          f"  cpu {_fmt(rec['cpu_us_per_req'], '.1f')} us/req"
+          f"  new upstream conns {_fmt(rec['upstream_connections_opened'], 'd')}"
+          + (f"  ERRORS {errs}" if errs else ""), file=sys.stderr)
+    return 0
+
+
+def _version(cmd):
+    import subprocess
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        lines = (r.stdout + r.stderr).strip().splitlines()
+        return lines[0] if lines else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def cmd_meta(args):
+    import platform
+    meta = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "targets": args.targets.split(),
+        "skipped": [s for s in args.skipped.splitlines() if s],
+        "duration": args.duration,
+        "rounds": args.rounds,
+        "connections": args.connections,
+        "wrk_threads": 1,
+        "warmup": args.warmup,
+        "idle_connections": args.idle_connections,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "busy_percent_at_start": args.busy,
+        "versions": {"nginx": _version(["nginx", "-v"]),
+                     "haproxy": _version(["haproxy", "-v"]),
+                     "wrk": _version(["wrk", "-v"])},
+    }
+    with open(args.file, "w") as f:
+        json.dump(meta, f, indent=2)
+        f.write("\n")
+
+
+# --- idle keep-alive connections -------------------------------------------
+
+class Conn:
+    __slots__ = ("sock", "buf", "state", "need")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray()
+        self.state = "connecting"
+        self.need = None  # total bytes of the response, once known
+
+
+def _response_complete(c):
+    """True once the whole response to our one GET is in c.buf."""
+    end = c.buf.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    head = bytes(c.buf[:end]).decode("latin-1").lower()
+    body = len(c.buf) - end - 4
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if name == "content-length":
+            return body >= int(value)
+        if name == "transfer-encoding" and "chunked" in value:
+            return c.buf.endswith(b"0\r\n\r\n")
+    return True  # no body framing on a 200 to GET: treat head as complete
+
+
+def cmd_idle(args):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = args.count + 64
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+        except (ValueError, OSError):
+            pass
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    count = min(args.count, soft - 64)
+
+    time.sleep(args.settle)
+    before = memory_kib(args.pid)
+
+    request = (f"GET {args.path} HTTP/1.1\r\nHost: {LOOPBACK}:{args.port}\r\n"
+               + "".join(h + "\r\n" for h in args.header) + "\r\n").encode()
+    sel = selectors.DefaultSelector()
+    idle, failed, started, inflight = [], 0, 0, 0
+    bad_status = {}
+    deadline = time.monotonic() + args.timeout
+    t0 = time.monotonic()
+
+    def fail(c):
+        nonlocal failed, inflight
+        try:
+            sel.unregister(c.sock)
+        except (KeyError, ValueError):
+            pass
+        c.sock.close()
+        failed += 1
+        inflight -= 1
+
+    while (started < count or inflight) and time.monotonic() < deadline:
+        while started < count and inflight < args.inflight:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            started += 1
+            inflight += 1
+            rc = s.connect_ex((LOOPBACK, args.port))
+            c = Conn(s)
+            if rc not in (0, errno.EINPROGRESS):
+                inflight -= 1
+                failed += 1
+                s.close()
+                continue
+            sel.register(s, selectors.EVENT_WRITE, c)
+        for key, _ in sel.select(timeout=0.5):
+            c = key.data
+            if c.state == "connecting":
+                if c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
+                    fail(c)
+                    continue
+                try:
+                    c.sock.send(request)  # small: goes out whole on a new socket
+                except OSError:
+                    fail(c)
+                    continue
+                c.state = "reading"
+                sel.modify(c.sock, selectors.EVENT_READ, c)
+                continue
+            try:
+                chunk = c.sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                fail(c)
+                continue
+            if not chunk:
+                fail(c)
+                continue
+            c.buf += chunk
+            if _response_complete(c):
+                status = bytes(c.buf[9:12])
+                sel.unregister(c.sock)
+                inflight -= 1
+                if status != b"200":
+                    bad_status[status.decode()] = bad_status.get(status.decode(), 0) + 1
+                    c.sock.close()
+                    failed += 1
+                    continue
+                c.buf = None
+                c.state = "idle"
+                idle.append(c)
+    open_seconds = time.monotonic() - t0
+    for key in list(sel.get_map().values()):  # timed out mid-request
+        fail(key.data)
+
+    time.sleep(args.settle)
+    after = memory_kib(args.pid)
+
+    # Still held? A connection the proxy closed meanwhile reads as EOF.
+    for c in idle:
+        sel.register(c.sock, selectors.EVENT_READ, c)
+    closed_by_peer = len(sel.select(timeout=0))
+    for c in idle:
+        sel.unregister(c.sock)
+        c.sock.close()
+    sel.close()
+
+    held = len(idle)
+    delta_pss = after["pss_kib"] - before["pss_kib"]
+    delta_rss = after["rss_kib"] - before["rss_kib"]
+    rec = {
+        "target": args.target,
+        "requested": args.count,
+        "attempted": count,
+        "held": held,
+        "failed": failed,
+        "bad_status": bad_status,
+        "closed_by_peer": closed_by_peer,
+        "open_seconds": round(open_seconds, 2),
+        "before": before,
+        "after": after,
+        "kib_per_conn_pss": delta_pss / held if held else None,
+        "kib_per_conn_rss": delta_rss / held if held else None,
+    }
+    print(json.dumps(rec))
+    k = rec["kib_per_conn_pss"]
+    print(f"  {args.target:<22} held {held}/{count} (failed {failed}, closed {closed_by_peer})"
+          f"  Pss {before['pss_kib']} -> {after['pss_kib']} KiB"
+          f"  = {_fmt(k, '.2f')} KiB/conn", file=sys.stderr)
+    return 0 if held else 1
+
+
+# --- summary ---------------------------------------------------------------
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _fmt(v, spec, none="-"):
+    return none if v is None else format(v, spec)
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def _lat(us):
+    if us is None:
+        return "-"
+    return f"{us / 1000:.2f}ms" if us >= 1000 else f"{us:.0f}us"
+
+
+def cmd_summarize(args):
+    out = args.dir
+    with open(os.path.join(out, "meta.json")) as f:
+        meta = json.load(f)
+    runs, mem = [], {}
+    if os.path.exists(os.path.join(out, "runs.jsonl")):
+        with open(os.path.join(out, "runs.jsonl")) as f:
+            runs = [json.loads(l) for l in f if l.strip()]
+    if os.path.exists(os.path.join(out, "memory.jsonl")):
+        with open(os.path.join(out, "memory.jsonl")) as f:
+            for l in f:
+                if l.strip():
+                    r = json.loads(l)
+                    mem[r["target"]] = r
+
+    rows = {}
+    for t in meta["targets"]:
+        rs = [r for r in runs if r["target"] == t]
+        m = mem.get(t)
+        if not rs and not m:
+            continue
+        rows[t] = {
+            "rounds": len(rs),
+            "rps": _median([r["rps"] for r in rs]),
+            "p50_us": _median([r["p50_us"] for r in rs]),
+            "p99_us": _median([r["p99_us"] for r in rs]),
+            "cpu_us_per_req": _median([r["cpu_us_per_req"] for r in rs]),
+            "upstream_cpu_us_per_req": _median([r["upstream_cpu_us_per_req"] for r in rs]),
+            "errors": sum(sum(r["errors"].values()) for r in rs),
+            "upstream_connections_opened": _median(
+                [r.get("upstream_connections_opened") for r in rs]),
+            "requests": sum(r["requests"] for r in rs),
+            "idle_kib_per_conn": m["kib_per_conn_pss"] if m else None,
+            "idle_held": m["held"] if m else None,
+            "idle_closed_by_peer": m["closed_by_peer"] if m else None,
+        }
+    ngx = rows.get("nginx", {})
+    hap = rows.get("haproxy", {})
+    for t, r in rows.items():
+        r["cpu_vs_nginx"] = None if t == "direct" else _ratio(
+            r["cpu_us_per_req"], ngx.get("cpu_us_per_req"))
+        r["idle_vs_nginx"] = _ratio(r["idle_kib_per_conn"], ngx.get("idle_kib_per_conn"))
+        r["idle_vs_haproxy"] = _ratio(r["idle_kib_per_conn"], hap.get("idle_kib_per_conn"))
+
+    header = ["target", "req/s", "p50", "p99", "CPU us/req", "vs nginx",
+              "idle KiB/conn", "vs nginx", "vs haproxy"]
+    table = [header]
+    for t, r in rows.items():
+        cpu = _fmt(r["cpu_us_per_req"], ".1f")
+        if t == "direct" and r["cpu_us_per_req"] is not None:
+            cpu += "*"
+        table.append([
+            t, _fmt(r["rps"], ",.0f"), _lat(r["p50_us"]), _lat(r["p99_us"]), cpu,
+            _fmt(r["cpu_vs_nginx"], ".2f"),
+            _fmt(r["idle_kib_per_conn"], ".2f"),
+            _fmt(r["idle_vs_nginx"], ".2f"), _fmt(r["idle_vs_haproxy"], ".2f"),
+        ])
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(table):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    notes = [
+        f"medians over {meta['rounds']} round(s) of {meta['duration']}s, "
+        f"{meta['connections']} connections, wrk -t1; "
+        + (f"idle: {meta['idle_connections']} keep-alive connections, Pss growth per connection"
+           if meta["idle_connections"] else "idle memory skipped"),
+    ]
+    busy = meta.get("busy_percent_at_start")
+    if busy is not None and busy > BUSY_WARN_PERCENT:
+        notes.append(f"WARNING: the machine was {busy}% busy before the start: "
+                     "other work on it skews these numbers")
+    if "direct" in rows and rows["direct"]["cpu_us_per_req"] is not None:
+        notes.append("* direct: CPU of the upstream server itself (no proxy in the path)")
+    for t, r in rows.items():
+        if r["errors"]:
+            notes.append(f"WARNING {t}: {r['errors']} wrk errors (socket errors or non-2xx) "
+                         f"out of {r['requests']} requests")
+        opened = r["upstream_connections_opened"]
+        if t != "direct" and opened is not None and opened > 2 * meta["connections"]:
+            notes.append(f"WARNING {t}: opened {opened:.0f} upstream connections per run "
+                         "(median): upstream keep-alive is not reused, CPU includes connects")
+        if r["idle_held"] is not None and r["idle_held"] < meta["idle_connections"]:
+            notes.append(f"WARNING {t}: only {r['idle_held']} of "
+                         f"{meta['idle_connections']} idle connections were held")
+        if r["idle_closed_by_peer"]:
+            notes.append(f"WARNING {t}: {r['idle_closed_by_peer']} idle connections were "
+                         "closed by the proxy before the end of the measurement")
+    for s in meta.get("skipped", []):
+        notes.append(f"skipped {s}")
+    text = "\n".join(lines + [""] + notes) + "\n"
+    sys.stdout.write(text)
+    with open(os.path.join(out, "table.txt"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump({"meta": meta, "targets": rows}, f, indent=2)
+        f.write("\n")
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("free-ports")
+    s.add_argument("n", type=int)
+    s.set_defaults(fn=cmd_free_ports)
+
+    s = sub.add_parser("wait-http")
+    s.add_argument("port", type=int)
+    s.add_argument("--path", default="/")
+    s.add_argument("--header", action="append", default=[])
+    s.add_argument("--pid", type=int)
+    s.add_argument("--timeout", type=float, default=10.0)
+    s.set_defaults(fn=cmd_wait_http)
+
+    s = sub.add_parser("busy")
+    s.add_argument("--seconds", type=float, default=1.0)
+    s.set_defaults(fn=cmd_busy)
+
+    s = sub.add_parser("cpu")
+    s.add_argument("pid", type=int)
+    s.set_defaults(fn=cmd_cpu)
+
+    s = sub.add_parser("sample")
+    s.add_argument("pid", type=int)
+    s.add_argument("upstream_pid", type=int)
+    s.add_argument("upstream_port", type=int)
+    s.set_defaults(fn=cmd_sample)
+
+    s = sub.add_parser("record")
+    s.add_argument("--target", required=True)
+    s.add_argument("--round", type=int, required=True)
+    s.add_argument("--connections", type=int, required=True)
+    s.add_argument("--wrk-out", required=True)
+    s.add_argument("--cpu-process", required=True)
+    s.add_argument("--cpu-before", type=float, required=True)
+    s.add_argument("--cpu-after", type=float, required=True)
+    s.add_argument("--up-before", type=float, required=True)
+    s.add_argument("--up-after", type=float, required=True)
+    s.add_argument("--accepts-before", type=int, default=-1)
+    s.add_argument("--accepts-after", type=int, default=-1)
+    s.set_defaults(fn=cmd_record)
+
+    s = sub.add_parser("meta")
+    s.add_argument("file")
+    s.add_argument("--targets", required=True)
+    s.add_argument("--skipped", default="")
+    s.add_argument("--duration", type=int, required=True)
+    s.add_argument("--rounds", type=int, required=True)
+    s.add_argument("--connections", type=int, required=True)
+    s.add_argument("--warmup", type=int, required=True)
+    s.add_argument("--idle-connections", type=int, required=True)
+    s.add_argument("--busy", type=int)
+    s.set_defaults(fn=cmd_meta)
+
+    s = sub.add_parser("idle")
+    s.add_argument("--target", required=True)
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--pid", type=int, required=True)
+    s.add_argument("--count", type=int, default=10000)
+    s.add_argument("--inflight", type=int, default=100)
+    s.add_argument("--settle", type=float, default=2.0)
+    s.add_argument("--timeout", type=float, default=60.0)
+    s.add_argument("--path", default="/")
+    s.add_argument("--header", action="append", default=[])
+    s.set_defaults(fn=cmd_idle)
+
+    s = sub.add_parser("summarize")
+    s.add_argument("dir")
+    s.set_defaults(fn=cmd_summarize)
+
+    args = p.parse_args()
+    return args.fn(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,512 @@
+#!/usr/bin/env bash
+# Benchmark of gatehouse against nginx and HAProxy on loopback.
+#
+# Starts a small nginx upstream, then gatehouse, nginx and HAProxy as reverse
+# proxies in front of it (one worker/thread each, keep-alive to the upstream),
+# drives each with wrk in interleaved rounds, measures the proxy's CPU time
+# per request and its memory per idle keep-alive connection, and prints the
+# medians as a table with ratios to nginx and HAProxy. See bench/README.md.
+
+set -Eeuo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: bench/run.sh [options]
+
+  --duration SECONDS        length of each measured wrk run (default 10)
+  --rounds N                interleaved rounds; the table shows medians (default 3)
+  --connections N           wrk connections (default 50); wrk uses 1 thread
+  --only LIST               comma-separated targets to run, from:
+                            direct, gatehouse, nginx, haproxy and the NAMEs
+                            given with --gatehouse-config
+  --skip-memory             skip the idle-connection memory measurement
+  --idle-connections N      idle keep-alive connections for the memory
+                            measurement (default 10000)
+  --gatehouse-config NAME=FILE
+                            add a row NAME running gatehouse with FILE; in FILE,
+                            ${BENCH_LISTEN} and ${BENCH_UPSTREAM} are replaced by
+                            the listen address and the upstream URL (repeatable)
+  --path NAME=PATH          request PATH (default /) when benchmarking NAME
+  --header NAME='Field: value'
+                            send this header field to target NAME (repeatable)
+  --warmup SECONDS          unrecorded run per target before the rounds (default 2)
+  --out DIR                 where to write results (default bench/out/TIMESTAMP)
+  -h, --help                this text
+
+Environment: GATEHOUSE = the gatehouse binary
+(default: build/release/src/app/gatehouse under the repository root).
+EOF
+}
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+TOOL="$BENCH_DIR/benchtool.py"
+LUA="$BENCH_DIR/wrk_report.lua"
+GATEHOUSE=${GATEHOUSE:-$REPO_ROOT/build/release/src/app/gatehouse}
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+DURATION=10
+ROUNDS=3
+CONNECTIONS=50
+ONLY=""
+SKIP_MEMORY=0
+IDLE_CONNECTIONS=10000
+WARMUP=2
+OUT=""
+EXTRA_NAMES=()
+declare -A EXTRA_FILE=() TARGET_PATH=() TARGET_HEADERS=()
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "run.sh: $*"; exit 2; }
+
+need_int() {  # name value
+  [[ $2 =~ ^[0-9]+$ && $2 -gt 0 ]] || die "$1 needs a positive integer, got '$2'"
+}
+
+# --- options ---------------------------------------------------------------
+
+while (($#)); do
+  opt=$1
+  if [[ $opt == --*=* ]]; then
+    set -- "${opt%%=*}" "${opt#*=}" "${@:2}"
+    opt=$1
+  fi
+  case $opt in
+    -h|--help) usage; exit 0 ;;
+    --skip-memory) SKIP_MEMORY=1; shift; continue ;;
+    --duration|--rounds|--connections|--idle-connections|--warmup|--only|--out) ;;
+    --gatehouse-config|--path|--header) ;;
+    *) die "unknown option $opt (see --help)" ;;
+  esac
+  (($# >= 2)) || die "$opt needs a value (see --help)"
+  val=$2
+  shift 2
+  case $opt in
+    --duration) need_int "$opt" "$val"; DURATION=$val ;;
+    --rounds) need_int "$opt" "$val"; ROUNDS=$val ;;
+    --connections) need_int "$opt" "$val"; CONNECTIONS=$val ;;
+    --idle-connections) need_int "$opt" "$val"; IDLE_CONNECTIONS=$val ;;
+    --warmup) [[ $val =~ ^[0-9]+$ ]] || die "--warmup needs an integer"; WARMUP=$val ;;
+    --only) ONLY=$val ;;
+    --out) OUT=$val ;;
+    --gatehouse-config)
+      name=${val%%=*} file=${val#*=}
+      [[ $val == *=* && $name =~ ^[A-Za-z0-9._-]+$ ]] || die "--gatehouse-config wants NAME=FILE"
+      [[ -f $file ]] || die "--gatehouse-config $name: no file $file"
+      case $name in direct|gatehouse|nginx|haproxy) die "--gatehouse-config: $name is taken" ;; esac
+      [[ -v EXTRA_FILE[$name] ]] || EXTRA_NAMES+=("$name")
+      EXTRA_FILE[$name]=$(cd "$(dirname "$file")" && pwd)/$(basename "$file") ;;
+    --path)
+      [[ $val == *=/* ]] || die "--path wants NAME=/PATH"
+      TARGET_PATH[${val%%=*}]=${val#*=} ;;
+    --header)
+      [[ $val == *=*:* ]] || die "--header wants NAME='Field: value'"
+      TARGET_HEADERS[${val%%=*}]+="${val#*=}"$'\n' ;;
+  esac
+done
+
+ALL_TARGETS=(direct gatehouse "${EXTRA_NAMES[@]}" nginx haproxy)
+if [[ -n $ONLY ]]; then
+  IFS=, read -r -a wanted <<<"$ONLY"
+  for w in "${wanted[@]}"; do
+    [[ " ${ALL_TARGETS[*]} " == *" $w "* ]] || die "--only: unknown target '$w' (known: ${ALL_TARGETS[*]})"
+  done
+  SELECTED=()
+  for t in "${ALL_TARGETS[@]}"; do
+    [[ ",$ONLY," == *",$t,"* ]] && SELECTED+=("$t")
+  done
+else
+  SELECTED=("${ALL_TARGETS[@]}")
+fi
+
+# --- tools -----------------------------------------------------------------
+
+ensure_tools() {
+  local missing=() pkgs=()
+  command -v nginx >/dev/null || { missing+=(nginx); pkgs+=(nginx-light); }
+  command -v haproxy >/dev/null || { missing+=(haproxy); pkgs+=(haproxy); }
+  command -v wrk >/dev/null || { missing+=(wrk); pkgs+=(wrk); }
+  command -v python3 >/dev/null || { missing+=(python3); pkgs+=(python3); }
+  ((${#missing[@]})) || return 0
+  log "missing: ${missing[*]}"
+  if ((EUID != 0)); then
+    die "run as root to install them, or: sudo apt-get install -y ${pkgs[*]}"
+  fi
+  log "installing ${pkgs[*]} with apt-get"
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "${pkgs[@]}"
+  hash -r
+}
+ensure_tools
+command -v timeout >/dev/null && command -v setsid >/dev/null || die "needs timeout and setsid (coreutils, util-linux)"
+
+# File descriptors: each proxy needs one per idle client connection plus its
+# upstream connections, and so does the client that holds them. HAProxy sizes
+# its table for two per connection, so ask for that where the hard limit allows.
+hard=$(ulimit -Hn)
+[[ $hard == unlimited ]] && hard=1048576
+want=$((2 * IDLE_CONNECTIONS + 4096))
+((want > hard)) && want=$hard
+ulimit -n "$want" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+if ((SKIP_MEMORY == 0 && NOFILE < IDLE_CONNECTIONS + 256)); then
+  IDLE_CONNECTIONS=$((NOFILE - 256))
+  log "note: open-file limit is $NOFILE; holding $IDLE_CONNECTIONS idle connections instead"
+fi
+MAXCONN=$((IDLE_CONNECTIONS + 512))
+# nginx starts closing idle keep-alive connections once fewer than 1/16 of
+# its worker_connections are free, so give it a quarter more than it holds.
+NGINX_CONNECTIONS=$((IDLE_CONNECTIONS * 5 / 4 + 1024))
+# nginx keeps at most this many idle upstream connections and closes the rest
+# when a request ends: with fewer than the client connections, it would open a
+# new upstream connection for a good share of the requests.
+NGINX_UPSTREAM_KEEPALIVE=$((CONNECTIONS > 32 ? CONNECTIONS : 32))
+
+# --- work and output directories, cleanup ----------------------------------
+
+WORK=""
+STARTED=()   # pids of the process groups started here
+
+alive() {  # pid: running (not gone, not a zombie)
+  local s
+  s=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ $s != Z && $s != X ]]
+}
+
+stop_group() {  # pid: stop the process group led by pid, then reap it
+  local pid=$1 i
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    alive "$pid" || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# Runs a command with a time limit, in the background so that a signal to
+# this script interrupts the wait at once (bash runs a trap only after a
+# foreground command ends); cleanup stops it.
+CURRENT=""
+run_bounded() {  # seconds cmd...
+  local limit=$1 rc=0
+  shift
+  timeout -k 5 "$limit" "$@" &
+  CURRENT=$!
+  wait "$CURRENT" || rc=$?
+  CURRENT=""
+  return "$rc"
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  local pid
+  if [[ -n $CURRENT ]]; then
+    stop_group "$CURRENT"
+  fi
+  for pid in "${STARTED[@]}"; do
+    stop_group "$pid"
+  done
+  if [[ -n $WORK && -d $WORK ]]; then
+    mkdir -p "$OUT/logs"
+    (cd "$WORK" && find . -name '*.log' -size +0 -print0 |
+      while IFS= read -r -d '' f; do
+        d=${f#./}; cp "$f" "$OUT/logs/${d//\//_}"
+      done) 2>/dev/null || true
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+if [[ -z $OUT ]]; then
+  OUT="$BENCH_DIR/out/$(date +%Y%m%d-%H%M%S)"
+fi
+mkdir -p "$OUT/wrk"
+OUT=$(cd "$OUT" && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
+
+# --- servers ---------------------------------------------------------------
+
+declare -A PORT=() PID=() KIND=()
+SKIPPED=()
+
+read -r -a ports <<<"$(python3 "$TOOL" free-ports $((${#SELECTED[@]} + 1)))"
+UPSTREAM_PORT=${ports[0]}
+UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"
+next_port=1
+
+spawn() {  # dir cmd...: start cmd in its own process group; sets SPAWNED
+  local dir=$1
+  shift
+  setsid "$@" >"$dir/stdout.log" 2>&1 </dev/null &
+  SPAWNED=$!
+  STARTED+=("$SPAWNED")
+}
+
+nginx_common() {  # dir: directives shared by both nginx instances
+  local d=$1
+  cat <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile $NOFILE;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections $NGINX_CONNECTIONS; }
+EOF
+}
+
+nginx_http_common() {  # dir
+  local d=$1
+  cat <<EOF
+  access_log off;
+  client_body_temp_path $d/tmp/body;
+  proxy_temp_path $d/tmp/proxy;
+  fastcgi_temp_path $d/tmp/fastcgi;
+  uwsgi_temp_path $d/tmp/uwsgi;
+  scgi_temp_path $d/tmp/scgi;
+  keepalive_timeout 300s;
+  keepalive_requests 1000000;
+EOF
+}
+
+start_nginx() {  # dir conf-file
+  local d=$1
+  mkdir -p "$d/tmp"
+  spawn "$d" nginx -p "$d" -c "$2" -e "$d/error.log"
+}
+
+start_upstream() {
+  local d="$WORK/upstream"
+  mkdir -p "$d"
+  {
+    nginx_common "$d"
+    echo "http {"
+    nginx_http_common "$d"
+    cat <<EOF
+  server {
+    listen 127.0.0.1:$UPSTREAM_PORT;
+    location / {
+      default_type text/plain;
+      return 200 "ok\n";
+    }
+    # connection counters, to check that the proxies reuse their upstream
+    # connections (bench/benchtool.py sample)
+    location = /bench-status {
+      stub_status;
+    }
+  }
+}
+EOF
+  } >"$d/nginx.conf"
+  start_nginx "$d" "$d/nginx.conf"
+  UPSTREAM_PID=$SPAWNED
+  python3 "$TOOL" wait-http "$UPSTREAM_PORT" --pid "$UPSTREAM_PID" ||
+    { tail -n 20 "$d"/*.log >&2 || true; die "the upstream nginx did not start"; }
+}
+
+start_nginx_proxy() {  # port dir
+  local port=$1 d=$2
+  {
+    nginx_common "$d"
+    echo "http {"
+    nginx_http_common "$d"
+    cat <<EOF
+  upstream backend {
+    server 127.0.0.1:$UPSTREAM_PORT;
+    keepalive $NGINX_UPSTREAM_KEEPALIVE;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+  }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+EOF
+  } >"$d/nginx.conf"
+  start_nginx "$d" "$d/nginx.conf"
+}
+
+start_haproxy() {  # port dir
+  local port=$1 d=$2
+  cat >"$d/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn $MAXCONN
+  # HAProxy wants two descriptors per connection; when the hard open-file
+  # limit is lower, run anyway (idle client connections need only one).
+  no strict-limits
+
+defaults
+  mode http
+  maxconn $MAXCONN
+  option http-keep-alive
+  option forwardfor
+  http-reuse always
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+  timeout http-request 10s
+  timeout http-keep-alive 300s
+
+frontend bench
+  bind 127.0.0.1:$port
+  default_backend upstream
+
+backend upstream
+  server upstream 127.0.0.1:$UPSTREAM_PORT
+EOF
+  spawn "$d" haproxy -db -f "$d/haproxy.cfg"
+}
+
+start_gatehouse() {  # port dir template
+  local port=$1 d=$2 template=$3
+  if [[ ! -x $GATEHOUSE ]]; then
+    SKIP_REASON="no gatehouse binary at $GATEHOUSE (build it, or set GATEHOUSE)"
+    return 1
+  fi
+  sed -e "s|\${BENCH_LISTEN}|127.0.0.1:$port|g" \
+      -e "s|\${BENCH_UPSTREAM}|$UPSTREAM_URL|g" "$template" >"$d/gatehouse.yaml"
+  spawn "$d" "$GATEHOUSE" run -c "$d/gatehouse.yaml"
+}
+
+start_target() {  # name
+  local t=$1 port d
+  d="$WORK/$t"
+  mkdir -p "$d"
+  SKIP_REASON=""
+  if [[ $t == direct ]]; then
+    KIND[$t]=direct PORT[$t]=$UPSTREAM_PORT PID[$t]=$UPSTREAM_PID
+    return 0
+  fi
+  port=${ports[next_port]}
+  next_port=$((next_port + 1))
+  case $t in
+    nginx) KIND[$t]=nginx; start_nginx_proxy "$port" "$d" ;;
+    haproxy) KIND[$t]=haproxy; start_haproxy "$port" "$d" ;;
+    gatehouse) KIND[$t]=gatehouse; start_gatehouse "$port" "$d" "$BENCH_DIR/gatehouse-proxy.yaml" || return 1 ;;
+    *) KIND[$t]=gatehouse; start_gatehouse "$port" "$d" "${EXTRA_FILE[$t]}" || return 1 ;;
+  esac
+  PORT[$t]=$port PID[$t]=$SPAWNED
+  local hdr_args=()
+  while IFS= read -r h; do
+    [[ -n $h ]] && hdr_args+=(--header "$h")
+  done <<<"${TARGET_HEADERS[$t]:-}"
+  if ! python3 "$TOOL" wait-http "$port" --pid "$SPAWNED" --path "${TARGET_PATH[$t]:-/}" \
+      "${hdr_args[@]}" 2>"$d/wait.err"; then
+    SKIP_REASON="did not answer 200 on 127.0.0.1:$port${TARGET_PATH[$t]:-/} ($(tail -n 1 "$d/wait.err"))"
+    log "--- $t output:"
+    tail -n 20 "$d"/*.log >&2 2>/dev/null || true
+    stop_group "$SPAWNED"
+    return 1
+  fi
+}
+
+log "gatehouse bench: ${SELECTED[*]}; ${ROUNDS} round(s) x ${DURATION}s, ${CONNECTIONS} connections"
+log "results: $OUT"
+BUSY=$(python3 "$TOOL" busy)
+if ((BUSY > 10)); then
+  log "WARNING: the machine is ${BUSY}% busy before starting; other work on it skews the numbers"
+fi
+start_upstream
+TARGETS=()
+for t in "${SELECTED[@]}"; do
+  if start_target "$t"; then
+    TARGETS+=("$t")
+    log "started $t on 127.0.0.1:${PORT[$t]} (pid ${PID[$t]})"
+  else
+    log "SKIPPING $t: $SKIP_REASON"
+    SKIPPED+=("$t: $SKIP_REASON")
+  fi
+done
+((${#TARGETS[@]})) || die "nothing to benchmark"
+
+python3 "$TOOL" meta "$OUT/meta.json" --targets "${TARGETS[*]}" \
+  --skipped "$(printf '%s\n' "${SKIPPED[@]}")" --duration "$DURATION" --rounds "$ROUNDS" \
+  --connections "$CONNECTIONS" --warmup "$WARMUP" \
+  --idle-connections "$((SKIP_MEMORY ? 0 : IDLE_CONNECTIONS))" --busy "$BUSY"
+
+# --- throughput, latency, CPU ----------------------------------------------
+
+run_wrk() {  # target round seconds record(0|1)
+  local t=$1 round=$2 secs=$3 record=$4
+  local url="http://127.0.0.1:${PORT[$t]}${TARGET_PATH[$t]:-/}"
+  local out="$OUT/wrk/$t-r$round.txt" hdr_args=() h c0 c1 u0 u1 a0 a1
+  [[ $record == 1 ]] || out="$WORK/warmup-$t.txt"
+  while IFS= read -r h; do
+    [[ -n $h ]] && hdr_args+=(-H "$h")
+  done <<<"${TARGET_HEADERS[$t]:-}"
+  alive "${PID[$t]}" || { log "$t: process gone; not measured"; return 0; }
+  read -r c0 u0 a0 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
+  if ! run_bounded $((secs + 30)) wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --latency \
+      -s "$LUA" "${hdr_args[@]}" "$url" >"$out" 2>&1; then
+    log "$t round $round: wrk failed (see $out)"
+    return 0
+  fi
+  read -r c1 u1 a1 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
+  alive "${PID[$t]}" || { log "$t: process exited during the run (see $OUT/logs)"; return 0; }
+  [[ $record == 1 ]] || return 0
+  [[ -n ${c0:-} && -n ${c1:-} ]] || { log "$t round $round: no CPU sample"; return 0; }
+  local rec
+  rec=$(python3 "$TOOL" record --target "$t" --round "$round" --connections "$CONNECTIONS" \
+      --wrk-out "$out" --cpu-process "$([[ $t == direct ]] && echo upstream || echo "$t")" \
+      --cpu-before "$c0" --cpu-after "$c1" --up-before "$u0" --up-after "$u1" \
+      --accepts-before "$a0" --accepts-after "$a1") || return 0
+  printf '%s\n' "$rec" >>"$OUT/runs.jsonl"
+}
+
+if ((WARMUP > 0)); then
+  log "warm-up (${WARMUP}s each)"
+  for t in "${TARGETS[@]}"; do
+    run_wrk "$t" 0 "$WARMUP" 0
+  done
+fi
+n=${#TARGETS[@]}
+for ((r = 1; r <= ROUNDS; r++)); do
+  log "round $r/$ROUNDS"
+  for ((i = 0; i < n; i++)); do  # rotate the order from round to round
+    run_wrk "${TARGETS[(i + r - 1) % n]}" "$r" "$DURATION" 1
+  done
+done
+
+# --- idle connection memory ------------------------------------------------
+
+if ((SKIP_MEMORY == 0)); then
+  log "idle memory: $IDLE_CONNECTIONS keep-alive connections per proxy"
+  for t in "${TARGETS[@]}"; do
+    [[ $t == direct ]] && continue
+    alive "${PID[$t]}" || { log "$t: process gone; memory not measured"; continue; }
+    hdr_args=()
+    while IFS= read -r h; do
+      [[ -n $h ]] && hdr_args+=(--header "$h")
+    done <<<"${TARGET_HEADERS[$t]:-}"
+    if run_bounded 180 python3 "$TOOL" idle --target "$t" --port "${PORT[$t]}" \
+        --pid "${PID[$t]}" --count "$IDLE_CONNECTIONS" --path "${TARGET_PATH[$t]:-/}" \
+        "${hdr_args[@]}" >"$WORK/idle.json"; then
+      cat "$WORK/idle.json" >>"$OUT/memory.jsonl"
+    else
+      log "$t: idle-connection measurement failed"
+      cat "$WORK/idle.json" >>"$OUT/memory.jsonl"
+    fi
+  done
+fi
+
+# --- report ----------------------------------------------------------------
+
+echo
+python3 "$TOOL" summarize "$OUT"
+if [[ $(dirname "$OUT") == "$BENCH_DIR/out" ]]; then
+  ln -sfn "$(basename "$OUT")" "$BENCH_DIR/out/latest" 2>/dev/null || true
+fi

@@ -1,0 +1,177 @@
+#include "app/gateway.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <csignal>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "app/snapshot_builder.h"
+#include "proxy/worker.h"
+#include "upstream/health_checker.h"
+
+namespace gh::app {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+std::vector<tcp::endpoint> listen_endpoints(const config::Config& c, std::string& error) {
+  std::vector<tcp::endpoint> out;
+  for (const auto& l : c.listeners) {
+    if (l.tls) {
+      error = "TLS listeners are not yet supported";
+      return {};
+    }
+    boost::system::error_code ec;
+    auto addr = l.host.empty() ? asio::ip::address(asio::ip::address_v4::any()) : asio::ip::make_address(l.host, ec);
+    if (ec) {
+      asio::io_context io;
+      tcp::resolver r(io);
+      auto res = r.resolve(l.host, std::to_string(l.port), ec);
+      if (ec || res.empty()) {
+        error = "cannot resolve listen address " + l.host;
+        return {};
+      }
+      out.push_back(*res.begin());
+      continue;
+    }
+    out.emplace_back(addr, l.port);
+  }
+  return out;
+}
+
+unsigned worker_count(const config::Config& c) {
+  if (c.workers > 0) return c.workers;
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+}  // namespace
+
+int run_gateway(RunOptions opts) {
+  std::signal(SIGPIPE, SIG_IGN);
+  auto snap = build_snapshot(opts.config, nullptr);
+  if (!snap) {
+    fmt::print(stderr, "gatehouse: {}\n", snap.error().context);
+    return 1;
+  }
+  std::string error;
+  auto sink = proxy::AccessLogSink::open(opts.config->access_log, error);
+  if (!sink) {
+    fmt::print(stderr, "gatehouse: {}\n", error);
+    return 1;
+  }
+  auto endpoints = listen_endpoints(*opts.config, error);
+  if (endpoints.empty()) {
+    fmt::print(stderr, "gatehouse: {}\n", error.empty() ? "no listener" : error);
+    return 1;
+  }
+
+  proxy::GatewayShared shared;
+  std::vector<std::unique_ptr<proxy::Worker>> workers;
+  const unsigned n = worker_count(*opts.config);
+  for (unsigned i = 0; i < n; ++i) {
+    auto w = std::make_unique<proxy::Worker>(i, shared, sink);
+    if (!w->listen(endpoints, error)) {
+      fmt::print(stderr, "gatehouse: {}\n", error);
+      return 1;
+    }
+    w->set_snapshot(*snap);
+    workers.push_back(std::move(w));
+  }
+
+  asio::io_context control;
+  std::shared_ptr<const proxy::Snapshot> current = *snap;
+  auto checker = std::make_unique<upstream::HealthChecker>(control, current->services);
+  checker->start();
+
+  auto reload = [&]() -> std::vector<std::string> {
+    auto loaded = load_config(opts.config_path);
+    std::vector<std::string> errors;
+    for (const auto& d : loaded.errors) errors.push_back(d.to_string());
+    if (!loaded.config) return errors;
+    auto cfg = std::make_shared<const config::Config>(std::move(*loaded.config));
+    auto next = build_snapshot(cfg, current.get());
+    if (!next) return {next.error().context};
+    std::string sink_error;
+    std::shared_ptr<proxy::AccessLogSink> next_sink;
+    if (cfg->access_log != current->config->access_log) {
+      next_sink = proxy::AccessLogSink::open(cfg->access_log, sink_error);
+      if (!next_sink) return {sink_error};
+    }
+    if (cfg->listeners.size() != current->config->listeners.size())
+      fmt::print(stderr, "gatehouse: reload: listener changes take effect after a restart\n");
+    current = *next;
+    for (auto& w : workers)
+      asio::post(w->io(), [w = w.get(), s = current, next_sink] {
+        w->set_snapshot(s);
+        if (next_sink) w->access_log().set_sink(next_sink);
+      });
+    checker->stop();
+    checker = std::make_unique<upstream::HealthChecker>(control, current->services);
+    checker->start();
+    fmt::print(stderr, "gatehouse: reloaded {} (generation {})\n", opts.config_path, current->generation);
+    return {};
+  };
+
+  asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
+  asio::steady_timer drain_timer(control);
+  bool draining = false;
+  std::chrono::steady_clock::time_point drain_deadline;
+
+  std::function<void()> wait_drained = [&] {
+    drain_timer.expires_after(std::chrono::milliseconds(20));
+    drain_timer.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      if (shared.open_connections.load() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
+        for (auto& w : workers) w->terminate();
+        checker->stop();
+        signals.cancel();
+        control.stop();
+        return;
+      }
+      wait_drained();
+    });
+  };
+
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        auto errors = reload();
+        for (const auto& e : errors) fmt::print(stderr, "gatehouse: reload refused: {}\n", e);
+      } else if (!draining) {
+        draining = true;
+        fmt::print(stderr, "gatehouse: draining (up to {} ms)\n", current->config->limits.drain_timeout.count());
+        shared.draining = true;
+        drain_deadline = std::chrono::steady_clock::now() + current->config->limits.drain_timeout;
+        for (auto& w : workers) w->drain();
+        wait_drained();
+      } else {
+        drain_deadline = std::chrono::steady_clock::now();  // a second signal: stop now
+      }
+      wait_signal();
+    });
+  };
+  wait_signal();
+
+  std::vector<std::thread> threads;
+  for (auto& w : workers) threads.emplace_back([w = w.get()] { w->run(); });
+  std::string where;
+  for (const auto& ep : endpoints) where += (where.empty() ? "" : ", ") + fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  fmt::print(stderr, "gatehouse: listening on {} ({} worker{})\n", where, n, n == 1 ? "" : "s");
+  if (opts.on_ready) opts.on_ready(where);
+
+  control.run();
+  for (auto& t : threads) t.join();
+  fmt::print(stderr, "gatehouse: stopped\n");
+  return 0;
+}
+
+}  // namespace gh::app

@@ -1,0 +1,22 @@
+// Gateway: the running process. Owns the control io_context (signals, reloads, health checks)
+// and the worker threads; publishes each new config generation to every worker.
+// Thread: the Gateway object lives on the main (control) thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+
+namespace gh::app {
+
+struct RunOptions {
+  std::string config_path;                            // re-read on SIGHUP / reload
+  std::shared_ptr<const config::Config> config;       // already validated
+  std::function<void(const std::string&)> on_ready;   // called once listening (e.g. demo banner)
+};
+
+// Runs until SIGTERM/SIGINT has drained the gateway. Returns the process exit code.
+int run_gateway(RunOptions opts);
+
+}  // namespace gh::app

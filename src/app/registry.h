@@ -1,0 +1,22 @@
+// The policy types this binary knows: their validators (for `check`) and factories (for the
+// snapshot). Only app/ knows every policy by name (STYLE §2).
+// Thread: immutable after first use.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "proxy/policy.h"
+
+namespace gh::app {
+
+using PolicyFactory = std::function<std::shared_ptr<proxy::Policy>(const config::PolicyConfig&)>;
+
+// Validators for the supported types, and the types still to come ("not yet supported").
+const config::PolicyCatalog& policy_catalog();
+// Builds a policy object from a validated entry; nullptr for an unknown type.
+std::shared_ptr<proxy::Policy> make_policy(const config::PolicyConfig& entry);
+
+}  // namespace gh::app

@@ -1,0 +1,70 @@
+#include "app/snapshot_builder.h"
+
+#include <map>
+
+#include "app/registry.h"
+
+namespace gh::app {
+
+config::LoadResult load_config(const std::string& path) { return config::load_file(path, policy_catalog()); }
+
+Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(std::shared_ptr<const config::Config> config,
+                                                              const proxy::Snapshot* previous) {
+  static std::uint64_t generation = 0;
+  auto snap = std::make_shared<proxy::Snapshot>();
+  snap->config = config;
+  snap->generation = ++generation;
+  snap->parse_limits.max_uri_bytes = config->limits.max_uri_bytes;
+  snap->parse_limits.max_header_bytes = config->limits.max_header_bytes;
+  snap->parse_limits.max_headers = config->limits.max_headers;
+
+  std::string error;
+  snap->table = routing::RouteTable::build(config->routes, &error);
+  if (!snap->table) return Error{ErrorCode::InvalidConfig, Source::Config, false, "routes: " + error};
+
+  std::map<std::string, std::shared_ptr<upstream::Service>> services;
+  for (const auto& sc : config->services) {
+    auto s = upstream::Service::build(sc);
+    if (!s) return s.error();
+    if (previous)
+      if (const auto* old = previous->find_service(sc.name)) (*s)->inherit_health(*old);
+    services[sc.name] = *s;
+    snap->services.push_back(*s);
+  }
+
+  std::map<std::string, std::shared_ptr<proxy::Policy>> policies;
+  for (const auto& pc : config->policies) {
+    auto p = make_policy(pc);
+    if (!p)
+      return Error{ErrorCode::InvalidConfig, Source::Config, false,
+                   "policy \"" + pc.name + "\": type \"" + pc.type + "\" cannot be built"};
+    policies[pc.name] = std::move(p);
+  }
+  auto policy = [&](const std::string& name) -> std::shared_ptr<proxy::Policy> {
+    auto it = policies.find(name);
+    return it == policies.end() ? nullptr : it->second;
+  };
+
+  for (std::size_t i = 0; i < config->routes.size(); ++i) {
+    const auto& rc = config->routes[i];
+    proxy::CompiledRoute cr;
+    cr.config = &rc;
+    cr.service = services.at(rc.service);
+    for (const auto& n : config->default_policies) {
+      auto p = policy(n);
+      if (!p) return Error{ErrorCode::InvalidConfig, Source::Config, false, "unknown policy \"" + n + "\""};
+      cr.chain.push_back(std::move(p));
+    }
+    for (const auto& n : rc.policies) {
+      auto p = policy(n);
+      if (!p) return Error{ErrorCode::InvalidConfig, Source::Config, false, "unknown policy \"" + n + "\""};
+      cr.chain.push_back(std::move(p));
+    }
+    if (rc.strip_prefix && rc.kind == config::MatchKind::Prefix)
+      cr.strip = std::string(snap->table->prefix(static_cast<int>(i)));
+    snap->routes.push_back(std::move(cr));
+  }
+  return std::shared_ptr<const proxy::Snapshot>(std::move(snap));
+}
+
+}  // namespace gh::app

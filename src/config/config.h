@@ -1,0 +1,194 @@
+// Config: the gateway's YAML file as plain structs, with every problem reported at once.
+// Thread: plain data, built once per load and never mutated after; shared read-only.
+// Builds no runtime objects: routing/, upstream/ and policies/ compile these into their own.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace gh::config {
+
+using Duration = std::chrono::milliseconds;
+
+// Where a value stood in the file: 1-based line and column; 0 when unknown.
+struct Mark {
+  int line = 0;
+  int col = 0;
+};
+
+// One problem: printed as `FILE:LINE:COL: PATH: message`.
+struct Diagnostic {
+  std::string file;
+  Mark mark;
+  std::string path;  // e.g. routes[2].service
+  std::string message;
+  std::string to_string() const;
+};
+
+// Collects diagnostics during a load; policies use it to validate their own options.
+class Diagnostics {
+ public:
+  explicit Diagnostics(std::string file = {}) : file_(std::move(file)) {}
+  void error(Mark m, std::string path, std::string message);
+  void error(const YAML::Node& at, std::string path, std::string message);
+  bool empty() const { return list_.empty(); }
+  const std::vector<Diagnostic>& list() const { return list_; }
+  const std::string& file() const { return file_; }
+
+ private:
+  std::string file_;
+  std::vector<Diagnostic> list_;
+};
+
+Mark mark_of(const YAML::Node& n);
+
+struct TlsConfig {
+  std::string cert;
+  std::string key;
+};
+
+struct ListenerConfig {
+  std::string host;  // empty = all interfaces
+  std::uint16_t port = 3000;
+  std::optional<TlsConfig> tls;
+  Mark mark;
+};
+
+struct AdminConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::string token;
+};
+
+struct Limits {
+  std::uint64_t max_uri_bytes = 8 * 1024;
+  std::uint64_t max_header_bytes = 16 * 1024;
+  std::uint64_t max_headers = 100;
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;
+  Duration header_timeout = std::chrono::seconds(10);
+  Duration body_timeout = std::chrono::seconds(10);
+  std::uint64_t min_body_rate = 1024;  // bytes per second
+  Duration idle_timeout = std::chrono::seconds(60);
+  Duration drain_timeout = std::chrono::seconds(30);
+  std::uint64_t max_connections = 0;  // 0 = unlimited
+};
+
+struct InstanceConfig {
+  std::string url;   // as written, e.g. http://127.0.0.1:3001
+  std::string host;  // parsed from url
+  std::uint16_t port = 80;
+  std::uint32_t weight = 1;
+  Mark mark;
+};
+
+enum class Balance { RoundRobin, Weighted, LeastRequest, Random, Hash };
+
+struct HashOn {
+  enum class Kind { ClientIp, Header, Cookie, Claim } kind = Kind::ClientIp;
+  std::string name;  // header, cookie or claim name
+};
+
+struct HealthCheckConfig {
+  std::string path = "/health";
+  Duration interval = std::chrono::seconds(5);
+  Duration timeout = std::chrono::seconds(2);
+  int healthy_after = 2;
+  int unhealthy_after = 3;
+};
+
+struct RetryConfig {
+  int attempts = 1;                  // retries after the first try
+  bool on_connect_failure = true;
+  std::vector<int> on_status;        // e.g. 502, 503, 504
+};
+
+struct ServiceConfig {
+  std::string name;
+  std::vector<InstanceConfig> instances;
+  Balance load_balancing = Balance::RoundRobin;
+  std::optional<HashOn> hash_on;     // required with Balance::Hash
+  std::optional<HealthCheckConfig> health_check;
+  Duration connect_timeout = std::chrono::seconds(2);
+  Duration response_timeout = std::chrono::seconds(30);
+  RetryConfig retries;
+  bool preserve_host = false;
+  std::uint64_t max_in_flight = 0;   // 0 = unlimited
+  Mark mark;
+};
+
+// A named entry under `policies:`. Options stay YAML: the policy's own module parses them.
+struct PolicyConfig {
+  std::string name;
+  std::string type;
+  YAML::Node options;  // the whole mapping, `type` included
+  std::string path;    // "policies.per-ip", for diagnostics
+  Mark mark;
+};
+
+enum class MatchKind { Prefix, Exact, Regex };
+
+struct HeaderMatch {
+  std::string name;
+  std::string value;   // exact value, or an RE2 pattern when regex
+  bool regex = false;
+};
+
+struct RouteConfig {
+  std::string name;            // default: the match string
+  MatchKind kind = MatchKind::Prefix;
+  std::string pattern;         // the path prefix, exact path or regex
+  std::vector<std::string> methods;  // upper case; empty = any
+  std::string host;            // exact, or "*.example.com"; empty = any
+  std::vector<HeaderMatch> headers;
+  bool strip_prefix = false;
+  std::string service;
+  std::vector<std::string> policies;  // the route's own, run after defaults.policies
+  Mark mark;
+};
+
+struct Config {
+  std::string file;
+  std::vector<ListenerConfig> listeners;
+  std::optional<AdminConfig> admin;
+  unsigned workers = 0;  // 0 = one per core
+  std::string redis;     // empty = in-process store
+  std::vector<std::string> trusted_proxies;  // CIDRs
+  Limits limits;
+  std::optional<std::string> health_endpoint = std::string("/health");
+  std::string access_log = "stdout";
+  std::vector<ServiceConfig> services;  // in file order
+  std::vector<PolicyConfig> policies;   // in file order
+  std::vector<std::string> default_policies;
+  std::vector<RouteConfig> routes;
+
+  const ServiceConfig* find_service(std::string_view name) const;
+  const PolicyConfig* find_policy(std::string_view name) const;
+};
+
+// Validates one policy entry's options; adds diagnostics at the entry's path.
+using PolicyValidator = std::function<void(const PolicyConfig&, Diagnostics&)>;
+
+// What policy types the binary knows. `planned` types are refused as "not yet supported".
+struct PolicyCatalog {
+  std::map<std::string, PolicyValidator> supported;
+  std::set<std::string> planned;
+};
+
+struct LoadResult {
+  std::optional<Config> config;        // set only when there is no error
+  std::vector<Diagnostic> errors;
+};
+
+// Substitutes ${VAR} and ${VAR:-default} from the environment, parses and validates.
+LoadResult load_string(const std::string& text, const std::string& file_name, const PolicyCatalog& catalog);
+LoadResult load_file(const std::string& path, const PolicyCatalog& catalog);
+
+}  // namespace gh::config

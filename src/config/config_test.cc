@@ -1,0 +1,745 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace gh::config {
+namespace {
+
+using namespace std::chrono_literals;
+
+PolicyCatalog test_catalog() {
+  PolicyCatalog c;
+  c.supported["jwt"] = [](const PolicyConfig&, Diagnostics&) {};
+  c.supported["require_role"] = [](const PolicyConfig&, Diagnostics&) {};
+  c.supported["rate_limit"] = [](const PolicyConfig&, Diagnostics&) {};
+  c.planned = {"api_key", "cors", "ip_filter"};
+  return c;
+}
+
+std::vector<std::string> errors_of(const std::string& yaml, const PolicyCatalog& catalog = test_catalog()) {
+  LoadResult r = load_string(yaml, "gw.yaml", catalog);
+  std::vector<std::string> out;
+  for (const auto& d : r.errors) out.push_back(d.to_string());
+  EXPECT_EQ(r.config.has_value(), r.errors.empty());
+  return out;
+}
+
+std::string only_error(const std::string& yaml) {
+  auto errors = errors_of(yaml);
+  EXPECT_EQ(errors.size(), 1u) << ::testing::PrintToString(errors);
+  return errors.empty() ? std::string() : errors.front();
+}
+
+Config load_ok(const std::string& yaml, const PolicyCatalog& catalog = test_catalog()) {
+  LoadResult r = load_string(yaml, "gw.yaml", catalog);
+  std::vector<std::string> errors;
+  for (const auto& d : r.errors) errors.push_back(d.to_string());
+  EXPECT_TRUE(r.config.has_value()) << ::testing::PrintToString(errors);
+  return r.config.value_or(Config{});
+}
+
+// One service and one route; tests append to it or write their own.
+constexpr const char* kMinimal = R"(services:
+  user:
+    instances: ["http://127.0.0.1:3001"]
+routes:
+  - path: /api/users
+    service: user
+)";
+
+// ---- the seed --------------------------------------------------------------------------------
+
+TEST(ConfigLoader, LoadsTheSeedFile) {
+  ::setenv("JWT_SECRET", "seed-secret", 1);
+  ::unsetenv("USER_SERVICE_URL");
+  ::setenv("PRODUCT_SERVICE_URL", "http://10.1.2.3:4000", 1);
+  ::unsetenv("ORDER_SERVICE_URL");
+  PolicyCatalog catalog = test_catalog();
+  int validated = 0;
+  std::string secret_seen;
+  catalog.supported["jwt"] = [&](const PolicyConfig& p, Diagnostics&) {
+    ++validated;
+    secret_seen = p.options["secret"].as<std::string>();
+    EXPECT_EQ(p.path, "policies.jwt");
+  };
+  catalog.supported["rate_limit"] = [&](const PolicyConfig&, Diagnostics&) { ++validated; };
+  catalog.supported["require_role"] = [&](const PolicyConfig&, Diagnostics&) { ++validated; };
+
+  LoadResult r = load_file(GH_SHARED_DIR "/examples/seed.yaml", catalog);
+  ::unsetenv("PRODUCT_SERVICE_URL");
+  for (const auto& d : r.errors) ADD_FAILURE() << d.to_string();
+  ASSERT_TRUE(r.config);
+  const Config& c = *r.config;
+
+  EXPECT_EQ(validated, 5);
+  EXPECT_EQ(secret_seen, "seed-secret");
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0].host, "");
+  EXPECT_EQ(c.listeners[0].port, 3000);
+
+  ASSERT_EQ(c.services.size(), 3u);
+  EXPECT_EQ(c.services[0].name, "user");
+  ASSERT_EQ(c.services[0].instances.size(), 1u);
+  EXPECT_EQ(c.services[0].instances[0].url, "http://127.0.0.1:3001");
+  EXPECT_EQ(c.services[0].instances[0].host, "127.0.0.1");
+  EXPECT_EQ(c.services[0].instances[0].port, 3001);
+  ASSERT_TRUE(c.services[0].health_check);
+  EXPECT_EQ(c.services[0].health_check->path, "/health");
+  EXPECT_EQ(c.services[0].health_check->interval, 30s);
+  EXPECT_EQ(c.services[1].instances[0].host, "10.1.2.3");
+  EXPECT_EQ(c.services[1].instances[0].port, 4000);
+  EXPECT_EQ(c.find_service("order")->instances[0].port, 3003);
+
+  // Five entries from the file, then the built-in security_headers that defaults names.
+  ASSERT_EQ(c.policies.size(), 6u);
+  EXPECT_EQ(c.policies[0].name, "jwt");
+  EXPECT_EQ(c.policies[1].type, "require_role");
+  const PolicyConfig* sh = c.find_policy("security_headers");
+  ASSERT_NE(sh, nullptr);
+  EXPECT_EQ(sh->type, "security_headers");
+  EXPECT_TRUE(sh->options.IsMap());
+  EXPECT_EQ(sh->options.size(), 0u);
+  EXPECT_EQ(c.default_policies, (std::vector<std::string>{"security_headers", "per-ip"}));
+
+  ASSERT_EQ(c.routes.size(), 4u);
+  EXPECT_EQ(c.routes[0].name, "/api/admin");
+  EXPECT_EQ(c.routes[0].kind, MatchKind::Prefix);
+  EXPECT_EQ(c.routes[0].pattern, "/api/admin");
+  EXPECT_EQ(c.routes[0].service, "user");
+  EXPECT_EQ(c.routes[0].policies, (std::vector<std::string>{"jwt", "admins-only", "admin-per-ip"}));
+  EXPECT_EQ(c.routes[2].policies, std::vector<std::string>{});
+  EXPECT_EQ(c.routes[3].service, "order");
+  EXPECT_EQ(c.routes[3].mark.line, 52);
+}
+
+TEST(ConfigLoader, SeedWithoutJwtSecretIsRefused) {
+  ::unsetenv("JWT_SECRET");
+  LoadResult r = load_file(GH_SHARED_DIR "/examples/seed.yaml", test_catalog());
+  EXPECT_FALSE(r.config);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].mark.line, 20);
+  EXPECT_EQ(r.errors[0].mark.col, 14);
+  EXPECT_EQ(r.errors[0].message,
+            "environment variable JWT_SECRET is not set; set it, or write ${JWT_SECRET:-default} to give a default");
+}
+
+// ---- defaults and a full config -------------------------------------------------------------
+
+TEST(ConfigLoader, FillsDefaults) {
+  Config c = load_ok(kMinimal);
+  EXPECT_EQ(c.file, "gw.yaml");
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0].host, "");
+  EXPECT_EQ(c.listeners[0].port, 3000);
+  EXPECT_FALSE(c.listeners[0].tls);
+  EXPECT_FALSE(c.admin);
+  EXPECT_EQ(c.workers, 0u);
+  EXPECT_EQ(c.redis, "");
+  EXPECT_TRUE(c.trusted_proxies.empty());
+  EXPECT_EQ(c.limits.max_uri_bytes, 8u * 1024);
+  EXPECT_EQ(c.limits.max_header_bytes, 16u * 1024);
+  EXPECT_EQ(c.limits.max_headers, 100u);
+  EXPECT_EQ(c.limits.max_body_bytes, 10u * 1024 * 1024);
+  EXPECT_EQ(c.limits.header_timeout, 10s);
+  EXPECT_EQ(c.limits.body_timeout, 10s);
+  EXPECT_EQ(c.limits.min_body_rate, 1024u);
+  EXPECT_EQ(c.limits.idle_timeout, 60s);
+  EXPECT_EQ(c.limits.drain_timeout, 30s);
+  EXPECT_EQ(c.limits.max_connections, 0u);
+  EXPECT_EQ(c.health_endpoint, "/health");
+  EXPECT_EQ(c.access_log, "stdout");
+  EXPECT_TRUE(c.policies.empty());
+  EXPECT_TRUE(c.default_policies.empty());
+
+  ASSERT_EQ(c.services.size(), 1u);
+  const ServiceConfig& s = c.services[0];
+  EXPECT_EQ(s.load_balancing, Balance::RoundRobin);
+  EXPECT_FALSE(s.hash_on);
+  EXPECT_FALSE(s.health_check);
+  EXPECT_EQ(s.connect_timeout, 2s);
+  EXPECT_EQ(s.response_timeout, 30s);
+  EXPECT_EQ(s.retries.attempts, 1);
+  EXPECT_TRUE(s.retries.on_connect_failure);
+  EXPECT_TRUE(s.retries.on_status.empty());
+  EXPECT_FALSE(s.preserve_host);
+  EXPECT_EQ(s.max_in_flight, 0u);
+  EXPECT_EQ(s.instances[0].weight, 1u);
+
+  ASSERT_EQ(c.routes.size(), 1u);
+  const RouteConfig& r = c.routes[0];
+  EXPECT_EQ(r.name, "/api/users");
+  EXPECT_EQ(r.kind, MatchKind::Prefix);
+  EXPECT_TRUE(r.methods.empty());
+  EXPECT_EQ(r.host, "");
+  EXPECT_FALSE(r.strip_prefix);
+  EXPECT_EQ(r.mark.line, 5);
+  EXPECT_EQ(r.mark.col, 5);
+}
+
+TEST(ConfigLoader, ReadsEveryField) {
+  Config c = load_ok(R"(
+listen:
+  - "0.0.0.0:8080"
+  - address: "[::1]:8443"
+    tls: {cert: /etc/gh/cert.pem, key: /etc/gh/key.pem}
+  - 9090
+admin: {address: "127.0.0.1:9901", token: s3cret}
+workers: 4
+redis: redis://user:pw@redis.internal:6379/2
+trusted_proxies: [10.0.0.0/8, 192.168.1.7, "fd00::/8"]
+limits:
+  max_uri_bytes: 4KiB
+  max_header_bytes: 32768
+  max_headers: 50
+  max_body_bytes: 1MiB
+  header_timeout: 5s
+  body_timeout: 250ms
+  min_body_rate: 2KiB/s
+  idle_timeout: 2m
+  drain_timeout: 0s
+  max_connections: 10000
+health_endpoint: false
+access_log: /var/log/gatehouse.json
+services:
+  user:
+    instances:
+      - http://10.0.0.5:3001/
+      - {url: "http://user-2.internal", weight: 3}
+    load_balancing: hash
+    hash_on: header:X-User-Id
+    health_check: {path: /ready, interval: 10s, timeout: 1s, healthy_after: 1, unhealthy_after: 5}
+    timeouts: {connect: 500ms, response: 1m}
+    retries: {attempts: 0, retry_on: [502, 503, 503]}
+    preserve_host: true
+    max_in_flight: 64
+  search:
+    instances: ["http://search:80"]
+    load_balancing: least_request
+policies:
+  limited: {type: rate_limit, limit: 10, window: 1m}
+  security_headers: {type: security_headers, override: true}
+defaults:
+  policies: [security_headers]
+routes:
+  - name: user-by-id
+    regex: "^/api/users/[0-9]+$"
+    methods: [get, Head]
+    host: API.example.com
+    headers: {X-Version: "2", X-Tenant: {regex: "^t-[a-z]+$"}}
+    service: user
+    policies: [limited]
+  - exact: /search
+    host: "*.example.com:8080"
+    service: search
+  - path: /s
+    strip_prefix: true
+    service: search
+)");
+  ASSERT_EQ(c.listeners.size(), 3u);
+  EXPECT_EQ(c.listeners[0].host, "0.0.0.0");
+  EXPECT_EQ(c.listeners[0].port, 8080);
+  EXPECT_EQ(c.listeners[1].host, "::1");
+  EXPECT_EQ(c.listeners[1].port, 8443);
+  ASSERT_TRUE(c.listeners[1].tls);
+  EXPECT_EQ(c.listeners[1].tls->cert, "/etc/gh/cert.pem");
+  EXPECT_EQ(c.listeners[1].tls->key, "/etc/gh/key.pem");
+  EXPECT_EQ(c.listeners[2].port, 9090);
+  ASSERT_TRUE(c.admin);
+  EXPECT_EQ(c.admin->host, "127.0.0.1");
+  EXPECT_EQ(c.admin->port, 9901);
+  EXPECT_EQ(c.admin->token, "s3cret");
+  EXPECT_EQ(c.workers, 4u);
+  EXPECT_EQ(c.redis, "redis://user:pw@redis.internal:6379/2");
+  EXPECT_EQ(c.trusted_proxies, (std::vector<std::string>{"10.0.0.0/8", "192.168.1.7", "fd00::/8"}));
+  EXPECT_EQ(c.limits.max_uri_bytes, 4096u);
+  EXPECT_EQ(c.limits.max_header_bytes, 32768u);
+  EXPECT_EQ(c.limits.max_headers, 50u);
+  EXPECT_EQ(c.limits.max_body_bytes, 1024u * 1024);
+  EXPECT_EQ(c.limits.header_timeout, 5s);
+  EXPECT_EQ(c.limits.body_timeout, 250ms);
+  EXPECT_EQ(c.limits.min_body_rate, 2048u);
+  EXPECT_EQ(c.limits.idle_timeout, 2min);
+  EXPECT_EQ(c.limits.drain_timeout, 0s);
+  EXPECT_EQ(c.limits.max_connections, 10000u);
+  EXPECT_FALSE(c.health_endpoint);
+  EXPECT_EQ(c.access_log, "/var/log/gatehouse.json");
+
+  const ServiceConfig& u = c.services[0];
+  ASSERT_EQ(u.instances.size(), 2u);
+  EXPECT_EQ(u.instances[0].url, "http://10.0.0.5:3001/");
+  EXPECT_EQ(u.instances[0].port, 3001);
+  EXPECT_EQ(u.instances[1].host, "user-2.internal");
+  EXPECT_EQ(u.instances[1].port, 80);
+  EXPECT_EQ(u.instances[1].weight, 3u);
+  EXPECT_EQ(u.load_balancing, Balance::Hash);
+  ASSERT_TRUE(u.hash_on);
+  EXPECT_EQ(u.hash_on->kind, HashOn::Kind::Header);
+  EXPECT_EQ(u.hash_on->name, "X-User-Id");
+  ASSERT_TRUE(u.health_check);
+  EXPECT_EQ(u.health_check->path, "/ready");
+  EXPECT_EQ(u.health_check->interval, 10s);
+  EXPECT_EQ(u.health_check->timeout, 1s);
+  EXPECT_EQ(u.health_check->healthy_after, 1);
+  EXPECT_EQ(u.health_check->unhealthy_after, 5);
+  EXPECT_EQ(u.connect_timeout, 500ms);
+  EXPECT_EQ(u.response_timeout, 1min);
+  EXPECT_EQ(u.retries.attempts, 0);
+  EXPECT_FALSE(u.retries.on_connect_failure);
+  EXPECT_EQ(u.retries.on_status, (std::vector<int>{502, 503}));
+  EXPECT_TRUE(u.preserve_host);
+  EXPECT_EQ(u.max_in_flight, 64u);
+  EXPECT_EQ(c.services[1].load_balancing, Balance::LeastRequest);
+
+  // The user's own security_headers entry is used, not a synthesized one.
+  ASSERT_EQ(c.policies.size(), 2u);
+  EXPECT_EQ(c.find_policy("security_headers")->options["override"].as<bool>(), true);
+
+  const RouteConfig& r0 = c.routes[0];
+  EXPECT_EQ(r0.name, "user-by-id");
+  EXPECT_EQ(r0.kind, MatchKind::Regex);
+  EXPECT_EQ(r0.pattern, "^/api/users/[0-9]+$");
+  EXPECT_EQ(r0.methods, (std::vector<std::string>{"GET", "HEAD"}));
+  EXPECT_EQ(r0.host, "api.example.com");
+  ASSERT_EQ(r0.headers.size(), 2u);
+  EXPECT_EQ(r0.headers[0].name, "X-Version");
+  EXPECT_EQ(r0.headers[0].value, "2");
+  EXPECT_FALSE(r0.headers[0].regex);
+  EXPECT_EQ(r0.headers[1].value, "^t-[a-z]+$");
+  EXPECT_TRUE(r0.headers[1].regex);
+  EXPECT_EQ(r0.policies, std::vector<std::string>{"limited"});
+  EXPECT_EQ(c.routes[1].name, "/search");
+  EXPECT_EQ(c.routes[1].kind, MatchKind::Exact);
+  EXPECT_EQ(c.routes[1].host, "*.example.com:8080");
+  EXPECT_TRUE(c.routes[2].strip_prefix);
+}
+
+TEST(ConfigLoader, AcceptsOtherHashKeys) {
+  for (auto [text, kind, name] : {std::tuple{"client_ip", HashOn::Kind::ClientIp, ""},
+                                  std::tuple{"cookie:sid", HashOn::Kind::Cookie, "sid"},
+                                  std::tuple{"claim:sub", HashOn::Kind::Claim, "sub"}}) {
+    Config c = load_ok(std::string(R"(services:
+  user: {instances: ["http://a:1"], load_balancing: hash, hash_on: ")") + text + R"("}
+routes: [{path: /, service: user}])");
+    ASSERT_EQ(c.services.size(), 1u);
+    EXPECT_EQ(c.services[0].hash_on->kind, kind);
+    EXPECT_EQ(c.services[0].hash_on->name, name);
+  }
+}
+
+// ---- one error each, checked in full --------------------------------------------------------
+
+struct Case {
+  const char* yaml;
+  const char* error;
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.error; }
+
+class ConfigError : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ConfigError, IsReportedWithPlacePathAndMessage) {
+  EXPECT_EQ(only_error(GetParam().yaml), GetParam().error) << GetParam().yaml;
+}
+
+constexpr const char* kRoutes = "routes: [{path: /, service: user}]\n";
+
+INSTANTIATE_TEST_SUITE_P(
+    Top, ConfigError,
+    ::testing::Values(
+        Case{"listen: \"localhost\"\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:1:9: listen: expected an address like \":3000\" or \"0.0.0.0:3000\", got \"localhost\""},
+        Case{"listen: [\":80\", \":80\"]\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:1:17: listen[1]: duplicate listener on :80"},
+        Case{"workers: 0\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:1:10: workers: expected auto or a number of threads from 1 to 1024, got 0"},
+        Case{"redis: localhost:6379\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:1:8: redis: expected a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0, "
+             "got \"localhost:6379\""},
+        Case{"trusted_proxies: [10.0.0.0/33]\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:1:19: trusted_proxies[0]: expected a CIDR like 10.0.0.0/8, 192.168.1.7 or fd00::/8, "
+             "got \"10.0.0.0/33\""},
+        Case{"limits:\n  max_body_bytes: lots\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:2:19: limits.max_body_bytes: expected a positive size like 8KiB, 10MiB or 1024, got \"lots\""},
+        Case{"limits:\n  idle_timeout: abc\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:2:17: limits.idle_timeout: expected a positive duration like 250ms, 30s, 15m or 1h, got \"abc\""},
+        Case{"limits:\n  max_body: 1MiB\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:2:3: limits.max_body: unknown key \"max_body\"; did you mean \"max_body_bytes\"?"},
+        Case{"health_endpoint: health\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:1:18: health_endpoint: expected a path starting with / or false, got \"health\""},
+        Case{"admin: {address: \"127.0.0.1:9901\"}\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:1:8: admin.token: missing; expected the admin API's bearer token, e.g. \"${ADMIN_TOKEN}\""}));
+
+INSTANTIATE_TEST_SUITE_P(
+    Services, ConfigError,
+    ::testing::Values(
+        Case{"services:\n  user:\n    instances: [\"https://10.0.0.5:3001\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: https instances are not yet supported; "
+             "got \"https://10.0.0.5:3001\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\", \"10.0.0.5:3001\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:31: services.user.instances[1]: expected a URL like http://10.0.0.5:3001, got \"10.0.0.5:3001\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1/api\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 with no path, "
+             "got \"http://a:1/api\""},
+        Case{"services:\n  user:\n    instances: [{url: \"http://a:1\", weight: 0}]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:45: services.user.instances[0].weight: expected a positive integer weight, got 0"},
+        Case{"services:\n  user:\n    instances: []\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:16: services.user.instances: expected at least one instance, got an empty list"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    load_balancing: least_requests\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:21: services.user.load_balancing: unknown load_balancing \"least_requests\"; "
+             "did you mean \"least_request\"?"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    load_balancing: fastest\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:21: services.user.load_balancing: expected one of round_robin, weighted, least_request, "
+             "random or hash, got \"fastest\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    load_balancing: hash\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:3:5: services.user.hash_on: missing; expected client_ip, header:NAME, cookie:NAME or "
+             "claim:NAME (load_balancing: hash needs it)"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    hash_on: client_ip\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:14: services.user.hash_on: hash_on applies only with load_balancing: hash"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    load_balancing: hash\n    hash_on: ip\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:5:14: services.user.hash_on: expected client_ip, header:NAME, cookie:NAME or claim:NAME, "
+             "got \"ip\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {interval: 0s}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:30: services.user.health_check.interval: expected a positive duration like 250ms, 30s, 15m "
+             "or 1h, got \"0s\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    retries: {attempts: -1}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:25: services.user.retries.attempts: expected a number of retries (0 or more), got -1"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    retries: {retry_on: [timeout]}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:26: services.user.retries.retry_on[0]: expected connect_failure or a 5xx status code like "
+             "502, got \"timeout\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    retries: {retry_on: [connect_failures]}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:26: services.user.retries.retry_on[0]: unknown retry condition \"connect_failures\"; did "
+             "you mean \"connect_failure\"?"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    preserve_host: yes\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:20: services.user.preserve_host: expected true or false, got \"yes\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    max_in_flight: 0\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:20: services.user.max_in_flight: expected a positive integer, got 0"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    Routes, ConfigError,
+    ::testing::Values(
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: /api\n    service: usr\n",
+             "gw.yaml:5:14: routes[0].service: unknown service \"usr\"; did you mean \"user\"?"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: /api\n    service: billing\n",
+             "gw.yaml:5:14: routes[0].service: unknown service \"billing\"; expected one of: user"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: /api\n",
+             "gw.yaml:4:5: routes[0].service: missing; expected the name of a service"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - service: user\n",
+             "gw.yaml:4:5: routes[0]: expected one of path, exact or regex"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: /a\n    exact: /a/b\n    service: user\n",
+             "gw.yaml:5:12: routes[0].exact: only one of path, exact or regex may be given; this route already has "
+             "path"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: api\n    service: user\n",
+             "gw.yaml:4:11: routes[0].path: expected a path starting with /, like /api/users, got \"api\""},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - regex: \"^/a/(\"\n    service: user\n",
+             "gw.yaml:4:12: routes[0].regex: invalid regular expression \"^/a/(\": missing ): ^/a/("},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: /a\n    methods: [GET, PSOT]\n"
+             "    service: user\n",
+             "gw.yaml:5:20: routes[0].methods[1]: unknown method \"PSOT\"; did you mean \"POST\"?"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: /a\n    methods: [\"GE T\"]\n"
+             "    service: user\n",
+             "gw.yaml:5:15: routes[0].methods[0]: expected an HTTP method like GET, got \"GE T\""},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - exact: /a\n    strip_prefix: true\n"
+             "    service: user\n",
+             "gw.yaml:5:19: routes[0].strip_prefix: strip_prefix applies only to path routes"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: /a\n    host: \"api.*.com\"\n"
+             "    service: user\n",
+             "gw.yaml:5:11: routes[0].host: expected a host name like api.example.com or *.example.com, "
+             "got \"api.*.com\""},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: /a\n"
+             "    headers: {X-A: {regex: \"[a-\"}}\n    service: user\n",
+             "gw.yaml:5:28: routes[0].headers.X-A.regex: invalid regular expression \"[a-\": missing ]: [a-"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: /a\n    service: user\n"
+             "    polices: [x]\n",
+             "gw.yaml:6:5: routes[0].polices: unknown key \"polices\"; did you mean \"policies\"?"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\npolicies:\n  per-ip: {type: rate_limit}\n"
+             "routes:\n  - path: /a\n    service: user\n    policies: [per_ip]\n",
+             "gw.yaml:8:16: routes[0].policies[0]: unknown policy \"per_ip\"; did you mean \"per-ip\"?"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\npolicies:\n  per-ip: {type: rate_limit}\n"
+             "defaults: {policies: [per-ip]}\nroutes:\n  - path: /a\n    service: user\n    policies: [per-ip]\n",
+             "gw.yaml:9:16: routes[0].policies[0]: policy \"per-ip\" already runs on every route (from "
+             "defaults.policies)"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - {name: users, path: /a, service: user}\n"
+             "  - {name: users, path: /b, service: user}\n",
+             "gw.yaml:5:12: routes[1].name: duplicate route name \"users\" (also routes[0])"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\nroutes: []\n",
+             "gw.yaml:3:9: routes: expected at least one route, got an empty list"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    Policies, ConfigError,
+    ::testing::Values(
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\npolicies:\n  limit:\n    type: rate_limt\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:5:11: policies.limit.type: unknown policy type \"rate_limt\"; did you mean \"rate_limit\"?"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\npolicies:\n  keys:\n    type: api_key\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:5:11: policies.keys.type: policy type \"api_key\" is not yet supported"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\npolicies:\n  limit:\n    limit: 5\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:5:5: policies.limit.type: missing; expected a policy type: jwt, rate_limit, require_role, "
+             "api_key, cors, ip_filter or security_headers"},
+        Case{"services:\n  user: {instances: [\"http://a:1\"]}\npolicies:\n  limit: rate_limit\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:10: policies.limit: expected a mapping with a type, got \"rate_limit\""}));
+
+TEST(ConfigLoader, MisspeltTopLevelKey) {
+  EXPECT_EQ(errors_of("servces: {}\nroutes: [{path: /, service: user}]\n"),
+            (std::vector<std::string>{
+                "gw.yaml:1:1: servces: unknown key \"servces\"; did you mean \"services\"?",
+                "gw.yaml:1:1: services: missing; expected a mapping of service name to {instances: [...]}",
+                "gw.yaml:2:29: routes[0].service: unknown service \"user\"",
+            }));
+}
+
+TEST(ConfigLoader, EmptyServices) {
+  EXPECT_EQ(errors_of("services: {}\nroutes: [{path: /, service: user}]\n"),
+            (std::vector<std::string>{
+                "gw.yaml:1:11: services: expected at least one service, got an empty mapping",
+                "gw.yaml:2:29: routes[0].service: unknown service \"user\"",
+            }));
+}
+
+TEST(ConfigLoader, MisspeltServiceKey) {
+  EXPECT_EQ(errors_of("services:\n  user:\n    instance: [\"http://a:1\"]\nroutes: [{path: /, service: user}]\n"),
+            (std::vector<std::string>{
+                "gw.yaml:3:5: services.user.instance: unknown key \"instance\"; did you mean \"instances\"?",
+                "gw.yaml:3:5: services.user.instances: missing; expected a list of URLs like http://10.0.0.5:3001",
+            }));
+}
+
+TEST(ConfigLoader, DuplicateKey) {
+  EXPECT_EQ(errors_of(std::string(kMinimal) + "workers: 2\nworkers: 3\n"),
+            std::vector<std::string>{"gw.yaml:8:1: workers: duplicate key \"workers\""});
+}
+
+TEST(ConfigLoader, AutoWorkersAndAnyPort) {
+  Config c = load_ok(std::string(kMinimal) + "workers: auto\nlisten: \"127.0.0.1:0\"\nhealth_endpoint: /healthz\n");
+  EXPECT_EQ(c.workers, 0u);
+  EXPECT_EQ(c.listeners[0].host, "127.0.0.1");
+  EXPECT_EQ(c.listeners[0].port, 0);
+  EXPECT_EQ(c.health_endpoint, "/healthz");
+}
+
+TEST(ConfigLoader, BareNumberDurationIsSeconds) {
+  Config c = load_ok("services:\n  user:\n    instances: [\"http://a:1\"]\n    timeouts: {connect: 2}\n" +
+                     std::string(kRoutes));
+  EXPECT_EQ(c.services[0].connect_timeout, 2s);
+}
+
+// ---- several at once -------------------------------------------------------------------------
+
+TEST(ConfigLoader, ReportsEveryErrorInFileOrder) {
+  PolicyCatalog catalog = test_catalog();
+  catalog.supported["rate_limit"] = [](const PolicyConfig& p, Diagnostics& d) {
+    const YAML::Node limit = p.options["limit"];
+    if (limit && limit.as<int>() <= 0)
+      d.error(limit, p.path + ".limit", "expected a positive integer, got " + limit.Scalar());
+  };
+  auto errors = errors_of(R"(listen: ":3000"
+workers: many
+services:
+  user:
+    instances: ["http://10.0.0.5:3001", "ftp://10.0.0.6"]
+policies:
+  per-ip: {type: rate_limit, limit: 0, window: 1m}
+  sso: {type: jtw}
+routes:
+  - path: /api/users
+    service: usr
+    policies: [per-ip, sso, auth]
+  - path: /api/orders
+    service: orders
+)",
+                          catalog);
+  EXPECT_EQ(errors, (std::vector<std::string>{
+                        "gw.yaml:2:10: workers: expected auto or a number of threads from 1 to 1024, got \"many\"",
+                        "gw.yaml:5:41: services.user.instances[1]: expected a URL like http://10.0.0.5:3001, got "
+                        "\"ftp://10.0.0.6\"",
+                        "gw.yaml:7:37: policies.per-ip.limit: expected a positive integer, got 0",
+                        "gw.yaml:8:15: policies.sso.type: unknown policy type \"jtw\"; did you mean \"jwt\"?",
+                        "gw.yaml:11:14: routes[0].service: unknown service \"usr\"; did you mean \"user\"?",
+                        "gw.yaml:12:29: routes[0].policies[2]: unknown policy \"auth\"; expected one of: per-ip, "
+                        "sso, security_headers",
+                        "gw.yaml:14:14: routes[1].service: unknown service \"orders\"; expected one of: user",
+                    }));
+}
+
+TEST(ConfigLoader, ValidatorExceptionsBecomeDiagnostics) {
+  PolicyCatalog catalog = test_catalog();
+  catalog.supported["rate_limit"] = [](const PolicyConfig& p, Diagnostics&) { (void)p.options["limit"].as<int>(); };
+  auto errors = errors_of(std::string(kMinimal) + "policies:\n  per-ip: {type: rate_limit, limit: lots}\n", catalog);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("gw.yaml:8:37: policies.per-ip: invalid options: ", 0), 0u) << errors[0];
+}
+
+TEST(ConfigLoader, PlannedTypeIsRefused) {
+  PolicyCatalog catalog;
+  catalog.supported["rate_limit"] = nullptr;
+  catalog.planned = {"jwt"};
+  auto errors = errors_of(std::string(kMinimal) + "policies:\n  auth: {type: jwt, secret: x}\n", catalog);
+  EXPECT_EQ(errors, std::vector<std::string>{"gw.yaml:8:16: policies.auth.type: policy type \"jwt\" is not yet supported"});
+}
+
+TEST(ConfigLoader, BuiltinSecurityHeadersNeedsNoEntry) {
+  Config c = load_ok(R"(services:
+  user: {instances: ["http://a:1"]}
+routes:
+  - {path: /, service: user, policies: [security_headers]}
+)");
+  ASSERT_EQ(c.policies.size(), 1u);
+  EXPECT_EQ(c.policies[0].name, "security_headers");
+  EXPECT_EQ(c.policies[0].type, "security_headers");
+  EXPECT_EQ(c.routes[0].policies, std::vector<std::string>{"security_headers"});
+  // Not named anywhere: not synthesized.
+  EXPECT_TRUE(load_ok(kMinimal).policies.empty());
+}
+
+TEST(ConfigLoader, PolicyEntryMayUseBuiltinTypeUnderAnotherName) {
+  Config c = load_ok(std::string(kMinimal) + "policies:\n  strict-headers: {type: security_headers, override: true}\n");
+  ASSERT_EQ(c.policies.size(), 1u);
+  EXPECT_EQ(c.policies[0].name, "strict-headers");
+  EXPECT_EQ(c.policies[0].path, "policies.strict-headers");
+  EXPECT_EQ(c.policies[0].mark.line, 8);
+}
+
+// ---- environment -----------------------------------------------------------------------------
+
+TEST(ConfigEnv, UnsetVariableIsAnErrorAtItsPlace) {
+  ::unsetenv("GH_TEST_UNSET");
+  auto errors = errors_of(R"(services:
+  user:
+    instances: ["${GH_TEST_UNSET}"]
+routes: [{path: /, service: user}]
+)");
+  EXPECT_EQ(errors, std::vector<std::string>{
+                        "gw.yaml:3:18: (env): environment variable GH_TEST_UNSET is not set; set it, or write "
+                        "${GH_TEST_UNSET:-default} to give a default"});
+}
+
+TEST(ConfigEnv, UnsetPlainValueIsReportedOnce) {
+  ::unsetenv("GH_TEST_UNSET");
+  auto errors = errors_of(std::string(kMinimal) + "admin:\n  address: ${GH_TEST_UNSET}\n  token: t\n");
+  EXPECT_EQ(errors, std::vector<std::string>{
+                        "gw.yaml:8:12: (env): environment variable GH_TEST_UNSET is not set; set it, or write "
+                        "${GH_TEST_UNSET:-default} to give a default"});
+}
+
+TEST(ConfigEnv, DefaultsAndValues) {
+  ::unsetenv("GH_TEST_UNSET");
+  ::setenv("GH_TEST_EMPTY", "", 1);
+  ::setenv("GH_TEST_PORT", "4100", 1);
+  ::setenv("GH_TEST_TOKEN", "a \"quoted\" \\ token", 1);
+  Config c = load_ok(R"(listen: ":${GH_TEST_PORT}"
+admin: {address: "127.0.0.1:${GH_TEST_UNSET:-9901}", token: "${GH_TEST_TOKEN}"}
+access_log: ${GH_TEST_EMPTY:-stderr}
+services:
+  user: {instances: ["${GH_TEST_UNSET:-http://127.0.0.1:3001}"]}
+routes: [{path: /, service: user}]
+)");
+  EXPECT_EQ(c.listeners[0].port, 4100);
+  EXPECT_EQ(c.admin->port, 9901);
+  EXPECT_EQ(c.admin->token, "a \"quoted\" \\ token");
+  EXPECT_EQ(c.access_log, "stderr");  // `:-` also replaces an empty value, as in the shell
+  EXPECT_EQ(c.services[0].instances[0].port, 3001);
+  ::unsetenv("GH_TEST_EMPTY");
+  ::unsetenv("GH_TEST_PORT");
+  ::unsetenv("GH_TEST_TOKEN");
+}
+
+TEST(ConfigEnv, SetButEmptyWithoutDefaultIsEmpty) {
+  ::setenv("GH_TEST_EMPTY", "", 1);
+  Config c = load_ok(std::string(kMinimal) + "access_log: \"x${GH_TEST_EMPTY}\"\n");
+  EXPECT_EQ(c.access_log, "x");
+  ::unsetenv("GH_TEST_EMPTY");
+}
+
+TEST(ConfigEnv, CommentsAndEscapesAreLeftAlone) {
+  ::unsetenv("GH_TEST_UNSET");
+  Config c = load_ok(std::string("# run with ${GH_TEST_UNSET} set\n") + kMinimal +
+                     "access_log: \"/var/log/$${HOME}.log\"  # ${GH_TEST_UNSET}\n");
+  EXPECT_EQ(c.access_log, "/var/log/${HOME}.log");
+}
+
+TEST(ConfigEnv, ColumnsPointIntoTheFileAsWritten) {
+  ::setenv("GH_TEST_LONG", "http://a-rather-long-host-name.internal:3001", 1);
+  auto errors = errors_of(R"(services:
+  user: {instances: ["${GH_TEST_LONG}"], max_in_flight: 0}
+routes:
+  - path: /api
+    service: user
+)");
+  EXPECT_EQ(errors, std::vector<std::string>{"gw.yaml:2:57: services.user.max_in_flight: expected a positive "
+                                             "integer, got 0"});
+  ::unsetenv("GH_TEST_LONG");
+}
+
+TEST(ConfigEnv, MalformedReference) {
+  auto errors = errors_of(std::string(kMinimal) + "access_log: \"${1BAD}\"\n");
+  EXPECT_EQ(errors, std::vector<std::string>{
+                        "gw.yaml:7:14: (env): malformed variable reference; expected ${NAME} or ${NAME:-default}"});
+}
+
+// ---- syntax and files ------------------------------------------------------------------------
+
+TEST(ConfigLoader, YamlSyntaxErrorHasItsPlace) {
+  auto errors = errors_of("services:\n  user: {instances: [\"http://a:1\"]\nroutes: []\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("gw.yaml:3:", 0), 0u) << errors[0];
+  EXPECT_NE(errors[0].find("(yaml): "), std::string::npos) << errors[0];
+}
+
+TEST(ConfigLoader, EmptyDocument) {
+  EXPECT_EQ(errors_of(""), std::vector<std::string>{"gw.yaml:1:1: (root): expected a mapping with services and "
+                                                    "routes at the top level, got an empty document"});
+}
+
+TEST(ConfigLoader, UnreadableFile) {
+  LoadResult r = load_file("no-such-dir/gatehouse.yaml", test_catalog());
+  EXPECT_FALSE(r.config);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].to_string(), "no-such-dir/gatehouse.yaml: (file): cannot read the file: No such file or directory");
+}
+
+TEST(ConfigLoader, LoadsFromFile) {
+  const std::string path = ::testing::TempDir() + "gh_config_test.yaml";
+  {
+    std::ofstream out(path);
+    out << kMinimal << "workers: 2\n";
+  }
+  LoadResult r = load_file(path, test_catalog());
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->file, path);
+  EXPECT_EQ(r.config->workers, 2u);
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace gh::config
+
+TEST(Config, DefaultRouteNamesMayRepeat) {
+  gh::config::PolicyCatalog catalog;
+  auto r = gh::config::load_string(
+      "services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: /a\n    methods: [GET]\n"
+      "    service: user\n  - path: /a\n    methods: [POST]\n    service: user\n",
+      "gw.yaml", catalog);
+  ASSERT_TRUE(r.config.has_value()) << (r.errors.empty() ? "" : r.errors[0].to_string());
+  EXPECT_EQ(r.config->routes.size(), 2u);
+  EXPECT_EQ(r.config->routes[1].name, "/a");
+}

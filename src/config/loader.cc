@@ -1,0 +1,1120 @@
+// Loader: YAML text -> Config, validating every field and collecting every problem at once.
+// Thread: each load builds its own state; nothing is shared between loads.
+// Failure: yaml-cpp may throw inside this file; every throw is caught here and becomes a
+// Diagnostic. A caller only ever sees a LoadResult.
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+
+#include "config/config.h"
+#include "config/env.h"
+#include "core/strings.h"
+
+namespace gh::config {
+
+namespace {
+
+constexpr std::string_view kSecurityHeaders = "security_headers";
+constexpr std::string_view kRootPath = "(root)";  // the field path of the whole document
+constexpr std::string_view kDurationExpected = "a duration like 250ms, 30s, 15m or 1h";
+constexpr std::string_view kSizeExpected = "a size like 8KiB, 10MiB or 1024";
+constexpr std::string_view kInstanceExpected = "a URL like http://10.0.0.5:3001";
+constexpr std::string_view kListenExpected = "an address like \":3000\" or \"0.0.0.0:3000\"";
+
+// ---- describing values in messages --------------------------------------------------------
+
+std::string quote(std::string_view s) {
+  constexpr std::size_t kMax = 80;
+  std::string out = "\"";
+  for (std::size_t i = 0; i < s.size() && i < kMax; ++i) {
+    char c = s[i];
+    if (c == '"' || c == '\\') out += '\\', out += c;
+    else if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    else out += c;
+  }
+  if (s.size() > kMax) out += "...";
+  return out + "\"";
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// How a value reads in "got ...": numbers and booleans written plainly stay bare, text is quoted.
+std::string describe(const YAML::Node& n) {
+  if (!n.IsDefined() || n.IsNull()) return "nothing";
+  if (n.IsSequence()) return "a list";
+  if (n.IsMap()) return "a mapping";
+  const std::string& s = n.Scalar();
+  if (n.Tag() == "?") {
+    std::string_view v = s;
+    if (!v.empty() && (v[0] == '-' || v[0] == '+')) v.remove_prefix(1);
+    if (all_digits(v) || s == "true" || s == "false") return s;
+  }
+  return quote(s);
+}
+
+std::string join(const std::vector<std::string>& items, std::string_view last_sep = " or ") {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += (i + 1 == items.size()) ? std::string(last_sep) : std::string(", ");
+    out += items[i];
+  }
+  return out;
+}
+
+// The candidate `got` most likely meant: a near miss, or the one name that `got` abbreviates
+// (`max_body` for `max_body_bytes`). Empty when nothing is close.
+std::string closest(std::string_view got, const std::vector<std::string>& candidates) {
+  std::string best = suggest(got, candidates);
+  if (!best.empty() || got.size() < 3) return best;
+  for (const auto& c : candidates) {
+    if (c.size() <= got.size() || c.compare(0, got.size(), got) != 0) continue;
+    if (!best.empty()) return {};  // ambiguous
+    best = c;
+  }
+  return best;
+}
+
+// `unknown WHAT "x"; did you mean "y"?`, or the list of choices when nothing is close.
+std::string unknown_name(std::string_view what, std::string_view got, const std::vector<std::string>& candidates) {
+  std::string best = closest(got, candidates);
+  if (!best.empty()) return fmt::format("unknown {} {}; did you mean {}?", what, quote(got), quote(best));
+  if (candidates.empty()) return fmt::format("unknown {} {}", what, quote(got));
+  return fmt::format("unknown {} {}; expected one of: {}", what, quote(got), join(candidates, ", "));
+}
+
+// ---- small syntax checks ------------------------------------------------------------------
+
+bool is_tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool is_token(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), is_tchar); }
+
+bool is_name(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+           c == '.';
+  });
+}
+
+bool is_hostname(std::string_view s) {
+  if (s.empty() || s.size() > 253 || s.front() == '.' || s.front() == '-' || s.back() == '-') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_';
+  });
+}
+
+bool is_ipv6(std::string_view s) {
+  in6_addr a{};
+  return inet_pton(AF_INET6, std::string(s).c_str(), &a) == 1;
+}
+
+std::optional<std::uint16_t> parse_port(std::string_view s, bool allow_zero) {
+  if (!all_digits(s) || s.size() > 5) return std::nullopt;
+  unsigned v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  if (v > 65535 || (v == 0 && !allow_zero)) return std::nullopt;
+  return static_cast<std::uint16_t>(v);
+}
+
+struct HostPort {
+  std::string host;
+  std::optional<std::uint16_t> port;
+};
+
+// "host", "host:port", "[v6]", "[v6]:port", and with allow_empty_host ":port". Port 0..65535
+// only where allow_zero_port (a listener on port 0 takes any free port).
+std::optional<HostPort> parse_authority(std::string_view s, bool allow_empty_host, bool allow_zero_port) {
+  HostPort hp;
+  std::string_view rest;
+  if (!s.empty() && s[0] == '[') {
+    auto close = s.find(']');
+    if (close == std::string_view::npos || !is_ipv6(s.substr(1, close - 1))) return std::nullopt;
+    hp.host = std::string(s.substr(1, close - 1));
+    rest = s.substr(close + 1);
+    if (!rest.empty() && rest[0] != ':') return std::nullopt;
+  } else {
+    auto colon = s.rfind(':');
+    std::string_view host = s.substr(0, colon);
+    if (colon != std::string_view::npos && host.find(':') != std::string_view::npos) return std::nullopt;
+    if (host.empty() ? !allow_empty_host : !is_hostname(host)) return std::nullopt;
+    hp.host = std::string(host);
+    if (colon != std::string_view::npos) rest = s.substr(colon);
+  }
+  if (!rest.empty()) {
+    hp.port = parse_port(rest.substr(1), allow_zero_port);
+    if (!hp.port) return std::nullopt;
+  }
+  return hp;
+}
+
+bool valid_cidr(std::string_view s) {
+  auto slash = s.find('/');
+  std::string addr(s.substr(0, slash));
+  bool v6 = addr.find(':') != std::string::npos;
+  unsigned char buf[sizeof(in6_addr)];
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, addr.c_str(), buf) != 1) return false;
+  if (slash == std::string_view::npos) return true;
+  std::string_view bits = s.substr(slash + 1);
+  if (!all_digits(bits) || bits.size() > 3) return false;
+  unsigned n = 0;
+  std::from_chars(bits.data(), bits.data() + bits.size(), n);
+  return n <= (v6 ? 128u : 32u);
+}
+
+bool valid_redis_url(std::string_view s) {
+  constexpr std::string_view kScheme = "redis://";
+  if (s.substr(0, kScheme.size()) != kScheme) return false;
+  std::string_view rest = s.substr(kScheme.size());
+  auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  if (auto at = authority.rfind('@'); at != std::string_view::npos) authority = authority.substr(at + 1);
+  if (authority.empty() || authority[0] == ':') return false;
+  if (!parse_authority(authority, false, false)) return false;
+  if (slash == std::string_view::npos) return true;
+  std::string_view db = rest.substr(slash + 1);
+  return db.empty() || all_digits(db);
+}
+
+// A path to match or serve: starts with "/", no query, fragment, blanks or control characters.
+bool valid_path(std::string_view s) {
+  if (s.empty() || s[0] != '/') return false;
+  return std::none_of(s.begin(), s.end(), [](char c) {
+    return c == '?' || c == '#' || c == ' ' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+}
+
+// ---- a value with its place -----------------------------------------------------------------
+
+// A node with where it stands and its field path. `node` is undefined when the key is absent;
+// then `mark` is the enclosing mapping's.
+struct Val {
+  YAML::Node node;
+  Mark mark;
+  std::string path;
+
+  bool present() const { return node.IsDefined(); }
+  bool is_null() const { return !node.IsDefined() || node.IsNull(); }
+};
+
+std::string join_path(std::string_view parent, std::string_view key) {
+  if (parent.empty()) return std::string(key);
+  return fmt::format("{}.{}", parent, key);
+}
+
+// The keys of one mapping, checked against the keys it may have.
+class Fields {
+ public:
+  // An `open` mapping takes any key: only its duplicates are reported (a policy's own
+  // validator judges the rest of its keys).
+  Fields(Diagnostics& d, const Val& map, const std::vector<std::string>& allowed, bool open = false) : map_(map) {
+    for (auto it = map.node.begin(); it != map.node.end(); ++it) {
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
+      std::string name = key.IsScalar() ? key.Scalar() : std::string();
+      Mark key_mark = mark_of(key);
+      if (!key.IsScalar()) {
+        d.error(key_mark, map.path.empty() ? std::string(kRootPath) : map.path,
+                fmt::format("expected a key name, got {}", describe(key)));
+        continue;
+      }
+      if (!open && std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        d.error(key_mark, join_path(map.path, name), unknown_name("key", name, allowed));
+        continue;
+      }
+      if (find(name)) {
+        d.error(key_mark, join_path(map.path, name), fmt::format("duplicate key {}", quote(name)));
+        continue;
+      }
+      // An empty value has no place of its own (yaml-cpp puts it on the next line): use the key's.
+      Mark value_mark = mark_of(value);
+      if (value.IsNull() && value_mark.line != key_mark.line) value_mark = key_mark;
+      entries_.push_back({name, Val{value, value_mark, join_path(map.path, name)}});
+    }
+  }
+
+  // The value under `key`, or an absent Val placed at the mapping.
+  Val get(std::string_view key) const {
+    if (const Val* v = find(key)) return *v;
+    return Val{YAML::Node(YAML::NodeType::Undefined), map_.mark, join_path(map_.path, key)};
+  }
+
+  bool has(std::string_view key) const { return find(key) != nullptr; }
+
+ private:
+  const Val* find(std::string_view key) const {
+    for (const auto& [name, v] : entries_)
+      if (name == key) return &v;
+    return nullptr;
+  }
+
+  Val map_;
+  std::vector<std::pair<std::string, Val>> entries_;
+};
+
+// Every entry of a mapping whose keys are user-chosen names (services, policies, headers).
+std::vector<std::pair<std::string, Val>> named_entries(Diagnostics& d, const Val& map) {
+  std::vector<std::pair<std::string, Val>> out;
+  for (auto it = map.node.begin(); it != map.node.end(); ++it) {
+    const YAML::Node key = it->first;
+    const YAML::Node value = it->second;
+    Mark key_mark = mark_of(key);
+    if (!key.IsScalar()) {
+      d.error(key_mark, map.path, fmt::format("expected a name, got {}", describe(key)));
+      continue;
+    }
+    std::string name = key.Scalar();
+    std::string path = join_path(map.path, name);
+    bool seen = std::any_of(out.begin(), out.end(), [&](const auto& e) { return e.first == name; });
+    if (seen) {
+      d.error(key_mark, path, fmt::format("duplicate name {}", quote(name)));
+      continue;
+    }
+    Mark value_mark = mark_of(value);
+    if (value.IsNull() && value_mark.line != key_mark.line) value_mark = key_mark;
+    out.push_back({name, Val{value, value_mark, path}});
+  }
+  return out;
+}
+
+std::vector<Val> items(const Val& list) {
+  std::vector<Val> out;
+  std::size_t i = 0;
+  for (const YAML::Node& item : list.node) {
+    Mark m = mark_of(item);
+    if (m.line == 0) m = list.mark;
+    out.push_back(Val{item, m, fmt::format("{}[{}]", list.path, i++)});
+  }
+  return out;
+}
+
+// ---- the loader -----------------------------------------------------------------------------
+
+class Loader {
+ public:
+  Loader(Diagnostics& d, const PolicyCatalog& catalog) : d_(d), catalog_(catalog) {}
+
+  Config load(const YAML::Node& root, std::string file) {
+    Config c;
+    c.file = std::move(file);
+    Val top{root, mark_of(root), ""};
+    if (top.mark.line == 0) top.mark = Mark{1, 1};
+    if (!root.IsMap()) {
+      error(top, fmt::format("expected a mapping with services and routes at the top level, got {}",
+                             root.IsNull() ? std::string("an empty document") : describe(root)));
+      return c;
+    }
+    Fields f(d_, top,
+             {"listen", "admin", "workers", "redis", "trusted_proxies", "limits", "health_endpoint", "access_log",
+              "services", "policies", "defaults", "routes"});
+    load_listen(f.get("listen"), c);
+    if (f.has("admin")) c.admin = load_admin(f.get("admin"));
+    load_workers(f.get("workers"), c);
+    load_redis(f.get("redis"), c);
+    load_trusted_proxies(f.get("trusted_proxies"), c);
+    load_limits(f.get("limits"), c.limits);
+    load_health_endpoint(f.get("health_endpoint"), c);
+    load_access_log(f.get("access_log"), c);
+    load_services(f.get("services"), c);
+    load_policies(f.get("policies"), c);
+    load_defaults(f.get("defaults"), c);
+    load_routes(f.get("routes"), c);
+    synthesize_builtins(c);
+    return c;
+  }
+
+ private:
+  void error(const Val& v, std::string message) {
+    d_.error(v.mark, v.path.empty() ? std::string(kRootPath) : v.path, std::move(message));
+  }
+
+  void missing(const Val& v, std::string_view expected) { error(v, fmt::format("missing; expected {}", expected)); }
+
+  void expected(const Val& v, std::string_view what) {
+    error(v, fmt::format("expected {}, got {}", what, describe(v.node)));
+  }
+
+  // ---- typed readers: each reports and returns nullopt when the value does not fit ----------
+
+  bool want_map(const Val& v, std::string_view what) {
+    if (v.node.IsMap()) return true;
+    expected(v, what);
+    return false;
+  }
+
+  bool want_list(const Val& v, std::string_view what) {
+    if (v.node.IsSequence()) return true;
+    expected(v, what);
+    return false;
+  }
+
+  std::optional<std::string> text(const Val& v, std::string_view what) {
+    if (v.node.IsScalar()) return v.node.Scalar();
+    expected(v, what);
+    return std::nullopt;
+  }
+
+  std::optional<std::string> nonempty_text(const Val& v, std::string_view what) {
+    if (v.node.IsScalar() && !v.node.Scalar().empty()) return v.node.Scalar();
+    expected(v, what);
+    return std::nullopt;
+  }
+
+  std::optional<bool> boolean(const Val& v) {
+    if (v.node.IsScalar()) {
+      const std::string& s = v.node.Scalar();
+      if (s == "true" || s == "True" || s == "TRUE") return true;
+      if (s == "false" || s == "False" || s == "FALSE") return false;
+    }
+    expected(v, "true or false");
+    return std::nullopt;
+  }
+
+  std::optional<std::uint64_t> integer(const Val& v, std::uint64_t min, std::string_view what) {
+    if (v.node.IsScalar()) {
+      std::string_view s = v.node.Scalar();
+      std::uint64_t n = 0;
+      if (all_digits(s) && s.size() <= 18) {
+        std::from_chars(s.data(), s.data() + s.size(), n);
+        if (n >= min) return n;
+      }
+    }
+    expected(v, what);
+    return std::nullopt;
+  }
+
+  std::optional<std::uint64_t> positive(const Val& v) { return integer(v, 1, "a positive integer"); }
+
+  std::optional<Duration> duration(const Val& v, bool allow_zero = false) {
+    if (v.node.IsScalar()) {
+      if (auto d = parse_duration(v.node.Scalar()); d && (allow_zero || d->count() > 0)) return *d;
+    }
+    expected(v, allow_zero ? kDurationExpected : "a positive duration like 250ms, 30s, 15m or 1h");
+    return std::nullopt;
+  }
+
+  std::optional<std::uint64_t> size(const Val& v, bool allow_zero = false, std::string_view per = "") {
+    if (v.node.IsScalar()) {
+      std::string_view s = v.node.Scalar();
+      if (!per.empty() && s.size() > per.size() && s.substr(s.size() - per.size()) == per)
+        s.remove_suffix(per.size());
+      if (auto n = parse_size(s); n && (allow_zero || *n > 0)) return *n;
+    }
+    std::string what = allow_zero ? std::string(kSizeExpected) : fmt::format("a positive {}", kSizeExpected.substr(2));
+    if (!per.empty()) what = "a rate like 1KiB/s, 64KiB/s or 1024";
+    expected(v, what);
+    return std::nullopt;
+  }
+
+  // One of a fixed set of words; a near miss gets a suggestion.
+  std::optional<std::string> choice(const Val& v, std::string_view what, const std::vector<std::string>& choices) {
+    if (v.node.IsScalar()) {
+      const std::string& s = v.node.Scalar();
+      if (std::find(choices.begin(), choices.end(), s) != choices.end()) return s;
+      if (!closest(s, choices).empty()) {
+        error(v, unknown_name(what, s, choices));
+        return std::nullopt;
+      }
+    }
+    expected(v, fmt::format("one of {}", join(choices)));
+    return std::nullopt;
+  }
+
+  // ---- top level ------------------------------------------------------------------------------
+
+  std::optional<ListenerConfig> listener_address(const Val& v, bool allow_zero_port = true) {
+    if (v.node.IsScalar()) {
+      std::string s = v.node.Scalar();
+      if (all_digits(s)) s = ":" + s;  // `listen: 3000`
+      auto hp = parse_authority(s, true, allow_zero_port);
+      if (hp && hp->port) {
+        ListenerConfig l;
+        l.host = hp->host;
+        l.port = *hp->port;
+        l.mark = v.mark;
+        return l;
+      }
+    }
+    expected(v, kListenExpected);
+    return std::nullopt;
+  }
+
+  std::optional<ListenerConfig> listener(const Val& v) {
+    if (!v.node.IsMap()) return listener_address(v);
+    Fields f(d_, v, {"address", "tls"});
+    Val address = f.get("address");
+    std::optional<ListenerConfig> l;
+    if (!address.present()) missing(address, kListenExpected);
+    else l = listener_address(address);
+    if (f.has("tls")) {
+      Val tls = f.get("tls");
+      if (want_map(tls, "{cert, key} file paths")) {
+        Fields t(d_, tls, {"cert", "key"});
+        TlsConfig cfg;
+        for (auto [key, out] : {std::pair{"cert", &cfg.cert}, std::pair{"key", &cfg.key}}) {
+          Val file = t.get(key);
+          if (!file.present()) missing(file, "a file path");
+          else if (auto s = nonempty_text(file, "a file path")) *out = *s;
+        }
+        if (l) l->tls = cfg;
+      }
+    }
+    if (l) l->mark = v.mark;
+    return l;
+  }
+
+  void load_listen(const Val& v, Config& c) {
+    if (!v.present()) {
+      c.listeners.push_back(ListenerConfig{});
+      return;
+    }
+    std::vector<Val> entries;
+    if (v.node.IsSequence()) {
+      if (v.node.size() == 0) error(v, "expected at least one listener, got an empty list");
+      entries = items(v);
+    } else if (v.node.IsScalar() || v.node.IsMap()) {
+      entries.push_back(v);
+    } else {
+      expected(v, fmt::format("{}, a list of them, or {{address, tls}}", kListenExpected));
+      return;
+    }
+    for (const Val& entry : entries) {
+      auto l = listener(entry);
+      if (!l) continue;
+      bool duplicate = std::any_of(c.listeners.begin(), c.listeners.end(), [&](const ListenerConfig& o) {
+        return o.host == l->host && o.port == l->port && o.port != 0;
+      });
+      if (duplicate) error(entry, fmt::format("duplicate listener on {}:{}", l->host, l->port));
+      else c.listeners.push_back(std::move(*l));
+    }
+  }
+
+  std::optional<AdminConfig> load_admin(const Val& v) {
+    if (!want_map(v, "{address, token}")) return std::nullopt;
+    Fields f(d_, v, {"address", "token"});
+    AdminConfig a;
+    Val address = f.get("address");
+    if (!address.present()) missing(address, "an address like \"127.0.0.1:9901\"");
+    else if (auto l = listener_address(address)) a.host = l->host, a.port = l->port;
+    Val token = f.get("token");
+    if (!token.present()) missing(token, "the admin API's bearer token, e.g. \"${ADMIN_TOKEN}\"");
+    else if (auto t = nonempty_text(token, "a non-empty token")) a.token = *t;
+    return a;
+  }
+
+  void load_workers(const Val& v, Config& c) {
+    if (!v.present() || (v.node.IsScalar() && v.node.Scalar() == "auto")) return;
+    if (auto n = integer(v, 1, "auto or a number of threads from 1 to 1024"); n) {
+      if (*n > 1024) expected(v, "auto or a number of threads from 1 to 1024");
+      else c.workers = static_cast<unsigned>(*n);
+    }
+  }
+
+  void load_redis(const Val& v, Config& c) {
+    if (!v.present()) return;
+    if (v.node.IsScalar() && valid_redis_url(v.node.Scalar())) c.redis = v.node.Scalar();
+    else expected(v, "a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0");
+  }
+
+  void load_trusted_proxies(const Val& v, Config& c) {
+    if (!v.present() || !want_list(v, "a list of CIDRs like 10.0.0.0/8")) return;
+    for (const Val& item : items(v)) {
+      if (item.node.IsScalar() && valid_cidr(item.node.Scalar())) c.trusted_proxies.push_back(item.node.Scalar());
+      else expected(item, "a CIDR like 10.0.0.0/8, 192.168.1.7 or fd00::/8");
+    }
+  }
+
+  void load_limits(const Val& v, Limits& l) {
+    if (!v.present() || !want_map(v, "a mapping of limits")) return;
+    Fields f(d_, v,
+             {"max_uri_bytes", "max_header_bytes", "max_headers", "max_body_bytes", "header_timeout", "body_timeout",
+              "min_body_rate", "idle_timeout", "drain_timeout", "max_connections"});
+    auto set_size = [&](const char* key, std::uint64_t& out) {
+      if (Val x = f.get(key); x.present())
+        if (auto n = size(x)) out = *n;
+    };
+    auto set_duration = [&](const char* key, Duration& out, bool allow_zero) {
+      if (Val x = f.get(key); x.present())
+        if (auto d = duration(x, allow_zero)) out = *d;
+    };
+    set_size("max_uri_bytes", l.max_uri_bytes);
+    set_size("max_header_bytes", l.max_header_bytes);
+    set_size("max_body_bytes", l.max_body_bytes);
+    if (Val x = f.get("max_headers"); x.present())
+      if (auto n = positive(x)) l.max_headers = *n;
+    if (Val x = f.get("min_body_rate"); x.present())
+      if (auto n = size(x, true, "/s")) l.min_body_rate = *n;
+    set_duration("header_timeout", l.header_timeout, false);
+    set_duration("body_timeout", l.body_timeout, false);
+    set_duration("idle_timeout", l.idle_timeout, false);
+    set_duration("drain_timeout", l.drain_timeout, true);
+    if (Val x = f.get("max_connections"); x.present())
+      if (auto n = integer(x, 0, "a number of connections (0 = unlimited)")) l.max_connections = *n;
+  }
+
+  void load_health_endpoint(const Val& v, Config& c) {
+    if (!v.present()) return;
+    if (v.node.IsScalar() && v.node.Tag() == "?" && v.node.Scalar() == "false") {
+      c.health_endpoint.reset();
+      return;
+    }
+    if (v.node.IsScalar() && valid_path(v.node.Scalar())) c.health_endpoint = v.node.Scalar();
+    else expected(v, "a path starting with / or false");
+  }
+
+  void load_access_log(const Val& v, Config& c) {
+    if (!v.present()) return;
+    if (v.node.IsScalar() && v.node.Tag() == "?" && v.node.Scalar() == "false") c.access_log = "off";
+    else if (auto s = nonempty_text(v, "stdout, stderr, off or a file path")) c.access_log = *s;
+  }
+
+  // ---- services -------------------------------------------------------------------------------
+
+  void load_services(const Val& v, Config& c) {
+    constexpr std::string_view kWhat = "a mapping of service name to {instances: [...]}";
+    if (!v.present()) return missing(v, kWhat);
+    if (!want_map(v, kWhat)) return;
+    if (v.node.size() == 0) return error(v, "expected at least one service, got an empty mapping");
+    for (auto& [name, sv] : named_entries(d_, v)) {
+      if (!is_name(name)) {
+        error(sv, fmt::format("expected a service name of letters, digits, \"_\", \"-\" or \".\", got {}",
+                              quote(name)));
+        continue;
+      }
+      if (auto s = load_service(name, sv)) c.services.push_back(std::move(*s));
+      else service_names_.push_back(name);  // known, so routes naming it get no second error
+    }
+    for (const auto& s : c.services) service_names_.push_back(s.name);
+  }
+
+  std::optional<ServiceConfig> load_service(const std::string& name, const Val& v) {
+    if (!want_map(v, "a mapping with instances")) return std::nullopt;
+    std::size_t errors_before = d_.list().size();
+    ServiceConfig s;
+    s.name = name;
+    s.mark = v.mark;
+    Fields f(d_, v,
+             {"instances", "load_balancing", "hash_on", "health_check", "timeouts", "retries", "preserve_host",
+              "max_in_flight"});
+    load_instances(f.get("instances"), s);
+
+    Val lb = f.get("load_balancing");
+    bool lb_ok = true;
+    if (lb.present()) {
+      static const std::vector<std::string> kBalances = {"round_robin", "weighted", "least_request", "random", "hash"};
+      if (auto b = choice(lb, "load_balancing", kBalances)) {
+        auto i = std::find(kBalances.begin(), kBalances.end(), *b) - kBalances.begin();
+        s.load_balancing = static_cast<Balance>(i);
+      } else {
+        lb_ok = false;
+      }
+    }
+    Val hash_on = f.get("hash_on");
+    constexpr std::string_view kHashOn = "client_ip, header:NAME, cookie:NAME or claim:NAME";
+    if (hash_on.present()) {
+      if (auto h = parse_hash_on(hash_on)) s.hash_on = h;
+      if (lb_ok && s.load_balancing != Balance::Hash)
+        error(hash_on, "hash_on applies only with load_balancing: hash");
+    } else if (s.load_balancing == Balance::Hash) {
+      missing(hash_on, fmt::format("{} (load_balancing: hash needs it)", kHashOn));
+    }
+
+    if (Val hc = f.get("health_check"); hc.present()) s.health_check = load_health_check(hc);
+    if (Val t = f.get("timeouts"); t.present() && want_map(t, "{connect, response}")) {
+      Fields tf(d_, t, {"connect", "response"});
+      if (Val x = tf.get("connect"); x.present())
+        if (auto d = duration(x)) s.connect_timeout = *d;
+      if (Val x = tf.get("response"); x.present())
+        if (auto d = duration(x)) s.response_timeout = *d;
+    }
+    if (Val r = f.get("retries"); r.present()) load_retries(r, s.retries);
+    if (Val x = f.get("preserve_host"); x.present())
+      if (auto b = boolean(x)) s.preserve_host = *b;
+    if (Val x = f.get("max_in_flight"); x.present())
+      if (auto n = positive(x)) s.max_in_flight = *n;
+    if (d_.list().size() != errors_before) return std::nullopt;
+    return s;
+  }
+
+  void load_instances(const Val& v, ServiceConfig& s) {
+    constexpr std::string_view kWhat = "a list of URLs like http://10.0.0.5:3001";
+    if (!v.present()) return missing(v, kWhat);
+    if (!want_list(v, kWhat)) return;
+    if (v.node.size() == 0) return error(v, "expected at least one instance, got an empty list");
+    for (const Val& item : items(v)) {
+      InstanceConfig inst;
+      inst.mark = item.mark;
+      Val url = item;
+      if (item.node.IsMap()) {
+        Fields f(d_, item, {"url", "weight"});
+        url = f.get("url");
+        if (!url.present()) {
+          missing(url, kInstanceExpected);
+          continue;
+        }
+        if (Val w = f.get("weight"); w.present()) {
+          auto n = integer(w, 1, "a positive integer weight");
+          if (n && *n > 1'000'000) expected(w, "a weight from 1 to 1000000");
+          else if (n) inst.weight = static_cast<std::uint32_t>(*n);
+        }
+      }
+      if (!url.node.IsScalar()) {
+        expected(url, fmt::format("{} or {{url, weight}}", kInstanceExpected));
+        continue;
+      }
+      if (!parse_instance_url(url, inst)) continue;
+      bool duplicate = std::any_of(s.instances.begin(), s.instances.end(), [&](const InstanceConfig& o) {
+        return o.host == inst.host && o.port == inst.port;
+      });
+      if (duplicate) {
+        error(url, fmt::format("duplicate instance {}; use weight to send it a larger share", quote(inst.url)));
+        continue;
+      }
+      s.instances.push_back(std::move(inst));
+    }
+  }
+
+  bool parse_instance_url(const Val& v, InstanceConfig& inst) {
+    const std::string& url = v.node.Scalar();
+    std::string lower = to_lower(url);
+    if (lower.rfind("https://", 0) == 0) {
+      error(v, fmt::format("https instances are not yet supported; got {}", quote(url)));
+      return false;
+    }
+    if (lower.rfind("http://", 0) == 0) {
+      std::string_view rest = std::string_view(url).substr(7);
+      auto slash = rest.find('/');
+      std::string_view authority = rest.substr(0, slash);
+      std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+      if (path.size() > 1) {
+        error(v, fmt::format("expected {} with no path, got {}", kInstanceExpected, quote(url)));
+        return false;
+      }
+      if (authority.find('@') == std::string_view::npos) {
+        if (auto hp = parse_authority(authority, false, false)) {
+          inst.url = url;
+          inst.host = hp->host;
+          inst.port = hp->port.value_or(80);
+          return true;
+        }
+      }
+    }
+    expected(v, kInstanceExpected);
+    return false;
+  }
+
+  std::optional<HashOn> parse_hash_on(const Val& v) {
+    constexpr std::string_view kWhat = "client_ip, header:NAME, cookie:NAME or claim:NAME";
+    if (v.node.IsScalar()) {
+      std::string_view s = v.node.Scalar();
+      if (s == "client_ip") return HashOn{HashOn::Kind::ClientIp, ""};
+      auto colon = s.find(':');
+      std::string_view kind = s.substr(0, colon);
+      std::string_view name = colon == std::string_view::npos ? std::string_view() : s.substr(colon + 1);
+      static const std::vector<std::pair<std::string_view, HashOn::Kind>> kKinds = {
+          {"header", HashOn::Kind::Header}, {"cookie", HashOn::Kind::Cookie}, {"claim", HashOn::Kind::Claim}};
+      for (auto [word, k] : kKinds)
+        if (kind == word && !name.empty() && (k != HashOn::Kind::Header || is_token(name)))
+          return HashOn{k, std::string(name)};
+    }
+    expected(v, kWhat);
+    return std::nullopt;
+  }
+
+  std::optional<HealthCheckConfig> load_health_check(const Val& v) {
+    if (!want_map(v, "{path, interval, timeout, healthy_after, unhealthy_after}")) return std::nullopt;
+    Fields f(d_, v, {"path", "interval", "timeout", "healthy_after", "unhealthy_after"});
+    HealthCheckConfig hc;
+    if (Val x = f.get("path"); x.present()) {
+      if (x.node.IsScalar() && valid_path(x.node.Scalar())) hc.path = x.node.Scalar();
+      else expected(x, "a path starting with /");
+    }
+    if (Val x = f.get("interval"); x.present())
+      if (auto d = duration(x)) hc.interval = *d;
+    if (Val x = f.get("timeout"); x.present())
+      if (auto d = duration(x)) hc.timeout = *d;
+    for (auto [key, out] :
+         {std::pair{"healthy_after", &hc.healthy_after}, std::pair{"unhealthy_after", &hc.unhealthy_after}}) {
+      if (Val x = f.get(key); x.present()) {
+        auto n = integer(x, 1, "a positive number of checks");
+        if (n && *n > 1000) expected(x, "a number of checks from 1 to 1000");
+        else if (n) *out = static_cast<int>(*n);
+      }
+    }
+    return hc;
+  }
+
+  void load_retries(const Val& v, RetryConfig& r) {
+    if (!want_map(v, "{attempts, retry_on}")) return;
+    Fields f(d_, v, {"attempts", "retry_on"});
+    if (Val x = f.get("attempts"); x.present()) {
+      auto n = integer(x, 0, "a number of retries (0 or more)");
+      if (n && *n > 100) expected(x, "a number of retries from 0 to 100");
+      else if (n) r.attempts = static_cast<int>(*n);
+    }
+    Val on = f.get("retry_on");
+    if (!on.present() || !want_list(on, "a list of connect_failure and 5xx status codes")) return;
+    r.on_connect_failure = false;
+    r.on_status.clear();
+    for (const Val& item : items(on)) {
+      if (item.node.IsScalar()) {
+        const std::string& s = item.node.Scalar();
+        if (s == "connect_failure") {
+          r.on_connect_failure = true;
+          continue;
+        }
+        if (all_digits(s) && s.size() == 3 && s[0] == '5') {
+          int code = std::stoi(s);
+          if (std::find(r.on_status.begin(), r.on_status.end(), code) == r.on_status.end()) r.on_status.push_back(code);
+          continue;
+        }
+        if (closest(s, {"connect_failure"}) == "connect_failure") {
+          error(item, unknown_name("retry condition", s, {"connect_failure"}));
+          continue;
+        }
+      }
+      expected(item, "connect_failure or a 5xx status code like 502");
+    }
+  }
+
+  // ---- policies -------------------------------------------------------------------------------
+
+  std::vector<std::string> known_types() const {
+    std::vector<std::string> out;
+    for (const auto& [type, validator] : catalog_.supported) out.push_back(type);
+    for (const auto& type : catalog_.planned) out.push_back(type);
+    if (std::find(out.begin(), out.end(), kSecurityHeaders) == out.end()) out.emplace_back(kSecurityHeaders);
+    return out;
+  }
+
+  void load_policies(const Val& v, Config& c) {
+    if (!v.present() || !want_map(v, "a mapping of policy name to {type, ...}")) return;
+    for (auto& [name, pv] : named_entries(d_, v)) {
+      policy_names_.push_back(name);
+      if (!is_name(name)) {
+        error(pv, fmt::format("expected a policy name of letters, digits, \"_\", \"-\" or \".\", got {}", quote(name)));
+        continue;
+      }
+      if (!want_map(pv, "a mapping with a type")) continue;
+      Val type = Fields(d_, pv, {}, true).get("type");
+      if (!type.present()) {
+        missing(type, fmt::format("a policy type: {}", join(known_types())));
+        continue;
+      }
+      auto t = nonempty_text(type, "a policy type");
+      if (!t) continue;
+      PolicyConfig p{name, *t, pv.node, pv.path, pv.mark};
+      if (auto it = catalog_.supported.find(*t); it != catalog_.supported.end()) {
+        run_validator(it->second, p);
+      } else if (catalog_.planned.count(*t)) {
+        error(type, fmt::format("policy type {} is not yet supported", quote(*t)));
+        continue;
+      } else if (*t != kSecurityHeaders) {
+        error(type, unknown_name("policy type", *t, known_types()));
+        continue;
+      }
+      c.policies.push_back(std::move(p));
+    }
+  }
+
+  void run_validator(const PolicyValidator& validate, const PolicyConfig& p) {
+    if (!validate) return;
+    try {
+      validate(p, d_);
+    } catch (const YAML::Exception& e) {
+      Mark m = e.mark.is_null() ? p.mark : Mark{e.mark.line + 1, e.mark.column + 1};
+      d_.error(m, p.path, fmt::format("invalid options: {}", e.msg));
+    } catch (const std::exception& e) {
+      d_.error(p.mark, p.path, fmt::format("invalid options: {}", e.what()));
+    }
+  }
+
+  // Checks a list of policy names; `chain` holds the names already run before this list.
+  std::vector<std::string> policy_list(const Val& v, std::vector<std::string> chain, std::string_view chain_from) {
+    std::vector<std::string> out;
+    if (!want_list(v, "a list of policy names")) return out;
+    std::vector<std::string> candidates = policy_names_;
+    if (std::find(candidates.begin(), candidates.end(), kSecurityHeaders) == candidates.end())
+      candidates.emplace_back(kSecurityHeaders);
+    for (const Val& item : items(v)) {
+      auto name = nonempty_text(item, "a policy name");
+      if (!name) continue;
+      if (std::find(candidates.begin(), candidates.end(), *name) == candidates.end()) {
+        error(item, unknown_name("policy", *name, candidates));
+        continue;
+      }
+      if (std::find(out.begin(), out.end(), *name) != out.end()) {
+        error(item, fmt::format("policy {} is listed twice", quote(*name)));
+        continue;
+      }
+      if (std::find(chain.begin(), chain.end(), *name) != chain.end()) {
+        error(item, fmt::format("policy {} already runs on every route (from {})", quote(*name), chain_from));
+        continue;
+      }
+      if (*name == kSecurityHeaders) uses_security_headers_ = true;
+      out.push_back(*name);
+    }
+    return out;
+  }
+
+  void load_defaults(const Val& v, Config& c) {
+    if (!v.present() || !want_map(v, "{policies: [...]}")) return;
+    Fields f(d_, v, {"policies"});
+    if (Val p = f.get("policies"); p.present()) c.default_policies = policy_list(p, {}, "");
+  }
+
+  // A route or defaults list may name security_headers without an entry under `policies:`.
+  void synthesize_builtins(Config& c) {
+    if (!uses_security_headers_ || c.find_policy(kSecurityHeaders)) return;
+    if (std::find(policy_names_.begin(), policy_names_.end(), kSecurityHeaders) != policy_names_.end()) return;
+    c.policies.push_back(PolicyConfig{std::string(kSecurityHeaders), std::string(kSecurityHeaders),
+                                      YAML::Node(YAML::NodeType::Map),
+                                      join_path("policies", kSecurityHeaders), Mark{}});
+  }
+
+  // ---- routes ---------------------------------------------------------------------------------
+
+  void load_routes(const Val& v, Config& c) {
+    constexpr std::string_view kWhat = "a list of routes like {path: /api/users, service: user}";
+    if (!v.present()) return missing(v, kWhat);
+    if (!want_list(v, kWhat)) return;
+    if (v.node.size() == 0) return error(v, "expected at least one route, got an empty list");
+    std::vector<std::pair<std::string, std::string>> names;  // name -> path of the route holding it
+    for (const Val& item : items(v)) {
+      auto r = load_route(item, c);
+      if (!r) continue;
+      // Default names (the match string) may repeat, e.g. one path split by methods; a name
+      // written in the file must be unique, since logs and metrics tell routes apart by it.
+      auto same = std::find_if(names.begin(), names.end(), [&](const auto& n) { return n.first == r->config.name; });
+      if (same != names.end() && r->name_given) {
+        d_.error(r->name_mark, r->name_path,
+                 fmt::format("duplicate route name {} (also {}){}", quote(r->config.name), same->second,
+                             r->name_given ? "" : "; add a name to tell the routes apart"));
+        continue;
+      }
+      if (r->name_given) names.emplace_back(r->config.name, item.path);
+      c.routes.push_back(std::move(r->config));
+    }
+  }
+
+  // A route and where its name came from, for the duplicate-name check.
+  struct LoadedRoute {
+    RouteConfig config;
+    bool name_given = false;
+    Mark name_mark;
+    std::string name_path;
+  };
+
+  std::optional<LoadedRoute> load_route(const Val& v, const Config& c) {
+    if (!want_map(v, "a route like {path: /api/users, service: user}")) return std::nullopt;
+    std::size_t errors_before = d_.list().size();
+    Fields f(d_, v,
+             {"name", "path", "exact", "regex", "methods", "host", "headers", "strip_prefix", "service", "policies"});
+    LoadedRoute lr;
+    RouteConfig& r = lr.config;
+    r.mark = v.mark;
+
+    // The match keys in file order: a second one is the one reported.
+    std::vector<std::pair<Val, MatchKind>> matches;
+    for (auto [key, kind] : {std::pair{"path", MatchKind::Prefix}, std::pair{"exact", MatchKind::Exact},
+                             std::pair{"regex", MatchKind::Regex}})
+      if (Val m = f.get(key); m.present()) matches.emplace_back(m, kind);
+    std::stable_sort(matches.begin(), matches.end(), [](const auto& a, const auto& b) {
+      return std::pair(a.first.mark.line, a.first.mark.col) < std::pair(b.first.mark.line, b.first.mark.col);
+    });
+    std::optional<Val> match;
+    for (const auto& [m, kind] : matches) {
+      if (match) {
+        error(m, fmt::format("only one of path, exact or regex may be given; this route already has {}",
+                             match->path.substr(match->path.rfind('.') + 1)));
+        continue;
+      }
+      match = m;
+      r.kind = kind;
+      if (kind == MatchKind::Regex) {
+        auto s = nonempty_text(m, "an RE2 regular expression");
+        if (!s) continue;
+        RE2 re(*s, RE2::Quiet);
+        if (!re.ok()) error(m, fmt::format("invalid regular expression {}: {}", quote(*s), re.error()));
+        else r.pattern = *s;
+      } else if (m.node.IsScalar() && valid_path(m.node.Scalar())) {
+        r.pattern = m.node.Scalar();
+      } else {
+        expected(m, "a path starting with /, like /api/users");
+      }
+    }
+    if (!match) error(v, "expected one of path, exact or regex");
+
+    lr.name_mark = match ? match->mark : v.mark;
+    lr.name_path = match ? match->path : v.path;
+    if (Val n = f.get("name"); n.present()) {
+      if (auto s = nonempty_text(n, "a route name")) {
+        r.name = *s;
+        lr.name_given = true;
+        lr.name_mark = n.mark;
+        lr.name_path = n.path;
+      }
+    } else {
+      r.name = r.pattern;
+    }
+
+    if (Val m = f.get("methods"); m.present() && want_list(m, "a list of methods like [GET, POST]")) {
+      static const std::vector<std::string> kStandard = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                                         "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+      for (const Val& item : items(m)) {
+        auto s = text(item, "an HTTP method like GET");
+        if (!s) continue;
+        std::string upper = *s;
+        for (char& ch : upper) ch = (ch >= 'a' && ch <= 'z') ? char(ch - 32) : ch;
+        if (!is_token(upper)) {
+          expected(item, "an HTTP method like GET");
+        } else if (std::find(kStandard.begin(), kStandard.end(), upper) == kStandard.end() &&
+                   !closest(upper, kStandard).empty()) {
+          error(item, unknown_name("method", *s, kStandard));
+        } else if (std::find(r.methods.begin(), r.methods.end(), upper) == r.methods.end()) {
+          r.methods.push_back(upper);
+        }
+      }
+    }
+
+    if (Val h = f.get("host"); h.present()) {
+      bool ok = false;
+      if (h.node.IsScalar()) {
+        std::string_view s = h.node.Scalar();
+        std::string_view host = s.substr(0, s.rfind(':') == std::string_view::npos ? s.size() : s.rfind(':'));
+        bool port_ok = host.size() == s.size() || parse_port(s.substr(host.size() + 1), false).has_value();
+        if (host.substr(0, 2) == "*.") host.remove_prefix(2);
+        ok = port_ok && is_hostname(host) && host.find('*') == std::string_view::npos;
+      }
+      if (ok) r.host = to_lower(h.node.Scalar());
+      else expected(h, "a host name like api.example.com or *.example.com");
+    }
+
+    if (Val h = f.get("headers"); h.present() && want_map(h, "a mapping of header name to value or {regex: ...}")) {
+      for (auto& [name, hv] : named_entries(d_, h)) {
+        if (!is_token(name)) {
+          error(hv, fmt::format("expected a header name, got {}", quote(name)));
+          continue;
+        }
+        HeaderMatch hm{name, "", false};
+        if (hv.node.IsMap()) {
+          Fields hf(d_, hv, {"regex"});
+          Val re_v = hf.get("regex");
+          if (!re_v.present()) {
+            missing(re_v, "an RE2 regular expression");
+            continue;
+          }
+          auto s = text(re_v, "an RE2 regular expression");
+          if (!s) continue;
+          RE2 re(*s, RE2::Quiet);
+          if (!re.ok()) {
+            error(re_v, fmt::format("invalid regular expression {}: {}", quote(*s), re.error()));
+            continue;
+          }
+          hm.value = *s;
+          hm.regex = true;
+        } else if (hv.node.IsScalar()) {
+          hm.value = hv.node.Scalar();
+        } else {
+          expected(hv, "a header value or {regex: ...}");
+          continue;
+        }
+        r.headers.push_back(std::move(hm));
+      }
+    }
+
+    if (Val s = f.get("strip_prefix"); s.present()) {
+      if (auto b = boolean(s)) {
+        if (*b && match && r.kind != MatchKind::Prefix)
+          error(s, "strip_prefix applies only to path routes");
+        else
+          r.strip_prefix = *b;
+      }
+    }
+
+    Val svc = f.get("service");
+    if (!svc.present()) {
+      missing(svc, "the name of a service");
+    } else if (auto name = nonempty_text(svc, "the name of a service")) {
+      if (std::find(service_names_.begin(), service_names_.end(), *name) == service_names_.end())
+        error(svc, unknown_name("service", *name, service_names_));
+      else
+        r.service = *name;
+    }
+
+    if (Val p = f.get("policies"); p.present()) r.policies = policy_list(p, c.default_policies, "defaults.policies");
+
+    if (d_.list().size() != errors_before) return std::nullopt;
+    return lr;
+  }
+
+  Diagnostics& d_;
+  const PolicyCatalog& catalog_;
+  std::vector<std::string> service_names_;  // every service defined, valid or not
+  std::vector<std::string> policy_names_;   // every policy entry defined, valid or not
+  bool uses_security_headers_ = false;
+};
+
+}  // namespace
+
+LoadResult load_string(const std::string& text, const std::string& file_name, const PolicyCatalog& catalog) {
+  SubstitutedText sub = substitute_env(text);
+  Diagnostics d(file_name);
+  Config config;
+  try {
+    YAML::Node root = YAML::Load(sub.text);
+    config = Loader(d, catalog).load(root, file_name);
+  } catch (const YAML::Exception& e) {
+    Mark m = e.mark.is_null() ? Mark{} : Mark{e.mark.line + 1, e.mark.column + 1};
+    d.error(m, "(yaml)", e.msg.empty() ? std::string(e.what()) : e.msg);
+  }
+
+  LoadResult result;
+  for (const EnvError& e : sub.errors) result.errors.push_back(Diagnostic{file_name, e.mark, "(env)", e.message});
+  for (Diagnostic diag : d.list()) {
+    if (sub.caused_by_error(diag.mark)) continue;
+    diag.mark = sub.positions.to_original(diag.mark);
+    result.errors.push_back(std::move(diag));
+  }
+  std::stable_sort(result.errors.begin(), result.errors.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::pair(a.mark.line, a.mark.col) < std::pair(b.mark.line, b.mark.col);
+  });
+  if (result.errors.empty()) result.config = std::move(config);
+  return result;
+}
+
+LoadResult load_file(const std::string& path, const PolicyCatalog& catalog) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return LoadResult{std::nullopt, {Diagnostic{path, {}, "(file)", "cannot read the file: it is a directory"}}};
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::string why = std::strerror(errno);
+    return LoadResult{std::nullopt, {Diagnostic{path, {}, "(file)", fmt::format("cannot read the file: {}", why)}}};
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) {
+    return LoadResult{std::nullopt, {Diagnostic{path, {}, "(file)", "cannot read the file: read error"}}};
+  }
+  return load_string(buf.str(), path, catalog);
+}
+
+}  // namespace gh::config

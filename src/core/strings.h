@@ -1,0 +1,29 @@
+// Small string helpers shared by every module: ASCII case folding, trimming, duration and size parsing.
+// Thread: pure functions.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gh {
+
+constexpr char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
+bool iequals(std::string_view a, std::string_view b) noexcept;
+std::string to_lower(std::string_view s);
+std::string_view trim_ows(std::string_view s) noexcept;  // spaces and tabs
+
+// "250ms", "30s", "15m", "1h", "1d"; a bare number is seconds. nullopt when malformed.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view s);
+// "10MiB", "8KiB", "512", "1KB"... nullopt when malformed.
+std::optional<std::uint64_t> parse_size(std::string_view s);
+
+// Levenshtein distance, for did-you-mean suggestions.
+std::size_t edit_distance(std::string_view a, std::string_view b);
+// The closest candidate within a small distance, or empty.
+std::string suggest(std::string_view word, const std::vector<std::string>& candidates);
+
+}  // namespace gh

@@ -1,0 +1,45 @@
+// Fields: the header fields of a parsed message head, as views into the read buffer.
+// Thread: owned by one connection; views are valid until the buffer is released.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+#include <vector>
+
+namespace gh::http {
+
+struct Field {
+  std::string_view name;
+  std::string_view value;
+};
+
+class Fields {
+ public:
+  void clear() noexcept { list_.clear(); }
+  void add(std::string_view name, std::string_view value) { list_.push_back({name, value}); }
+  std::size_t size() const noexcept { return list_.size(); }
+  bool empty() const noexcept { return list_.empty(); }
+  const Field& operator[](std::size_t i) const noexcept { return list_[i]; }
+  auto begin() const noexcept { return list_.begin(); }
+  auto end() const noexcept { return list_.end(); }
+
+  // First value of `name` (case-insensitive); empty view when absent.
+  std::string_view get(std::string_view name) const noexcept;
+  // Whether `name` is present (case-insensitive).
+  bool has(std::string_view name) const noexcept;
+  // Number of fields named `name`.
+  std::size_t count(std::string_view name) const noexcept;
+
+  // Editing, for heads the gateway rewrites (response heads run through policies).
+  // The views must outlive the head: point into the read buffer, static storage or
+  // storage owned by the request context.
+  // Removes every field named `name`; returns how many were removed.
+  std::size_t remove(std::string_view name) noexcept;
+  // Replaces every field named `name` by one with `value` (added when absent).
+  void set(std::string_view name, std::string_view value);
+
+ private:
+  std::vector<Field> list_;
+};
+
+}  // namespace gh::http

@@ -1,0 +1,90 @@
+#include "policies/security_headers/security_headers.h"
+
+#include <gtest/gtest.h>
+
+#include "proxy/request_context.h"
+#include "proxy/worker.h"
+
+namespace gh::policies {
+namespace {
+
+config::PolicyConfig entry(const std::string& yaml) {
+  config::PolicyConfig p;
+  p.name = "sec";
+  p.type = "security_headers";
+  p.path = "policies.sec";
+  p.options = YAML::Load(yaml);
+  return p;
+}
+
+struct Harness {
+  proxy::GatewayShared shared;
+  proxy::Worker worker{0, shared, nullptr};
+  http::RequestHead req;
+  proxy::RequestContext ctx{worker, nullptr, req};
+};
+
+TEST(SecurityHeaders, AddsHelmetDefaultsAndRemovesPoweredBy) {
+  config::Diagnostics diag("t.yaml");
+  SecurityHeadersPolicy p("sec", parse_security_headers(entry("{type: security_headers}"), diag));
+  ASSERT_TRUE(diag.empty());
+  Harness h;
+  http::ResponseHead head;
+  head.fields.add("X-Powered-By", "Express");
+  head.fields.add("Content-Type", "text/plain");
+  p.on_response(h.ctx, head);
+  EXPECT_FALSE(head.fields.has("X-Powered-By"));
+  EXPECT_EQ(head.fields.get("X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(head.fields.get("X-Frame-Options"), "SAMEORIGIN");
+  EXPECT_EQ(head.fields.get("Strict-Transport-Security"), "max-age=31536000; includeSubDomains");
+  EXPECT_EQ(head.fields.get("X-XSS-Protection"), "0");
+  EXPECT_EQ(head.fields.get("Referrer-Policy"), "no-referrer");
+  EXPECT_EQ(head.fields.get("Cross-Origin-Opener-Policy"), "same-origin");
+  EXPECT_EQ(head.fields.get("Origin-Agent-Cluster"), "?1");
+  EXPECT_NE(head.fields.get("Content-Security-Policy").find("default-src 'self'"), std::string_view::npos);
+  EXPECT_EQ(head.fields.size(), 1u + helmet_defaults().size());
+}
+
+TEST(SecurityHeaders, KeepsServiceHeaderUnlessOverride) {
+  config::Diagnostics diag("t.yaml");
+  SecurityHeadersPolicy keep("sec", parse_security_headers(entry("{type: security_headers}"), diag));
+  SecurityHeadersPolicy over("sec", parse_security_headers(entry("{type: security_headers, override: true}"), diag));
+  ASSERT_TRUE(diag.empty());
+  Harness h;
+  http::ResponseHead a;
+  a.fields.add("X-Frame-Options", "DENY");
+  keep.on_response(h.ctx, a);
+  EXPECT_EQ(a.fields.get("X-Frame-Options"), "DENY");
+  http::ResponseHead b;
+  b.fields.add("X-Frame-Options", "DENY");
+  over.on_response(h.ctx, b);
+  EXPECT_EQ(b.fields.get("X-Frame-Options"), "SAMEORIGIN");
+  EXPECT_EQ(b.fields.count("X-Frame-Options"), 1u);
+}
+
+TEST(SecurityHeaders, PerHeaderValuesAndFalse) {
+  config::Diagnostics diag("t.yaml");
+  SecurityHeadersPolicy p("sec", parse_security_headers(entry(R"yaml({type: security_headers, headers: {
+      X-Frame-Options: DENY, Content-Security-Policy: false, Permissions-Policy: "camera=()"}})yaml"),
+                                                        diag));
+  ASSERT_TRUE(diag.empty());
+  Harness h;
+  http::ResponseHead head;
+  head.fields.add("Content-Security-Policy", "default-src *");
+  p.on_response(h.ctx, head);
+  EXPECT_EQ(head.fields.get("X-Frame-Options"), "DENY");
+  EXPECT_EQ(head.fields.get("Content-Security-Policy"), "default-src *");
+  EXPECT_EQ(head.fields.get("Permissions-Policy"), "camera=()");
+}
+
+TEST(SecurityHeaders, ReportsBadOptionsWithPaths) {
+  config::Diagnostics diag("t.yaml");
+  parse_security_headers(entry("{type: security_headers, overide: true, headers: {\"bad name\": x}}"), diag);
+  ASSERT_EQ(diag.list().size(), 2u);
+  EXPECT_EQ(diag.list()[0].path, "policies.sec.overide");
+  EXPECT_NE(diag.list()[0].message.find("did you mean \"override\""), std::string::npos);
+  EXPECT_EQ(diag.list()[1].path, "policies.sec.headers.bad name");
+}
+
+}  // namespace
+}  // namespace gh::policies

@@ -1,0 +1,123 @@
+#include "proxy/access_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "proxy/request_context.h"
+
+namespace gh::proxy {
+
+namespace {
+constexpr std::size_t kFlushBytes = 32 * 1024;
+}
+
+std::shared_ptr<AccessLogSink> AccessLogSink::open(const std::string& target, std::string& error) {
+  auto s = std::make_shared<AccessLogSink>();
+  if (target == "off") return s;
+  if (target == "stdout") {
+    s->fd_ = STDOUT_FILENO;
+  } else if (target == "stderr") {
+    s->fd_ = STDERR_FILENO;
+  } else {
+    s->fd_ = ::open(target.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (s->fd_ < 0) {
+      error = "cannot open access log " + target + ": " + std::strerror(errno);
+      return nullptr;
+    }
+    s->owns_ = true;
+  }
+  return s;
+}
+
+AccessLogSink::~AccessLogSink() {
+  if (owns_ && fd_ >= 0) ::close(fd_);
+}
+
+void AccessLogSink::write(const std::string& data) {
+  std::lock_guard lock(mu_);
+  std::size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd_, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // a broken log target must not stop the gateway
+    }
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c >= 0x7f) {
+          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+void AccessLog::record(const RequestContext& ctx) {
+  if (!enabled()) return;
+  using namespace std::chrono;
+  auto wall = ctx.start_wall;
+  std::time_t secs = system_clock::to_time_t(wall);
+  auto ms = duration_cast<milliseconds>(wall.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char ts[64];
+  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  const auto& req = ctx.request();
+  double total_ms = duration<double, std::milli>(steady_clock::now() - ctx.start).count();
+
+  buf_ += "{\"time\":\"";
+  buf_ += ts;
+  buf_ += "\",\"request_id\":";
+  append_json_string(buf_, ctx.request_id());
+  buf_ += ",\"client_ip\":";
+  append_json_string(buf_, ctx.client_ip());
+  buf_ += ",\"method\":";
+  append_json_string(buf_, req.method);
+  buf_ += ",\"path\":";
+  append_json_string(buf_, req.target);
+  buf_ += ",\"route\":";
+  if (ctx.route()) append_json_string(buf_, ctx.route()->config->name);
+  else buf_ += "null";
+  buf_ += ",\"service\":";
+  if (ctx.route() && ctx.endpoint) append_json_string(buf_, ctx.route()->service->name());
+  else if (ctx.route() && ctx.upstream_ms >= 0) append_json_string(buf_, ctx.route()->service->name());
+  else buf_ += "null";
+  buf_ += ",\"instance\":";
+  if (ctx.endpoint) append_json_string(buf_, ctx.endpoint->url);
+  else buf_ += "null";
+  fmt::format_to(std::back_inserter(buf_), ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"upstream_ms\":", ctx.status,
+                 ctx.bytes_in, ctx.bytes_out);
+  if (ctx.upstream_ms >= 0) fmt::format_to(std::back_inserter(buf_), "{:.3f}", ctx.upstream_ms);
+  else buf_ += "null";
+  fmt::format_to(std::back_inserter(buf_), ",\"total_ms\":{:.3f}}}\n", total_ms);
+  if (buf_.size() >= kFlushBytes) flush();
+}
+
+void AccessLog::flush() {
+  if (buf_.empty() || !sink_) return;
+  sink_->write(buf_);
+  buf_.clear();
+}
+
+}  // namespace gh::proxy

@@ -1,0 +1,61 @@
+// RequestContext: what one request carries through the policy chain and the proxy loop.
+// Thread: owned by the session coroutine of one connection; never shared.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "http/parser.h"
+#include "proxy/snapshot.h"
+
+namespace gh::proxy {
+
+class Worker;
+
+class RequestContext {
+ public:
+  RequestContext(Worker& w, std::shared_ptr<const Snapshot> snap, const http::RequestHead& req)
+      : worker_(w), snapshot_(std::move(snap)), request_(req) {}
+
+  Worker& worker() const noexcept { return worker_; }
+  const Snapshot& snapshot() const noexcept { return *snapshot_; }
+  const http::RequestHead& request() const noexcept { return request_; }
+  // The matched route, or nullptr before matching / when none matched.
+  const CompiledRoute* route() const noexcept { return route_; }
+  void set_route(const CompiledRoute* r) noexcept { route_ = r; }
+
+  std::string_view client_ip() const noexcept { return client_ip_; }
+  std::string_view request_id() const noexcept { return request_id_; }
+  std::string_view normalized_path() const noexcept { return path_; }
+
+  // Keeps a string alive for the rest of the request and returns a view of it.
+  std::string_view keep(std::string s) { return arena_.emplace_back(std::move(s)); }
+
+  std::chrono::steady_clock::time_point start;
+  std::chrono::system_clock::time_point start_wall;
+
+  // Filled in by the session as the request progresses; read by on_log and the access log.
+  std::string client_ip_;
+  std::string request_id_;
+  std::string path_;                   // normalized
+  const upstream::Endpoint* endpoint = nullptr;
+  int status = 0;
+  std::uint64_t bytes_in = 0;          // decoded request body bytes
+  std::uint64_t bytes_out = 0;         // decoded response body bytes
+  double upstream_ms = -1;             // < 0: no upstream was involved
+  std::string_view reply_reason;       // local replies: the stable reason id
+
+ private:
+  Worker& worker_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  const http::RequestHead& request_;
+  const CompiledRoute* route_ = nullptr;
+  std::deque<std::string> arena_;
+};
+
+}  // namespace gh::proxy

@@ -1,0 +1,994 @@
+#include "proxy/session.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+#include <cstring>
+#include <exception>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/strings.h"
+#include "proxy/local_reply.h"
+#include "proxy/request_context.h"
+#include "proxy/worker.h"
+#include "routing/normalize.h"
+
+namespace gh::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+constexpr std::size_t kMaxAttempts = 16;
+
+bool is_idempotent(std::string_view m) noexcept {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
+}
+
+// 1–128 characters of A-Za-z0-9._:-
+bool valid_request_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Whether `name` is hop-by-hop, fixed or named by the message's Connection field(s).
+bool is_connection_scoped(std::string_view name, const http::Fields& fields) noexcept {
+  if (http::is_hop_by_hop(name)) return true;
+  for (const auto& f : fields)
+    if (iequals(f.name, "connection") && http::has_token(f.value, name)) return true;
+  return false;
+}
+
+void append_head_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+std::size_t format_chunk_header(char* buf, std::size_t size) {
+  auto r = fmt::format_to_n(buf, 20, "{:x}\r\n", size);
+  return r.size;
+}
+
+}  // namespace
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Worker& w, tcp::socket s)
+      : w_(w), client_(std::move(s)), upstream_(client_.get_executor()), timer_(client_.get_executor()) {
+    accepted_ = Clock::now();
+    timer_.expires_at(Clock::time_point::max());
+  }
+
+  asio::awaitable<void> run();
+  asio::awaitable<void> watchdog();
+
+  void close_if_idle() {
+    if (phase_ == Phase::Idle) cancel_all();
+  }
+  void close_now() {
+    boost::system::error_code ignore;
+    client_.close(ignore);
+    upstream_.close(ignore);
+  }
+
+ private:
+  enum class Phase { Idle, Head, Body, Upstream, Write, Tunnel };
+  enum class Failure { None, ClientGone, Timeout, BadBody, TooLarge, UpstreamWrite };
+
+  // Deadlines ---------------------------------------------------------------------------
+  void arm(Clock::time_point tp) {
+    timed_out_ = false;
+    deadline_ = tp;
+    if (tp < timer_.expiry()) timer_.expires_at(tp);
+  }
+  void arm_after(std::chrono::milliseconds d) { arm(Clock::now() + d); }
+  void cancel_all() {
+    boost::system::error_code ignore;
+    client_.cancel(ignore);
+    if (upstream_.is_open()) upstream_.cancel(ignore);
+  }
+
+  const config::Limits& limits() const { return w_.snapshot()->config->limits; }
+
+  // Buffers -----------------------------------------------------------------------------
+  void acquire_in() {
+    if (!in_.data) in_ = w_.buffers().get(w_.snapshot()->parse_limits.max_header_bytes);
+  }
+  void release_in() {
+    if (in_.data) w_.buffers().put(std::move(in_));
+    in_ = {};
+    in_begin_ = in_end_ = 0;
+  }
+  void acquire_up() {
+    if (!up_.data) up_ = w_.buffers().get(w_.snapshot()->parse_limits.max_header_bytes);
+    up_begin_ = up_end_ = 0;
+  }
+  void release_up() {
+    if (up_.data) w_.buffers().put(std::move(up_));
+    up_ = {};
+    up_begin_ = up_end_ = 0;
+  }
+  void close_upstream() {
+    boost::system::error_code ignore;
+    upstream_.close(ignore);
+  }
+
+  // Request handling ---------------------------------------------------------------------
+  asio::awaitable<bool> handle_request();
+  asio::awaitable<bool> proxy(RequestContext& ctx);
+  // Gateway-made responses. Arguments are plain values or lvalues: brace-initialized temporaries
+  // as coroutine arguments are destroyed twice by GCC 12 (PR 99576).
+  asio::awaitable<bool> local_reply(RequestContext& ctx, int status, std::string_view reason, bool keep);
+  asio::awaitable<bool> local_reply(RequestContext& ctx, LocalReply& reply, bool keep);
+  asio::awaitable<void> write_parse_error(int status);
+  void finish(RequestContext& ctx);
+  void build_upstream_head(RequestContext& ctx, const upstream::Endpoint& ep);
+  asio::awaitable<Failure> send_request_body(RequestContext& ctx, bool first_write_done);
+  asio::awaitable<bool> relay_response(RequestContext& ctx, bool keep);
+  asio::awaitable<bool> tunnel();
+  bool request_body_pending() const {
+    return req_.body == http::BodyKind::Chunked ? !chunked_in_.done()
+                                                : (req_.body == http::BodyKind::Length && body_left_ > 0);
+  }
+  asio::awaitable<Failure> read_client_more();
+  asio::awaitable<bool> write_client(std::string_view a, std::string_view b = {}, std::string_view c = {});
+
+  Worker& w_;
+  tcp::socket client_;
+  tcp::socket upstream_;
+  asio::steady_timer timer_;
+  Clock::time_point accepted_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool timed_out_ = false;
+  bool alive_ = true;
+  Phase phase_ = Phase::Idle;
+  std::list<Session*>::iterator registry_;
+
+  BufferPool::Buffer in_;
+  std::size_t in_begin_ = 0, in_end_ = 0;
+  BufferPool::Buffer up_;
+  std::size_t up_begin_ = 0, up_end_ = 0;
+
+  http::RequestHead req_;
+  http::ResponseHead resp_;
+  std::string peer_ip_;
+  std::string head_out_;
+  std::vector<http::Field> out_fields_;
+  std::string xff_;
+  std::string upstream_path_;
+  std::uint64_t body_left_ = 0;  // Length bodies: bytes not yet read from the client
+  http::ChunkedDecoder chunked_in_;
+  bool sent_continue_ = false;
+  std::string_view deadline_reason_;
+  friend void session_close_if_idle(Session&);
+  friend void session_close_now(Session&);
+  friend void start_session(Worker&, tcp::socket);
+};
+
+void session_close_if_idle(Session& s) { s.close_if_idle(); }
+void session_close_now(Session& s) { s.close_now(); }
+
+void start_session(Worker& worker, tcp::socket socket) {
+  auto s = std::make_shared<Session>(worker, std::move(socket));
+  s->registry_ = worker.add_session(s.get());
+  asio::co_spawn(worker.io(), [s]() -> asio::awaitable<void> { co_await s->watchdog(); }, asio::detached);
+  asio::co_spawn(worker.io(), [s]() -> asio::awaitable<void> { co_await s->run(); }, asio::detached);
+}
+
+asio::awaitable<void> Session::watchdog() {
+  while (alive_) {
+    auto [ec] = co_await timer_.async_wait(nothrow);
+    (void)ec;  // woken by expiry or by a re-arm: either way, look at the deadline
+    if (!alive_) break;
+    auto now = Clock::now();
+    if (now >= deadline_) {
+      timed_out_ = true;
+      deadline_ = Clock::time_point::max();
+      timer_.expires_at(Clock::time_point::max());
+      cancel_all();
+    } else if (timer_.expiry() != deadline_) {
+      timer_.expires_at(deadline_);
+    }
+  }
+}
+
+asio::awaitable<void> Session::run() {
+  boost::system::error_code ec;
+  client_.set_option(tcp::no_delay(true), ec);
+  auto peer = client_.remote_endpoint(ec);
+  if (!ec) {
+    auto addr = peer.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+      addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+    peer_ip_ = addr.to_string();
+  }
+  bool first = true;
+  try {
+    for (;;) {
+      if (in_begin_ == in_end_) {
+        release_in();
+        phase_ = Phase::Idle;
+        if (w_.shared().draining.load(std::memory_order_relaxed)) break;
+        arm(first ? accepted_ + limits().header_timeout : Clock::now() + limits().idle_timeout);
+        auto [wec] = co_await client_.async_wait(tcp::socket::wait_read, nothrow);
+        if (wec) break;  // idle timeout, drain or peer gone: close quietly
+        if (!first) arm_after(limits().header_timeout);
+      } else if (in_begin_ > 0) {
+        std::memmove(in_.data.get(), in_.data.get() + in_begin_, in_end_ - in_begin_);
+        in_end_ -= in_begin_;
+        in_begin_ = 0;
+        arm_after(limits().header_timeout);
+      }
+      first = false;
+      phase_ = Phase::Head;
+      acquire_in();
+      const auto& plimits = w_.snapshot()->parse_limits;
+      const std::size_t cap = std::min(in_.cap, std::max<std::size_t>(plimits.max_header_bytes, 1024));
+      http::ParseOutcome out;
+      bool closed = false;
+      for (;;) {
+        out = http::parse_request(std::string_view(in_.data.get(), in_end_), plimits, req_);
+        if (out.state != http::ParseState::Partial) break;
+        if (in_end_ >= cap) {
+          out = {http::ParseState::Invalid, 431, "head too large"};
+          break;
+        }
+        auto [rec, n] = co_await client_.async_read_some(asio::buffer(in_.data.get() + in_end_, in_.cap - in_end_), nothrow);
+        if (rec) {
+          if (timed_out_ && in_end_ > 0) {
+            arm_after(std::chrono::seconds(1));
+            co_await write_parse_error(408);
+          }
+          closed = true;
+          break;
+        }
+        in_end_ += n;
+      }
+      if (closed) break;
+      if (out.state == http::ParseState::Invalid) {
+        co_await write_parse_error(out.status);
+        break;
+      }
+      bool keep = co_await handle_request();
+      if (!keep) break;
+    }
+  } catch (const std::exception& e) {
+    w_.shared().internal_errors.fetch_add(1, std::memory_order_relaxed);
+    fmt::print(stderr, "gatehouse: internal error on a connection from {}: {}\n", peer_ip_, e.what());
+  }
+  alive_ = false;
+  timer_.cancel();
+  close_now();
+  release_in();
+  release_up();
+  w_.remove_session(registry_);
+  w_.shared().open_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+asio::awaitable<void> Session::write_parse_error(int status) {
+  // The head could not be read: no route, no policies; answer and close.
+  std::string body = error_body(error_message(status));
+  std::string id;
+  w_.next_request_id(id);
+  head_out_.clear();
+  fmt::format_to(std::back_inserter(head_out_),
+                 "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Request-Id: {}\r\n"
+                 "Connection: close\r\n\r\n",
+                 status, reason_phrase(status), body.size(), id);
+  phase_ = Phase::Write;
+  arm_after(std::chrono::seconds(5));
+  co_await write_client(head_out_, body);
+}
+
+asio::awaitable<bool> Session::write_client(std::string_view a, std::string_view b, std::string_view c) {
+  std::array<asio::const_buffer, 3> bufs{asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size()),
+                                        asio::buffer(c.data(), c.size())};
+  auto [ec, n] = co_await asio::async_write(client_, bufs, nothrow);
+  (void)n;
+  co_return !ec;
+}
+
+void Session::finish(RequestContext& ctx) {
+  if (ctx.route())
+    for (const auto& p : ctx.route()->chain) p->on_log(ctx);
+  w_.access_log().record(ctx);
+}
+
+asio::awaitable<bool> Session::handle_request() {
+  std::shared_ptr<const Snapshot> snap = w_.snapshot();
+  RequestContext ctx(w_, snap, req_);
+  ctx.start = Clock::now();
+  ctx.start_wall = std::chrono::system_clock::now();
+  ctx.client_ip_ = peer_ip_;
+  w_.shared().requests_total.fetch_add(1, std::memory_order_relaxed);
+  std::string_view sent_id = req_.fields.get("x-request-id");
+  if (valid_request_id(sent_id) && req_.fields.count("x-request-id") == 1) ctx.request_id_.assign(sent_id);
+  else w_.next_request_id(ctx.request_id_);
+
+  in_begin_ = req_.head_size;
+  body_left_ = req_.body == http::BodyKind::Length ? req_.content_length : 0;
+  chunked_in_ = http::ChunkedDecoder{};
+  sent_continue_ = false;
+  bool keep = req_.keep_alive && !w_.shared().draining.load(std::memory_order_relaxed);
+
+  if (req_.method == "CONNECT")
+    co_return co_await local_reply(ctx, 501, "connect_not_implemented", false);
+  if (req_.target == "*")
+    co_return co_await local_reply(ctx, 400, "asterisk_target", keep);
+  if (!routing::normalize_path(req_.path, ctx.path_))
+    co_return co_await local_reply(ctx, 400, "unsafe_path", false);
+
+  const auto& cfg = *snap->config;
+  if (cfg.health_endpoint && ctx.path_ == *cfg.health_endpoint && (req_.method == "GET" || req_.method == "HEAD")) {
+    std::string body = "{\"status\":";
+    bool all_ok = true;
+    std::string services;
+    for (const auto& s : snap->services) {
+      std::size_t healthy = s->available_count();
+      if (healthy == 0) all_ok = false;
+      if (!services.empty()) services += ",";
+      append_json_string(services, s->name());
+      services += fmt::format(":{{\"healthy\":{},\"total\":{}}}", healthy, s->endpoints().size());
+    }
+    body += all_ok ? "\"ok\"" : "\"degraded\"";
+    body += ",\"services\":{" + services + "}}";
+    LocalReply r{all_ok ? 200 : 503, "health"};
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.headers.emplace_back("Cache-Control", "no-store");
+    r.body = std::move(body);
+    co_return co_await local_reply(ctx, r, keep);
+  }
+
+  routing::MatchInput mi{req_.method, req_.host, ctx.path_, &req_.fields};
+  int idx = snap->table->match(mi);
+  if (idx < 0) co_return co_await local_reply(ctx, 404, "no_route", keep);
+  ctx.set_route(&snap->routes[static_cast<std::size_t>(idx)]);
+
+  for (const auto& p : ctx.route()->chain) {
+    Verdict v = co_await p->on_request(ctx);
+    if (auto* r = std::get_if<LocalReply>(&v)) co_return co_await local_reply(ctx, *r, keep);
+  }
+
+  if (req_.body == http::BodyKind::Length && req_.content_length > cfg.limits.max_body_bytes)
+    co_return co_await local_reply(ctx, 413, "body_too_large", false);
+
+  co_return co_await proxy(ctx);
+}
+
+asio::awaitable<bool> Session::local_reply(RequestContext& ctx, int status, std::string_view reason, bool keep) {
+  LocalReply reply;
+  reply.status = status;
+  reply.reason = reason;
+  co_return co_await local_reply(ctx, reply, keep);
+}
+
+asio::awaitable<bool> Session::local_reply(RequestContext& ctx, LocalReply& reply, bool keep) {
+  if (request_body_pending()) keep = false;  // the unread body would be taken for the next request
+  ctx.status = reply.status;
+  ctx.reply_reason = reply.reason;
+  std::string body;
+  http::ResponseHead head;
+  head.status = reply.status;
+  for (const auto& [n, v] : reply.headers) head.fields.add(n, v);
+  if (reply.body.empty()) {
+    body = error_body(reply.message.empty() ? error_message(reply.status) : std::string_view(reply.message),
+                      reply.status == 503 && ctx.route() ? std::string_view(ctx.route()->service->name())
+                                                         : std::string_view{});
+    head.fields.set("Content-Type", "application/json");
+  } else {
+    body = std::move(reply.body);
+  }
+  if (ctx.route()) {
+    const auto& chain = ctx.route()->chain;
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) (*it)->on_response(ctx, head);
+  }
+  head_out_.clear();
+  fmt::format_to(std::back_inserter(head_out_), "HTTP/1.1 {} {}\r\n", reply.status, reason_phrase(reply.status));
+  for (const auto& f : head.fields) append_head_field(head_out_, f.name, f.value);
+  fmt::format_to(std::back_inserter(head_out_), "Content-Length: {}\r\nX-Request-Id: {}\r\n", body.size(),
+                 ctx.request_id());
+  if (!keep) head_out_ += "Connection: close\r\n";
+  else if (req_.version_minor == 0) head_out_ += "Connection: keep-alive\r\n";
+  head_out_ += "\r\n";
+  phase_ = Phase::Write;
+  arm_after(limits().idle_timeout);
+  bool ok = co_await write_client(head_out_, req_.method == "HEAD" ? std::string_view{} : std::string_view(body));
+  ctx.bytes_out = req_.method == "HEAD" ? 0 : body.size();
+  finish(ctx);
+  co_return ok && keep;
+}
+
+void Session::build_upstream_head(RequestContext& ctx, const upstream::Endpoint& ep) {
+  const auto& route = *ctx.route();
+  std::string_view path = ctx.path_;
+  if (!route.strip.empty()) path = routing::strip_prefix(path, route.strip);
+
+  out_fields_.clear();
+  std::string_view xff_in;
+  std::size_t xff_count = 0;
+  for (const auto& f : req_.fields) {
+    if (req_.upgrade && (iequals(f.name, "upgrade"))) continue;  // re-added below
+    if (is_connection_scoped(f.name, req_.fields)) continue;
+    if (iequals(f.name, "host") || iequals(f.name, "content-length") || iequals(f.name, "expect") ||
+        iequals(f.name, "x-forwarded-proto") || iequals(f.name, "x-forwarded-host") ||
+        iequals(f.name, "x-request-id"))
+      continue;
+    if (iequals(f.name, "x-forwarded-for")) {
+      xff_in = f.value;
+      ++xff_count;
+      continue;
+    }
+    out_fields_.push_back(f);
+  }
+  for (const auto& p : route.chain) p->on_upstream_request(ctx, out_fields_);
+
+  head_out_.clear();
+  head_out_.append(req_.method);
+  head_out_.push_back(' ');
+  head_out_.append(path);
+  if (!req_.query.empty()) {
+    head_out_.push_back('?');
+    head_out_.append(req_.query);
+  }
+  head_out_.append(" HTTP/1.1\r\nHost: ");
+  head_out_.append(route.service->config().preserve_host && !req_.host.empty() ? req_.host
+                                                                               : std::string_view(ep.host_header));
+  head_out_.append("\r\n");
+  for (const auto& f : out_fields_) append_head_field(head_out_, f.name, f.value);
+  head_out_.append("X-Forwarded-For: ");
+  if (xff_count == 1 && !xff_in.empty()) {
+    head_out_.append(xff_in);
+    head_out_.append(", ");
+  }
+  head_out_.append(ctx.client_ip());
+  head_out_.append("\r\nX-Forwarded-Proto: http\r\n");
+  if (!req_.host.empty()) append_head_field(head_out_, "X-Forwarded-Host", req_.host);
+  append_head_field(head_out_, "X-Request-Id", ctx.request_id());
+  if (req_.upgrade) {
+    append_head_field(head_out_, "Connection", "upgrade");
+    append_head_field(head_out_, "Upgrade", req_.fields.get("upgrade"));
+  }
+  if (req_.body == http::BodyKind::Length) {
+    fmt::format_to(std::back_inserter(head_out_), "Content-Length: {}\r\n", req_.content_length);
+  } else if (req_.body == http::BodyKind::Chunked) {
+    head_out_.append("Transfer-Encoding: chunked\r\n");
+  }
+  head_out_.append("\r\n");
+}
+
+asio::awaitable<Session::Failure> Session::read_client_more() {
+  // REQUIRES: every buffered byte of the body was consumed (in_begin_ == in_end_).
+  in_begin_ = in_end_ = 0;
+  if (req_.expect_continue && !sent_continue_) {
+    sent_continue_ = true;
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    arm_after(limits().body_timeout);
+    if (!co_await write_client(kContinue)) co_return Failure::ClientGone;
+  }
+  arm_after(limits().body_timeout);
+  std::size_t want = in_.cap;
+  if (req_.body == http::BodyKind::Length) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, body_left_));
+  auto [ec, n] = co_await client_.async_read_some(asio::buffer(in_.data.get(), want), nothrow);
+  if (ec) co_return timed_out_ ? Failure::Timeout : Failure::ClientGone;
+  in_end_ = n;
+  co_return Failure::None;
+}
+
+// Streams the request body to upstream_. The buffered part is sent first (after the head
+// when `first_write_done` is false, in the same write). Chunked bodies are decoded, checked
+// and re-encoded, so an error anywhere aborts before the last chunk reaches the service.
+asio::awaitable<Session::Failure> Session::send_request_body(RequestContext& ctx, bool head_sent) {
+  const auto& lim = limits();
+  const auto body_start = Clock::now();
+  auto upstream_write = [&](std::string_view a, std::string_view b, std::string_view c) -> asio::awaitable<bool> {
+    std::array<asio::const_buffer, 4> bufs{
+        asio::buffer(head_sent ? nullptr : head_out_.data(), head_sent ? 0 : head_out_.size()),
+        asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size()), asio::buffer(c.data(), c.size())};
+    head_sent = true;
+    auto [ec, n] = co_await asio::async_write(upstream_, bufs, nothrow);
+    (void)n;
+    co_return !ec;
+  };
+  auto too_slow = [&]() {
+    auto elapsed = Clock::now() - body_start;
+    if (elapsed <= lim.body_timeout) return false;
+    double secs = std::chrono::duration<double>(elapsed).count();
+    return static_cast<double>(ctx.bytes_in) / secs < static_cast<double>(lim.min_body_rate);
+  };
+
+  if (req_.body == http::BodyKind::None) {
+    if (!co_await upstream_write({}, {}, {})) co_return Failure::UpstreamWrite;
+    co_return Failure::None;
+  }
+  if (req_.body == http::BodyKind::Length) {
+    for (;;) {
+      std::size_t avail = in_end_ - in_begin_;
+      std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(avail, body_left_));
+      std::string_view part(in_.data.get() + in_begin_, take);
+      in_begin_ += take;
+      body_left_ -= take;
+      ctx.bytes_in += take;
+      if (!head_sent || take > 0) {
+        phase_ = Phase::Upstream;
+        arm_after(w_.snapshot()->config->limits.body_timeout);
+        if (!co_await upstream_write(part, {}, {})) co_return Failure::UpstreamWrite;
+      }
+      if (body_left_ == 0) co_return Failure::None;
+      if (too_slow()) co_return Failure::Timeout;
+      phase_ = Phase::Body;
+      if (Failure f = co_await read_client_more(); f != Failure::None) co_return f;
+    }
+  }
+  // Chunked.
+  for (;;) {
+    char* base = in_.data.get();
+    std::size_t pos = in_begin_, write_pos = in_begin_;
+    const std::size_t data_start = in_begin_;
+    bool done = false;
+    while (pos < in_end_ && !done) {
+      auto step = chunked_in_.feed(std::string_view(base + pos, in_end_ - pos));
+      if (step.error) co_return Failure::BadBody;
+      if (!step.data.empty()) {
+        std::memmove(base + write_pos, step.data.data(), step.data.size());
+        write_pos += step.data.size();
+      }
+      pos += step.consumed;
+      done = step.done;
+      if (step.consumed == 0 && step.data.empty() && !done) break;
+    }
+    in_begin_ = pos;
+    std::size_t payload = write_pos - data_start;
+    ctx.bytes_in += payload;
+    if (ctx.bytes_in > lim.max_body_bytes) co_return Failure::TooLarge;
+    phase_ = Phase::Upstream;
+    arm_after(lim.body_timeout);
+    if (payload > 0 || !head_sent || done) {
+      char hdr[24];
+      std::size_t hn = payload > 0 ? format_chunk_header(hdr, payload) : 0;
+      std::string_view tail = payload > 0 ? (done ? std::string_view("\r\n0\r\n\r\n") : std::string_view("\r\n"))
+                                          : (done ? std::string_view("0\r\n\r\n") : std::string_view{});
+      if (!co_await upstream_write(std::string_view(hdr, hn), std::string_view(base + data_start, payload), tail))
+        co_return Failure::UpstreamWrite;
+    }
+    if (done) co_return Failure::None;
+    if (too_slow()) co_return Failure::Timeout;
+    phase_ = Phase::Body;
+    if (Failure f = co_await read_client_more(); f != Failure::None) co_return f;
+  }
+}
+
+asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
+  const CompiledRoute& route = *ctx.route();
+  const upstream::Service& svc = *route.service;
+  const auto& scfg = svc.config();
+  bool keep = req_.keep_alive && !w_.shared().draining.load(std::memory_order_relaxed);
+
+  if (!svc.try_acquire()) co_return co_await local_reply(ctx, 503, "max_in_flight", keep);
+  struct Release {
+    const upstream::Service& s;
+    ~Release() { s.release(); }
+  } release{svc};
+
+  upstream::PickInput pick;
+  if (scfg.load_balancing == config::Balance::Hash && scfg.hash_on) {
+    std::string_view key;
+    switch (scfg.hash_on->kind) {
+      case config::HashOn::Kind::ClientIp: key = ctx.client_ip(); break;
+      case config::HashOn::Kind::Header: key = req_.fields.get(scfg.hash_on->name); break;
+      case config::HashOn::Kind::Cookie: {
+        std::string_view cookies = req_.fields.get("cookie");
+        while (!cookies.empty()) {
+          auto semi = cookies.find(';');
+          std::string_view item = trim_ows(cookies.substr(0, semi));
+          auto eq = item.find('=');
+          if (eq != std::string_view::npos && item.substr(0, eq) == scfg.hash_on->name) {
+            key = item.substr(eq + 1);
+            break;
+          }
+          if (semi == std::string_view::npos) break;
+          cookies.remove_prefix(semi + 1);
+        }
+        break;
+      }
+      case config::HashOn::Kind::Claim: break;  // needs a verified token
+    }
+    if (!key.empty()) {
+      pick.has_hash = true;
+      pick.hash = upstream::hash_key(key);
+    }
+  }
+
+  const bool idempotent = is_idempotent(req_.method);
+  const bool replayable = req_.body == http::BodyKind::None ||
+                          (req_.body == http::BodyKind::Length && body_left_ <= in_end_ - in_begin_);
+  const std::size_t body_begin = in_begin_;
+  const std::uint64_t body_left_at_start = body_left_;
+  std::array<const upstream::Endpoint*, kMaxAttempts> tried{};
+  std::size_t n_tried = 0;
+  int retries_left = scfg.retries.attempts;
+  bool fresh_retry_used = false;
+  upstream::Endpoint* ep = nullptr;
+  bool reuse_same_endpoint = false;
+
+  for (;;) {
+    if (!reuse_same_endpoint) {
+      pick.avoid = tried.data();
+      pick.avoid_count = n_tried;
+      ep = svc.pick(pick);
+      if (!ep) co_return co_await local_reply(ctx, 503, "no_healthy_instance", keep);
+      if (n_tried < tried.size()) tried[n_tried++] = ep;
+    }
+    reuse_same_endpoint = false;
+    ctx.endpoint = ep;
+    ep->requests.fetch_add(1, std::memory_order_relaxed);
+    ep->in_flight.fetch_add(1, std::memory_order_relaxed);
+    struct InFlight {
+      upstream::Endpoint* e;
+      ~InFlight() { e->in_flight.fetch_sub(1, std::memory_order_relaxed); }
+    } in_flight{ep};
+    const auto t0 = Clock::now();
+
+    // Connection: the pool's most recent idle one, or a new one.
+    close_upstream();
+    bool reused = !fresh_retry_used && w_.pool().take(ep->pool_key, upstream::steady_now_ms(), upstream_);
+    if (!reused) {
+      upstream_ = tcp::socket(client_.get_executor());
+      phase_ = Phase::Upstream;
+      arm_after(scfg.connect_timeout);
+      auto [cec] = co_await upstream_.async_connect(ep->address, nothrow);
+      if (cec) {
+        bool was_timeout = timed_out_;
+        close_upstream();
+        ep->report_connect_failure(upstream::steady_now_ms());
+        // Nothing was sent: safe to try another instance whatever the method.
+        if (retries_left > 0 && scfg.retries.on_connect_failure) {
+          --retries_left;
+          continue;
+        }
+        ctx.upstream_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        co_return co_await local_reply(ctx, was_timeout ? 504 : 502,
+                                       was_timeout ? "connect_timeout" : "connect_failed", keep);
+      }
+      boost::system::error_code ignore;
+      upstream_.set_option(tcp::no_delay(true), ignore);
+    }
+
+    build_upstream_head(ctx, *ep);
+    Failure f = co_await send_request_body(ctx, false);
+    if (f == Failure::UpstreamWrite && reused && replayable) {
+      // A pooled connection the service had closed: replay on a fresh one.
+      fresh_retry_used = true;
+      reuse_same_endpoint = true;
+      in_begin_ = body_begin;
+      body_left_ = body_left_at_start;
+      ctx.bytes_in = 0;
+      continue;
+    }
+    if (f != Failure::None) {
+      close_upstream();
+      switch (f) {
+        case Failure::ClientGone: co_return false;
+        case Failure::Timeout: co_return co_await local_reply(ctx, 408, "body_timeout", false);
+        case Failure::BadBody: co_return co_await local_reply(ctx, 400, "bad_chunked_body", false);
+        case Failure::TooLarge: co_return co_await local_reply(ctx, 413, "body_too_large", false);
+        default:
+          ep->report_connect_failure(upstream::steady_now_ms());
+          co_return co_await local_reply(ctx, 502, "upstream_write_failed", false);
+      }
+    }
+
+    // Response head.
+    phase_ = Phase::Upstream;
+    arm_after(scfg.response_timeout);
+    acquire_up();
+    http::ParseOutcome out;
+    bool upstream_failed = false, timeout = false;
+    const bool is_head = req_.method == "HEAD";
+    for (;;) {
+      out = http::parse_response(std::string_view(up_.data.get() + up_begin_, up_end_ - up_begin_),
+                                 w_.snapshot()->parse_limits, is_head, resp_);
+      if (out.state == http::ParseState::Complete && resp_.status >= 100 && resp_.status < 200 && resp_.status != 101) {
+        up_begin_ += resp_.head_size;  // interim response: skip it
+        continue;
+      }
+      if (out.state != http::ParseState::Partial) break;
+      if (up_begin_ > 0) {
+        std::memmove(up_.data.get(), up_.data.get() + up_begin_, up_end_ - up_begin_);
+        up_end_ -= up_begin_;
+        up_begin_ = 0;
+      }
+      if (up_end_ >= up_.cap) {
+        out = {http::ParseState::Invalid, 502, "response head too large"};
+        break;
+      }
+      auto [rec, n] = co_await upstream_.async_read_some(asio::buffer(up_.data.get() + up_end_, up_.cap - up_end_), nothrow);
+      if (rec) {
+        upstream_failed = true;
+        timeout = timed_out_;
+        break;
+      }
+      up_end_ += n;
+    }
+    ctx.upstream_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (upstream_failed && !timeout && reused && replayable && up_end_ == 0 && !fresh_retry_used) {
+      fresh_retry_used = true;
+      reuse_same_endpoint = true;
+      in_begin_ = body_begin;
+      body_left_ = body_left_at_start;
+      ctx.bytes_in = 0;
+      release_up();
+      continue;
+    }
+    if (upstream_failed || out.state == http::ParseState::Invalid) {
+      close_upstream();
+      release_up();
+      int status = timeout ? 504 : 502;
+      if (!timeout) ep->report_status(502, upstream::steady_now_ms());
+      bool may_retry = idempotent && replayable && retries_left > 0 &&
+                       std::find(scfg.retries.on_status.begin(), scfg.retries.on_status.end(), status) !=
+                           scfg.retries.on_status.end();
+      if (may_retry) {
+        --retries_left;
+        in_begin_ = body_begin;
+        body_left_ = body_left_at_start;
+        ctx.bytes_in = 0;
+        continue;
+      }
+      co_return co_await local_reply(ctx, status, timeout ? "upstream_timeout" : "bad_response", keep);
+    }
+    ep->report_status(resp_.status, upstream::steady_now_ms());
+    if (idempotent && replayable && retries_left > 0 &&
+        std::find(scfg.retries.on_status.begin(), scfg.retries.on_status.end(), resp_.status) !=
+            scfg.retries.on_status.end()) {
+      --retries_left;
+      close_upstream();
+      release_up();
+      in_begin_ = body_begin;
+      body_left_ = body_left_at_start;
+      ctx.bytes_in = 0;
+      continue;
+    }
+    if (resp_.status == 101 && !req_.upgrade) {
+      close_upstream();
+      release_up();
+      co_return co_await local_reply(ctx, 502, "unexpected_upgrade", keep);
+    }
+    co_return co_await relay_response(ctx, keep);
+  }
+}
+
+asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
+  const auto& route = *ctx.route();
+  up_begin_ += resp_.head_size;
+  ctx.status = resp_.status;
+  const bool is_head = req_.method == "HEAD";
+  const bool upgrade = resp_.status == 101;
+  const http::BodyKind body = resp_.body;
+  const bool client_chunked = (body == http::BodyKind::Chunked || body == http::BodyKind::UntilClose) &&
+                              req_.version_minor == 1;
+  if (body == http::BodyKind::UntilClose && !client_chunked) keep = false;
+  if (request_body_pending()) keep = false;
+
+  // Strip hop-by-hop fields (and those Connection names), keep the rest in order.
+  http::Fields& fields = resp_.fields;
+  {
+    http::Fields kept;
+    std::string_view upgrade_value;
+    for (const auto& f : fields) {
+      if (upgrade && iequals(f.name, "upgrade")) upgrade_value = f.value;
+      if (is_connection_scoped(f.name, fields)) continue;
+      if (iequals(f.name, "content-length") && body != http::BodyKind::None) continue;
+      if (iequals(f.name, "x-request-id")) continue;
+      kept.add(f.name, f.value);
+    }
+    fields = std::move(kept);
+    if (upgrade) {
+      fields.add("Connection", "upgrade");
+      if (!upgrade_value.empty()) fields.add("Upgrade", upgrade_value);
+    }
+  }
+  const auto& chain = route.chain;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) (*it)->on_response(ctx, resp_);
+
+  head_out_.clear();
+  fmt::format_to(std::back_inserter(head_out_), "HTTP/1.1 {} ", resp_.status);
+  head_out_.append(resp_.reason.empty() ? reason_phrase(resp_.status) : resp_.reason);
+  head_out_.append("\r\n");
+  for (const auto& f : resp_.fields) append_head_field(head_out_, f.name, f.value);
+  append_head_field(head_out_, "X-Request-Id", ctx.request_id());
+  if (body == http::BodyKind::Length) {
+    fmt::format_to(std::back_inserter(head_out_), "Content-Length: {}\r\n", resp_.content_length);
+  } else if (client_chunked) {
+    head_out_.append("Transfer-Encoding: chunked\r\n");
+  }
+  if (!upgrade) {
+    if (!keep) head_out_.append("Connection: close\r\n");
+    else if (req_.version_minor == 0) head_out_.append("Connection: keep-alive\r\n");
+  }
+  head_out_.append("\r\n");
+
+  phase_ = Phase::Write;
+  const auto& lim = limits();
+  const auto& scfg = route.service->config();
+  bool upstream_clean = false;
+  bool client_ok = true;
+
+  if (upgrade) {
+    arm_after(lim.idle_timeout);
+    std::string_view rest(up_.data.get() + up_begin_, up_end_ - up_begin_);
+    client_ok = co_await write_client(head_out_, rest);
+    ctx.bytes_out += rest.size();
+    release_up();
+    if (client_ok) {
+      // Bytes the client sent after its head belong to the new protocol.
+      if (in_end_ > in_begin_) {
+        auto [ec, n] = co_await asio::async_write(
+            upstream_, asio::buffer(in_.data.get() + in_begin_, in_end_ - in_begin_), nothrow);
+        (void)n;
+        in_begin_ = in_end_;
+        if (ec) client_ok = false;
+      }
+    }
+    if (client_ok) co_await tunnel();
+    finish(ctx);
+    close_upstream();
+    co_return false;
+  }
+
+  if (body == http::BodyKind::None || is_head) {
+    arm_after(lim.idle_timeout);
+    client_ok = co_await write_client(head_out_);
+    upstream_clean = body == http::BodyKind::None || (is_head && up_begin_ == up_end_);
+  } else if (body == http::BodyKind::Length) {
+    std::uint64_t left = resp_.content_length;
+    bool head_written = false;
+    for (;;) {
+      std::size_t avail = up_end_ - up_begin_;
+      std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(avail, left));
+      std::string_view part(up_.data.get() + up_begin_, take);
+      up_begin_ += take;
+      left -= take;
+      ctx.bytes_out += take;
+      arm_after(lim.idle_timeout);
+      client_ok = co_await write_client(head_written ? std::string_view{} : std::string_view(head_out_), part);
+      head_written = true;
+      if (!client_ok) break;
+      if (left == 0) {
+        upstream_clean = up_begin_ == up_end_;
+        break;
+      }
+      arm_after(scfg.response_timeout);
+      auto [ec, n] = co_await upstream_.async_read_some(
+          asio::buffer(up_.data.get(), static_cast<std::size_t>(std::min<std::uint64_t>(up_.cap, left))), nothrow);
+      if (ec) break;  // truncated by the service: the client sees the connection close
+      up_begin_ = 0;
+      up_end_ = n;
+    }
+    if (left != 0) keep = false;
+  } else {
+    // Chunked or until-close: decode (chunked) and re-frame for the client.
+    http::ChunkedDecoder dec;
+    bool head_written = false, done = false;
+    for (;;) {
+      char* base = up_.data.get();
+      std::size_t payload_start = up_begin_, write_pos = up_begin_, pos = up_begin_;
+      if (body == http::BodyKind::Chunked) {
+        while (pos < up_end_ && !done) {
+          auto step = dec.feed(std::string_view(base + pos, up_end_ - pos));
+          if (step.error) {
+            keep = false;
+            client_ok = false;  // cannot signal an error after the head: close
+            break;
+          }
+          if (!step.data.empty()) {
+            std::memmove(base + write_pos, step.data.data(), step.data.size());
+            write_pos += step.data.size();
+          }
+          pos += step.consumed;
+          done = step.done;
+        }
+      } else {
+        write_pos = pos = up_end_;
+      }
+      up_begin_ = pos;
+      std::size_t payload = write_pos - payload_start;
+      ctx.bytes_out += payload;
+      if (!client_ok) break;
+      arm_after(lim.idle_timeout);
+      char hdr[24];
+      std::size_t hn = (client_chunked && payload > 0) ? format_chunk_header(hdr, payload) : 0;
+      std::string_view tail;
+      if (client_chunked) {
+        if (payload > 0) tail = done ? std::string_view("\r\n0\r\n\r\n") : std::string_view("\r\n");
+        else if (done) tail = "0\r\n\r\n";
+      }
+      if (!head_written || payload > 0 || !tail.empty()) {
+        std::array<asio::const_buffer, 4> bufs{
+            asio::buffer(head_written ? nullptr : head_out_.data(), head_written ? 0 : head_out_.size()),
+            asio::buffer(hdr, hn), asio::buffer(base + payload_start, payload), asio::buffer(tail.data(), tail.size())};
+        auto [wec, wn] = co_await asio::async_write(client_, bufs, nothrow);
+        (void)wn;
+        head_written = true;
+        if (wec) {
+          client_ok = false;
+          break;
+        }
+      }
+      if (done) {
+        upstream_clean = up_begin_ == up_end_;
+        break;
+      }
+      arm_after(scfg.response_timeout);
+      auto [ec, n] = co_await upstream_.async_read_some(asio::buffer(up_.data.get(), up_.cap), nothrow);
+      up_begin_ = 0;
+      up_end_ = 0;
+      if (ec) {
+        if (body == http::BodyKind::UntilClose && ec == asio::error::eof && !timed_out_) {
+          done = true;
+          if (client_chunked) {
+            arm_after(lim.idle_timeout);
+            client_ok = co_await write_client("0\r\n\r\n");
+          }
+        } else {
+          keep = false;  // truncated: the client sees the connection close
+        }
+        break;
+      }
+      up_end_ = n;
+    }
+    if (!done) keep = false;
+  }
+
+  if (upstream_clean && resp_.keep_alive && client_ok) {
+    w_.pool().put(ctx.endpoint->pool_key, std::move(upstream_), upstream::steady_now_ms());
+    upstream_ = tcp::socket(client_.get_executor());
+  } else {
+    close_upstream();
+  }
+  release_up();
+  finish(ctx);
+  co_return client_ok && keep;
+}
+
+asio::awaitable<bool> Session::tunnel() {
+  using namespace asio::experimental::awaitable_operators;
+  phase_ = Phase::Tunnel;
+  arm(Clock::time_point::max());
+  auto pump = [](tcp::socket& from, tcp::socket& to) -> asio::awaitable<void> {
+    std::array<char, 8192> buf;
+    for (;;) {
+      auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), nothrow);
+      if (ec) break;
+      auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), nothrow);
+      (void)wn;
+      if (wec) break;
+    }
+    boost::system::error_code ignore;
+    to.shutdown(tcp::socket::shutdown_send, ignore);
+  };
+  co_await (pump(client_, upstream_) || pump(upstream_, client_));
+  co_return false;
+}
+
+}  // namespace gh::proxy

@@ -1,0 +1,138 @@
+#include "proxy/worker.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <random>
+
+#include <fmt/format.h>
+
+#include "proxy/session.h"
+
+namespace gh::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+BufferPool::Buffer BufferPool::get(std::size_t min_size) {
+  std::size_t size = std::max(kDefaultSize, min_size);
+  if (size == kDefaultSize && !free_.empty()) {
+    Buffer b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  return Buffer{std::unique_ptr<char[]>(new char[size]), size};
+}
+
+void BufferPool::put(Buffer&& b) {
+  if (b.data && b.cap == kDefaultSize && free_.size() < kMaxFree) free_.push_back(std::move(b));
+  b = {};
+}
+
+Worker::Worker(unsigned id, GatewayShared& shared, std::shared_ptr<AccessLogSink> log_sink)
+    : id_(id), shared_(shared), access_log_(std::move(log_sink)) {
+  std::random_device rd;
+  request_prefix_ = (std::uint64_t(rd()) << 32) ^ rd();
+}
+
+Worker::~Worker() = default;
+
+void Worker::next_request_id(std::string& out) {
+  out.clear();
+  fmt::format_to(std::back_inserter(out), "{:016x}{:02x}{:010x}", request_prefix_, id_ & 0xff, ++request_seq_);
+}
+
+bool Worker::listen(const std::vector<tcp::endpoint>& endpoints, std::string& error) {
+  for (const auto& ep : endpoints) {
+    auto acc = std::make_shared<tcp::acceptor>(io_);
+    boost::system::error_code ec;
+    acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      int one = 1;
+      if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        ec = boost::system::error_code(errno, boost::system::system_category());
+    }
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      error = fmt::format("cannot listen on {}:{}: {}", ep.address().to_string(), ep.port(), ec.message());
+      return false;
+    }
+    acceptors_.push_back(std::move(acc));
+  }
+  return true;
+}
+
+asio::awaitable<void> Worker::accept_loop(std::shared_ptr<tcp::acceptor> acc) {
+  asio::steady_timer wait(io_);
+  while (!stopping_ && acc->is_open()) {
+    const auto& snap = snapshot_;
+    std::uint64_t max = snap ? snap->config->limits.max_connections : 0;
+    if (max != 0 && shared_.open_connections.load(std::memory_order_relaxed) >= max) {
+      // Over the limit: leave new connections waiting in the listen queue.
+      wait.expires_after(std::chrono::milliseconds(5));
+      co_await wait.async_wait(nothrow);
+      continue;
+    }
+    auto [ec, sock] = co_await acc->async_accept(nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acc->is_open()) break;
+      // EMFILE and friends: back off briefly rather than spin.
+      wait.expires_after(std::chrono::milliseconds(10));
+      co_await wait.async_wait(nothrow);
+      continue;
+    }
+    shared_.open_connections.fetch_add(1, std::memory_order_relaxed);
+    start_session(*this, std::move(sock));
+  }
+}
+
+asio::awaitable<void> Worker::housekeeping() {
+  int ticks = 0;
+  while (!stopping_) {
+    housekeeping_timer_.expires_after(std::chrono::milliseconds(100));
+    auto [ec] = co_await housekeeping_timer_.async_wait(nothrow);
+    access_log_.flush();
+    if (ec && stopping_) break;
+    if (++ticks % 10 == 0) pool_.sweep(upstream::steady_now_ms());
+  }
+}
+
+void Worker::run() {
+  for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
+  asio::co_spawn(io_, housekeeping(), asio::detached);
+  io_.run();
+  access_log_.flush();
+}
+
+void Worker::drain() {
+  asio::post(io_, [this] {
+    for (auto& acc : acceptors_) {
+      boost::system::error_code ignore;
+      acc->close(ignore);
+    }
+    for (Session* s : sessions_) session_close_if_idle(*s);
+  });
+}
+
+void Worker::terminate() {
+  asio::post(io_, [this] {
+    stopping_ = true;
+    for (auto& acc : acceptors_) {
+      boost::system::error_code ignore;
+      acc->close(ignore);
+    }
+    for (Session* s : sessions_) session_close_now(*s);
+    pool_.clear();
+    housekeeping_timer_.cancel();
+    access_log_.flush();
+    io_.stop();
+  });
+}
+
+}  // namespace gh::proxy

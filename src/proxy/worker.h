@@ -1,0 +1,98 @@
+// Worker: one event-loop thread with its own acceptors (SO_REUSEPORT), upstream connection
+// pool, buffer free list, access-log buffer and current snapshot. A connection never leaves
+// the worker that accepted it. Thread: every member is touched only on the worker's own
+// thread, except what is posted to it (set_snapshot, drain, terminate) and GatewayShared.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/access_log.h"
+#include "proxy/snapshot.h"
+#include "upstream/pool.h"
+
+namespace gh::proxy {
+
+// Gateway-wide state shared by the workers: connection count (max_connections) and drain flag.
+struct GatewayShared {
+  std::atomic<std::uint64_t> open_connections{0};
+  std::atomic<bool> draining{false};
+  std::atomic<std::uint64_t> requests_total{0};
+  std::atomic<std::uint64_t> internal_errors{0};
+};
+
+// Fixed-size read buffers, borrowed when data arrives and returned when a connection goes idle.
+class BufferPool {
+ public:
+  struct Buffer {
+    std::unique_ptr<char[]> data;
+    std::size_t cap = 0;
+  };
+  Buffer get(std::size_t min_size);
+  void put(Buffer&& b);
+
+ private:
+  static constexpr std::size_t kDefaultSize = 16 * 1024;
+  static constexpr std::size_t kMaxFree = 256;
+  std::vector<Buffer> free_;
+};
+
+class Session;
+
+class Worker {
+ public:
+  Worker(unsigned id, GatewayShared& shared, std::shared_ptr<AccessLogSink> log_sink);
+  ~Worker();
+
+  unsigned id() const noexcept { return id_; }
+  boost::asio::io_context& io() noexcept { return io_; }
+  GatewayShared& shared() noexcept { return shared_; }
+  const std::shared_ptr<const Snapshot>& snapshot() const noexcept { return snapshot_; }
+  upstream::ConnectionPool& pool() noexcept { return pool_; }
+  BufferPool& buffers() noexcept { return buffers_; }
+  AccessLog& access_log() noexcept { return access_log_; }
+  // Request ids: a random per-worker prefix and a counter.
+  void next_request_id(std::string& out);
+
+  // REQUIRES: called before run(). Opens this worker's acceptor on each listener.
+  bool listen(const std::vector<boost::asio::ip::tcp::endpoint>& endpoints, std::string& error);
+  void set_snapshot(std::shared_ptr<const Snapshot> s) { snapshot_ = std::move(s); }
+  // Thread entry: runs the event loop until terminate().
+  void run();
+  // Posts: stop accepting and close idle keep-alive connections; requests in flight finish.
+  void drain();
+  // Posts: close every connection and stop the loop.
+  void terminate();
+
+  // Session bookkeeping (worker thread only).
+  std::list<Session*>::iterator add_session(Session* s) { return sessions_.insert(sessions_.end(), s); }
+  void remove_session(std::list<Session*>::iterator it) { sessions_.erase(it); }
+
+ private:
+  boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acc);
+  boost::asio::awaitable<void> housekeeping();
+
+  unsigned id_;
+  GatewayShared& shared_;
+  boost::asio::io_context io_{1};
+  std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  upstream::ConnectionPool pool_;
+  BufferPool buffers_;
+  AccessLog access_log_;
+  std::list<Session*> sessions_;
+  std::uint64_t request_seq_ = 0;
+  std::uint64_t request_prefix_ = 0;
+  boost::asio::steady_timer housekeeping_timer_{io_};
+  bool stopping_ = false;
+};
+
+}  // namespace gh::proxy

@@ -1,0 +1,52 @@
+// Endpoint: one instance of a service, with the health state every worker reads.
+// Thread: immutable after construction except the atomics. `active_healthy` has a single
+// writer (the health checker on the control thread); the passive-ejection and in-flight
+// atomics are updated by any worker with relaxed ordering; readers tolerate staleness.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace gh::upstream {
+
+// Passive ejection: after this many consecutive connect failures (or twice as many 5xx
+// responses) an endpoint is skipped for kEjectMillis, then tried again.
+constexpr std::uint32_t kEjectAfterConnectFailures = 3;
+constexpr std::uint32_t kEjectAfter5xx = 5;
+constexpr std::int64_t kEjectMillis = 10'000;
+
+std::int64_t steady_now_ms() noexcept;
+
+struct Endpoint {
+  std::string url;          // as configured, e.g. http://127.0.0.1:3001
+  std::string host;         // host part of the url
+  std::uint16_t port = 80;
+  std::uint32_t weight = 1;
+  std::string host_header;  // Host value when preserve_host is false: "host" or "host:port"
+  std::string pool_key;     // "ip:port": connection pools are keyed by address, not by snapshot
+  boost::asio::ip::tcp::endpoint address;
+  bool has_health_check = false;
+
+  std::atomic<bool> active_healthy{true};
+  std::atomic<std::uint32_t> connect_failures{0};
+  std::atomic<std::uint32_t> server_errors{0};
+  std::atomic<std::int64_t> ejected_until_ms{0};
+  std::atomic<std::uint32_t> in_flight{0};
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> errors{0};
+
+  // Healthy for the active checker and not passively ejected.
+  bool available(std::int64_t now_ms) const noexcept {
+    return active_healthy.load(std::memory_order_relaxed) &&
+           ejected_until_ms.load(std::memory_order_relaxed) <= now_ms;
+  }
+  // Passive health: called by a worker after each attempt.
+  void report_connect_failure(std::int64_t now_ms) noexcept;
+  void report_status(int status, std::int64_t now_ms) noexcept;
+  void report_success() noexcept;
+};
+
+}  // namespace gh::upstream

@@ -1,0 +1,41 @@
+// ConnectionPool: idle keep-alive connections to upstream endpoints, for one worker.
+// Thread: owned by its worker; never shared. Keyed by endpoint address, so connections
+// survive a config reload. Most recently idle first (LIFO): warm connections are reused and
+// the oldest age out.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace gh::upstream {
+
+// An idle connection older than this is closed instead of reused. Short, because many
+// services (Node's http server among them) close idle keep-alive connections after 5 s.
+constexpr std::int64_t kPoolIdleMillis = 4'000;
+constexpr std::size_t kPoolMaxIdlePerEndpoint = 64;
+
+class ConnectionPool {
+ public:
+  struct Idle {
+    boost::asio::ip::tcp::socket socket;
+    std::int64_t since_ms;
+  };
+
+  // Takes the most recently idle connection to `key`, if one is fresh enough.
+  bool take(const std::string& key, std::int64_t now_ms, boost::asio::ip::tcp::socket& out);
+  // Returns a connection that finished a response cleanly and may be reused.
+  void put(const std::string& key, boost::asio::ip::tcp::socket&& s, std::int64_t now_ms);
+  // Closes connections idle for too long; called periodically by the worker.
+  void sweep(std::int64_t now_ms);
+  void clear();
+  std::size_t idle_count() const;
+
+ private:
+  std::unordered_map<std::string, std::vector<Idle>> idle_;
+};
+
+}  // namespace gh::upstream

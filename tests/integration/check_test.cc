@@ -1,0 +1,176 @@
+// `gatehouse check`: every error printed as FILE:LINE:COL: PATH: message, exit 1; exit 0 on a
+// valid file, the shared seed example included (SPEC §1, §2).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <regex>
+#include <sstream>
+
+#include "harness/assertions.h"
+
+namespace gh::integ {
+namespace {
+
+struct Checked {
+  ProcessResult result;
+  std::string path;
+};
+
+Checked check(const std::string& yaml, const Env& env = {}, const std::vector<std::string>& unset = {}) {
+  static TempDir dir;
+  static int n = 0;
+  const std::string path = dir.write("check" + std::to_string(++n) + ".yaml", yaml);
+  return {run_gatehouse({"check", "-c", path}, env, unset), path};
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream s(text);
+  for (std::string line; std::getline(s, line);) {
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
+// The error line that starts with PATH:LINE:COL: FIELD: , or "".
+std::string error_at(const Checked& c, int line, int col, const std::string& field) {
+  const std::string prefix = c.path + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " + field + ": ";
+  for (const std::string& l : lines(c.result.err)) {
+    if (l.rfind(prefix, 0) == 0) return l;
+  }
+  return "";
+}
+
+TEST(Check, SeedExamplePasses) {
+  auto r = run_gatehouse({"check", "-c", shared_dir() + "/examples/seed.yaml"}, {{"JWT_SECRET", "integration-secret"}});
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(Check, SeedWithoutItsSecretFailsAtTheVariable) {
+  const std::string path = shared_dir() + "/examples/seed.yaml";
+  auto r = run_gatehouse({"check", "-c", path}, {}, {"JWT_SECRET"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  // The line of `secret: "${JWT_SECRET}"` in the file.
+  const std::string text = read_file(path);
+  const std::size_t at = text.find("${JWT_SECRET}");
+  ASSERT_NE(at, std::string::npos);
+  const int line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(at), '\n'));
+  const std::string prefix = path + ":" + std::to_string(line) + ":";
+  EXPECT_NE(r.err.find(prefix), std::string::npos) << "expected an error at " << prefix << "\n" << r.err;
+  EXPECT_NE(r.err.find("JWT_SECRET"), std::string::npos) << r.err;
+}
+
+TEST(Check, ValidFilePassesQuietly) {
+  auto c = check(R"(listen: "127.0.0.1:3000"
+services:
+  user:
+    instances: ["http://127.0.0.1:3001"]
+routes:
+  - path: /api/users
+    service: user
+)");
+  EXPECT_EQ(c.result.exit_code, 0) << c.result.err;
+}
+
+TEST(Check, UnknownServiceSuggestsTheNearestName) {
+  auto c = check(R"(services:
+  user:
+    instances: ["http://127.0.0.1:3001"]
+routes:
+  - path: /api/users
+    service: usr
+)");
+  EXPECT_EQ(c.result.exit_code, 1);
+  const std::string line = error_at(c, 6, 14, "routes[0].service");
+  ASSERT_FALSE(line.empty()) << "expected " << c.path << ":6:14: routes[0].service: ..., got:\n" << c.result.err;
+  EXPECT_NE(line.find("unknown service \"usr\""), std::string::npos) << line;
+  EXPECT_NE(line.find("did you mean \"user\"?"), std::string::npos) << line;
+}
+
+TEST(Check, BadDurationIsPlacedAtItsValue) {
+  auto c = check(R"(services:
+  user:
+    instances: ["http://127.0.0.1:3001"]
+    timeouts:
+      response: 30x
+routes:
+  - path: /api
+    service: user
+)");
+  EXPECT_EQ(c.result.exit_code, 1);
+  const std::string line = error_at(c, 5, 17, "services.user.timeouts.response");
+  ASSERT_FALSE(line.empty()) << "expected " << c.path << ":5:17: services.user.timeouts.response: ..., got:\n"
+                             << c.result.err;
+  EXPECT_NE(line.find("duration"), std::string::npos) << "does not say a duration was expected: " << line;
+}
+
+TEST(Check, UnsetVariableIsAnError) {
+  auto c = check(R"(services:
+  user:
+    instances:
+      - ${GH_INTEG_UNSET_VARIABLE}
+routes:
+  - path: /api
+    service: user
+)",
+                 {}, {"GH_INTEG_UNSET_VARIABLE"});
+  EXPECT_EQ(c.result.exit_code, 1);
+  const std::string prefix = c.path + ":4:9: ";
+  EXPECT_NE(c.result.err.find(prefix), std::string::npos) << "expected an error at " << prefix << "\n" << c.result.err;
+  EXPECT_NE(c.result.err.find("GH_INTEG_UNSET_VARIABLE"), std::string::npos) << c.result.err;
+}
+
+TEST(Check, VariablesAndDefaultsAreSubstituted) {
+  const std::string yaml = R"(services:
+  user:
+    instances: ["${GH_INTEG_URL}", "${GH_INTEG_UNSET_VARIABLE:-http://127.0.0.1:3002}"]
+routes:
+  - path: /api
+    service: user
+)";
+  auto c = check(yaml, {{"GH_INTEG_URL", "http://127.0.0.1:3001"}}, {"GH_INTEG_UNSET_VARIABLE"});
+  EXPECT_EQ(c.result.exit_code, 0) << c.result.err;
+}
+
+TEST(Check, EveryErrorIsListedOneALine) {
+  auto c = check(R"(services:
+  user:
+    instances: ["http://127.0.0.1:3001"]
+    timeouts:
+      connect: soon
+routes:
+  - path: /api/users
+    service: usr
+  - path: /api/orders
+    service: order
+)");
+  EXPECT_EQ(c.result.exit_code, 1);
+  EXPECT_FALSE(error_at(c, 5, 16, "services.user.timeouts.connect").empty()) << c.result.err;
+  EXPECT_FALSE(error_at(c, 8, 14, "routes[0].service").empty()) << c.result.err;
+  EXPECT_FALSE(error_at(c, 10, 14, "routes[1].service").empty()) << c.result.err;
+  static const std::regex format(R"(^.+:[0-9]+:[0-9]+: [A-Za-z0-9_.\[\]-]+: .+$)");
+  for (const std::string& l : lines(c.result.err)) {
+    EXPECT_TRUE(std::regex_match(l, format)) << "not FILE:LINE:COL: PATH: message: " << l;
+  }
+}
+
+TEST(Check, UnknownPolicyIsReportedWithItsIndex) {
+  auto c = check(R"(services:
+  user:
+    instances: ["http://127.0.0.1:3001"]
+policies:
+  per-ip: {type: rate_limit, limit: 10, window: 1m}
+routes:
+  - path: /api
+    service: user
+    policies: [per-ip, per_ip]
+)");
+  EXPECT_EQ(c.result.exit_code, 1);
+  const std::string line = error_at(c, 9, 24, "routes[0].policies[1]");
+  ASSERT_FALSE(line.empty()) << c.result.err;
+  EXPECT_NE(line.find("did you mean \"per-ip\"?"), std::string::npos) << line;
+}
+
+}  // namespace
+}  // namespace gh::integ
