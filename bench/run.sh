@@ -138,7 +138,9 @@ ensure_tools() {
   hash -r
 }
 ensure_tools
-command -v timeout >/dev/null && command -v setsid >/dev/null || die "needs timeout and setsid (coreutils, util-linux)"
+if ! command -v timeout >/dev/null || ! command -v setsid >/dev/null; then
+  die "needs timeout and setsid (coreutils, util-linux)"
+fi
 
 # File descriptors: each proxy needs one per idle client connection plus its
 # upstream connections, and so does the client that holds them. HAProxy sizes
@@ -233,7 +235,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
 
 # --- servers ---------------------------------------------------------------
 
-declare -A PORT=() PID=() KIND=()
+declare -A PORT=() PID=()
 SKIPPED=()
 
 read -r -a ports <<<"$(python3 "$TOOL" free-ports $((${#SELECTED[@]} + 1)))"
@@ -388,16 +390,16 @@ start_target() {  # name
   mkdir -p "$d"
   SKIP_REASON=""
   if [[ $t == direct ]]; then
-    KIND[$t]=direct PORT[$t]=$UPSTREAM_PORT PID[$t]=$UPSTREAM_PID
+    PORT[$t]=$UPSTREAM_PORT PID[$t]=$UPSTREAM_PID
     return 0
   fi
   port=${ports[next_port]}
   next_port=$((next_port + 1))
   case $t in
-    nginx) KIND[$t]=nginx; start_nginx_proxy "$port" "$d" ;;
-    haproxy) KIND[$t]=haproxy; start_haproxy "$port" "$d" ;;
-    gatehouse) KIND[$t]=gatehouse; start_gatehouse "$port" "$d" "$BENCH_DIR/gatehouse-proxy.yaml" || return 1 ;;
-    *) KIND[$t]=gatehouse; start_gatehouse "$port" "$d" "${EXTRA_FILE[$t]}" || return 1 ;;
+    nginx) start_nginx_proxy "$port" "$d" ;;
+    haproxy) start_haproxy "$port" "$d" ;;
+    gatehouse) start_gatehouse "$port" "$d" "$BENCH_DIR/gatehouse-proxy.yaml" || return 1 ;;
+    *) start_gatehouse "$port" "$d" "${EXTRA_FILE[$t]}" || return 1 ;;
   esac
   PORT[$t]=$port PID[$t]=$SPAWNED
   local hdr_args=()

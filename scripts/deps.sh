@@ -6,8 +6,10 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-dev libssl-dev libyaml-cpp-dev libre2-dev libhiredis-dev
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-  redis-server curl python3
+  redis-server curl python3 nlohmann-json3-dev nodejs
 )
+# npm: Debian's package, unless the installed nodejs already ships it (it then conflicts).
+command -v npm >/dev/null || packages+=(npm)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk); fi
 
 missing=()

@@ -73,6 +73,21 @@ int run_gateway(RunOptions opts) {
     return 1;
   }
 
+  // Workers bind with SO_REUSEPORT, which would let a second gateway (or anything else with
+  // SO_REUSEPORT) silently share the port: first make sure the address is really free.
+  for (const auto& ep : endpoints) {
+    asio::io_context probe_io;
+    tcp::acceptor probe(probe_io);
+    boost::system::error_code ec;
+    probe.open(ep.protocol(), ec);
+    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) probe.bind(ep, ec);
+    if (ec) {
+      fmt::print(stderr, "gatehouse: cannot listen on {}:{}: {}\n", ep.address().to_string(), ep.port(), ec.message());
+      return 1;
+    }
+  }
+
   proxy::GatewayShared shared;
   std::vector<std::unique_ptr<proxy::Worker>> workers;
   const unsigned n = worker_count(*opts.config);

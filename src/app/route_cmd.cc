@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 
 #include "app/snapshot_builder.h"
+#include "policies/api_key/api_key.h"
+#include "policies/ip_filter/ip_filter.h"
+#include "policies/jwt/jwt.h"
+#include "policies/rate_limit/rate_limit.h"
 #include "core/strings.h"
 #include "http/fields.h"
 #include "routing/normalize.h"
@@ -65,8 +69,29 @@ int explain_route(const std::string& config_path, const std::string& method, con
   if (route.chain.empty()) fmt::print("policies: none\n");
   for (std::size_t i = 0; i < route.chain.size(); ++i) {
     const auto& p = route.chain[i];
-    std::string verdict = p->type() == "security_headers" ? "adds helmet's security headers to the response"
-                                                          : "n/a (not computed offline)";
+    std::string verdict = "n/a (not computed offline)";
+    if (p->type() == "security_headers") {
+      verdict = "adds helmet's security headers to the response";
+    } else if (p->type() == "jwt") {
+      verdict = policies::explain(static_cast<const policies::JwtPolicy&>(*p), fields.get("authorization"));
+    } else if (p->type() == "rate_limit") {
+      verdict = policies::explain(static_cast<const policies::RateLimitPolicy&>(*p), &fields);
+    } else if (p->type() == "ip_filter") {
+      std::string_view ip = fields.has("x-client-ip") ? fields.get("x-client-ip") : std::string_view("127.0.0.1");
+      verdict = static_cast<const policies::IpFilterPolicy&>(*p).allows(ip)
+                    ? "allows " + std::string(ip)
+                    : "403 Forbidden for " + std::string(ip);
+    } else if (p->type() == "api_key") {
+      http::RequestHead req;
+      req.fields = fields;
+      req.query = query;
+      auto who = static_cast<const policies::ApiKeyPolicy&>(*p).consumer(req);
+      verdict = !who ? "401 API key required" : who->empty() ? "401 Invalid API key" : "valid, consumer " + *who;
+    } else if (p->type() == "cors") {
+      verdict = "answers preflights, adds CORS headers for allowed origins";
+    } else if (p->type() == "require_role") {
+      verdict = "needs one of the roles (depends on the token; see jwt above)";
+    }
     fmt::print("policy {}: {} ({}): {}\n", i + 1, p->name(), p->type(), verdict);
   }
   std::string_view up_path = normalized;

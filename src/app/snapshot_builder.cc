@@ -3,10 +3,22 @@
 #include <map>
 
 #include "app/registry.h"
+#include "policies/rate_limit/rate_limit_config.h"
 
 namespace gh::app {
 
-config::LoadResult load_config(const std::string& path) { return config::load_file(path, policy_catalog()); }
+config::LoadResult load_config(const std::string& path) {
+  auto r = config::load_file(path, policy_catalog());
+  if (!r.config) return r;
+  // Checks that span the whole file rather than one policy entry.
+  config::Diagnostics d(path);
+  policies::check_rate_limit_stores(*r.config, d);
+  if (!d.empty()) {
+    r.errors = d.list();
+    r.config.reset();
+  }
+  return r;
+}
 
 Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(std::shared_ptr<const config::Config> config,
                                                               const proxy::Snapshot* previous) {
@@ -17,6 +29,14 @@ Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(std::shared_ptr<co
   snap->parse_limits.max_uri_bytes = config->limits.max_uri_bytes;
   snap->parse_limits.max_header_bytes = config->limits.max_header_bytes;
   snap->parse_limits.max_headers = config->limits.max_headers;
+
+  std::vector<Cidr> trusted;
+  for (const auto& t : config->trusted_proxies) {
+    auto c = Cidr::parse(t);
+    if (!c) return Error{ErrorCode::InvalidConfig, Source::Config, false, "trusted_proxies: bad CIDR " + t};
+    trusted.push_back(*c);
+  }
+  snap->trusted_proxies = CidrSet(std::move(trusted));
 
   std::string error;
   snap->table = routing::RouteTable::build(config->routes, &error);

@@ -2,6 +2,7 @@
 // Thread: owned by one connection; views are valid until the buffer is released.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,11 @@ class Fields {
   std::size_t remove(std::string_view name) noexcept;
   // Replaces every field named `name` by one with `value` (added when absent).
   void set(std::string_view name, std::string_view value);
+  // Removes the fields for which pred(const Field&) holds, keeping the others in order.
+  template <class Pred>
+  void remove_if(Pred pred) {
+    list_.erase(std::remove_if(list_.begin(), list_.end(), pred), list_.end());
+  }
 
  private:
   std::vector<Field> list_;

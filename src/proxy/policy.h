@@ -26,6 +26,7 @@ struct LocalReply {
   std::vector<std::pair<std::string, std::string>> headers{};
   std::string message{};    // the JSON body's "error"; empty: the standard text for the status
   std::string body{};       // a whole body instead of the JSON error (with its Content-Type header)
+  bool empty_body = false;  // no body at all (e.g. 204 to a CORS preflight)
 };
 
 using Verdict = std::variant<Continue, LocalReply>;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "http/parser.h"
 #include "proxy/snapshot.h"
@@ -16,6 +17,34 @@
 namespace gh::proxy {
 
 class Worker;
+
+// A verified caller, written by an authenticating policy (jwt, api_key) and read by later ones
+// (require_role, rate_limit keys, hash_on claim:NAME). Immutable once published.
+struct Principal {
+  struct Claim {
+    std::string name;
+    std::string text;                  // a string claim's value; otherwise the claim's JSON text
+    bool is_string = false;
+    std::vector<std::string> strings;  // the string elements, when the claim is an array
+  };
+  std::string subject;                 // `sub`, or the api_key consumer name
+  std::string source;                  // the policy that verified it, e.g. "jwt"
+  std::vector<Claim> claims;
+  const Claim* claim(std::string_view name) const noexcept {
+    for (const auto& c : claims)
+      if (c.name == name) return &c;
+    return nullptr;
+  }
+};
+
+// The outcome of one rate limit for this request; the most restrictive one is kept and
+// reported in RateLimit-* headers on the response.
+struct RateLimitState {
+  std::uint64_t limit = 0;
+  std::uint64_t remaining = 0;
+  std::uint64_t reset_seconds = 0;   // until the budget refills
+  std::uint64_t window_seconds = 0;
+};
 
 class RequestContext {
  public:
@@ -49,6 +78,10 @@ class RequestContext {
   std::uint64_t bytes_out = 0;         // decoded response body bytes
   double upstream_ms = -1;             // < 0: no upstream was involved
   std::string_view reply_reason;       // local replies: the stable reason id
+
+  // Typed slots shared between policies (no string-keyed bag).
+  std::shared_ptr<const Principal> principal;
+  std::optional<RateLimitState> rate_limit;
 
  private:
   Worker& worker_;

@@ -4,7 +4,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -18,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "core/cidr.h"
 #include "core/strings.h"
 #include "proxy/local_reply.h"
 #include "proxy/request_context.h"
@@ -72,24 +72,37 @@ std::size_t format_chunk_header(char* buf, std::size_t size) {
 
 }  // namespace
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session final : public SessionBase, public std::enable_shared_from_this<Session> {
  public:
   Session(Worker& w, tcp::socket s)
-      : w_(w), client_(std::move(s)), upstream_(client_.get_executor()), timer_(client_.get_executor()) {
+      : w_(w), client_(std::move(s)) {
     accepted_ = Clock::now();
-    timer_.expires_at(Clock::time_point::max());
   }
 
-  asio::awaitable<void> run();
-  asio::awaitable<void> watchdog();
+  // Connection life: begin() -> [idle: async_wait readable] -> serve() while bytes are buffered
+  // -> idle again, until the peer leaves, a deadline passes or the gateway drains. While idle the
+  // connection holds no coroutine frame, no buffer, no scratch and no timer: one handler on
+  // its socket.
+  void begin();
+  void wait_idle();
+  void on_readable(boost::system::error_code ec);
+  void after_serve(std::exception_ptr e, bool keep);
+  void shutdown();
+  asio::awaitable<bool> serve();
 
-  void close_if_idle() {
+  void close_if_idle() override {
     if (phase_ == Phase::Idle) cancel_all();
   }
-  void close_now() {
+  void check_deadline(Clock::time_point now) override {
+    if (now < deadline_) return;
+    timed_out_ = true;
+    deadline_ = Clock::time_point::max();
+    cancel_all();
+  }
+  void close_now() override {
     boost::system::error_code ignore;
     client_.close(ignore);
-    upstream_.close(ignore);
+    if (sc_) sc_->upstream.close(ignore);
   }
 
  private:
@@ -100,13 +113,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void arm(Clock::time_point tp) {
     timed_out_ = false;
     deadline_ = tp;
-    if (tp < timer_.expiry()) timer_.expires_at(tp);
   }
   void arm_after(std::chrono::milliseconds d) { arm(Clock::now() + d); }
   void cancel_all() {
     boost::system::error_code ignore;
     client_.cancel(ignore);
-    if (upstream_.is_open()) upstream_.cancel(ignore);
+    if (sc_ && sc_->upstream.is_open()) sc_->upstream.cancel(ignore);
   }
 
   const config::Limits& limits() const { return w_.snapshot()->config->limits; }
@@ -114,11 +126,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // Buffers -----------------------------------------------------------------------------
   void acquire_in() {
     if (!in_.data) in_ = w_.buffers().get(w_.snapshot()->parse_limits.max_header_bytes);
+    if (!sc_) sc_ = w_.take_scratch();
   }
   void release_in() {
     if (in_.data) w_.buffers().put(std::move(in_));
     in_ = {};
     in_begin_ = in_end_ = 0;
+    if (sc_) w_.return_scratch(std::move(sc_));
   }
   void acquire_up() {
     if (!up_.data) up_ = w_.buffers().get(w_.snapshot()->parse_limits.max_header_bytes);
@@ -131,7 +145,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   void close_upstream() {
     boost::system::error_code ignore;
-    upstream_.close(ignore);
+    sc_->upstream.close(ignore);
   }
 
   // Request handling ---------------------------------------------------------------------
@@ -148,72 +162,44 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<bool> relay_response(RequestContext& ctx, bool keep);
   asio::awaitable<bool> tunnel();
   bool request_body_pending() const {
-    return req_.body == http::BodyKind::Chunked ? !chunked_in_.done()
-                                                : (req_.body == http::BodyKind::Length && body_left_ > 0);
+    return sc_->req.body == http::BodyKind::Chunked ? !sc_->chunked_in.done()
+                                                : (sc_->req.body == http::BodyKind::Length && body_left_ > 0);
   }
   asio::awaitable<Failure> read_client_more();
   asio::awaitable<bool> write_client(std::string_view a, std::string_view b = {}, std::string_view c = {});
 
   Worker& w_;
   tcp::socket client_;
-  tcp::socket upstream_;
-  asio::steady_timer timer_;
   Clock::time_point accepted_;
   Clock::time_point deadline_ = Clock::time_point::max();
   bool timed_out_ = false;
   bool alive_ = true;
+  bool first_ = true;
   Phase phase_ = Phase::Idle;
-  std::list<Session*>::iterator registry_;
 
   BufferPool::Buffer in_;
   std::size_t in_begin_ = 0, in_end_ = 0;
   BufferPool::Buffer up_;
   std::size_t up_begin_ = 0, up_end_ = 0;
 
-  http::RequestHead req_;
-  http::ResponseHead resp_;
+  // Per-request scratch (heads, the outgoing head, field lists), borrowed from the worker
+  // while a request is served, so an idle connection holds none of it.
+  std::unique_ptr<RequestScratch> sc_;
   std::string peer_ip_;
-  std::string head_out_;
-  std::vector<http::Field> out_fields_;
-  std::string xff_;
-  std::string upstream_path_;
   std::uint64_t body_left_ = 0;  // Length bodies: bytes not yet read from the client
-  http::ChunkedDecoder chunked_in_;
   bool sent_continue_ = false;
   std::string_view deadline_reason_;
-  friend void session_close_if_idle(Session&);
-  friend void session_close_now(Session&);
   friend void start_session(Worker&, tcp::socket);
 };
 
-void session_close_if_idle(Session& s) { s.close_if_idle(); }
-void session_close_now(Session& s) { s.close_now(); }
 
 void start_session(Worker& worker, tcp::socket socket) {
   auto s = std::make_shared<Session>(worker, std::move(socket));
-  s->registry_ = worker.add_session(s.get());
-  asio::co_spawn(worker.io(), [s]() -> asio::awaitable<void> { co_await s->watchdog(); }, asio::detached);
-  asio::co_spawn(worker.io(), [s]() -> asio::awaitable<void> { co_await s->run(); }, asio::detached);
+  worker.add_session(s.get());
+  s->begin();
 }
 
-asio::awaitable<void> Session::watchdog() {
-  while (alive_) {
-    auto [ec] = co_await timer_.async_wait(nothrow);
-    (void)ec;  // woken by expiry or by a re-arm: either way, look at the deadline
-    if (!alive_) break;
-    auto now = Clock::now();
-    if (now >= deadline_) {
-      timed_out_ = true;
-      deadline_ = Clock::time_point::max();
-      timer_.expires_at(Clock::time_point::max());
-      cancel_all();
-    } else if (timer_.expiry() != deadline_) {
-      timer_.expires_at(deadline_);
-    }
-  }
-}
-
-asio::awaitable<void> Session::run() {
+void Session::begin() {
   boost::system::error_code ec;
   client_.set_option(tcp::no_delay(true), ec);
   auto peer = client_.remote_endpoint(ec);
@@ -223,67 +209,93 @@ asio::awaitable<void> Session::run() {
       addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
     peer_ip_ = addr.to_string();
   }
-  bool first = true;
-  try {
-    for (;;) {
-      if (in_begin_ == in_end_) {
-        release_in();
-        phase_ = Phase::Idle;
-        if (w_.shared().draining.load(std::memory_order_relaxed)) break;
-        arm(first ? accepted_ + limits().header_timeout : Clock::now() + limits().idle_timeout);
-        auto [wec] = co_await client_.async_wait(tcp::socket::wait_read, nothrow);
-        if (wec) break;  // idle timeout, drain or peer gone: close quietly
-        if (!first) arm_after(limits().header_timeout);
-      } else if (in_begin_ > 0) {
-        std::memmove(in_.data.get(), in_.data.get() + in_begin_, in_end_ - in_begin_);
-        in_end_ -= in_begin_;
-        in_begin_ = 0;
-        arm_after(limits().header_timeout);
-      }
-      first = false;
-      phase_ = Phase::Head;
-      acquire_in();
-      const auto& plimits = w_.snapshot()->parse_limits;
-      const std::size_t cap = std::min(in_.cap, std::max<std::size_t>(plimits.max_header_bytes, 1024));
-      http::ParseOutcome out;
-      bool closed = false;
-      for (;;) {
-        out = http::parse_request(std::string_view(in_.data.get(), in_end_), plimits, req_);
-        if (out.state != http::ParseState::Partial) break;
-        if (in_end_ >= cap) {
-          out = {http::ParseState::Invalid, 431, "head too large"};
-          break;
-        }
-        auto [rec, n] = co_await client_.async_read_some(asio::buffer(in_.data.get() + in_end_, in_.cap - in_end_), nothrow);
-        if (rec) {
-          if (timed_out_ && in_end_ > 0) {
-            arm_after(std::chrono::seconds(1));
-            co_await write_parse_error(408);
-          }
-          closed = true;
-          break;
-        }
-        in_end_ += n;
-      }
-      if (closed) break;
-      if (out.state == http::ParseState::Invalid) {
-        co_await write_parse_error(out.status);
-        break;
-      }
-      bool keep = co_await handle_request();
-      if (!keep) break;
-    }
-  } catch (const std::exception& e) {
+  arm(accepted_ + limits().header_timeout);  // the first head is timed from the accept
+  wait_idle();
+}
+
+void Session::wait_idle() {
+  phase_ = Phase::Idle;
+  client_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); });
+}
+
+void Session::on_readable(boost::system::error_code ec) {
+  if (ec || !alive_) return shutdown();  // idle timeout, drain or peer gone: close quietly
+  if (!first_) arm_after(limits().header_timeout);
+  first_ = false;
+  asio::co_spawn(client_.get_executor(), serve(),
+                 [self = shared_from_this()](std::exception_ptr e, bool keep) { self->after_serve(e, keep); });
+}
+
+void Session::after_serve(std::exception_ptr e, bool keep) {
+  if (e) {
+    keep = false;
     w_.shared().internal_errors.fetch_add(1, std::memory_order_relaxed);
-    fmt::print(stderr, "gatehouse: internal error on a connection from {}: {}\n", peer_ip_, e.what());
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      fmt::print(stderr, "gatehouse: internal error on a connection from {}: {}\n", peer_ip_, ex.what());
+    } catch (...) {
+      fmt::print(stderr, "gatehouse: internal error on a connection from {}\n", peer_ip_);
+    }
   }
+  if (!keep || !alive_ || w_.shared().draining.load(std::memory_order_relaxed)) return shutdown();
+  release_in();
+  arm_after(limits().idle_timeout);
+  wait_idle();
+}
+
+void Session::shutdown() {
+  if (!alive_ && !client_.is_open()) return;
+  bool was_alive = alive_;
   alive_ = false;
-  timer_.cancel();
   close_now();
   release_in();
   release_up();
-  w_.remove_session(registry_);
-  w_.shared().open_connections.fetch_sub(1, std::memory_order_relaxed);
+  if (was_alive) {
+    w_.remove_session(this);
+    w_.shared().open_connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+// Serves requests while their bytes are at hand; true: the connection may wait for the next.
+asio::awaitable<bool> Session::serve() {
+  for (;;) {
+    if (in_begin_ > 0) {
+      std::memmove(in_.data.get(), in_.data.get() + in_begin_, in_end_ - in_begin_);
+      in_end_ -= in_begin_;
+      in_begin_ = 0;
+      arm_after(limits().header_timeout);
+    }
+    phase_ = Phase::Head;
+    acquire_in();
+    const auto& plimits = w_.snapshot()->parse_limits;
+    const std::size_t cap = std::min(in_.cap, std::max<std::size_t>(plimits.max_header_bytes, 1024));
+    http::ParseOutcome out;
+    for (;;) {
+      out = http::parse_request(std::string_view(in_.data.get(), in_end_), plimits, sc_->req);
+      if (out.state != http::ParseState::Partial) break;
+      if (in_end_ >= cap) {
+        out = {http::ParseState::Invalid, 431, "head too large"};
+        break;
+      }
+      auto [rec, n] = co_await client_.async_read_some(asio::buffer(in_.data.get() + in_end_, in_.cap - in_end_), nothrow);
+      if (rec) {
+        if (timed_out_ && in_end_ > 0) {
+          arm_after(std::chrono::seconds(1));
+          co_await write_parse_error(408);
+        }
+        co_return false;
+      }
+      in_end_ += n;
+    }
+    if (out.state == http::ParseState::Invalid) {
+      co_await write_parse_error(out.status);
+      co_return false;
+    }
+    if (!co_await handle_request()) co_return false;
+    if (in_begin_ == in_end_) co_return true;  // nothing pipelined: wait idle for the next
+  }
 }
 
 asio::awaitable<void> Session::write_parse_error(int status) {
@@ -291,14 +303,14 @@ asio::awaitable<void> Session::write_parse_error(int status) {
   std::string body = error_body(error_message(status));
   std::string id;
   w_.next_request_id(id);
-  head_out_.clear();
-  fmt::format_to(std::back_inserter(head_out_),
+  sc_->head_out.clear();
+  fmt::format_to(std::back_inserter(sc_->head_out),
                  "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Request-Id: {}\r\n"
                  "Connection: close\r\n\r\n",
                  status, reason_phrase(status), body.size(), id);
   phase_ = Phase::Write;
   arm_after(std::chrono::seconds(5));
-  co_await write_client(head_out_, body);
+  co_await write_client(sc_->head_out, body);
 }
 
 asio::awaitable<bool> Session::write_client(std::string_view a, std::string_view b, std::string_view c) {
@@ -317,30 +329,34 @@ void Session::finish(RequestContext& ctx) {
 
 asio::awaitable<bool> Session::handle_request() {
   std::shared_ptr<const Snapshot> snap = w_.snapshot();
-  RequestContext ctx(w_, snap, req_);
+  RequestContext ctx(w_, snap, sc_->req);
   ctx.start = Clock::now();
   ctx.start_wall = std::chrono::system_clock::now();
-  ctx.client_ip_ = peer_ip_;
+  {
+    std::string_view xff = sc_->req.fields.count("x-forwarded-for") == 1 ? sc_->req.fields.get("x-forwarded-for")
+                                                                           : std::string_view{};
+    ctx.client_ip_.assign(client_address(peer_ip_, xff, snap->trusted_proxies));
+  }
   w_.shared().requests_total.fetch_add(1, std::memory_order_relaxed);
-  std::string_view sent_id = req_.fields.get("x-request-id");
-  if (valid_request_id(sent_id) && req_.fields.count("x-request-id") == 1) ctx.request_id_.assign(sent_id);
+  std::string_view sent_id = sc_->req.fields.get("x-request-id");
+  if (valid_request_id(sent_id) && sc_->req.fields.count("x-request-id") == 1) ctx.request_id_.assign(sent_id);
   else w_.next_request_id(ctx.request_id_);
 
-  in_begin_ = req_.head_size;
-  body_left_ = req_.body == http::BodyKind::Length ? req_.content_length : 0;
-  chunked_in_ = http::ChunkedDecoder{};
+  in_begin_ = sc_->req.head_size;
+  body_left_ = sc_->req.body == http::BodyKind::Length ? sc_->req.content_length : 0;
+  sc_->chunked_in = http::ChunkedDecoder{};
   sent_continue_ = false;
-  bool keep = req_.keep_alive && !w_.shared().draining.load(std::memory_order_relaxed);
+  bool keep = sc_->req.keep_alive && !w_.shared().draining.load(std::memory_order_relaxed);
 
-  if (req_.method == "CONNECT")
+  if (sc_->req.method == "CONNECT")
     co_return co_await local_reply(ctx, 501, "connect_not_implemented", false);
-  if (req_.target == "*")
+  if (sc_->req.target == "*")
     co_return co_await local_reply(ctx, 400, "asterisk_target", keep);
-  if (!routing::normalize_path(req_.path, ctx.path_))
+  if (!routing::normalize_path(sc_->req.path, ctx.path_))
     co_return co_await local_reply(ctx, 400, "unsafe_path", false);
 
   const auto& cfg = *snap->config;
-  if (cfg.health_endpoint && ctx.path_ == *cfg.health_endpoint && (req_.method == "GET" || req_.method == "HEAD")) {
+  if (cfg.health_endpoint && ctx.path_ == *cfg.health_endpoint && (sc_->req.method == "GET" || sc_->req.method == "HEAD")) {
     std::string body = "{\"status\":";
     bool all_ok = true;
     std::string services;
@@ -360,7 +376,13 @@ asio::awaitable<bool> Session::handle_request() {
     co_return co_await local_reply(ctx, r, keep);
   }
 
-  routing::MatchInput mi{req_.method, req_.host, ctx.path_, &req_.fields};
+  // A CORS preflight is routed as the request it announces, so `methods` do not hide it.
+  std::string_view match_method = sc_->req.method;
+  if (sc_->req.method == "OPTIONS" && sc_->req.fields.has("origin")) {
+    std::string_view announced = sc_->req.fields.get("access-control-request-method");
+    if (!announced.empty()) match_method = announced;
+  }
+  routing::MatchInput mi{match_method, sc_->req.host, ctx.path_, &sc_->req.fields};
   int idx = snap->table->match(mi);
   if (idx < 0) co_return co_await local_reply(ctx, 404, "no_route", keep);
   ctx.set_route(&snap->routes[static_cast<std::size_t>(idx)]);
@@ -370,7 +392,7 @@ asio::awaitable<bool> Session::handle_request() {
     if (auto* r = std::get_if<LocalReply>(&v)) co_return co_await local_reply(ctx, *r, keep);
   }
 
-  if (req_.body == http::BodyKind::Length && req_.content_length > cfg.limits.max_body_bytes)
+  if (sc_->req.body == http::BodyKind::Length && sc_->req.content_length > cfg.limits.max_body_bytes)
     co_return co_await local_reply(ctx, 413, "body_too_large", false);
 
   co_return co_await proxy(ctx);
@@ -391,7 +413,9 @@ asio::awaitable<bool> Session::local_reply(RequestContext& ctx, LocalReply& repl
   http::ResponseHead head;
   head.status = reply.status;
   for (const auto& [n, v] : reply.headers) head.fields.add(n, v);
-  if (reply.body.empty()) {
+  if (reply.empty_body) {
+    // no body
+  } else if (reply.body.empty()) {
     body = error_body(reply.message.empty() ? error_message(reply.status) : std::string_view(reply.message),
                       reply.status == 503 && ctx.route() ? std::string_view(ctx.route()->service->name())
                                                          : std::string_view{});
@@ -403,18 +427,19 @@ asio::awaitable<bool> Session::local_reply(RequestContext& ctx, LocalReply& repl
     const auto& chain = ctx.route()->chain;
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) (*it)->on_response(ctx, head);
   }
-  head_out_.clear();
-  fmt::format_to(std::back_inserter(head_out_), "HTTP/1.1 {} {}\r\n", reply.status, reason_phrase(reply.status));
-  for (const auto& f : head.fields) append_head_field(head_out_, f.name, f.value);
-  fmt::format_to(std::back_inserter(head_out_), "Content-Length: {}\r\nX-Request-Id: {}\r\n", body.size(),
-                 ctx.request_id());
-  if (!keep) head_out_ += "Connection: close\r\n";
-  else if (req_.version_minor == 0) head_out_ += "Connection: keep-alive\r\n";
-  head_out_ += "\r\n";
+  sc_->head_out.clear();
+  fmt::format_to(std::back_inserter(sc_->head_out), "HTTP/1.1 {} {}\r\n", reply.status, reason_phrase(reply.status));
+  for (const auto& f : head.fields) append_head_field(sc_->head_out, f.name, f.value);
+  if (reply.status != 204 && reply.status != 304)
+    fmt::format_to(std::back_inserter(sc_->head_out), "Content-Length: {}\r\n", body.size());
+  fmt::format_to(std::back_inserter(sc_->head_out), "X-Request-Id: {}\r\n", ctx.request_id());
+  if (!keep) sc_->head_out += "Connection: close\r\n";
+  else if (sc_->req.version_minor == 0) sc_->head_out += "Connection: keep-alive\r\n";
+  sc_->head_out += "\r\n";
   phase_ = Phase::Write;
   arm_after(limits().idle_timeout);
-  bool ok = co_await write_client(head_out_, req_.method == "HEAD" ? std::string_view{} : std::string_view(body));
-  ctx.bytes_out = req_.method == "HEAD" ? 0 : body.size();
+  bool ok = co_await write_client(sc_->head_out, sc_->req.method == "HEAD" ? std::string_view{} : std::string_view(body));
+  ctx.bytes_out = sc_->req.method == "HEAD" ? 0 : body.size();
   finish(ctx);
   co_return ok && keep;
 }
@@ -424,12 +449,27 @@ void Session::build_upstream_head(RequestContext& ctx, const upstream::Endpoint&
   std::string_view path = ctx.path_;
   if (!route.strip.empty()) path = routing::strip_prefix(path, route.strip);
 
-  out_fields_.clear();
+  sc_->out_fields.clear();
   std::string_view xff_in;
   std::size_t xff_count = 0;
-  for (const auto& f : req_.fields) {
-    if (req_.upgrade && (iequals(f.name, "upgrade"))) continue;  // re-added below
-    if (is_connection_scoped(f.name, req_.fields)) continue;
+  std::array<std::string_view, 4> connection{};  // values of the Connection fields
+  std::size_t n_connection = 0;
+  bool many_connection = false;
+  for (const auto& f : sc_->req.fields)
+    if (iequals(f.name, "connection")) {
+      if (n_connection < connection.size()) connection[n_connection++] = f.value;
+      else many_connection = true;
+    }
+  auto connection_scoped = [&](std::string_view name) {
+    if (http::is_hop_by_hop(name)) return true;
+    if (many_connection) return is_connection_scoped(name, sc_->req.fields);
+    for (std::size_t i = 0; i < n_connection; ++i)
+      if (http::has_token(connection[i], name)) return true;
+    return false;
+  };
+  for (const auto& f : sc_->req.fields) {
+    if (sc_->req.upgrade && (iequals(f.name, "upgrade"))) continue;  // re-added below
+    if (connection_scoped(f.name)) continue;
     if (iequals(f.name, "host") || iequals(f.name, "content-length") || iequals(f.name, "expect") ||
         iequals(f.name, "x-forwarded-proto") || iequals(f.name, "x-forwarded-host") ||
         iequals(f.name, "x-request-id"))
@@ -439,48 +479,48 @@ void Session::build_upstream_head(RequestContext& ctx, const upstream::Endpoint&
       ++xff_count;
       continue;
     }
-    out_fields_.push_back(f);
+    sc_->out_fields.push_back(f);
   }
-  for (const auto& p : route.chain) p->on_upstream_request(ctx, out_fields_);
+  for (const auto& p : route.chain) p->on_upstream_request(ctx, sc_->out_fields);
 
-  head_out_.clear();
-  head_out_.append(req_.method);
-  head_out_.push_back(' ');
-  head_out_.append(path);
-  if (!req_.query.empty()) {
-    head_out_.push_back('?');
-    head_out_.append(req_.query);
+  sc_->head_out.clear();
+  sc_->head_out.append(sc_->req.method);
+  sc_->head_out.push_back(' ');
+  sc_->head_out.append(path);
+  if (!sc_->req.query.empty()) {
+    sc_->head_out.push_back('?');
+    sc_->head_out.append(sc_->req.query);
   }
-  head_out_.append(" HTTP/1.1\r\nHost: ");
-  head_out_.append(route.service->config().preserve_host && !req_.host.empty() ? req_.host
+  sc_->head_out.append(" HTTP/1.1\r\nHost: ");
+  sc_->head_out.append(route.service->config().preserve_host && !sc_->req.host.empty() ? sc_->req.host
                                                                                : std::string_view(ep.host_header));
-  head_out_.append("\r\n");
-  for (const auto& f : out_fields_) append_head_field(head_out_, f.name, f.value);
-  head_out_.append("X-Forwarded-For: ");
+  sc_->head_out.append("\r\n");
+  for (const auto& f : sc_->out_fields) append_head_field(sc_->head_out, f.name, f.value);
+  sc_->head_out.append("X-Forwarded-For: ");
   if (xff_count == 1 && !xff_in.empty()) {
-    head_out_.append(xff_in);
-    head_out_.append(", ");
+    sc_->head_out.append(xff_in);
+    sc_->head_out.append(", ");
   }
-  head_out_.append(ctx.client_ip());
-  head_out_.append("\r\nX-Forwarded-Proto: http\r\n");
-  if (!req_.host.empty()) append_head_field(head_out_, "X-Forwarded-Host", req_.host);
-  append_head_field(head_out_, "X-Request-Id", ctx.request_id());
-  if (req_.upgrade) {
-    append_head_field(head_out_, "Connection", "upgrade");
-    append_head_field(head_out_, "Upgrade", req_.fields.get("upgrade"));
+  sc_->head_out.append(ctx.client_ip());
+  sc_->head_out.append("\r\nX-Forwarded-Proto: http\r\n");
+  if (!sc_->req.host.empty()) append_head_field(sc_->head_out, "X-Forwarded-Host", sc_->req.host);
+  append_head_field(sc_->head_out, "X-Request-Id", ctx.request_id());
+  if (sc_->req.upgrade) {
+    append_head_field(sc_->head_out, "Connection", "upgrade");
+    append_head_field(sc_->head_out, "Upgrade", sc_->req.fields.get("upgrade"));
   }
-  if (req_.body == http::BodyKind::Length) {
-    fmt::format_to(std::back_inserter(head_out_), "Content-Length: {}\r\n", req_.content_length);
-  } else if (req_.body == http::BodyKind::Chunked) {
-    head_out_.append("Transfer-Encoding: chunked\r\n");
+  if (sc_->req.body == http::BodyKind::Length) {
+    fmt::format_to(std::back_inserter(sc_->head_out), "Content-Length: {}\r\n", sc_->req.content_length);
+  } else if (sc_->req.body == http::BodyKind::Chunked) {
+    sc_->head_out.append("Transfer-Encoding: chunked\r\n");
   }
-  head_out_.append("\r\n");
+  sc_->head_out.append("\r\n");
 }
 
 asio::awaitable<Session::Failure> Session::read_client_more() {
   // REQUIRES: every buffered byte of the body was consumed (in_begin_ == in_end_).
   in_begin_ = in_end_ = 0;
-  if (req_.expect_continue && !sent_continue_) {
+  if (sc_->req.expect_continue && !sent_continue_) {
     sent_continue_ = true;
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     arm_after(limits().body_timeout);
@@ -488,14 +528,14 @@ asio::awaitable<Session::Failure> Session::read_client_more() {
   }
   arm_after(limits().body_timeout);
   std::size_t want = in_.cap;
-  if (req_.body == http::BodyKind::Length) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, body_left_));
+  if (sc_->req.body == http::BodyKind::Length) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, body_left_));
   auto [ec, n] = co_await client_.async_read_some(asio::buffer(in_.data.get(), want), nothrow);
   if (ec) co_return timed_out_ ? Failure::Timeout : Failure::ClientGone;
   in_end_ = n;
   co_return Failure::None;
 }
 
-// Streams the request body to upstream_. The buffered part is sent first (after the head
+// Streams the request body to sc_->upstream. The buffered part is sent first (after the head
 // when `first_write_done` is false, in the same write). Chunked bodies are decoded, checked
 // and re-encoded, so an error anywhere aborts before the last chunk reaches the service.
 asio::awaitable<Session::Failure> Session::send_request_body(RequestContext& ctx, bool head_sent) {
@@ -503,10 +543,10 @@ asio::awaitable<Session::Failure> Session::send_request_body(RequestContext& ctx
   const auto body_start = Clock::now();
   auto upstream_write = [&](std::string_view a, std::string_view b, std::string_view c) -> asio::awaitable<bool> {
     std::array<asio::const_buffer, 4> bufs{
-        asio::buffer(head_sent ? nullptr : head_out_.data(), head_sent ? 0 : head_out_.size()),
+        asio::buffer(head_sent ? nullptr : sc_->head_out.data(), head_sent ? 0 : sc_->head_out.size()),
         asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size()), asio::buffer(c.data(), c.size())};
     head_sent = true;
-    auto [ec, n] = co_await asio::async_write(upstream_, bufs, nothrow);
+    auto [ec, n] = co_await asio::async_write(sc_->upstream, bufs, nothrow);
     (void)n;
     co_return !ec;
   };
@@ -517,11 +557,11 @@ asio::awaitable<Session::Failure> Session::send_request_body(RequestContext& ctx
     return static_cast<double>(ctx.bytes_in) / secs < static_cast<double>(lim.min_body_rate);
   };
 
-  if (req_.body == http::BodyKind::None) {
+  if (sc_->req.body == http::BodyKind::None) {
     if (!co_await upstream_write({}, {}, {})) co_return Failure::UpstreamWrite;
     co_return Failure::None;
   }
-  if (req_.body == http::BodyKind::Length) {
+  if (sc_->req.body == http::BodyKind::Length) {
     for (;;) {
       std::size_t avail = in_end_ - in_begin_;
       std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(avail, body_left_));
@@ -547,7 +587,7 @@ asio::awaitable<Session::Failure> Session::send_request_body(RequestContext& ctx
     const std::size_t data_start = in_begin_;
     bool done = false;
     while (pos < in_end_ && !done) {
-      auto step = chunked_in_.feed(std::string_view(base + pos, in_end_ - pos));
+      auto step = sc_->chunked_in.feed(std::string_view(base + pos, in_end_ - pos));
       if (step.error) co_return Failure::BadBody;
       if (!step.data.empty()) {
         std::memmove(base + write_pos, step.data.data(), step.data.size());
@@ -582,7 +622,7 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
   const CompiledRoute& route = *ctx.route();
   const upstream::Service& svc = *route.service;
   const auto& scfg = svc.config();
-  bool keep = req_.keep_alive && !w_.shared().draining.load(std::memory_order_relaxed);
+  bool keep = sc_->req.keep_alive && !w_.shared().draining.load(std::memory_order_relaxed);
 
   if (!svc.try_acquire()) co_return co_await local_reply(ctx, 503, "max_in_flight", keep);
   struct Release {
@@ -595,9 +635,9 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
     std::string_view key;
     switch (scfg.hash_on->kind) {
       case config::HashOn::Kind::ClientIp: key = ctx.client_ip(); break;
-      case config::HashOn::Kind::Header: key = req_.fields.get(scfg.hash_on->name); break;
+      case config::HashOn::Kind::Header: key = sc_->req.fields.get(scfg.hash_on->name); break;
       case config::HashOn::Kind::Cookie: {
-        std::string_view cookies = req_.fields.get("cookie");
+        std::string_view cookies = sc_->req.fields.get("cookie");
         while (!cookies.empty()) {
           auto semi = cookies.find(';');
           std::string_view item = trim_ows(cookies.substr(0, semi));
@@ -619,9 +659,9 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
     }
   }
 
-  const bool idempotent = is_idempotent(req_.method);
-  const bool replayable = req_.body == http::BodyKind::None ||
-                          (req_.body == http::BodyKind::Length && body_left_ <= in_end_ - in_begin_);
+  const bool idempotent = is_idempotent(sc_->req.method);
+  const bool replayable = sc_->req.body == http::BodyKind::None ||
+                          (sc_->req.body == http::BodyKind::Length && body_left_ <= in_end_ - in_begin_);
   const std::size_t body_begin = in_begin_;
   const std::uint64_t body_left_at_start = body_left_;
   std::array<const upstream::Endpoint*, kMaxAttempts> tried{};
@@ -651,12 +691,12 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
 
     // Connection: the pool's most recent idle one, or a new one.
     close_upstream();
-    bool reused = !fresh_retry_used && w_.pool().take(ep->pool_key, upstream::steady_now_ms(), upstream_);
+    bool reused = !fresh_retry_used && w_.pool().take(ep->pool_key, upstream::steady_now_ms(), sc_->upstream);
     if (!reused) {
-      upstream_ = tcp::socket(client_.get_executor());
+      sc_->upstream = tcp::socket(client_.get_executor());
       phase_ = Phase::Upstream;
       arm_after(scfg.connect_timeout);
-      auto [cec] = co_await upstream_.async_connect(ep->address, nothrow);
+      auto [cec] = co_await sc_->upstream.async_connect(ep->address, nothrow);
       if (cec) {
         bool was_timeout = timed_out_;
         close_upstream();
@@ -671,7 +711,7 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
                                        was_timeout ? "connect_timeout" : "connect_failed", keep);
       }
       boost::system::error_code ignore;
-      upstream_.set_option(tcp::no_delay(true), ignore);
+      sc_->upstream.set_option(tcp::no_delay(true), ignore);
     }
 
     build_upstream_head(ctx, *ep);
@@ -704,12 +744,12 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
     acquire_up();
     http::ParseOutcome out;
     bool upstream_failed = false, timeout = false;
-    const bool is_head = req_.method == "HEAD";
+    const bool is_head = sc_->req.method == "HEAD";
     for (;;) {
       out = http::parse_response(std::string_view(up_.data.get() + up_begin_, up_end_ - up_begin_),
-                                 w_.snapshot()->parse_limits, is_head, resp_);
-      if (out.state == http::ParseState::Complete && resp_.status >= 100 && resp_.status < 200 && resp_.status != 101) {
-        up_begin_ += resp_.head_size;  // interim response: skip it
+                                 w_.snapshot()->parse_limits, is_head, sc_->resp);
+      if (out.state == http::ParseState::Complete && sc_->resp.status >= 100 && sc_->resp.status < 200 && sc_->resp.status != 101) {
+        up_begin_ += sc_->resp.head_size;  // interim response: skip it
         continue;
       }
       if (out.state != http::ParseState::Partial) break;
@@ -722,7 +762,7 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
         out = {http::ParseState::Invalid, 502, "response head too large"};
         break;
       }
-      auto [rec, n] = co_await upstream_.async_read_some(asio::buffer(up_.data.get() + up_end_, up_.cap - up_end_), nothrow);
+      auto [rec, n] = co_await sc_->upstream.async_read_some(asio::buffer(up_.data.get() + up_end_, up_.cap - up_end_), nothrow);
       if (rec) {
         upstream_failed = true;
         timeout = timed_out_;
@@ -757,9 +797,9 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
       }
       co_return co_await local_reply(ctx, status, timeout ? "upstream_timeout" : "bad_response", keep);
     }
-    ep->report_status(resp_.status, upstream::steady_now_ms());
+    ep->report_status(sc_->resp.status, upstream::steady_now_ms());
     if (idempotent && replayable && retries_left > 0 &&
-        std::find(scfg.retries.on_status.begin(), scfg.retries.on_status.end(), resp_.status) !=
+        std::find(scfg.retries.on_status.begin(), scfg.retries.on_status.end(), sc_->resp.status) !=
             scfg.retries.on_status.end()) {
       --retries_left;
       close_upstream();
@@ -769,7 +809,7 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
       ctx.bytes_in = 0;
       continue;
     }
-    if (resp_.status == 101 && !req_.upgrade) {
+    if (sc_->resp.status == 101 && !sc_->req.upgrade) {
       close_upstream();
       release_up();
       co_return co_await local_reply(ctx, 502, "unexpected_upgrade", keep);
@@ -780,53 +820,68 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
 
 asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
   const auto& route = *ctx.route();
-  up_begin_ += resp_.head_size;
-  ctx.status = resp_.status;
-  const bool is_head = req_.method == "HEAD";
-  const bool upgrade = resp_.status == 101;
-  const http::BodyKind body = resp_.body;
+  up_begin_ += sc_->resp.head_size;
+  ctx.status = sc_->resp.status;
+  const bool is_head = sc_->req.method == "HEAD";
+  const bool upgrade = sc_->resp.status == 101;
+  const http::BodyKind body = sc_->resp.body;
   const bool client_chunked = (body == http::BodyKind::Chunked || body == http::BodyKind::UntilClose) &&
-                              req_.version_minor == 1;
+                              sc_->req.version_minor == 1;
   if (body == http::BodyKind::UntilClose && !client_chunked) keep = false;
   if (request_body_pending()) keep = false;
 
   // Strip hop-by-hop fields (and those Connection names), keep the rest in order.
-  http::Fields& fields = resp_.fields;
+  http::Fields& fields = sc_->resp.fields;
   {
-    http::Fields kept;
+    std::array<std::string_view, 4> connection{};  // values of the Connection fields
+    std::size_t n_connection = 0;
+    bool too_many_connection = false;
     std::string_view upgrade_value;
     for (const auto& f : fields) {
       if (upgrade && iequals(f.name, "upgrade")) upgrade_value = f.value;
-      if (is_connection_scoped(f.name, fields)) continue;
-      if (iequals(f.name, "content-length") && body != http::BodyKind::None) continue;
-      if (iequals(f.name, "x-request-id")) continue;
-      kept.add(f.name, f.value);
+      if (iequals(f.name, "connection")) {
+        if (n_connection < connection.size()) connection[n_connection++] = f.value;
+        else too_many_connection = true;
+      }
     }
-    fields = std::move(kept);
+    if (too_many_connection) {
+      // Pathological: fall back to the general (quadratic) check on a copy.
+      http::Fields kept;
+      for (const auto& f : fields)
+        if (!is_connection_scoped(f.name, fields)) kept.add(f.name, f.value);
+      fields = std::move(kept);
+    }
+    fields.remove_if([&](const http::Field& f) {
+      if (http::is_hop_by_hop(f.name)) return true;
+      for (std::size_t i = 0; i < n_connection; ++i)
+        if (http::has_token(connection[i], f.name)) return true;
+      if (body != http::BodyKind::None && iequals(f.name, "content-length")) return true;
+      return iequals(f.name, "x-request-id");
+    });
     if (upgrade) {
       fields.add("Connection", "upgrade");
       if (!upgrade_value.empty()) fields.add("Upgrade", upgrade_value);
     }
   }
   const auto& chain = route.chain;
-  for (auto it = chain.rbegin(); it != chain.rend(); ++it) (*it)->on_response(ctx, resp_);
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) (*it)->on_response(ctx, sc_->resp);
 
-  head_out_.clear();
-  fmt::format_to(std::back_inserter(head_out_), "HTTP/1.1 {} ", resp_.status);
-  head_out_.append(resp_.reason.empty() ? reason_phrase(resp_.status) : resp_.reason);
-  head_out_.append("\r\n");
-  for (const auto& f : resp_.fields) append_head_field(head_out_, f.name, f.value);
-  append_head_field(head_out_, "X-Request-Id", ctx.request_id());
+  sc_->head_out.clear();
+  fmt::format_to(std::back_inserter(sc_->head_out), "HTTP/1.1 {} ", sc_->resp.status);
+  sc_->head_out.append(sc_->resp.reason.empty() ? reason_phrase(sc_->resp.status) : sc_->resp.reason);
+  sc_->head_out.append("\r\n");
+  for (const auto& f : sc_->resp.fields) append_head_field(sc_->head_out, f.name, f.value);
+  append_head_field(sc_->head_out, "X-Request-Id", ctx.request_id());
   if (body == http::BodyKind::Length) {
-    fmt::format_to(std::back_inserter(head_out_), "Content-Length: {}\r\n", resp_.content_length);
+    fmt::format_to(std::back_inserter(sc_->head_out), "Content-Length: {}\r\n", sc_->resp.content_length);
   } else if (client_chunked) {
-    head_out_.append("Transfer-Encoding: chunked\r\n");
+    sc_->head_out.append("Transfer-Encoding: chunked\r\n");
   }
   if (!upgrade) {
-    if (!keep) head_out_.append("Connection: close\r\n");
-    else if (req_.version_minor == 0) head_out_.append("Connection: keep-alive\r\n");
+    if (!keep) sc_->head_out.append("Connection: close\r\n");
+    else if (sc_->req.version_minor == 0) sc_->head_out.append("Connection: keep-alive\r\n");
   }
-  head_out_.append("\r\n");
+  sc_->head_out.append("\r\n");
 
   phase_ = Phase::Write;
   const auto& lim = limits();
@@ -837,14 +892,14 @@ asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
   if (upgrade) {
     arm_after(lim.idle_timeout);
     std::string_view rest(up_.data.get() + up_begin_, up_end_ - up_begin_);
-    client_ok = co_await write_client(head_out_, rest);
+    client_ok = co_await write_client(sc_->head_out, rest);
     ctx.bytes_out += rest.size();
     release_up();
     if (client_ok) {
       // Bytes the client sent after its head belong to the new protocol.
       if (in_end_ > in_begin_) {
         auto [ec, n] = co_await asio::async_write(
-            upstream_, asio::buffer(in_.data.get() + in_begin_, in_end_ - in_begin_), nothrow);
+            sc_->upstream, asio::buffer(in_.data.get() + in_begin_, in_end_ - in_begin_), nothrow);
         (void)n;
         in_begin_ = in_end_;
         if (ec) client_ok = false;
@@ -858,10 +913,10 @@ asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
 
   if (body == http::BodyKind::None || is_head) {
     arm_after(lim.idle_timeout);
-    client_ok = co_await write_client(head_out_);
+    client_ok = co_await write_client(sc_->head_out);
     upstream_clean = body == http::BodyKind::None || (is_head && up_begin_ == up_end_);
   } else if (body == http::BodyKind::Length) {
-    std::uint64_t left = resp_.content_length;
+    std::uint64_t left = sc_->resp.content_length;
     bool head_written = false;
     for (;;) {
       std::size_t avail = up_end_ - up_begin_;
@@ -871,7 +926,7 @@ asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
       left -= take;
       ctx.bytes_out += take;
       arm_after(lim.idle_timeout);
-      client_ok = co_await write_client(head_written ? std::string_view{} : std::string_view(head_out_), part);
+      client_ok = co_await write_client(head_written ? std::string_view{} : std::string_view(sc_->head_out), part);
       head_written = true;
       if (!client_ok) break;
       if (left == 0) {
@@ -879,7 +934,7 @@ asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
         break;
       }
       arm_after(scfg.response_timeout);
-      auto [ec, n] = co_await upstream_.async_read_some(
+      auto [ec, n] = co_await sc_->upstream.async_read_some(
           asio::buffer(up_.data.get(), static_cast<std::size_t>(std::min<std::uint64_t>(up_.cap, left))), nothrow);
       if (ec) break;  // truncated by the service: the client sees the connection close
       up_begin_ = 0;
@@ -925,7 +980,7 @@ asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
       }
       if (!head_written || payload > 0 || !tail.empty()) {
         std::array<asio::const_buffer, 4> bufs{
-            asio::buffer(head_written ? nullptr : head_out_.data(), head_written ? 0 : head_out_.size()),
+            asio::buffer(head_written ? nullptr : sc_->head_out.data(), head_written ? 0 : sc_->head_out.size()),
             asio::buffer(hdr, hn), asio::buffer(base + payload_start, payload), asio::buffer(tail.data(), tail.size())};
         auto [wec, wn] = co_await asio::async_write(client_, bufs, nothrow);
         (void)wn;
@@ -940,7 +995,7 @@ asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
         break;
       }
       arm_after(scfg.response_timeout);
-      auto [ec, n] = co_await upstream_.async_read_some(asio::buffer(up_.data.get(), up_.cap), nothrow);
+      auto [ec, n] = co_await sc_->upstream.async_read_some(asio::buffer(up_.data.get(), up_.cap), nothrow);
       up_begin_ = 0;
       up_end_ = 0;
       if (ec) {
@@ -960,9 +1015,9 @@ asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
     if (!done) keep = false;
   }
 
-  if (upstream_clean && resp_.keep_alive && client_ok) {
-    w_.pool().put(ctx.endpoint->pool_key, std::move(upstream_), upstream::steady_now_ms());
-    upstream_ = tcp::socket(client_.get_executor());
+  if (upstream_clean && sc_->resp.keep_alive && client_ok) {
+    w_.pool().put(ctx.endpoint->pool_key, std::move(sc_->upstream), upstream::steady_now_ms());
+    sc_->upstream = tcp::socket(client_.get_executor());
   } else {
     close_upstream();
   }
@@ -987,7 +1042,7 @@ asio::awaitable<bool> Session::tunnel() {
     boost::system::error_code ignore;
     to.shutdown(tcp::socket::shutdown_send, ignore);
   };
-  co_await (pump(client_, upstream_) || pump(upstream_, client_));
+  co_await (pump(client_, sc_->upstream) || pump(sc_->upstream, client_));
   co_return false;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/cidr.h"
 #include "http/parser.h"
 #include "proxy/policy.h"
 #include "routing/route_table.h"
@@ -29,6 +30,7 @@ struct Snapshot {
   std::vector<CompiledRoute> routes;  // same order as config->routes
   std::vector<std::shared_ptr<upstream::Service>> services;
   http::ParseLimits parse_limits;
+  CidrSet trusted_proxies;
   std::uint64_t generation = 0;
 
   const upstream::Service* find_service(std::string_view name) const;

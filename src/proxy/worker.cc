@@ -6,6 +6,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <malloc.h>
+
 #include <random>
 
 #include <fmt/format.h>
@@ -40,6 +42,34 @@ Worker::Worker(unsigned id, GatewayShared& shared, std::shared_ptr<AccessLogSink
 }
 
 Worker::~Worker() = default;
+
+void Worker::add_session(SessionBase* s) {
+  s->prev_ = nullptr;
+  s->next_ = sessions_;
+  if (sessions_) sessions_->prev_ = s;
+  sessions_ = s;
+}
+
+void Worker::remove_session(SessionBase* s) {
+  if (s->prev_) s->prev_->next_ = s->next_;
+  else if (sessions_ == s) sessions_ = s->next_;
+  if (s->next_) s->next_->prev_ = s->prev_;
+  s->prev_ = s->next_ = nullptr;
+}
+
+std::unique_ptr<RequestScratch> Worker::take_scratch() {
+  if (scratch_.empty()) return std::make_unique<RequestScratch>(io_.get_executor());
+  auto s = std::move(scratch_.back());
+  scratch_.pop_back();
+  return s;
+}
+
+void Worker::return_scratch(std::unique_ptr<RequestScratch> s) {
+  constexpr std::size_t kMaxFreeScratch = 32;
+  constexpr std::size_t kMaxKeptHead = 64 * 1024;
+  if (scratch_.size() >= kMaxFreeScratch || s->head_out.capacity() > kMaxKeptHead) return;
+  scratch_.push_back(std::move(s));
+}
 
 void Worker::next_request_id(std::string& out) {
   out.clear();
@@ -95,11 +125,17 @@ asio::awaitable<void> Worker::accept_loop(std::shared_ptr<tcp::acceptor> acc) {
 asio::awaitable<void> Worker::housekeeping() {
   int ticks = 0;
   while (!stopping_) {
-    housekeeping_timer_.expires_after(std::chrono::milliseconds(100));
+    housekeeping_timer_.expires_after(std::chrono::milliseconds(kDeadlineTickMillis));
     auto [ec] = co_await housekeeping_timer_.async_wait(nothrow);
     access_log_.flush();
     if (ec && stopping_) break;
+    // check_deadline only cancels sockets (handlers run later), so the list stays intact.
+    const auto now = std::chrono::steady_clock::now();
+    for (SessionBase* s = sessions_; s; s = s->next_) s->check_deadline(now);
     if (++ticks % 10 == 0) pool_.sweep(upstream::steady_now_ms());
+    // Give back to the kernel the pages that bursts of requests left free between long-lived
+    // allocations (idle connections): cheap at this rate, and it keeps idle memory near its floor.
+    if (id_ == 0 && ticks % 50 == 0) ::malloc_trim(0);
   }
 }
 
@@ -116,7 +152,7 @@ void Worker::drain() {
       boost::system::error_code ignore;
       acc->close(ignore);
     }
-    for (Session* s : sessions_) session_close_if_idle(*s);
+    for (SessionBase* s = sessions_; s; s = s->next_) s->close_if_idle();
   });
 }
 
@@ -127,7 +163,7 @@ void Worker::terminate() {
       boost::system::error_code ignore;
       acc->close(ignore);
     }
-    for (Session* s : sessions_) session_close_now(*s);
+    for (SessionBase* s = sessions_; s; s = s->next_) s->close_now();
     pool_.clear();
     housekeeping_timer_.cancel();
     access_log_.flush();

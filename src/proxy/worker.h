@@ -10,7 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
-#include <list>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,11 +41,41 @@ class BufferPool {
 
  private:
   static constexpr std::size_t kDefaultSize = 16 * 1024;
-  static constexpr std::size_t kMaxFree = 256;
+  static constexpr std::size_t kMaxFree = 32;
   std::vector<Buffer> free_;
 };
 
-class Session;
+// What one request in progress needs beyond its read buffers. Reused across requests (its
+// vectors and strings keep their capacity) and held only while a request is being served.
+struct RequestScratch {
+  explicit RequestScratch(const boost::asio::any_io_executor& ex) : upstream(ex) {}
+  boost::asio::ip::tcp::socket upstream;  // the request's upstream connection (pooled after)
+  http::ChunkedDecoder chunked_in;        // the request body's decoder
+  http::RequestHead req;
+  http::ResponseHead resp;
+  std::string head_out;                 // the head being written (upstream or client)
+  std::vector<http::Field> out_fields;  // fields forwarded upstream
+};
+
+// What the worker needs of a connection: an intrusive list link (no allocation per connection)
+// and the three ways it acts on one. Implemented by Session (session.cc).
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void close_if_idle() = 0;
+  virtual void close_now() = 0;
+  // Called by the worker's sweep (every kDeadlineTickMillis): acts on a passed deadline.
+  virtual void check_deadline(std::chrono::steady_clock::time_point now) = 0;
+
+ private:
+  friend class Worker;
+  SessionBase* prev_ = nullptr;
+  SessionBase* next_ = nullptr;
+};
+
+// Connection deadlines are checked by one sweep per worker at this period rather than one
+// timer per connection: an idle connection then holds no timer, and the hot path arms none.
+constexpr int kDeadlineTickMillis = 100;
 
 class Worker {
  public:
@@ -72,9 +102,12 @@ class Worker {
   // Posts: close every connection and stop the loop.
   void terminate();
 
+  std::unique_ptr<RequestScratch> take_scratch();
+  void return_scratch(std::unique_ptr<RequestScratch> s);
+
   // Session bookkeeping (worker thread only).
-  std::list<Session*>::iterator add_session(Session* s) { return sessions_.insert(sessions_.end(), s); }
-  void remove_session(std::list<Session*>::iterator it) { sessions_.erase(it); }
+  void add_session(SessionBase* s);
+  void remove_session(SessionBase* s);
 
  private:
   boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acc);
@@ -88,7 +121,8 @@ class Worker {
   upstream::ConnectionPool pool_;
   BufferPool buffers_;
   AccessLog access_log_;
-  std::list<Session*> sessions_;
+  SessionBase* sessions_ = nullptr;  // intrusive list head
+  std::vector<std::unique_ptr<RequestScratch>> scratch_;
   std::uint64_t request_seq_ = 0;
   std::uint64_t request_prefix_ = 0;
   boost::asio::steady_timer housekeeping_timer_{io_};

@@ -92,6 +92,60 @@ TEST(Balancing, RoundRobinRotatesOnOneKeptAliveConnection) {
   EXPECT_TRUE(Rotates(who, 3));
 }
 
+TEST(Balancing, WeightedSplitsByWeight) {
+  Upstream a("instance-1"), b("instance-2");
+  Gateway gw(fill(R"(
+services:
+  users:
+    instances: ["{A}", {url: "{B}", weight: 2}]
+    load_balancing: weighted
+routes:
+  - path: /api
+    service: users
+)",
+                  {{"A", a.url()}, {"B", b.url()}}));
+  GH_START(gw);
+  auto who = spray(gw.port(), 30);
+  EXPECT_EQ(tally(who)["instance-1"], 10) << joined(who);
+  EXPECT_EQ(tally(who)["instance-2"], 20) << joined(who);
+}
+
+TEST(Balancing, MaxInFlightAnswers503AtOnce) {
+  Upstream a("instance-1");
+  a.set_handler([](const Request&) {
+    Reply r = Reply::text("slow");
+    r.delay = 800ms;
+    return r;
+  });
+  Gateway gw(fill(R"(
+services:
+  users:
+    instances: ["{A}"]
+    max_in_flight: 1
+routes:
+  - path: /api
+    service: users
+)",
+                  {{"A", a.url()}}));
+  GH_START(gw);
+  Conn first(gw.port());
+  ASSERT_TRUE(first.send(make_request("GET", "/api/first")));
+  ASSERT_TRUE(a.wait_requests(1));
+  const auto t0 = Clock::now();
+  auto r = http_get(gw.port(), "/api/second");
+  EXPECT_TRUE(IsJsonError(r, 503, "Service unavailable"));
+  EXPECT_LT(Clock::now() - t0, 500ms) << "the 503 waited for the request in flight";
+  auto j = Json::parse(r.body);
+  EXPECT_TRUE(j && j->get("service") && j->get("service")->is_string("users")) << r.body;
+  auto done = first.read_response(5s);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, 200);
+  EXPECT_EQ(a.request_count(), 1u);
+  // Once it finished, the budget is free again.
+  a.set_handler(a.named());
+  EXPECT_EQ(http_get(gw.port(), "/api/third").status, 200);
+}
+
 TEST(Balancing, FailedHealthCheckLeavesRotationAndRecoveryReturns) {
   Upstream a("instance-1"), b("instance-2"), c("instance-3");
   Gateway gw(three_instances(a, b, c, kFastHealth));
@@ -265,6 +319,38 @@ routes:
   ASSERT_TRUE(eventually([&] { return http_get(gw.port(), "/health").status == 200; }, 5s, 50ms));
   // The aggregated health is the gateway's own answer, not a route to a service.
   EXPECT_EQ(u1.request_count() + u2.request_count() + o1.request_count(), 0u);
+}
+
+TEST(Balancing, HealthEndpointCanMoveOrBeTurnedOff) {
+  Upstream up("svc");
+  const std::string rest = fill(R"(
+services:
+  svc: {instances: ["{U}"]}
+routes:
+  - path: /
+    service: svc
+)",
+                                {{"U", up.url()}});
+  {
+    Gateway gw("health_endpoint: /healthz\n" + rest);
+    GH_START(gw);
+    auto r = http_get(gw.port(), "/healthz");
+    EXPECT_EQ(r.status, 200);
+    auto j = Json::parse(r.body);
+    EXPECT_TRUE(j && j->get("status") && j->get("status")->is_string("ok")) << r.describe();
+    EXPECT_EQ(up.request_count(), 0u);
+    EXPECT_EQ(http_get(gw.port(), "/health/x").body, "svc");  // now an ordinary path
+  }
+  up.clear();
+  {
+    Gateway gw("health_endpoint: false\n" + rest);
+    GH_START(gw);
+    // GET /health is now routed like any path (the service's own /health answers it).
+    const int before = up.health_probes();
+    auto r = http_get(gw.port(), "/health");
+    EXPECT_EQ(r.status, 200) << r.describe();
+    EXPECT_EQ(up.health_probes(), before + 1) << "the gateway answered /health itself:\n" << r.describe();
+  }
 }
 
 }  // namespace

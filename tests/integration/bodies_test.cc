@@ -70,6 +70,26 @@ TEST_F(Bodies, ChunkedRequestBodyArrivesIdentical) {
   EXPECT_TRUE(r.body == body);
 }
 
+TEST_F(Bodies, ChunkedRequestWithTrailersArrivesIdentical) {
+  const std::string wire = "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: 42\r\n\r\n";
+  auto r = roundtrip(gw_->port(), make_request("POST", "/trailers", {{"Transfer-Encoding", "chunked"}}, wire));
+  ASSERT_EQ(r.status, 200) << r.describe();
+  ASSERT_EQ(up_.request_count(), 1u);
+  EXPECT_EQ(up_.requests()[0].body, "hello world");
+  EXPECT_EQ(r.body, "hello world");
+}
+
+TEST_F(Bodies, TargetIsForwardedAsSent) {
+  // Only the path is normalized for matching; what it leaves, and the query, pass untouched.
+  up_.set_handler([](const Request& r) { return Reply::text(r.target); });
+  for (const char* target : {"/api/a%20b?x=%2F%2e&y=%00&z=../..", "/api/%E2%82%AC?q=a+b&q=%25"}) {
+    SCOPED_TRACE(target);
+    auto r = roundtrip(gw_->port(), make_request("GET", target));
+    EXPECT_EQ(r.status, 200) << r.describe();
+    EXPECT_EQ(r.body, target);
+  }
+}
+
 TEST_F(Bodies, LargeResponsesArriveIdenticalInBothFramings) {
   const std::string big = pattern_body(k5MiB, 99);
   for (bool chunked : {false, true}) {

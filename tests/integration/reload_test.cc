@@ -185,6 +185,25 @@ TEST(Lifecycle, SigtermFinishesInFlightRequestsThenExitsZero) {
   EXPECT_EQ(*code, 0) << gw.diagnostics();
 }
 
+TEST(Lifecycle, DrainTimeoutBoundsTheWaitAndStillExitsZero) {
+  Upstream a("a"), b("b");
+  a.set_handler([](const Request&) {
+    Reply r = Reply::text("too late");
+    r.delay = 20s;
+    return r;
+  });
+  Gateway gw("limits: {drain_timeout: 300ms}\n" + config_routing_to(a, b, "a"));
+  GH_START(gw);
+  Conn c(gw.port());
+  ASSERT_TRUE(c.send(make_request("GET", "/r/stuck")));
+  ASSERT_TRUE(a.wait_requests(1));
+  const auto t0 = Clock::now();
+  auto code = gw.stop(10s);
+  ASSERT_TRUE(code) << "did not exit after its drain timeout";
+  EXPECT_EQ(*code, 0) << gw.diagnostics();
+  EXPECT_LT(Clock::now() - t0, 3s);
+}
+
 TEST(Lifecycle, RunRefusesAnInvalidConfig) {
   Gateway gw(R"(
 services:

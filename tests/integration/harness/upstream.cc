@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <stdexcept>
+#include <system_error>
 
 namespace gh::integ {
 
@@ -106,13 +107,13 @@ void Upstream::stop() {
   if (acceptor_.joinable()) acceptor_.join();
   ::close(listen_fd_);
   listen_fd_ = -1;
-  std::vector<std::thread> workers;
+  std::vector<Worker> workers;
   {
     std::lock_guard lock(mu_);
     for (int fd : live_fds_) ::shutdown(fd, SHUT_RDWR);
     workers.swap(workers_);
   }
-  for (std::thread& t : workers) t.join();
+  for (Worker& w : workers) w.thread.join();
   running_ = false;
 }
 
@@ -125,9 +126,29 @@ void Upstream::accept_loop() {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ++accepted_;
+    std::vector<Worker> finished;
     std::lock_guard lock(mu_);
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      if (it->done->load()) {
+        finished.push_back(std::move(*it));
+        it = workers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (Worker& w : finished) w.thread.join();
+    auto done = std::make_shared<std::atomic<bool>>(false);
     live_fds_.insert(fd);
-    workers_.emplace_back([this, fd] { serve(fd); });
+    try {
+      workers_.push_back({std::thread([this, fd, done] {
+                            serve(fd);
+                            *done = true;
+                          }),
+                          done});
+    } catch (const std::system_error&) {  // out of threads: refuse this connection
+      live_fds_.erase(fd);
+      ::close(fd);
+    }
   }
 }
 
@@ -175,6 +196,7 @@ void Upstream::serve(int fd) {
   std::lock_guard lock(mu_);
   live_fds_.erase(fd);
   ::close(fd);
+  ++closed_;
 }
 
 bool Upstream::handle_one(int fd, std::string& buf) {
@@ -249,7 +271,9 @@ bool Upstream::handle_one(int fd, std::string& buf) {
   std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " " + reply.reason + "\r\n";
   for (const Header& h : reply.headers.list()) out += h.name + ": " + h.value + "\r\n";
   const bool bodiless = req.method == "HEAD" || reply.status == 204 || reply.status == 304;
-  if (reply.chunked) {
+  if (reply.upgrade || reply.status == 204 || reply.status == 304) {
+    out += "\r\n";
+  } else if (reply.chunked) {
     out += "Transfer-Encoding: chunked\r\n\r\n";
     if (!bodiless) out += chunk_encode(reply.body, 16384);
   } else {
@@ -257,6 +281,13 @@ bool Upstream::handle_one(int fd, std::string& buf) {
     if (!bodiless) out += reply.body;
   }
   if (!write_all(fd, out, stopping_)) return false;
+  if (reply.upgrade) {  // the connection is now a byte stream: echo it
+    if (!buf.empty() && !write_all(fd, buf, stopping_)) return false;
+    for (std::string chunk; read_more(fd, chunk, stopping_); chunk.clear()) {
+      if (!write_all(fd, chunk, stopping_)) break;
+    }
+    return false;
+  }
   const bool client_close = iequals(req.headers.value_or("Connection", ""), "close");
   return !(reply.close || client_close);
 }

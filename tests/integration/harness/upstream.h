@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -28,7 +29,8 @@ struct Reply {
   bool chunked = false;            // frame the body as chunks instead of Content-Length
   std::optional<std::string> raw;  // send exactly these bytes, then close
   Millis delay{0};                 // wait this long before answering (interrupted by stop())
-  bool close = false;              // close the connection after answering
+  bool close = false;              // close the connection after answering (no Connection: close sent)
+  bool upgrade = false;            // after this (101) head, echo every byte back until EOF
 
   static Reply text(std::string body, int status = 200);
 };
@@ -59,6 +61,7 @@ class Upstream {
   // Request heads received, whether or not their body arrived complete.
   int heads_seen() const { return heads_seen_; }
   int connections_accepted() const { return accepted_; }
+  int connections_closed() const { return closed_; }
   // Requests whose head arrived but whose body was cut off (connection closed or bad chunking).
   int bodies_aborted() const { return bodies_aborted_; }
   // Waits until at least N requests are recorded.
@@ -89,6 +92,7 @@ class Upstream {
   std::atomic<int> health_probes_{0};
   std::atomic<int> heads_seen_{0};
   std::atomic<int> accepted_{0};
+  std::atomic<int> closed_{0};
   std::atomic<int> bodies_aborted_{0};
   std::thread acceptor_;
 
@@ -97,7 +101,13 @@ class Upstream {
   Handler handler_;
   std::vector<Request> requests_;
   std::set<int> live_fds_;
-  std::vector<std::thread> workers_;
+  // Connection threads; finished ones are joined on the next accept, so a service that sees
+  // thousands of short connections does not run out of threads.
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Worker> workers_;
 };
 
 }  // namespace gh::integ

@@ -1,0 +1,40 @@
+// ApiKeyPolicy: 401 unless a known API key is given in a header or a query parameter; the
+// consumer's name goes to the service as X-Consumer-Name (a client-sent copy is removed).
+// Thread: immutable after construction. Keys are compared in constant time.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/policy.h"
+
+namespace gh::policies {
+
+struct ApiKeyConfig {
+  std::string header;  // set when the key comes in a header
+  std::string query;   // set when the key comes in a query parameter
+  std::vector<std::pair<std::string, std::string>> keys;  // key -> consumer name
+};
+
+ApiKeyConfig parse_api_key(const config::PolicyConfig& e, config::Diagnostics& d);
+
+class ApiKeyPolicy final : public proxy::Policy {
+ public:
+  static constexpr std::string_view kConsumerHeader = "X-Consumer-Name";
+  ApiKeyPolicy(std::string name, ApiKeyConfig cfg) : name_(std::move(name)), cfg_(std::move(cfg)) {}
+  std::string_view name() const override { return name_; }
+  std::string_view type() const override { return "api_key"; }
+  boost::asio::awaitable<proxy::Verdict> on_request(proxy::RequestContext& ctx) override;
+  void on_upstream_request(proxy::RequestContext& ctx, std::vector<http::Field>& fields) override;
+  // The consumer for the key the request carries; nullopt: none given; "" : unknown key.
+  std::optional<std::string> consumer(const http::RequestHead& req) const;
+
+ private:
+  std::string name_;
+  ApiKeyConfig cfg_;
+};
+
+}  // namespace gh::policies

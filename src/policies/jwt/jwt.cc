@@ -1,0 +1,479 @@
+#include "policies/jwt/jwt.h"
+
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rsa.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "core/check.h"
+#include "core/strings.h"
+#include "proxy/worker.h"
+
+namespace gh::policies {
+
+namespace {
+
+using json = nlohmann::ordered_json;  // claims keep the token's order
+using Status = JwtCheck::Status;
+
+constexpr std::string_view kRealm = R"(Bearer realm="gatehouse")";
+constexpr std::string_view kExpiredChallenge =
+    R"(Bearer realm="gatehouse", error="invalid_token", error_description="The access token expired")";
+constexpr std::string_view kInvalidChallenge =
+    R"(Bearer realm="gatehouse", error="invalid_token", error_description="The access token is invalid")";
+
+JwtCheck refuse(Status s, std::string detail) {
+  JwtCheck c;
+  c.status = s;
+  c.detail = std::move(detail);
+  return c;
+}
+
+// Strict base64url (RFC 7515 §2): the URL-safe alphabet, no padding, no whitespace, and the
+// unused low bits of the last character zero, so every byte string has exactly one encoding.
+bool base64url_decode(std::string_view in, std::string& out) {
+  static const auto kTable = [] {
+    std::array<std::int8_t, 256> t{};
+    t.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
+    return t;
+  }();
+  if (in.size() % 4 == 1) return false;
+  out.clear();
+  out.reserve(in.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : in) {
+    int v = kTable[static_cast<unsigned char>(ch)];
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  // Leftover bits (2 or 4) must be zero.
+  return (acc & ((1u << bits) - 1)) == 0;
+}
+
+const EVP_MD* digest_for(JwtAlg a) {
+  switch (a) {
+    case JwtAlg::HS256:
+    case JwtAlg::RS256:
+    case JwtAlg::PS256:
+    case JwtAlg::ES256: return EVP_sha256();
+    case JwtAlg::HS384:
+    case JwtAlg::RS384:
+    case JwtAlg::PS384:
+    case JwtAlg::ES384: return EVP_sha384();
+    case JwtAlg::HS512:
+    case JwtAlg::RS512:
+    case JwtAlg::PS512:
+    case JwtAlg::ES512: return EVP_sha512();
+    case JwtAlg::EdDSA: return nullptr;
+  }
+  return nullptr;
+}
+
+const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+
+bool verify_hmac(const EVP_MD* md, std::string_view secret, std::string_view input, std::string_view sig) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  if (HMAC(md, secret.data(), static_cast<int>(secret.size()), bytes(input), input.size(), mac, &mac_len) == nullptr)
+    return false;
+  return sig.size() == mac_len && CRYPTO_memcmp(mac, sig.data(), mac_len) == 0;
+}
+
+struct MdCtx {
+  EVP_MD_CTX* p = EVP_MD_CTX_new();
+  ~MdCtx() { EVP_MD_CTX_free(p); }
+};
+
+bool verify_rsa(EVP_PKEY* key, const EVP_MD* md, bool pss, std::string_view input, std::string_view sig) {
+  // RFC 8017 §8.2.2 / §8.1.2: the signature is exactly as long as the modulus.
+  if (sig.size() != static_cast<std::size_t>(EVP_PKEY_get_size(key))) return false;
+  MdCtx ctx;
+  EVP_PKEY_CTX* pctx = nullptr;
+  if (ctx.p == nullptr || EVP_DigestVerifyInit(ctx.p, &pctx, md, nullptr, key) != 1) return false;
+  if (pss) {
+    if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+        EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) != 1 ||
+        EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1)
+      return false;
+  } else if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
+    return false;
+  }
+  return EVP_DigestVerify(ctx.p, bytes(sig), sig.size(), bytes(input), input.size()) == 1;
+}
+
+// JOSE carries ECDSA signatures as the raw r||s (RFC 7518 §3.4); OpenSSL wants DER.
+bool verify_ecdsa(EVP_PKEY* key, const EVP_MD* md, std::size_t coord, std::string_view input, std::string_view sig) {
+  if (sig.size() != 2 * coord) return false;
+  ECDSA_SIG* es = ECDSA_SIG_new();
+  if (es == nullptr) return false;
+  BIGNUM* r = BN_bin2bn(bytes(sig), static_cast<int>(coord), nullptr);
+  BIGNUM* s = BN_bin2bn(bytes(sig) + coord, static_cast<int>(coord), nullptr);
+  if (r == nullptr || s == nullptr || ECDSA_SIG_set0(es, r, s) != 1) {
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(es);
+    return false;
+  }
+  unsigned char* der = nullptr;
+  int der_len = i2d_ECDSA_SIG(es, &der);
+  ECDSA_SIG_free(es);
+  if (der_len <= 0) return false;
+  MdCtx ctx;
+  bool ok = ctx.p != nullptr && EVP_DigestVerifyInit(ctx.p, nullptr, md, nullptr, key) == 1 &&
+            EVP_DigestVerify(ctx.p, der, static_cast<std::size_t>(der_len), bytes(input), input.size()) == 1;
+  OPENSSL_free(der);
+  return ok;
+}
+
+bool verify_ed25519(EVP_PKEY* key, std::string_view input, std::string_view sig) {
+  if (sig.size() != 64) return false;
+  MdCtx ctx;
+  return ctx.p != nullptr && EVP_DigestVerifyInit(ctx.p, nullptr, nullptr, nullptr, key) == 1 &&
+         EVP_DigestVerify(ctx.p, bytes(sig), sig.size(), bytes(input), input.size()) == 1;
+}
+
+double seconds_since_epoch(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+// Splits "Bearer <token>" (scheme case-insensitive, RFC 6750 §2.1). Missing when there is no
+// bearer credential at all; Invalid when there is one that cannot be a token.
+std::optional<JwtCheck> bearer_token(std::string_view value, std::string_view& token) {
+  value = trim_ows(value);
+  if (value.empty()) return refuse(Status::Missing, "no Authorization field");
+  std::size_t sp = value.find_first_of(" \t");
+  std::string_view scheme = value.substr(0, sp);
+  if (!iequals(scheme, "bearer")) return refuse(Status::Missing, "no Bearer credential");
+  if (sp == std::string_view::npos) return refuse(Status::Missing, "empty Bearer credential");
+  token = trim_ows(value.substr(sp));
+  if (token.empty()) return refuse(Status::Missing, "empty Bearer credential");
+  if (token.size() > JwtPolicy::kMaxTokenBytes)
+    return refuse(Status::Invalid, "token longer than " + std::to_string(JwtPolicy::kMaxTokenBytes) + " bytes");
+  if (token.find_first_of(" \t") != std::string_view::npos) return refuse(Status::Invalid, "space inside the token");
+  return std::nullopt;
+}
+
+bool has_ctl(std::string_view s) {
+  for (unsigned char c : s)
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
+  return false;
+}
+
+std::string short_duration(double seconds) {
+  auto s = static_cast<long long>(seconds);
+  if (s < 60) return std::to_string(s) + "s";
+  if (s < 3600) return std::to_string(s / 60) + "m";
+  if (s < 86400) {
+    long long h = s / 3600, m = s % 3600 / 60;
+    return std::to_string(h) + "h" + (m ? std::to_string(m) + "m" : "");
+  }
+  long long d = s / 86400, h = s % 86400 / 3600;
+  return std::to_string(d) + "d" + (h ? std::to_string(h) + "h" : "");
+}
+
+}  // namespace
+
+JwtPolicy::JwtPolicy(std::string name, JwtConfig cfg, Clock clock)
+    : name_(std::move(name)), cfg_(std::move(cfg)), clock_(std::move(clock)),
+      slots_(std::make_unique<std::array<Slot, kMaxWorkers>>()) {
+  GH_CHECK(!cfg_.algorithms.empty());
+  if (cfg_.key_kind != JwtKeyKind::Secret) {
+    std::string error;
+    key_ = load_public_key(cfg_.public_key_pem, error);
+    GH_CHECK(key_ != nullptr);
+    GH_CHECK(key_kind_of(key_.get(), error) == cfg_.key_kind);
+  }
+  for (JwtAlg a : cfg_.algorithms) GH_CHECK(alg_fits_key(a, cfg_.key_kind));
+}
+
+JwtPolicy::~JwtPolicy() = default;
+
+bool JwtPolicy::verify_signature(JwtAlg alg, std::string_view input, std::string_view sig) const {
+  const EVP_MD* md = digest_for(alg);
+  switch (alg) {
+    case JwtAlg::HS256:
+    case JwtAlg::HS384:
+    case JwtAlg::HS512:
+      return cfg_.key_kind == JwtKeyKind::Secret && verify_hmac(md, cfg_.secret, input, sig);
+    case JwtAlg::RS256:
+    case JwtAlg::RS384:
+    case JwtAlg::RS512: return key_ && verify_rsa(key_.get(), md, false, input, sig);
+    case JwtAlg::PS256:
+    case JwtAlg::PS384:
+    case JwtAlg::PS512: return key_ && verify_rsa(key_.get(), md, true, input, sig);
+    case JwtAlg::ES256: return key_ && verify_ecdsa(key_.get(), md, 32, input, sig);
+    case JwtAlg::ES384: return key_ && verify_ecdsa(key_.get(), md, 48, input, sig);
+    case JwtAlg::ES512: return key_ && verify_ecdsa(key_.get(), md, 66, input, sig);
+    case JwtAlg::EdDSA: return key_ && verify_ed25519(key_.get(), input, sig);
+  }
+  return false;
+}
+
+JwtCheck JwtPolicy::check(std::string_view authorization) const {
+  std::string_view token;
+  if (auto refused = bearer_token(authorization, token)) return *refused;
+  return check_token(token);
+}
+
+JwtCheck JwtPolicy::check_token(std::string_view token) const {
+  if (token.size() > kMaxTokenBytes) return refuse(Status::Invalid, "token too long");
+  const std::size_t d1 = token.find('.');
+  const std::size_t d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
+  if (d2 == std::string_view::npos || token.find('.', d2 + 1) != std::string_view::npos)
+    return refuse(Status::Invalid, "not three dot-separated segments");
+  std::string header_raw, payload_raw, sig;
+  if (!base64url_decode(token.substr(0, d1), header_raw) ||
+      !base64url_decode(token.substr(d1 + 1, d2 - d1 - 1), payload_raw) ||
+      !base64url_decode(token.substr(d2 + 1), sig))
+    return refuse(Status::Invalid, "malformed base64url");
+
+  // Header: a JSON object naming an allowed algorithm; nothing critical.
+  json header = json::parse(header_raw, nullptr, false);
+  if (header.is_discarded() || !header.is_object()) return refuse(Status::Invalid, "header is not a JSON object");
+  auto alg_it = header.find("alg");
+  if (alg_it == header.end() || !alg_it->is_string()) return refuse(Status::Invalid, "header without alg");
+  const std::string& alg_text = alg_it->get_ref<const std::string&>();
+  auto alg = parse_alg(alg_text);
+  bool allowed = false;
+  if (alg)
+    for (JwtAlg a : cfg_.algorithms) allowed |= a == *alg;
+  if (!allowed) return refuse(Status::Invalid, "algorithm \"" + alg_text + "\" is not accepted");
+  if (header.contains("crit")) return refuse(Status::Invalid, "crit header is not supported");
+
+  if (!verify_signature(*alg, token.substr(0, d2), sig)) return refuse(Status::Invalid, "signature does not match");
+
+  // Payload: a JSON object with well-typed registered claims.
+  json payload = json::parse(payload_raw, nullptr, false);
+  if (payload.is_discarded() || !payload.is_object()) return refuse(Status::Invalid, "payload is not a JSON object");
+  std::optional<double> exp, nbf, iat;
+  for (auto [name, out] : {std::pair{"exp", &exp}, std::pair{"nbf", &nbf}, std::pair{"iat", &iat}}) {
+    auto it = payload.find(name);
+    if (it == payload.end()) continue;
+    if (!it->is_number() || !std::isfinite(it->get<double>()))
+      return refuse(Status::Invalid, std::string(name) + " is not a number");
+    *out = it->get<double>();
+  }
+  auto sub_it = payload.find("sub");
+  if (sub_it != payload.end() && !sub_it->is_string()) return refuse(Status::Invalid, "sub is not a string");
+  if (!exp && cfg_.require_exp) return refuse(Status::Invalid, "token has no exp");
+
+  const double now = seconds_since_epoch(this->now());
+  const double leeway = std::chrono::duration<double>(cfg_.leeway).count();
+  if (exp && now >= *exp + leeway) {
+    JwtCheck c = refuse(Status::Expired, "expired " + short_duration(now - *exp) + " ago");
+    c.exp = exp;
+    return c;
+  }
+  if (nbf && *nbf > now + leeway) return refuse(Status::Invalid, "not valid before nbf");
+  if (iat && *iat > now + leeway) return refuse(Status::Invalid, "issued in the future (iat)");
+
+  if (cfg_.issuer) {
+    auto it = payload.find("iss");
+    if (it == payload.end() || !it->is_string() || it->get_ref<const std::string&>() != *cfg_.issuer)
+      return refuse(Status::Invalid, "wrong issuer");
+  }
+  if (!cfg_.audience.empty()) {
+    auto it = payload.find("aud");
+    bool match = false;
+    auto matches = [&](const json& v) {
+      if (!v.is_string()) return false;
+      for (const auto& a : cfg_.audience)
+        if (v.get_ref<const std::string&>() == a) return true;
+      return false;
+    };
+    if (it != payload.end()) {
+      if (it->is_array())
+        for (const auto& v : *it) match |= matches(v);
+      else
+        match = matches(*it);
+    }
+    if (!match) return refuse(Status::Invalid, "wrong audience");
+  }
+
+  auto principal = std::make_shared<proxy::Principal>();
+  principal->source = "jwt";
+  if (sub_it != payload.end()) principal->subject = sub_it->get<std::string>();
+  principal->claims.reserve(payload.size());
+  for (auto it = payload.begin(); it != payload.end(); ++it) {
+    proxy::Principal::Claim c;
+    c.name = it.key();
+    if (it->is_string()) {
+      c.text = it->get<std::string>();
+      c.is_string = true;
+    } else {
+      c.text = it->dump();
+      if (it->is_array())
+        for (const auto& v : *it)
+          if (v.is_string()) c.strings.push_back(v.get<std::string>());
+    }
+    principal->claims.push_back(std::move(c));
+  }
+  JwtCheck ok;
+  ok.status = Status::Valid;
+  ok.principal = std::move(principal);
+  ok.exp = exp;
+  return ok;
+}
+
+JwtCheck JwtPolicy::check_cached(std::string_view authorization, unsigned worker_id) const {
+  const bool has_slot = worker_id < kMaxWorkers;
+  Slot* slot = has_slot ? &(*slots_)[worker_id] : nullptr;
+  Counters& counters = has_slot ? slot->counters : overflow_;
+  // Single writer per slot: load + store instead of a locked read-modify-write.
+  auto bump = [has_slot](std::atomic<std::uint64_t>& c) {
+    if (has_slot) c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    else c.fetch_add(1, std::memory_order_relaxed);
+  };
+  auto finish = [&](JwtCheck c) {
+    bump(c.status == Status::Valid ? counters.accepted : counters.rejected);
+    return c;
+  };
+
+  std::string_view token;
+  if (auto refused = bearer_token(authorization, token)) return finish(std::move(*refused));
+
+  if (slot != nullptr) {
+    auto it = slot->cache.find(token);
+    if (it != slot->cache.end()) {
+      bump(counters.cache_hits);
+      const CacheEntry& e = it->second;
+      const double now = seconds_since_epoch(this->now());
+      if (e.exp && now >= *e.exp + std::chrono::duration<double>(cfg_.leeway).count()) {
+        JwtCheck c = refuse(Status::Expired, "expired");
+        c.exp = e.exp;
+        slot->cache.erase(it);
+        return finish(std::move(c));
+      }
+      JwtCheck c;
+      c.status = Status::Valid;
+      c.principal = e.principal;
+      c.exp = e.exp;
+      return finish(std::move(c));
+    }
+  }
+
+  bump(counters.signature_checks);
+  JwtCheck c = check_token(token);
+  if (slot != nullptr && c.status == Status::Valid) {
+    auto& cache = slot->cache;
+    if (cache.size() >= kCacheEntries) {
+      const double now = seconds_since_epoch(this->now());
+      const double leeway = std::chrono::duration<double>(cfg_.leeway).count();
+      std::erase_if(cache, [&](const auto& kv) { return kv.second.exp && now >= *kv.second.exp + leeway; });
+      // Still full: drop an eighth, whichever entries come first.
+      while (cache.size() >= kCacheEntries - kCacheEntries / 8) cache.erase(cache.begin());
+    }
+    cache.emplace(std::string(token), CacheEntry{c.principal, c.exp});
+  }
+  return finish(std::move(c));
+}
+
+proxy::LocalReply JwtPolicy::reply_for(const JwtCheck& c) {
+  proxy::LocalReply r;
+  r.status = 401;
+  switch (c.status) {
+    case Status::Missing:
+      r.reason = "token_missing";
+      r.message = "Access token required";
+      r.headers.emplace_back("WWW-Authenticate", kRealm);
+      break;
+    case Status::Expired:
+      r.reason = "token_expired";
+      r.message = "Token expired";
+      r.headers.emplace_back("WWW-Authenticate", kExpiredChallenge);
+      break;
+    case Status::Invalid:
+    case Status::Valid:
+      r.reason = "token_invalid";
+      r.message = "Invalid token";
+      r.headers.emplace_back("WWW-Authenticate", kInvalidChallenge);
+      break;
+  }
+  return r;
+}
+
+boost::asio::awaitable<proxy::Verdict> JwtPolicy::on_request(proxy::RequestContext& ctx) {
+  const http::Fields& fields = ctx.request().fields;
+  JwtCheck c;
+  if (fields.count("authorization") > 1) {
+    c = refuse(Status::Invalid, "several Authorization fields");
+    Counters& counters = ctx.worker().id() < kMaxWorkers ? (*slots_)[ctx.worker().id()].counters : overflow_;
+    counters.rejected.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    c = check_cached(fields.get("authorization"), ctx.worker().id());
+  }
+  if (c.status == Status::Valid) {
+    ctx.principal = std::move(c.principal);
+    co_return proxy::Continue{};
+  }
+  co_return reply_for(c);
+}
+
+void JwtPolicy::on_upstream_request(proxy::RequestContext& ctx, std::vector<http::Field>& fields) {
+  if (cfg_.forward_claims.empty()) return;
+  std::erase_if(fields, [&](const http::Field& f) {
+    for (const auto& fc : cfg_.forward_claims)
+      if (iequals(f.name, fc.second)) return true;
+    return false;
+  });
+  const proxy::Principal* p = ctx.principal.get();
+  if (p == nullptr || p->source != "jwt") return;
+  for (const auto& [claim, header] : cfg_.forward_claims) {
+    const proxy::Principal::Claim* c = p->claim(claim);
+    // A value that would break the header (CR, LF, NUL...) is not forwarded at all.
+    if (c == nullptr || has_ctl(c->text)) continue;
+    fields.push_back({header, ctx.keep(c->text)});
+  }
+}
+
+JwtPolicy::Stats JwtPolicy::stats() const {
+  Stats s;
+  auto add = [&s](const Counters& c) {
+    s.signature_checks += c.signature_checks.load(std::memory_order_relaxed);
+    s.cache_hits += c.cache_hits.load(std::memory_order_relaxed);
+    s.accepted += c.accepted.load(std::memory_order_relaxed);
+    s.rejected += c.rejected.load(std::memory_order_relaxed);
+  };
+  for (const Slot& slot : *slots_) add(slot.counters);
+  add(overflow_);
+  return s;
+}
+
+std::string explain(const JwtPolicy& policy, std::string_view authorization_header_value) {
+  JwtCheck c = policy.check(authorization_header_value);
+  switch (c.status) {
+    case Status::Missing: return "401 Access token required";
+    case Status::Expired: return "401 Token expired (" + c.detail + ")";
+    case Status::Invalid: return "401 Invalid token: " + c.detail;
+    case Status::Valid: break;
+  }
+  std::string out = "valid";
+  if (!c.principal->subject.empty()) out += ", sub=" + c.principal->subject;
+  static constexpr std::string_view kRegistered[] = {"iss", "sub", "aud", "exp", "nbf", "iat", "jti"};
+  for (const auto& claim : c.principal->claims) {
+    bool registered = false;
+    for (auto r : kRegistered) registered |= claim.name == r;
+    if (!registered) out += ", " + claim.name + "=" + claim.text;
+  }
+  if (c.exp) {
+    double left = *c.exp - std::chrono::duration<double>(policy.now().time_since_epoch()).count();
+    out += left > 0 ? ", expires in " + short_duration(left) : ", expired within the leeway";
+  } else {
+    out += ", no expiry";
+  }
+  return out;
+}
+
+}  // namespace gh::policies

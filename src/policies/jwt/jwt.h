@@ -1,0 +1,119 @@
+// JwtPolicy: requires `Authorization: Bearer <JWS compact token>`, verifies its signature with
+// OpenSSL 3 and checks exp/nbf/iat/iss/aud (SPEC §2, RFC 7515, RFC 7519, RFC 6750 §3). On
+// success it publishes ctx.principal; on_upstream_request forwards chosen claims as headers
+// after removing any copies the client sent.
+//
+// Thread: the configuration, the key and the algorithm list are immutable after construction
+// and shared by every worker. The verification cache and the counters live in one Slot per
+// worker, indexed by `ctx.worker().id()`: each slot is touched only by its own worker thread
+// (no lock), except that stats() reads the counters, which are relaxed atomics with a single
+// writer. Workers with an id of kMaxWorkers or more skip the cache and count into shared
+// atomics.
+// Failure: every problem with a token is a 401 LocalReply, never an exception.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "policies/jwt/jwt_config.h"
+#include "proxy/policy.h"
+#include "proxy/request_context.h"
+
+namespace gh::policies {
+
+// The result of checking one Authorization value, before it becomes a reply.
+struct JwtCheck {
+  enum class Status { Valid, Missing, Expired, Invalid };
+  Status status = Status::Invalid;
+  std::shared_ptr<const proxy::Principal> principal;  // Valid only
+  std::optional<double> exp;                          // the token's `exp`, when it has one
+  std::string detail;                                 // why it was refused; for logs and `gatehouse route`
+};
+
+class JwtPolicy final : public proxy::Policy {
+ public:
+  using Clock = std::function<std::chrono::system_clock::time_point()>;
+  static constexpr std::size_t kMaxTokenBytes = 8 * 1024;
+  static constexpr std::size_t kCacheEntries = 1024;  // per worker
+  static constexpr unsigned kMaxWorkers = 256;        // workers with a cache slot
+
+  // REQUIRES: `cfg` came from parse_jwt without errors. `clock` defaults to the system clock.
+  JwtPolicy(std::string name, JwtConfig cfg, Clock clock = {});
+  ~JwtPolicy() override;
+
+  std::string_view name() const override { return name_; }
+  std::string_view type() const override { return "jwt"; }
+  // 401 unless the request carries one valid bearer token; publishes ctx.principal.
+  boost::asio::awaitable<proxy::Verdict> on_request(proxy::RequestContext& ctx) override;
+  // Removes client-sent `forward_claims` headers, then adds one per claim the principal holds.
+  void on_upstream_request(proxy::RequestContext& ctx, std::vector<http::Field>& fields) override;
+
+  // Verifies an Authorization field value without the cache. Pure apart from the clock; used by
+  // on_request (on a cache miss) and by explain().
+  JwtCheck check(std::string_view authorization) const;
+  // The reply for a refused check.
+  static proxy::LocalReply reply_for(const JwtCheck& c);
+
+  const JwtConfig& config() const noexcept { return cfg_; }
+  std::chrono::system_clock::time_point now() const { return clock_ ? clock_() : std::chrono::system_clock::now(); }
+
+  struct Stats {
+    std::uint64_t signature_checks = 0;  // tokens whose signature was verified (cache misses)
+    std::uint64_t cache_hits = 0;
+    std::uint64_t accepted = 0;
+    std::uint64_t rejected = 0;
+  };
+  // Sums every worker's counters; callable from any thread.
+  Stats stats() const;
+
+ private:
+  struct Counters {
+    std::atomic<std::uint64_t> signature_checks{0};
+    std::atomic<std::uint64_t> cache_hits{0};
+    std::atomic<std::uint64_t> accepted{0};
+    std::atomic<std::uint64_t> rejected{0};
+  };
+  struct CacheEntry {
+    std::shared_ptr<const proxy::Principal> principal;
+    std::optional<double> exp;
+  };
+  struct TokenHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  // One worker's cache and counters. REQUIRES: touched only by that worker's thread.
+  // Cache-line aligned so that neighbouring workers do not share a line.
+  struct alignas(64) Slot {
+    std::unordered_map<std::string, CacheEntry, TokenHash, std::equal_to<>> cache;  // keyed by the whole token
+    Counters counters;
+  };
+
+  JwtCheck check_token(std::string_view token) const;
+  bool verify_signature(JwtAlg alg, std::string_view signing_input, std::string_view signature) const;
+  // The verdict for a token, through this worker's cache when it has a slot.
+  JwtCheck check_cached(std::string_view authorization, unsigned worker_id) const;
+
+  std::string name_;
+  JwtConfig cfg_;
+  Clock clock_;
+  PublicKey key_;  // null with an HMAC secret
+  // Per-worker state: the policy object is shared, each slot belongs to one worker.
+  mutable std::unique_ptr<std::array<Slot, kMaxWorkers>> slots_;
+  mutable Counters overflow_;  // workers past kMaxWorkers (shared, so fetch_add)
+};
+
+// One line for `gatehouse route`: "valid, sub=42, role=admin, expires in 59m",
+// "401 Access token required", "401 Token expired" or "401 Invalid token: <why>".
+std::string explain(const JwtPolicy& policy, std::string_view authorization_header_value);
+
+}  // namespace gh::policies

@@ -1,0 +1,141 @@
+#include "policies/rate_limit/rate_limit.h"
+
+#include <fmt/format.h>
+
+#include "http/fields.h"
+#include "policies/rate_limit/memory_store.h"
+
+namespace gh::policies {
+
+namespace {
+
+// Appends one length-prefixed key part: "<tag><length>:<value>".
+void append_part(std::string& key, char tag, std::string_view value) {
+  key += tag;
+  key += std::to_string(value.size());
+  key += ':';
+  key += value;
+}
+
+// The more restrictive of two limits: fewer requests left; on a tie, the longer wait.
+bool more_restrictive(const proxy::RateLimitState& a, const proxy::RateLimitState& b) {
+  if (a.remaining != b.remaining) return a.remaining < b.remaining;
+  return a.reset_seconds > b.reset_seconds;
+}
+
+}  // namespace
+
+RateLimitPolicy::RateLimitPolicy(std::string name, RateLimitConfig cfg, std::shared_ptr<RateLimitStore> store)
+    : name_(std::move(name)), config_(std::move(cfg)), store_(std::move(store)) {}
+
+std::string RateLimitPolicy::key_for(const proxy::RequestContext& ctx) const {
+  std::string key;
+  key.reserve(name_.size() + 48);
+  append_part(key, 'p', name_);
+  for (const KeyPart& part : config_.key) {
+    std::string_view value;
+    char tag = 'g';
+    switch (part.kind) {
+      case KeyPart::Kind::ClientIp:
+        value = ctx.client_ip();
+        tag = 'i';
+        break;
+      case KeyPart::Kind::Header:
+        value = ctx.request().fields.get(part.name);
+        tag = 'h';
+        break;
+      case KeyPart::Kind::Claim: {
+        const proxy::Principal::Claim* c = ctx.principal ? ctx.principal->claim(part.name) : nullptr;
+        // Strings, numbers and booleans count; arrays, objects and null do not name a caller.
+        if (c && (c->is_string || (!c->text.empty() && c->text[0] != '[' && c->text[0] != '{' && c->text != "null")))
+          value = c->text;
+        tag = 'c';
+        break;
+      }
+      case KeyPart::Kind::Route:
+        if (ctx.route() && ctx.route()->config) value = ctx.route()->config->name;
+        tag = 'r';
+        break;
+      case KeyPart::Kind::Global:
+        value = "*";
+        tag = 'g';
+        break;
+    }
+    if (value.empty()) return {};
+    append_part(key, tag, value);
+  }
+  return key;
+}
+
+boost::asio::awaitable<proxy::Verdict> RateLimitPolicy::on_request(proxy::RequestContext& ctx) {
+  std::string key = key_for(ctx);
+  if (key.empty()) co_return proxy::Continue{};
+
+  Result<Decision> hit = co_await store_->hit(ctx.worker(), std::move(key), config_.rule);
+  if (!hit) {
+    stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    if (config_.on_store_error == OnStoreError::Allow) co_return proxy::Continue{};
+    proxy::LocalReply reply;
+    reply.status = 503;
+    reply.reason = "rate_limit_store_error";
+    reply.message = "Rate limit store unavailable";
+    co_return reply;
+  }
+  const Decision& d = *hit;
+  proxy::RateLimitState state;
+  state.limit = d.limit;
+  state.remaining = d.remaining;
+  state.reset_seconds = d.reset_seconds;
+  state.window_seconds = d.window_seconds;
+  if (!ctx.rate_limit || more_restrictive(state, *ctx.rate_limit)) ctx.rate_limit = state;
+  if (d.allowed) co_return proxy::Continue{};
+
+  stats_.rejected.fetch_add(1, std::memory_order_relaxed);
+  proxy::LocalReply reply;
+  reply.status = 429;
+  reply.reason = "rate_limited";
+  reply.headers.emplace_back("Retry-After", std::to_string(std::max<std::uint64_t>(d.retry_after_seconds, 1)));
+  reply.message = config_.message;
+  co_return reply;
+}
+
+void RateLimitPolicy::on_response(proxy::RequestContext& ctx, http::ResponseHead& head) {
+  if (!ctx.rate_limit) return;
+  const proxy::RateLimitState& s = *ctx.rate_limit;
+  // One kept string holds the four values; the fields view slices of it.
+  std::string values = fmt::format("{}|{}|{}|{};w={}", s.limit, s.remaining, s.reset_seconds, s.limit,
+                                   s.window_seconds);
+  std::string_view kept = ctx.keep(std::move(values));
+  std::string_view parts[4];
+  for (std::size_t i = 0, from = 0; i < 4; ++i) {
+    std::size_t bar = i < 3 ? kept.find('|', from) : kept.size();
+    parts[i] = kept.substr(from, bar - from);
+    from = bar + 1;
+  }
+  head.fields.set("RateLimit-Limit", parts[0]);
+  head.fields.set("RateLimit-Remaining", parts[1]);
+  head.fields.set("RateLimit-Reset", parts[2]);
+  head.fields.set("RateLimit-Policy", parts[3]);
+}
+
+std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry) {
+  config::Diagnostics ignore;
+  return std::make_shared<RateLimitPolicy>(entry.name, parse_rate_limit(entry, ignore), shared_memory_store());
+}
+
+std::string explain(const RateLimitPolicy& policy, const http::Fields* request_headers) {
+  const RateLimitConfig& c = policy.config();
+  std::string by;
+  for (const KeyPart& part : c.key) by += (by.empty() ? "" : " + ") + part.to_string();
+  std::string out = fmt::format("{} per {} by {} ({}, {})", c.rule.limit, format_window(c.rule.window), by,
+                                to_string(c.rule.algorithm), policy.store().kind());
+  for (const KeyPart& part : c.key) {
+    if (part.kind == KeyPart::Kind::Header && request_headers && request_headers->get(part.name).empty())
+      out += fmt::format("; does not apply: no {} header", part.name);
+    if (part.kind == KeyPart::Kind::Claim)
+      out += fmt::format("; applies only when a verified token carries claim \"{}\"", part.name);
+  }
+  return out;
+}
+
+}  // namespace gh::policies

@@ -1,0 +1,70 @@
+// RateLimitPolicy: `type: rate_limit`. Counts each request against a budget per key value in
+// a RateLimitStore, answers 429 past the limit, and reports the most restrictive limit of the
+// request in RateLimit-* response headers.
+// Thread: immutable after construction (its stats are relaxed atomics); shared by every route
+// and worker that names it. The store it holds is shared too and is safe across workers.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "policies/rate_limit/rate_limit_config.h"
+#include "policies/rate_limit/store.h"
+#include "proxy/policy.h"
+#include "proxy/request_context.h"
+
+namespace gh::http {
+class Fields;
+}
+
+namespace gh::policies {
+
+// Counters of one policy, summed over workers; relaxed atomics, read at scrape.
+struct RateLimitStats {
+  std::atomic<std::uint64_t> rejected{0};      // gatehouse_rate_limit_rejected_total
+  std::atomic<std::uint64_t> store_errors{0};  // gatehouse_rate_limit_store_errors_total
+};
+
+class RateLimitPolicy final : public proxy::Policy {
+ public:
+  RateLimitPolicy(std::string name, RateLimitConfig cfg, std::shared_ptr<RateLimitStore> store);
+
+  std::string_view name() const override { return name_; }
+  std::string_view type() const override { return "rate_limit"; }
+  // Counts the request under its key; 429 `rate_limited` with Retry-After past the limit.
+  // A key part that is absent for this request (no such header or claim) means the limit
+  // does not apply: Continue without counting.
+  boost::asio::awaitable<proxy::Verdict> on_request(proxy::RequestContext& ctx) override;
+  // Adds RateLimit-Limit/-Remaining/-Reset/-Policy from ctx.rate_limit (the most restrictive
+  // limit the request met), replacing any the service sent. Idempotent, so several
+  // rate_limit policies on one chain write the same values.
+  void on_response(proxy::RequestContext& ctx, http::ResponseHead& head) override;
+
+  // The store key this request is counted under: the policy's name, then each key part
+  // length-prefixed, so no two distinct part lists produce one key. Empty: does not apply.
+  std::string key_for(const proxy::RequestContext& ctx) const;
+
+  const RateLimitConfig& config() const noexcept { return config_; }
+  const RateLimitStore& store() const noexcept { return *store_; }
+  const RateLimitStats& stats() const noexcept { return stats_; }
+
+ private:
+  std::string name_;
+  RateLimitConfig config_;
+  std::shared_ptr<RateLimitStore> store_;
+  RateLimitStats stats_;
+};
+
+// Builds a policy from a validated entry, on the process-wide memory store.
+std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry);
+
+// For `gatehouse route`: what the limit is, without consuming any budget, e.g.
+// `100 per 15m by client_ip (fixed_window, memory)`. With the request's headers, says when a
+// header key part is missing (the limit then does not apply); claim parts depend on a token
+// verified at run time and are noted as such.
+std::string explain(const RateLimitPolicy& policy, const http::Fields* request_headers = nullptr);
+
+}  // namespace gh::policies

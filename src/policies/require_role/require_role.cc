@@ -1,0 +1,52 @@
+#include "policies/require_role/require_role.h"
+
+#include "policies/common/options.h"
+#include "proxy/request_context.h"
+
+namespace gh::policies {
+
+RequireRoleConfig parse_require_role(const config::PolicyConfig& e, config::Diagnostics& d) {
+  RequireRoleConfig c;
+  check_keys(e, d, {"roles", "claim"});
+  require(e, d, "roles", "a role or a list of roles, e.g. roles: [admin]");
+  if (auto roles = string_list(e, d, "roles")) {
+    if (roles->empty()) d.error(e.options["roles"], e.path + ".roles", "expected at least one role");
+    c.roles = std::move(*roles);
+  }
+  if (auto claim = string_opt(e, d, "claim")) {
+    if (claim->empty()) d.error(e.options["claim"], e.path + ".claim", "expected a claim name");
+    c.claim = std::move(*claim);
+  }
+  return c;
+}
+
+int RequireRolePolicy::decide(const proxy::RequestContext& ctx) const {
+  if (!ctx.principal) return 401;
+  const auto* claim = ctx.principal->claim(cfg_.claim);
+  if (!claim) return 403;
+  for (const auto& role : cfg_.roles) {
+    if (claim->is_string && claim->text == role) return 0;
+    for (const auto& s : claim->strings)
+      if (s == role) return 0;
+  }
+  return 403;
+}
+
+boost::asio::awaitable<proxy::Verdict> RequireRolePolicy::on_request(proxy::RequestContext& ctx) {
+  int status = decide(ctx);
+  if (status == 0) co_return proxy::Continue{};
+  proxy::LocalReply r;
+  r.status = status;
+  if (status == 401) {
+    r.reason = "no_principal";
+    r.message = "Access token required";
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"gatehouse\"");
+  } else {
+    r.reason = "insufficient_role";
+    r.message = "Insufficient permissions";
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"gatehouse\", error=\"insufficient_scope\"");
+  }
+  co_return r;
+}
+
+}  // namespace gh::policies

@@ -1,0 +1,206 @@
+// Connections: bodiless statuses keep the stream in step, pooled connections the service closed
+// are not reused blindly, many clients at once, WebSocket upgrades, idle timeout (SPEC §2, §3).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "harness/assertions.h"
+
+namespace gh::integ {
+namespace {
+
+using namespace std::string_literals;
+
+std::string one_service(const Upstream& up, const std::string& top = "") {
+  return fill(R"(
+{TOP}
+services:
+  svc: {instances: ["{U}"]}
+routes:
+  - path: /
+    service: svc
+)",
+              {{"TOP", top}, {"U", up.url()}});
+}
+
+TEST(Connections, BodilessStatusesKeepTheConnectionInStep) {
+  Upstream up("svc");
+  up.set_handler([](const Request& r) {
+    if (r.target == "/204") return Reply::text("", 204);
+    if (r.target == "/304") {
+      Reply reply;
+      reply.status = 304;
+      reply.reason = "Not Modified";
+      reply.headers.add("ETag", "\"v1\"");
+      return reply;
+    }
+    return Reply::text("after " + r.target);
+  });
+  Gateway gw(one_service(up));
+  GH_START(gw);
+  Conn c(gw.port());
+  for (const char* path : {"/204", "/x", "/304", "/y"}) {
+    ASSERT_TRUE(c.send(make_request("GET", path)));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << path;
+    if (std::string(path) == "/204") {
+      EXPECT_EQ(r->status, 204);
+    } else if (std::string(path) == "/304") {
+      EXPECT_EQ(r->status, 304);
+      EXPECT_EQ(r->headers.value_or("ETag", ""), "\"v1\"");
+    } else {
+      EXPECT_EQ(r->body, std::string("after ") + path);
+    }
+  }
+  EXPECT_TRUE(c.silent_for(100ms)) << "stray bytes after the responses: " << c.pending();
+}
+
+TEST(Connections, PooledConnectionClosedByTheServiceIsNotAFailure) {
+  Upstream up("svc");
+  up.set_handler([](const Request& r) {
+    Reply reply = Reply::text("ok " + r.method);
+    reply.close = true;  // closes after each answer, without saying so
+    return reply;
+  });
+  Gateway gw(one_service(up));
+  GH_START(gw);
+  for (int i = 0; i < 10; ++i) {
+    // Wait until the service has closed every connection the gateway may have pooled.
+    ASSERT_TRUE(eventually([&] { return up.connections_closed() == up.connections_accepted(); }, 2s));
+    const bool post = i % 2 == 1;
+    auto r = post ? http_request(gw.port(), "POST", "/p", {}, "body") : http_get(gw.port(), "/g");
+    EXPECT_EQ(r.status, 200) << "request " << i << (post ? " (POST)" : " (GET)") << ":\n" << r.describe();
+  }
+  EXPECT_EQ(up.request_count(), 10u);
+}
+
+TEST(Connections, ManyClientsAtOnce) {
+  Upstream a("instance-1"), b("instance-2");
+  a.set_handler(Upstream::echo_body());
+  b.set_handler(Upstream::echo_body());
+  Gateway gw(fill(R"(
+services:
+  svc: {instances: ["{A}", "{B}"]}
+routes:
+  - path: /
+    service: svc
+)",
+                  {{"A", a.url()}, {"B", b.url()}}));
+  GH_START(gw);
+  std::atomic<int> ok{0};
+  std::mutex mu;
+  std::string first_failure;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 32; ++t) {
+    clients.emplace_back([&, t] {
+      Conn c(gw.port());
+      for (int i = 0; i < 25; ++i) {
+        const std::string body = "client " + std::to_string(t) + " request " + std::to_string(i);
+        std::optional<Response> r;
+        if (c.send(make_request("POST", "/c", {}, body))) r = c.read_response(10s);
+        if (r && r->status == 200 && r->body == body) {
+          ++ok;
+        } else {
+          std::lock_guard lock(mu);
+          if (first_failure.empty()) first_failure = r ? r->describe() : "no response";
+          return;
+        }
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(ok.load(), 32 * 25) << first_failure;
+  EXPECT_EQ(a.request_count() + b.request_count(), 32u * 25u);
+}
+
+TEST(Connections, WebSocketUpgradePassesThrough) {
+  Upstream up("ws");
+  up.set_handler([](const Request&) {
+    Reply r;
+    r.status = 101;
+    r.reason = "Switching Protocols";
+    r.headers.add("Upgrade", "websocket");
+    r.headers.add("Connection", "Upgrade");
+    r.headers.add("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    r.upgrade = true;
+    return r;
+  });
+  Gateway gw(one_service(up));
+  GH_START(gw);
+  Conn c(gw.port());
+  ASSERT_TRUE(c.send(make_request("GET", "/chat",
+                                  {{"Upgrade", "websocket"},
+                                   {"Connection", "Upgrade"},
+                                   {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+                                   {"Sec-WebSocket-Version", "13"}})));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 101) << r->describe();
+  EXPECT_TRUE(iequals(r->headers.value_or("Upgrade", ""), "websocket"));
+  EXPECT_EQ(r->headers.value_or("Sec-WebSocket-Accept", ""), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  ASSERT_EQ(up.request_count(), 1u);
+  const Request got = up.requests()[0];
+  EXPECT_TRUE(iequals(got.headers.value_or("Upgrade", ""), "websocket")) << got.headers.to_string();
+  EXPECT_NE(got.headers.value_or("Connection", "").find("pgrade"), std::string::npos) << got.headers.to_string();
+  EXPECT_EQ(got.headers.value_or("Sec-WebSocket-Key", ""), "dGhlIHNhbXBsZSBub25jZQ==");
+
+  // Bytes now flow both ways untouched.
+  const std::string frame = "\x81\x05hello\x00\xff binary \r\n\r\n GET / HTTP/1.1"s;
+  ASSERT_TRUE(c.send(frame));
+  ASSERT_TRUE(eventually([&] {
+    c.silent_for(10ms);
+    return c.pending().size() >= frame.size();
+  }, 3s)) << "echoed " << c.pending().size() << " of " << frame.size() << " bytes";
+  EXPECT_EQ(c.pending(), frame);
+}
+
+TEST(Connections, Http10ClientGetsAnHttp10CompatibleResponse) {
+  Upstream up("svc");
+  const std::string big = pattern_body(200000, 8);
+  up.set_handler([&](const Request&) {
+    Reply r;
+    r.body = big;
+    r.chunked = true;  // the service answers chunked; an HTTP/1.0 client cannot read that
+    return r;
+  });
+  Gateway gw(one_service(up));
+  GH_START(gw);
+  Conn c(gw.port());
+  ASSERT_TRUE(c.send("GET /old HTTP/1.0\r\n\r\n"));  // no Host: fine in HTTP/1.0
+  ASSERT_TRUE(c.wait_closed(5s)) << "HTTP/1.0 connection without keep-alive left open";
+  auto r = c.read_response(1s);
+  ASSERT_TRUE(r) << "unreadable response: " << c.pending().substr(0, 200);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_FALSE(r->chunked) << "chunked sent to an HTTP/1.0 client";
+  EXPECT_TRUE(r->body == big);
+}
+
+TEST(Connections, CloseDelimitedServiceResponseIsRelayed) {
+  Upstream up("svc");
+  up.set_handler([](const Request&) {
+    Reply r;
+    r.raw = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nthe body ends when the connection does";
+    return r;
+  });
+  Gateway gw(one_service(up));
+  GH_START(gw);
+  auto r = http_get(gw.port(), "/x");
+  EXPECT_EQ(r.status, 200) << r.describe();
+  EXPECT_EQ(r.body, "the body ends when the connection does");
+}
+
+TEST(Connections, IdleKeptAliveConnectionIsClosed) {
+  Upstream up("svc");
+  Gateway gw(one_service(up, "limits: {idle_timeout: 300ms}"));
+  GH_START(gw);
+  Conn c(gw.port());
+  ASSERT_TRUE(c.send(make_request("GET", "/x")));
+  ASSERT_TRUE(c.read_response());
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(c.wait_closed(3s)) << "idle connection kept open";
+  EXPECT_GE(Clock::now() - t0, 200ms);
+}
+
+}  // namespace
+}  // namespace gh::integ
