@@ -34,6 +34,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 namespace {
 
 constexpr std::size_t kMaxAttempts = 16;
+constexpr int kLingerMillis = 100;
 
 bool is_idempotent(std::string_view m) noexcept {
   return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
@@ -91,7 +92,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   asio::awaitable<bool> serve();
 
   void close_if_idle() override {
-    if (phase_ == Phase::Idle) cancel_all();
+    if (phase_ == Phase::Idle || phase_ == Phase::Linger) cancel_all();
   }
   void check_deadline(Clock::time_point now) override {
     if (now < deadline_) return;
@@ -106,7 +107,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
  private:
-  enum class Phase { Idle, Head, Body, Upstream, Write, Tunnel };
+  enum class Phase { Idle, Linger, Head, Body, Upstream, Write, Tunnel };
   enum class Failure { None, ClientGone, Timeout, BadBody, TooLarge, UpstreamWrite };
 
   // Deadlines ---------------------------------------------------------------------------
@@ -294,7 +295,18 @@ asio::awaitable<bool> Session::serve() {
       co_return false;
     }
     if (!co_await handle_request()) co_return false;
-    if (in_begin_ == in_end_) co_return true;  // nothing pipelined: wait idle for the next
+    if (in_begin_ < in_end_) continue;  // pipelined: the next head is already here
+    // Linger: wait for the next request with the buffer still held. A read costs no system call
+    // until data comes (the socket is known drained), where waiting for readability without a
+    // buffer costs an epoll_ctl per request; a connection quiet for kLingerMillis goes idle.
+    if (w_.shared().draining.load(std::memory_order_relaxed)) co_return false;
+    phase_ = Phase::Linger;
+    in_begin_ = in_end_ = 0;
+    arm_after(std::chrono::milliseconds(kLingerMillis));
+    auto [lec, ln] = co_await client_.async_read_some(asio::buffer(in_.data.get(), in_.cap), nothrow);
+    if (lec) co_return timed_out_ && alive_;  // quiet: go idle (no buffer held); else closed
+    in_end_ = ln;
+    arm_after(limits().header_timeout);
   }
 }
 

@@ -115,7 +115,9 @@ class Worker {
 
   unsigned id_;
   GatewayShared& shared_;
-  boost::asio::io_context io_{1};
+  // Every socket of a worker is used only on its thread, so the reactor needs no locking;
+  // the scheduler keeps its lock for what other threads post (snapshots, drain).
+  boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::shared_ptr<const Snapshot> snapshot_;
   upstream::ConnectionPool pool_;
