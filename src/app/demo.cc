@@ -121,19 +121,35 @@ services:
   order:
     instances: ["http://127.0.0.1:{4}"]
     health_check: {{path: /health, interval: 5s}}
+policies:
+  jwt:
+    type: jwt
+    secret: "{5}"
+    forward_claims: {{sub: X-User-Id, role: X-User-Role}}
+  admins-only:
+    type: require_role
+    roles: [admin]
+  per-ip:
+    type: rate_limit
+    key: client_ip
+    limit: 100
+    window: 15m
 defaults:
-  policies: [security_headers]
+  policies: [security_headers, per-ip]
 routes:
+  - path: /api/admin
+    service: user
+    policies: [jwt, admins-only]
   - path: /api/users
     service: user
   - path: /api/products
     service: product
   - path: /api/orders
     service: order
-  - path: /api/admin
-    service: user
+    policies: [jwt]
 )",
-                                 port, instances[0].port, instances[1].port, instances[2].port, instances[3].port);
+                                 port, instances[0].port, instances[1].port, instances[2].port, instances[3].port,
+                                 kDemoSecret);
   auto loaded = config::load_string(yaml, "<demo>", policy_catalog());
   if (!loaded.config) {
     for (const auto& e : loaded.errors) fmt::print(stderr, "{}\n", e.to_string());
@@ -156,9 +172,12 @@ routes:
         "  curl -i {0}/api/products\n"
         "  curl -i {0}/health\n"
         "  curl -i {0}/nowhere              # 404 JSON from the gateway\n"
+        "  curl -i {0}/api/orders             # 401: a token is required\n"
         "  curl -i -H 'Authorization: Bearer {1}' {0}/api/orders\n"
-        "  curl -i -H 'Authorization: Bearer {2}' {0}/api/admin\n"
+        "  curl -i -H 'Authorization: Bearer {1}' {0}/api/admin    # 403: user role\n"
+        "  curl -i -H 'Authorization: Bearer {2}' {0}/api/admin    # 200: admin role\n"
         "The tokens are HS256 with secret \"{3}\" (user: sub 42, role user; admin: sub 1, role admin).\n"
+        "Every route allows 100 requests per 15 minutes per client IP (see the RateLimit-* headers).\n"
         "Access log lines follow below. Stop with Ctrl-C.\n\n",
         base, user_jwt, admin_jwt, kDemoSecret);
     std::fflush(stdout);

@@ -300,10 +300,12 @@ asio::awaitable<bool> Session::serve() {
     // until data comes (the socket is known drained), where waiting for readability without a
     // buffer costs an epoll_ctl per request; a connection quiet for kLingerMillis goes idle.
     if (w_.shared().draining.load(std::memory_order_relaxed)) co_return false;
+    if (!w_.try_linger()) co_return true;  // enough lingering already: go idle at once
     phase_ = Phase::Linger;
     in_begin_ = in_end_ = 0;
     arm_after(std::chrono::milliseconds(kLingerMillis));
     auto [lec, ln] = co_await client_.async_read_some(asio::buffer(in_.data.get(), in_.cap), nothrow);
+    w_.end_linger();
     if (lec) co_return timed_out_ && alive_;  // quiet: go idle (no buffer held); else closed
     in_end_ = ln;
     arm_after(limits().header_timeout);
@@ -499,8 +501,8 @@ void Session::build_upstream_head(RequestContext& ctx, const upstream::Endpoint&
   sc_->head_out.append(sc_->req.method);
   sc_->head_out.push_back(' ');
   sc_->head_out.append(path);
-  if (!sc_->req.query.empty()) {
-    sc_->head_out.push_back('?');
+  if (!sc_->req.query.empty() || sc_->req.target.find('?') != std::string_view::npos) {
+    sc_->head_out.push_back('?');  // an empty query ("/x?") is kept as sent (RFC 3986 §6.2.3)
     sc_->head_out.append(sc_->req.query);
   }
   sc_->head_out.append(" HTTP/1.1\r\nHost: ");

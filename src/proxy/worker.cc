@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <malloc.h>
+#include <sys/mman.h>
 
 #include <random>
 
@@ -20,14 +21,19 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
+void BufferUnmap::operator()(char* p) const noexcept { ::munmap(p, size); }
+
 BufferPool::Buffer BufferPool::get(std::size_t min_size) {
   std::size_t size = std::max(kDefaultSize, min_size);
+  size = (size + 4095) & ~std::size_t{4095};
   if (size == kDefaultSize && !free_.empty()) {
     Buffer b = std::move(free_.back());
     free_.pop_back();
     return b;
   }
-  return Buffer{std::unique_ptr<char[]>(new char[size]), size};
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return Buffer{std::unique_ptr<char[], BufferUnmap>(static_cast<char*>(p), BufferUnmap{size}), size};
 }
 
 void BufferPool::put(Buffer&& b) {
@@ -135,7 +141,7 @@ asio::awaitable<void> Worker::housekeeping() {
     if (++ticks % 10 == 0) pool_.sweep(upstream::steady_now_ms());
     // Give back to the kernel the pages that bursts of requests left free between long-lived
     // allocations (idle connections): cheap at this rate, and it keeps idle memory near its floor.
-    if (id_ == 0 && ticks % 50 == 0) ::malloc_trim(0);
+    if (id_ == 0 && ticks % 10 == 0) ::malloc_trim(0);
   }
 }
 

@@ -30,18 +30,27 @@ struct GatewayShared {
 };
 
 // Fixed-size read buffers, borrowed when data arrives and returned when a connection goes idle.
+// Buffers are mapped pages of their own, not heap memory: bursts of buffers come and go
+// without scattering the long-lived small objects of idle connections over the heap, so the
+// memory a burst used goes back to the kernel when it ends.
+struct BufferUnmap {
+  std::size_t size = 0;
+  void operator()(char* p) const noexcept;
+};
+struct IoBuffer {
+  std::unique_ptr<char[], BufferUnmap> data;
+  std::size_t cap = 0;
+};
+
 class BufferPool {
  public:
-  struct Buffer {
-    std::unique_ptr<char[]> data;
-    std::size_t cap = 0;
-  };
+  using Buffer = IoBuffer;
   Buffer get(std::size_t min_size);
   void put(Buffer&& b);
 
  private:
   static constexpr std::size_t kDefaultSize = 16 * 1024;
-  static constexpr std::size_t kMaxFree = 32;
+  static constexpr std::size_t kMaxFree = 64;
   std::vector<Buffer> free_;
 };
 
@@ -102,6 +111,15 @@ class Worker {
   // Posts: close every connection and stop the loop.
   void terminate();
 
+  // Connections lingering with a buffer after a response (see Session): bounded, so many
+  // slow clients cannot pin a buffer each.
+  bool try_linger() noexcept {
+    if (lingering_ >= kMaxLingering) return false;
+    ++lingering_;
+    return true;
+  }
+  void end_linger() noexcept { --lingering_; }
+
   std::unique_ptr<RequestScratch> take_scratch();
   void return_scratch(std::unique_ptr<RequestScratch> s);
 
@@ -124,6 +142,8 @@ class Worker {
   BufferPool buffers_;
   AccessLog access_log_;
   SessionBase* sessions_ = nullptr;  // intrusive list head
+  static constexpr std::size_t kMaxLingering = 256;
+  std::size_t lingering_ = 0;
   std::vector<std::unique_ptr<RequestScratch>> scratch_;
   std::uint64_t request_seq_ = 0;
   std::uint64_t request_prefix_ = 0;
