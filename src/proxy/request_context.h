@@ -4,7 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -88,7 +88,7 @@ class RequestContext {
   std::shared_ptr<const Snapshot> snapshot_;
   const http::RequestHead& request_;
   const CompiledRoute* route_ = nullptr;
-  std::deque<std::string> arena_;
+  std::list<std::string> arena_;  // a list: stable addresses, and no allocation while unused
 };
 
 }  // namespace gh::proxy

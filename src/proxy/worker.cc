@@ -123,7 +123,29 @@ asio::awaitable<void> Worker::accept_loop(std::shared_ptr<tcp::acceptor> acc) {
       co_await wait.async_wait(nothrow);
       continue;
     }
-    shared_.open_connections.fetch_add(1, std::memory_order_relaxed);
+    // Another worker may have filled the limit while this accept was pending: take a slot
+    // atomically, and until one is free leave the connection unread (to the client it is the
+    // same as waiting in the listen queue). At most one such connection per worker.
+    bool parked_out = false;
+    for (;;) {
+      std::uint64_t cur = shared_.open_connections.load(std::memory_order_relaxed);
+      std::uint64_t limit = snapshot_ ? snapshot_->config->limits.max_connections : 0;
+      if (limit == 0 || cur < limit) {
+        if (shared_.open_connections.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed)) break;
+        continue;
+      }
+      if (stopping_ || shared_.draining.load(std::memory_order_relaxed)) {
+        parked_out = true;
+        break;
+      }
+      wait.expires_after(std::chrono::milliseconds(5));
+      co_await wait.async_wait(nothrow);
+    }
+    if (parked_out) {
+      boost::system::error_code ignore;
+      sock.close(ignore);
+      break;
+    }
     start_session(*this, std::move(sock));
   }
 }
