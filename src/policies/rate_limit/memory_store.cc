@@ -208,7 +208,10 @@ void MemoryStore::sweep_some(Stripe& s, std::int64_t now) {
   const std::size_t buckets = s.map.bucket_count();
   const Key* expired[kSweepBuckets * 2];
   std::size_t n_expired = 0, seen = 0;
-  for (std::size_t i = 0; i < kSweepBuckets && seen < kSweepEntries; ++i) {
+  // Never visit a bucket twice in one sweep (a small map has fewer buckets than kSweepBuckets):
+  // the same entry collected twice would be erased twice.
+  const std::size_t visit = std::min(kSweepBuckets, buckets);
+  for (std::size_t i = 0; i < visit && seen < kSweepEntries; ++i) {
     std::size_t b = s.cursor++ % buckets;
     for (auto it = s.map.begin(b); it != s.map.end(b) && n_expired < std::size(expired); ++it) {
       ++seen;
