@@ -16,7 +16,8 @@ using PolicyFactory = std::function<std::shared_ptr<proxy::Policy>(const config:
 
 // Validators for the supported types, and the types still to come ("not yet supported").
 const config::PolicyCatalog& policy_catalog();
-// Builds a policy object from a validated entry; nullptr for an unknown type.
-std::shared_ptr<proxy::Policy> make_policy(const config::PolicyConfig& entry);
+// Builds a policy object from a validated entry; nullptr for an unknown type. `redis_url` is the
+// top-level `redis` (empty: none), the default store of rate limits.
+std::shared_ptr<proxy::Policy> make_policy(const config::PolicyConfig& entry, const std::string& redis_url = {});
 
 }  // namespace gh::app

@@ -54,7 +54,7 @@ Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(std::shared_ptr<co
 
   std::map<std::string, std::shared_ptr<proxy::Policy>> policies;
   for (const auto& pc : config->policies) {
-    auto p = make_policy(pc);
+    auto p = make_policy(pc, config->redis);
     if (!p)
       return Error{ErrorCode::InvalidConfig, Source::Config, false,
                    "policy \"" + pc.name + "\": type \"" + pc.type + "\" cannot be built"};

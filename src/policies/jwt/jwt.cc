@@ -6,6 +6,10 @@
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -20,6 +24,7 @@ namespace {
 using json = nlohmann::ordered_json;  // claims keep the token's order
 using Status = JwtCheck::Status;
 
+constexpr std::chrono::milliseconds kJwksPoll{10};  // how often a request waiting for a JWKS refetch looks
 constexpr std::string_view kRealm = R"(Bearer realm="gatehouse")";
 constexpr std::string_view kExpiredChallenge =
     R"(Bearer realm="gatehouse", error="invalid_token", error_description="The access token expired")";
@@ -31,35 +36,6 @@ JwtCheck refuse(Status s, std::string detail) {
   c.status = s;
   c.detail = std::move(detail);
   return c;
-}
-
-// Strict base64url (RFC 7515 §2): the URL-safe alphabet, no padding, no whitespace, and the
-// unused low bits of the last character zero, so every byte string has exactly one encoding.
-bool base64url_decode(std::string_view in, std::string& out) {
-  static const auto kTable = [] {
-    std::array<std::int8_t, 256> t{};
-    t.fill(-1);
-    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
-    return t;
-  }();
-  if (in.size() % 4 == 1) return false;
-  out.clear();
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char ch : in) {
-    int v = kTable[static_cast<unsigned char>(ch)];
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  // Leftover bits (2 or 4) must be zero.
-  return (acc & ((1u << bits) - 1)) == 0;
 }
 
 const EVP_MD* digest_for(JwtAlg a) {
@@ -189,7 +165,13 @@ JwtPolicy::JwtPolicy(std::string name, JwtConfig cfg, Clock clock)
     : name_(std::move(name)), cfg_(std::move(cfg)), clock_(std::move(clock)),
       slots_(std::make_unique<std::array<Slot, kMaxWorkers>>()) {
   GH_CHECK(!cfg_.algorithms.empty());
-  if (cfg_.key_kind != JwtKeyKind::Secret) {
+  if (cfg_.key_kind == JwtKeyKind::Jwks) {
+    JwksSource::Options o;
+    o.url = cfg_.jwks_url;
+    o.refresh = cfg_.jwks_refresh;
+    o.min_refetch = cfg_.jwks_min_refetch;
+    jwks_ = std::make_unique<JwksSource>(std::move(o));
+  } else if (cfg_.key_kind != JwtKeyKind::Secret) {
     std::string error;
     key_ = load_public_key(cfg_.public_key_pem, error);
     GH_CHECK(key_ != nullptr);
@@ -200,7 +182,7 @@ JwtPolicy::JwtPolicy(std::string name, JwtConfig cfg, Clock clock)
 
 JwtPolicy::~JwtPolicy() = default;
 
-bool JwtPolicy::verify_signature(JwtAlg alg, std::string_view input, std::string_view sig) const {
+bool JwtPolicy::verify_signature(JwtAlg alg, EVP_PKEY* key, std::string_view input, std::string_view sig) const {
   const EVP_MD* md = digest_for(alg);
   switch (alg) {
     case JwtAlg::HS256:
@@ -209,14 +191,14 @@ bool JwtPolicy::verify_signature(JwtAlg alg, std::string_view input, std::string
       return cfg_.key_kind == JwtKeyKind::Secret && verify_hmac(md, cfg_.secret, input, sig);
     case JwtAlg::RS256:
     case JwtAlg::RS384:
-    case JwtAlg::RS512: return key_ && verify_rsa(key_.get(), md, false, input, sig);
+    case JwtAlg::RS512: return key && verify_rsa(key, md, false, input, sig);
     case JwtAlg::PS256:
     case JwtAlg::PS384:
-    case JwtAlg::PS512: return key_ && verify_rsa(key_.get(), md, true, input, sig);
-    case JwtAlg::ES256: return key_ && verify_ecdsa(key_.get(), md, 32, input, sig);
-    case JwtAlg::ES384: return key_ && verify_ecdsa(key_.get(), md, 48, input, sig);
-    case JwtAlg::ES512: return key_ && verify_ecdsa(key_.get(), md, 66, input, sig);
-    case JwtAlg::EdDSA: return key_ && verify_ed25519(key_.get(), input, sig);
+    case JwtAlg::PS512: return key && verify_rsa(key, md, true, input, sig);
+    case JwtAlg::ES256: return key && verify_ecdsa(key, md, 32, input, sig);
+    case JwtAlg::ES384: return key && verify_ecdsa(key, md, 48, input, sig);
+    case JwtAlg::ES512: return key && verify_ecdsa(key, md, 66, input, sig);
+    case JwtAlg::EdDSA: return key && verify_ed25519(key, input, sig);
   }
   return false;
 }
@@ -252,7 +234,27 @@ JwtCheck JwtPolicy::check_token(std::string_view token) const {
   if (!allowed) return refuse(Status::Invalid, "algorithm \"" + alg_text + "\" is not accepted");
   if (header.contains("crit")) return refuse(Status::Invalid, "crit header is not supported");
 
-  if (!verify_signature(*alg, token.substr(0, d2), sig)) return refuse(Status::Invalid, "signature does not match");
+  // The key: the configured one, or the JWKS key named by `kid` (HMAC never reaches here with a
+  // JWKS: the algorithm list holds none).
+  EVP_PKEY* key = key_.get();
+  std::shared_ptr<const KeySet> set;  // keeps the key alive while verifying
+  if (jwks_) {
+    std::string kid;
+    if (auto kid_it = header.find("kid"); kid_it != header.end()) {
+      if (!kid_it->is_string()) return refuse(Status::Invalid, "kid is not a string");
+      kid = kid_it->get<std::string>();
+    }
+    set = jwks_->current();
+    const Jwk* jwk = set ? set->find(kid) : nullptr;
+    if (jwk == nullptr) {
+      JwtCheck c = refuse(Status::Invalid, !set ? "no JWKS keys yet" : kid.empty() ? "token has no kid" : "unknown kid");
+      c.unknown_kid = true;
+      return c;
+    }
+    if (!jwk->allows(*alg)) return refuse(Status::Invalid, "algorithm \"" + alg_text + "\" does not fit the key");
+    key = jwk->key.get();
+  }
+  if (!verify_signature(*alg, key, token.substr(0, d2), sig)) return refuse(Status::Invalid, "signature does not match");
 
   // Payload: a JSON object with well-typed registered claims.
   json payload = json::parse(payload_raw, nullptr, false);
@@ -327,7 +329,18 @@ JwtCheck JwtPolicy::check_token(std::string_view token) const {
   return ok;
 }
 
-JwtCheck JwtPolicy::check_cached(std::string_view authorization, unsigned worker_id) const {
+std::uint64_t JwtPolicy::key_generation() const {
+  if (!jwks_) return 0;
+  auto set = jwks_->current();
+  return set ? set->generation() : 0;
+}
+
+void JwtPolicy::count_rejected(unsigned worker_id) const {
+  Counters& counters = worker_id < kMaxWorkers ? (*slots_)[worker_id].counters : overflow_;
+  counters.rejected.fetch_add(1, std::memory_order_relaxed);
+}
+
+JwtCheck JwtPolicy::check_cached(std::string_view authorization, unsigned worker_id, bool defer_unknown_kid) const {
   const bool has_slot = worker_id < kMaxWorkers;
   Slot* slot = has_slot ? &(*slots_)[worker_id] : nullptr;
   Counters& counters = has_slot ? slot->counters : overflow_;
@@ -346,6 +359,11 @@ JwtCheck JwtPolicy::check_cached(std::string_view authorization, unsigned worker
 
   if (slot != nullptr) {
     auto it = slot->cache.find(token);
+    // A token verified against an older key set is checked again (its key may be gone).
+    if (it != slot->cache.end() && jwks_ && it->second.key_generation != key_generation()) {
+      slot->cache.erase(it);
+      it = slot->cache.end();
+    }
     if (it != slot->cache.end()) {
       bump(counters.cache_hits);
       const CacheEntry& e = it->second;
@@ -365,7 +383,9 @@ JwtCheck JwtPolicy::check_cached(std::string_view authorization, unsigned worker
   }
 
   bump(counters.signature_checks);
+  const std::uint64_t generation = key_generation();  // before the check: never newer than the set used
   JwtCheck c = check_token(token);
+  if (defer_unknown_kid && c.unknown_kid) return c;
   if (slot != nullptr && c.status == Status::Valid) {
     auto& cache = slot->cache;
     if (cache.size() >= kCacheEntries) {
@@ -375,7 +395,7 @@ JwtCheck JwtPolicy::check_cached(std::string_view authorization, unsigned worker
       // Still full: drop an eighth, whichever entries come first.
       while (cache.size() >= kCacheEntries - kCacheEntries / 8) cache.erase(cache.begin());
     }
-    cache.emplace(std::string(token), CacheEntry{c.principal, c.exp});
+    cache.emplace(std::string(token), CacheEntry{c.principal, c.exp, generation});
   }
   return finish(std::move(c));
 }
@@ -406,13 +426,29 @@ proxy::LocalReply JwtPolicy::reply_for(const JwtCheck& c) {
 
 boost::asio::awaitable<proxy::Verdict> JwtPolicy::on_request(proxy::RequestContext& ctx) {
   const http::Fields& fields = ctx.request().fields;
+  const unsigned worker_id = ctx.worker().id();
   JwtCheck c;
   if (fields.count("authorization") > 1) {
     c = refuse(Status::Invalid, "several Authorization fields");
-    Counters& counters = ctx.worker().id() < kMaxWorkers ? (*slots_)[ctx.worker().id()].counters : overflow_;
-    counters.rejected.fetch_add(1, std::memory_order_relaxed);
+    count_rejected(worker_id);
   } else {
-    c = check_cached(fields.get("authorization"), ctx.worker().id());
+    const std::string_view authorization = fields.get("authorization");
+    c = check_cached(authorization, worker_id, jwks_ != nullptr);
+    if (c.unknown_kid) {
+      // Ask for a refetch; when one is running, wait for it without blocking this worker.
+      const std::uint64_t seen = jwks_->fetches_finished();
+      if (jwks_->request_refresh()) {
+        boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+        const auto deadline = std::chrono::steady_clock::now() + cfg_.jwks_wait;
+        while (jwks_->fetches_finished() == seen && std::chrono::steady_clock::now() < deadline) {
+          timer.expires_after(kJwksPoll);
+          co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+        }
+        c = check_cached(authorization, worker_id);
+      } else {
+        count_rejected(worker_id);
+      }
+    }
   }
   if (c.status == Status::Valid) {
     ctx.principal = std::move(c.principal);
@@ -448,6 +484,7 @@ JwtPolicy::Stats JwtPolicy::stats() const {
   };
   for (const Slot& slot : *slots_) add(slot.counters);
   add(overflow_);
+  if (jwks_) s.jwks_fetches = jwks_->fetches_started();
   return s;
 }
 

@@ -4,7 +4,10 @@
 // after removing any copies the client sent.
 //
 // Thread: the configuration, the key and the algorithm list are immutable after construction
-// and shared by every worker. The verification cache and the counters live in one Slot per
+// and shared by every worker. With `jwks_url` the keys come from a JwksSource (its own thread);
+// the request path only loads its current key set. A token whose kid the set lacks asks for a
+// refetch (single-flight, at most one per 30s) and, when one is running, waits for it on the
+// worker's own executor (a timer, polling; never blocking the thread) for up to `jwks_wait`. The verification cache and the counters live in one Slot per
 // worker, indexed by `ctx.worker().id()`: each slot is touched only by its own worker thread
 // (no lock), except that stats() reads the counters, which are relaxed atomics with a single
 // writer. Workers with an id of kMaxWorkers or more skip the cache and count into shared
@@ -25,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "policies/jwt/jwks.h"
 #include "policies/jwt/jwt_config.h"
 #include "proxy/policy.h"
 #include "proxy/request_context.h"
@@ -38,6 +42,7 @@ struct JwtCheck {
   std::shared_ptr<const proxy::Principal> principal;  // Valid only
   std::optional<double> exp;                          // the token's `exp`, when it has one
   std::string detail;                                 // why it was refused; for logs and `gatehouse route`
+  bool unknown_kid = false;  // JWKS: no key for the token's kid (a refetch may help)
 };
 
 class JwtPolicy final : public proxy::Policy {
@@ -65,6 +70,8 @@ class JwtPolicy final : public proxy::Policy {
   static proxy::LocalReply reply_for(const JwtCheck& c);
 
   const JwtConfig& config() const noexcept { return cfg_; }
+  // The key source with `jwks_url`, else null.
+  const JwksSource* jwks() const noexcept { return jwks_.get(); }
   std::chrono::system_clock::time_point now() const { return clock_ ? clock_() : std::chrono::system_clock::now(); }
 
   struct Stats {
@@ -72,6 +79,7 @@ class JwtPolicy final : public proxy::Policy {
     std::uint64_t cache_hits = 0;
     std::uint64_t accepted = 0;
     std::uint64_t rejected = 0;
+    std::uint64_t jwks_fetches = 0;  // every JWKS fetch started: first, periodic and for unknown kids
   };
   // Sums every worker's counters; callable from any thread.
   Stats stats() const;
@@ -86,6 +94,7 @@ class JwtPolicy final : public proxy::Policy {
   struct CacheEntry {
     std::shared_ptr<const proxy::Principal> principal;
     std::optional<double> exp;
+    std::uint64_t key_generation = 0;  // JWKS: the key set it was verified against (0 otherwise)
   };
   struct TokenHash {
     using is_transparent = void;
@@ -99,14 +108,18 @@ class JwtPolicy final : public proxy::Policy {
   };
 
   JwtCheck check_token(std::string_view token) const;
-  bool verify_signature(JwtAlg alg, std::string_view signing_input, std::string_view signature) const;
-  // The verdict for a token, through this worker's cache when it has a slot.
-  JwtCheck check_cached(std::string_view authorization, unsigned worker_id) const;
+  bool verify_signature(JwtAlg alg, EVP_PKEY* key, std::string_view signing_input, std::string_view signature) const;
+  // The verdict for a token, through this worker's cache when it has a slot. With
+  // `defer_unknown_kid`, a refusal for an unknown kid is returned without being counted.
+  JwtCheck check_cached(std::string_view authorization, unsigned worker_id, bool defer_unknown_kid = false) const;
+  std::uint64_t key_generation() const;
+  void count_rejected(unsigned worker_id) const;
 
   std::string name_;
   JwtConfig cfg_;
   Clock clock_;
-  PublicKey key_;  // null with an HMAC secret
+  PublicKey key_;  // null with an HMAC secret or a JWKS
+  std::unique_ptr<JwksSource> jwks_;
   // Per-worker state: the policy object is shared, each slot belongs to one worker.
   mutable std::unique_ptr<std::array<Slot, kMaxWorkers>> slots_;
   mutable Counters overflow_;  // workers past kMaxWorkers (shared, so fetch_add)

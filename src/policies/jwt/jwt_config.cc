@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/strings.h"
+#include "policies/jwt/jwks.h"
 
 namespace gh::policies {
 
@@ -265,7 +266,13 @@ JwtConfig parse_jwt(const config::PolicyConfig& entry, config::Diagnostics& diag
       }
     } else if (key == "jwks_url") {
       key_options.push_back(key);
-      if (string_value(v, path, out.jwks_url)) diag.error(v, path, "jwks_url is not yet supported");
+      if (string_value(v, path, out.jwks_url)) {
+        std::string error;
+        if (!parse_http_url(out.jwks_url, error)) {
+          diag.error(v, path, error + ", got " + describe(v));
+          out.jwks_url.clear();
+        }
+      }
     } else if (key == "jwks_refresh") {
       have_refresh = true;
       refresh_node = v;

@@ -40,6 +40,10 @@ struct JwtConfig {
   bool require_exp = true;
   std::vector<std::pair<std::string, std::string>> forward_claims;  // claim -> header name
   std::chrono::milliseconds jwks_refresh = std::chrono::minutes(5);
+  // Not configurable from YAML (SPEC §2 fixes it at 30s); tests shorten it.
+  std::chrono::milliseconds jwks_min_refetch = std::chrono::seconds(30);
+  // How long a request whose kid is unknown waits for the refetch it triggered.
+  std::chrono::milliseconds jwks_wait = std::chrono::seconds(2);
 };
 
 // Owns one parsed OpenSSL public key.

@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+
 #include "http/fields.h"
 #include "policies/rate_limit/memory_store.h"
+#include "policies/rate_limit/redis_store.h"
 
 namespace gh::policies {
 
@@ -73,7 +76,7 @@ boost::asio::awaitable<proxy::Verdict> RateLimitPolicy::on_request(proxy::Reques
 
   Result<Decision> hit = co_await store_->hit(ctx.worker(), std::move(key), config_.rule);
   if (!hit) {
-    stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+    store_error(hit.error());
     if (config_.on_store_error == OnStoreError::Allow) co_return proxy::Continue{};
     proxy::LocalReply reply;
     reply.status = 503;
@@ -99,6 +102,21 @@ boost::asio::awaitable<proxy::Verdict> RateLimitPolicy::on_request(proxy::Reques
   co_return reply;
 }
 
+void RateLimitPolicy::store_error(const Error& e) {
+  stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
+  stats_.unlogged_errors.fetch_add(1, std::memory_order_relaxed);
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::int64_t last = stats_.last_log_ns.load(std::memory_order_relaxed);
+  if (last != 0 && now - last < 1'000'000'000) return;
+  if (!stats_.last_log_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  const std::uint64_t n = std::max<std::uint64_t>(stats_.unlogged_errors.exchange(0, std::memory_order_relaxed), 1);
+  fmt::print(stderr, "gatehouse: rate_limit \"{}\": store {} unavailable ({}); {} {} request{} without counting\n",
+             name_, store_->kind(), e.context,
+             config_.on_store_error == OnStoreError::Allow ? "allowed" : "refused with 503", n, n == 1 ? "" : "s");
+}
+
 void RateLimitPolicy::on_response(proxy::RequestContext& ctx, http::ResponseHead& head) {
   if (!ctx.rate_limit) return;
   const proxy::RateLimitState& s = *ctx.rate_limit;
@@ -121,6 +139,16 @@ void RateLimitPolicy::on_response(proxy::RequestContext& ctx, http::ResponseHead
 std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry) {
   config::Diagnostics ignore;
   return std::make_shared<RateLimitPolicy>(entry.name, parse_rate_limit(entry, ignore), shared_memory_store());
+}
+
+std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry,
+                                                      const std::string& redis_url) {
+  config::Diagnostics ignore;
+  RateLimitConfig cfg = parse_rate_limit(entry, ignore, !redis_url.empty());
+  std::shared_ptr<RateLimitStore> store;
+  if (cfg.store == StoreKind::Redis && !redis_url.empty()) store = shared_redis_store(redis_url);
+  if (!store) store = shared_memory_store();
+  return std::make_shared<RateLimitPolicy>(entry.name, std::move(cfg), std::move(store));
 }
 
 std::string explain(const RateLimitPolicy& policy, const http::Fields* request_headers) {

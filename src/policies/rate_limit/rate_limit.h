@@ -3,6 +3,9 @@
 // request in RateLimit-* response headers.
 // Thread: immutable after construction (its stats are relaxed atomics); shared by every route
 // and worker that names it. The store it holds is shared too and is safe across workers.
+// Failure: when the store cannot decide, `on_store_error` allows or answers 503; every such
+// decision is counted (stats().store_errors) and logged to stderr, at most one line a second
+// per policy (the line says how many decisions it stands for).
 #pragma once
 
 #include <atomic>
@@ -26,6 +29,9 @@ namespace gh::policies {
 struct RateLimitStats {
   std::atomic<std::uint64_t> rejected{0};      // gatehouse_rate_limit_rejected_total
   std::atomic<std::uint64_t> store_errors{0};  // gatehouse_rate_limit_store_errors_total
+  // Logging of decisions taken without the store: at most one line a second per policy.
+  std::atomic<std::int64_t> last_log_ns{0};
+  std::atomic<std::uint64_t> unlogged_errors{0};  // store errors since the last line
 };
 
 class RateLimitPolicy final : public proxy::Policy {
@@ -56,10 +62,17 @@ class RateLimitPolicy final : public proxy::Policy {
   RateLimitConfig config_;
   std::shared_ptr<RateLimitStore> store_;
   RateLimitStats stats_;
+
+  // Counts a decision taken without the store and logs it (rate-limited).
+  void store_error(const Error& e);
 };
 
 // Builds a policy from a validated entry, on the process-wide memory store.
 std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry);
+// The same for a file whose top-level `redis` is `redis_url` (empty: none). `store: redis`, or
+// no `store` when `redis_url` is set, uses the process-wide RedisStore of that URL (one per
+// URL, kept across reloads); `store: memory` the process-wide memory store.
+std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry, const std::string& redis_url);
 
 // For `gatehouse route`: what the limit is, without consuming any budget, e.g.
 // `100 per 15m by client_ip (fixed_window, memory)`. With the request's headers, says when a

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <limits>
+#include <optional>
 
 #include "core/strings.h"
 
@@ -148,7 +149,14 @@ std::string format_window(std::chrono::nanoseconds d) {
   return std::to_string(ns) + "ns";
 }
 
-RateLimitConfig parse_rate_limit(const config::PolicyConfig& entry, config::Diagnostics& diag, bool top_level_redis) {
+namespace {
+
+constexpr const char* kRedisNeedsUrl = "store \"redis\" needs the top-level redis: redis://host:port";
+
+// `top_level_redis`: whether the file sets `redis:`, or nullopt when the caller cannot tell
+// (check_rate_limit_stores then checks `store: redis` against the whole file).
+RateLimitConfig parse_entry(const config::PolicyConfig& entry, config::Diagnostics& diag,
+                            std::optional<bool> top_level_redis) {
   RateLimitConfig out;
   const YAML::Node& n = entry.options;
   if (!n || !n.IsMap()) return out;
@@ -240,10 +248,8 @@ RateLimitConfig parse_rate_limit(const config::PolicyConfig& entry, config::Diag
       if (!s) continue;
       out.store_given = true;
       out.store = *s;
-      if (*s == StoreKind::Redis) {
-        diag.error(v, path, "store \"redis\" is not yet supported; use store: memory");
-        out.store = StoreKind::Memory;
-      }
+      if (*s == StoreKind::Redis && top_level_redis && !*top_level_redis)
+        diag.error(v, path, kRedisNeedsUrl);
     } else if (key == "on_store_error") {
       auto e = parse_enum<OnStoreError>(v, path, "on_store_error",
                                         {{"allow", OnStoreError::Allow}, {"deny", OnStoreError::Deny}}, diag);
@@ -260,24 +266,26 @@ RateLimitConfig parse_rate_limit(const config::PolicyConfig& entry, config::Diag
   const config::Mark at = entry.mark.line ? entry.mark : config::mark_of(n);
   if (!has_limit) diag.error(at, entry.path + ".limit", "missing; expected a positive integer");
   if (!has_window) diag.error(at, entry.path + ".window", "missing; expected a duration like 15m, 30s or 1h");
-  if (top_level_redis && !out.store_given)
-    diag.error(at, entry.path + ".store",
-               "store \"redis\" is not yet supported (it is the default because the top-level redis is set); "
-               "add store: memory");
+  if (top_level_redis && *top_level_redis && !out.store_given) out.store = StoreKind::Redis;
   return out;
 }
 
+}  // namespace
+
+RateLimitConfig parse_rate_limit(const config::PolicyConfig& entry, config::Diagnostics& diag, bool top_level_redis) {
+  return parse_entry(entry, diag, top_level_redis);
+}
+
 RateLimitConfig parse_rate_limit(const config::PolicyConfig& entry, config::Diagnostics& diag) {
-  return parse_rate_limit(entry, diag, false);
+  return parse_entry(entry, diag, std::nullopt);
 }
 
 void check_rate_limit_stores(const config::Config& cfg, config::Diagnostics& diag) {
-  if (cfg.redis.empty()) return;
+  if (!cfg.redis.empty()) return;
   for (const auto& p : cfg.policies) {
-    if (p.type != "rate_limit" || !p.options.IsMap() || p.options["store"]) continue;
-    diag.error(p.mark, p.path + ".store",
-               "store \"redis\" is not yet supported (it is the default because the top-level redis is set); "
-               "add store: memory");
+    if (p.type != "rate_limit" || !p.options.IsMap()) continue;
+    const YAML::Node store = p.options["store"];
+    if (store && store.IsScalar() && store.Scalar() == "redis") diag.error(store, p.path + ".store", kRedisNeedsUrl);
   }
 }
 

@@ -34,16 +34,16 @@ struct RateLimitConfig {
 
 // Parses one entry; problems go to `diag` with field paths such as
 // `policies.per-ip.limit: expected a positive integer, got 0`. `top_level_redis`: the file
-// sets `redis:`, which makes `store: redis` the default. `store: redis` is refused for now
-// ("not yet supported"), and so is the redis default when `store` is not written.
+// sets `redis:`, which makes `store: redis` the default; without it `store: redis` is refused
+// (`store "redis" needs the top-level redis: redis://host:port`).
 RateLimitConfig parse_rate_limit(const config::PolicyConfig& entry, config::Diagnostics& diag,
                                  bool top_level_redis);
-// The same, for a file without a top-level `redis:`.
+// The same, for a validator that sees only the entry: `store: redis` is accepted here and
+// checked against the whole file by check_rate_limit_stores; the store stays as written.
 RateLimitConfig parse_rate_limit(const config::PolicyConfig& entry, config::Diagnostics& diag);
 
-// Whole-file check for what a single entry cannot see: every rate_limit entry without `store`
-// in a file with a top-level `redis:` would default to the (not yet supported) Redis store.
-// For a validator that receives only the entry; adds one diagnostic per such entry.
+// Whole-file check for what a single entry cannot see: a rate_limit entry with `store: redis`
+// in a file without a top-level `redis:`. Adds one diagnostic per such entry.
 void check_rate_limit_stores(const config::Config& cfg, config::Diagnostics& diag);
 
 // A window as a config would write it, in its largest exact unit: "15m", "90s", "250ms".

@@ -149,30 +149,41 @@ TEST(RateLimitConfig, EnumMessages) {
             "policies.per-ip.message: expected a non-empty message text");
 }
 
-TEST(RateLimitConfig, RedisStoreIsNotYetSupported) {
+TEST(RateLimitConfig, RedisStoreNeedsTopLevelRedis) {
   EXPECT_EQ(only_error("{type: rate_limit, limit: 1, window: 1s, store: redis}"),
-            "policies.per-ip.store: store \"redis\" is not yet supported; use store: memory");
-  // A top-level redis makes redis the default store: refused too, saying why.
-  std::string e = only_error("{type: rate_limit, limit: 1, window: 1s}", true);
-  EXPECT_EQ(e.rfind("policies.per-ip.store: store \"redis\" is not yet supported", 0), 0u) << e;
-  EXPECT_NE(e.find("top-level redis"), std::string::npos) << e;
-  // Explicit memory is fine with a top-level redis.
-  EXPECT_TRUE(parse("{type: rate_limit, limit: 1, window: 1s, store: memory}", true).errors.empty());
+            "policies.per-ip.store: store \"redis\" needs the top-level redis: redis://host:port");
+  Parsed given = parse("{type: rate_limit, limit: 1, window: 1s, store: redis}", true);
+  EXPECT_TRUE(given.errors.empty());
+  EXPECT_EQ(given.cfg.store, StoreKind::Redis);
+  // A top-level redis makes redis the default store.
+  Parsed dflt = parse("{type: rate_limit, limit: 1, window: 1s}", true);
+  EXPECT_TRUE(dflt.errors.empty());
+  EXPECT_EQ(dflt.cfg.store, StoreKind::Redis);
+  EXPECT_FALSE(dflt.cfg.store_given);
+  // Explicit memory is kept with a top-level redis.
+  Parsed mem = parse("{type: rate_limit, limit: 1, window: 1s, store: memory}", true);
+  EXPECT_TRUE(mem.errors.empty());
+  EXPECT_EQ(mem.cfg.store, StoreKind::Memory);
+  // The entry-only validator cannot tell, and leaves it to the whole-file check.
+  config::Diagnostics diag("t.yaml");
+  parse_rate_limit(entry("{type: rate_limit, limit: 1, window: 1s, store: redis}"), diag);
+  EXPECT_TRUE(diag.empty());
 }
 
 TEST(RateLimitConfig, WholeFileStoreCheck) {
   config::Config cfg;
   cfg.policies.push_back(entry("{type: rate_limit, limit: 1, window: 1s}", "a"));
   cfg.policies.push_back(entry("{type: rate_limit, limit: 1, window: 1s, store: memory}", "b"));
-  config::Diagnostics none("t.yaml");
-  check_rate_limit_stores(cfg, none);
-  EXPECT_TRUE(none.empty());
-  cfg.redis = "redis://127.0.0.1:6379";
+  cfg.policies.push_back(entry("{type: rate_limit, limit: 1, window: 1s, store: redis}", "c"));
   config::Diagnostics diag("t.yaml");
   check_rate_limit_stores(cfg, diag);
   ASSERT_EQ(diag.list().size(), 1u);
-  EXPECT_EQ(diag.list()[0].path, "policies.a.store");
-  EXPECT_NE(diag.list()[0].message.find("not yet supported"), std::string::npos);
+  EXPECT_EQ(diag.list()[0].path, "policies.c.store");
+  EXPECT_EQ(diag.list()[0].message, "store \"redis\" needs the top-level redis: redis://host:port");
+  cfg.redis = "redis://127.0.0.1:6379";
+  config::Diagnostics none("t.yaml");
+  check_rate_limit_stores(cfg, none);
+  EXPECT_TRUE(none.empty());
 }
 
 TEST(RateLimitConfig, FormatWindow) {

@@ -1,0 +1,528 @@
+#include "policies/jwt/jwks.h"
+
+#include <fmt/format.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/check.h"
+#include "http/parser.h"
+
+namespace gh::policies {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+using json = nlohmann::json;
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+const unsigned char* ubytes(const std::string& s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+
+struct ParamBld {
+  OSSL_PARAM_BLD* p = OSSL_PARAM_BLD_new();
+  ~ParamBld() { OSSL_PARAM_BLD_free(p); }
+};
+
+PublicKey from_params(const char* type, OSSL_PARAM_BLD* bld) {
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr);
+  EVP_PKEY* pkey = nullptr;
+  if (params == nullptr || ctx == nullptr || EVP_PKEY_fromdata_init(ctx) != 1 ||
+      EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+    pkey = nullptr;
+  EVP_PKEY_CTX_free(ctx);
+  OSSL_PARAM_free(params);
+  return PublicKey(pkey);
+}
+
+PublicKey rsa_key(const std::string& n, const std::string& e) {
+  BIGNUM* bn = BN_bin2bn(ubytes(n), static_cast<int>(n.size()), nullptr);
+  BIGNUM* be = BN_bin2bn(ubytes(e), static_cast<int>(e.size()), nullptr);
+  PublicKey out;
+  ParamBld bld;
+  if (bn != nullptr && be != nullptr && bld.p != nullptr && OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_RSA_N, bn) == 1 &&
+      OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_RSA_E, be) == 1)
+    out = from_params("RSA", bld.p);
+  BN_free(bn);
+  BN_free(be);
+  return out;
+}
+
+PublicKey ec_key(const char* group, const std::string& x, const std::string& y) {
+  std::string point = "\x04" + x + y;  // uncompressed SEC1 point
+  ParamBld bld;
+  if (bld.p == nullptr ||
+      OSSL_PARAM_BLD_push_utf8_string(bld.p, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
+      OSSL_PARAM_BLD_push_octet_string(bld.p, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) != 1)
+    return nullptr;
+  PublicKey key = from_params("EC", bld.p);
+  if (!key) return nullptr;
+  // The point must lie on the curve.
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr);
+  bool ok = ctx != nullptr && EVP_PKEY_public_check(ctx) == 1;
+  EVP_PKEY_CTX_free(ctx);
+  if (!ok) return nullptr;
+  return key;
+}
+
+// A required base64url member of a JWK, decoded; empty when absent or malformed.
+std::string member(const json& jwk, const char* name) {
+  auto it = jwk.find(name);
+  std::string out;
+  if (it == jwk.end() || !it->is_string() || !base64url_decode(it->get_ref<const std::string&>(), out)) return {};
+  return out;
+}
+
+// Builds one key; returns None kind with `why` set when gatehouse cannot use it.
+Jwk parse_jwk(const json& j, std::string& why) {
+  Jwk k;
+  if (!j.is_object()) {
+    why = "not an object";
+    return k;
+  }
+  auto kid = j.find("kid");
+  if (kid != j.end()) {
+    if (!kid->is_string()) {
+      why = "kid is not a string";
+      return k;
+    }
+    k.kid = kid->get<std::string>();
+  }
+  auto use = j.find("use");
+  if (use != j.end() && (!use->is_string() || use->get_ref<const std::string&>() != "sig")) {
+    why = "use is not sig";
+    return k;
+  }
+  auto kty_it = j.find("kty");
+  const std::string kty = kty_it != j.end() && kty_it->is_string() ? kty_it->get<std::string>() : "";
+  auto crv_it = j.find("crv");
+  const std::string crv = crv_it != j.end() && crv_it->is_string() ? crv_it->get<std::string>() : "";
+  if (kty == "RSA") {
+    std::string n = member(j, "n"), e = member(j, "e");
+    if (n.empty() || e.empty()) {
+      why = "RSA key without n and e";
+      return k;
+    }
+    k.key = rsa_key(n, e);
+  } else if (kty == "EC") {
+    std::size_t coord = crv == "P-256" ? 32 : crv == "P-384" ? 48 : crv == "P-521" ? 66 : 0;
+    const char* group = crv == "P-256" ? "prime256v1" : crv == "P-384" ? "secp384r1" : "secp521r1";
+    if (coord == 0) {
+      why = "EC curve is not P-256, P-384 or P-521";
+      return k;
+    }
+    std::string x = member(j, "x"), y = member(j, "y");
+    if (x.size() != coord || y.size() != coord) {
+      why = "EC coordinates of the wrong length";
+      return k;
+    }
+    k.key = ec_key(group, x, y);
+  } else if (kty == "OKP") {
+    if (crv != "Ed25519") {
+      why = "OKP curve is not Ed25519";
+      return k;
+    }
+    std::string x = member(j, "x");
+    if (x.size() != 32) {
+      why = "Ed25519 key of the wrong length";
+      return k;
+    }
+    k.key = PublicKey(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, ubytes(x), x.size()));
+  } else if (kty == "oct") {
+    why = "symmetric (oct) keys are never used";
+    return k;
+  } else {
+    why = "unsupported kty";
+    return k;
+  }
+  if (!k.key) {
+    why = "OpenSSL refused the key";
+    return k;
+  }
+  JwtKeyKind kind = key_kind_of(k.key.get(), why);
+  if (kind == JwtKeyKind::None) return k;
+  auto alg_it = j.find("alg");
+  if (alg_it != j.end()) {
+    std::optional<JwtAlg> alg = alg_it->is_string() ? parse_alg(alg_it->get_ref<const std::string&>()) : std::nullopt;
+    if (!alg || is_hmac(*alg) || !alg_fits_key(*alg, kind)) {
+      why = "alg does not fit the key";
+      return k;
+    }
+    k.algorithms = {*alg};
+  } else {
+    k.algorithms = default_algorithms(kind);
+  }
+  k.kind = kind;
+  return k;
+}
+
+}  // namespace
+
+bool base64url_decode(std::string_view in, std::string& out) {
+  static const auto kTable = [] {
+    std::array<std::int8_t, 256> t{};
+    t.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
+    return t;
+  }();
+  if (in.size() % 4 == 1) return false;
+  out.clear();
+  out.reserve(in.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : in) {
+    int v = kTable[static_cast<unsigned char>(ch)];
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  // Leftover bits (2 or 4) must be zero.
+  return (acc & ((1u << bits) - 1)) == 0;
+}
+
+std::optional<HttpUrl> parse_http_url(std::string_view url, std::string& error) {
+  constexpr std::string_view kHttp = "http://";
+  if (url.size() >= 8 && (url.substr(0, 8) == "https://" || url.substr(0, 8) == "HTTPS://")) {
+    error = "https JWKS URLs are not yet supported";
+    return std::nullopt;
+  }
+  if (url.substr(0, kHttp.size()) != kHttp) {
+    error = "expected an http://host[:port]/path URL";
+    return std::nullopt;
+  }
+  for (unsigned char c : url)
+    if (c <= 0x20 || c >= 0x7f) {
+      error = "the URL contains a space or a control character";
+      return std::nullopt;
+    }
+  std::string_view rest = url.substr(kHttp.size());
+  if (rest.find('#') != std::string_view::npos) {
+    error = "the URL has a fragment";
+    return std::nullopt;
+  }
+  std::size_t slash = rest.find_first_of("/?");
+  std::string_view authority = rest.substr(0, slash);
+  HttpUrl out;
+  if (slash != std::string_view::npos) {
+    out.target = std::string(rest.substr(slash));
+    if (out.target.front() == '?') out.target.insert(out.target.begin(), '/');
+  }
+  if (authority.find('@') != std::string_view::npos) {
+    error = "the URL has user information";
+    return std::nullopt;
+  }
+  out.host_header = std::string(authority);
+  std::string_view host = authority, port;
+  if (!authority.empty() && authority.front() == '[') {
+    std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) {
+      error = "unterminated IPv6 literal";
+      return std::nullopt;
+    }
+    host = authority.substr(1, close - 1);
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') {
+        error = "expected a port after the IPv6 literal";
+        return std::nullopt;
+      }
+      port = after.substr(1);
+    }
+  } else if (std::size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  if (host.empty()) {
+    error = "the URL has no host";
+    return std::nullopt;
+  }
+  if (!port.empty() || authority.ends_with(":")) {
+    unsigned long value = 0;
+    bool ok = !port.empty() && port.size() <= 5;
+    for (char c : port) {
+      ok &= c >= '0' && c <= '9';
+      value = value * 10 + static_cast<unsigned long>(c - '0');
+    }
+    if (!ok || value == 0 || value > 65535) {
+      error = "expected a port between 1 and 65535";
+      return std::nullopt;
+    }
+    out.port = std::string(port);
+  }
+  out.host = std::string(host);
+  return out;
+}
+
+bool Jwk::allows(JwtAlg a) const noexcept {
+  for (JwtAlg x : algorithms)
+    if (x == a) return true;
+  return false;
+}
+
+std::shared_ptr<const KeySet> KeySet::parse(std::string_view json_text, std::uint64_t generation, std::string& error,
+                                            std::vector<std::string>* skipped) {
+  json doc = json::parse(json_text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    error = "not a JSON object";
+    return nullptr;
+  }
+  auto keys = doc.find("keys");
+  if (keys == doc.end() || !keys->is_array()) {
+    error = "no \"keys\" array";
+    return nullptr;
+  }
+  auto set = std::make_shared<KeySet>();
+  set->generation_ = generation;
+  std::size_t index = 0;
+  for (const auto& j : *keys) {
+    std::string why;
+    Jwk k = parse_jwk(j, why);
+    bool dup = false;
+    for (const Jwk& have : set->keys_) dup |= have.kid == k.kid;
+    if (k.kind != JwtKeyKind::None && dup) why = "duplicate kid";
+    if (k.kind == JwtKeyKind::None || dup) {
+      if (skipped) skipped->push_back("keys[" + std::to_string(index) + "]: " + why);
+    } else if (set->keys_.size() >= kMaxKeys) {
+      if (skipped) skipped->push_back("keys[" + std::to_string(index) + "]: more than " + std::to_string(kMaxKeys) + " keys");
+    } else {
+      set->keys_.push_back(std::move(k));
+    }
+    ++index;
+  }
+  // keys_ no longer changes: the views stay valid.
+  for (std::size_t i = 0; i < set->keys_.size(); ++i) set->by_kid_.emplace(set->keys_[i].kid, i);
+  return set;
+}
+
+const Jwk* KeySet::find(std::string_view kid) const {
+  if (kid.empty() && keys_.size() == 1) return &keys_[0];
+  auto it = by_kid_.find(kid);
+  return it == by_kid_.end() ? nullptr : &keys_[it->second];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fetching
+
+namespace {
+
+struct FetchResult {
+  bool ok = false;
+  std::string body;
+  std::string error;
+};
+
+// One connection with its deadline; the deadline's handler holds it alive.
+struct Conn {
+  explicit Conn(const asio::any_io_executor& ex) : resolver(ex), sock(ex), deadline(ex) {}
+  tcp::resolver resolver;
+  tcp::socket sock;
+  asio::steady_timer deadline;
+  bool timed_out = false;
+};
+
+// GET url with HTTP/1.1 and `Connection: close`; the body of a 200 response, at most max_bytes.
+asio::awaitable<FetchResult> http_get(const HttpUrl& url, std::chrono::milliseconds timeout, std::size_t max_bytes) {
+  FetchResult r;
+  auto ex = co_await asio::this_coro::executor;
+  auto conn = std::make_shared<Conn>(ex);
+  conn->deadline.expires_after(timeout);
+  conn->deadline.async_wait([conn](boost::system::error_code ec) {
+    if (ec) return;
+    conn->timed_out = true;
+    conn->resolver.cancel();
+    boost::system::error_code ignored;
+    conn->sock.close(ignored);
+  });
+  auto fail = [&](std::string what) {
+    r.error = conn->timed_out ? "timed out after " + std::to_string(timeout.count()) + "ms" : std::move(what);
+    conn->deadline.cancel();
+    return r;
+  };
+
+  auto [rec, endpoints] = co_await conn->resolver.async_resolve(url.host, url.port, use_nothrow);
+  if (rec) co_return fail("cannot resolve " + url.host + ": " + rec.message());
+  auto [cec, ep] = co_await asio::async_connect(conn->sock, endpoints, use_nothrow);
+  (void)ep;
+  if (cec) co_return fail("cannot connect: " + cec.message());
+  std::string request = "GET " + url.target + " HTTP/1.1\r\nHost: " + url.host_header +
+                        "\r\nAccept: application/jwk-set+json, application/json\r\nUser-Agent: gatehouse\r\n"
+                        "Connection: close\r\n\r\n";
+  auto [wec, wn] = co_await asio::async_write(conn->sock, asio::buffer(request), use_nothrow);
+  (void)wn;
+  if (wec) co_return fail("cannot send the request: " + wec.message());
+
+  http::ParseLimits limits;
+  std::string buf;
+  bool have_head = false;
+  http::BodyKind kind = http::BodyKind::None;
+  std::uint64_t content_length = 0;
+  std::size_t pos = 0;  // start of the unconsumed body bytes in buf
+  http::ChunkedDecoder chunked;
+  std::array<char, 16 * 1024> chunk;
+  for (;;) {
+    if (!have_head) {
+      http::ResponseHead head;
+      http::ParseOutcome o = http::parse_response(buf, limits, false, head);
+      if (o.state == http::ParseState::Invalid) co_return fail(std::string("malformed response: ") + o.detail);
+      if (o.state == http::ParseState::Complete) {
+        if (head.status != 200) co_return fail("status " + std::to_string(head.status));
+        have_head = true;
+        kind = head.body;
+        content_length = head.content_length;
+        pos = head.head_size;
+        if (kind == http::BodyKind::Length && content_length > max_bytes)
+          co_return fail("response larger than " + std::to_string(max_bytes) + " bytes");
+      } else if (buf.size() > limits.max_header_bytes) {
+        co_return fail("response head too large");
+      }
+    }
+    if (have_head) {
+      if (kind == http::BodyKind::None) break;
+      if (kind == http::BodyKind::Length && buf.size() - pos >= content_length) {
+        r.body = buf.substr(pos, content_length);
+        break;
+      }
+      if (kind == http::BodyKind::Chunked) {
+        bool done = false;
+        while (pos < buf.size()) {
+          http::ChunkedDecoder::Step step = chunked.feed(std::string_view(buf).substr(pos));
+          pos += step.consumed;
+          r.body.append(step.data);
+          if (step.error) co_return fail(std::string("malformed chunked body: ") + step.detail);
+          if (r.body.size() > max_bytes) co_return fail("response larger than " + std::to_string(max_bytes) + " bytes");
+          if (step.done) {
+            done = true;
+            break;
+          }
+          if (step.consumed == 0) break;
+        }
+        if (done) break;
+      }
+      if (kind == http::BodyKind::UntilClose && buf.size() - pos > max_bytes)
+        co_return fail("response larger than " + std::to_string(max_bytes) + " bytes");
+    }
+    auto [ec, n] = co_await conn->sock.async_read_some(asio::buffer(chunk), use_nothrow);
+    if (ec == asio::error::eof && have_head && kind == http::BodyKind::UntilClose) {
+      r.body = buf.substr(pos);
+      break;
+    }
+    if (ec == asio::error::eof) co_return fail("connection closed before the end of the response");
+    if (ec) co_return fail(ec.message());
+    buf.append(chunk.data(), n);
+  }
+  conn->deadline.cancel();
+  boost::system::error_code ignored;
+  conn->sock.close(ignored);
+  r.ok = true;
+  co_return r;
+}
+
+}  // namespace
+
+struct JwksSource::Impl {
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
+  std::string last_body;  // of the published set: an unchanged document is not republished
+  std::uint64_t generation = 0;
+
+  // One fetch; publishes on success, keeps the old set otherwise. REQUIRES: in_flight_ claimed.
+  static asio::awaitable<void> fetch(JwksSource* self) {
+    Impl& impl = *self->impl_;
+    FetchResult r = co_await http_get(self->url_, self->opt_.timeout, self->opt_.max_bytes);
+    std::string error = r.error;
+    if (r.ok && r.body != impl.last_body) {
+      std::vector<std::string> skipped;
+      auto set = KeySet::parse(r.body, impl.generation + 1, error, &skipped);
+      if (set && set->size() == 0) {
+        error = "no usable key" + (skipped.empty() ? std::string() : " (" + skipped.front() + ")");
+        set = nullptr;
+      }
+      if (set) {
+        ++impl.generation;
+        impl.last_body = std::move(r.body);
+        self->current_.store(std::move(set), std::memory_order_release);
+      }
+    }
+    if (!error.empty()) {
+      auto have = self->current();
+      fmt::print(stderr, "gatehouse: JWKS fetch from {} failed: {}; keeping {} key(s)\n", self->opt_.url, error,
+                 have ? have->size() : 0);
+    }
+    self->finished_.fetch_add(1, std::memory_order_release);
+    self->in_flight_.store(false, std::memory_order_release);
+  }
+
+  // Fetches now, then every `refresh`.
+  static asio::awaitable<void> refresher(JwksSource* self) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (;;) {
+      if (!self->in_flight_.exchange(true, std::memory_order_acq_rel)) {
+        self->last_start_ns_.store(steady_ns(), std::memory_order_relaxed);
+        self->started_.fetch_add(1, std::memory_order_relaxed);
+        co_await fetch(self);
+      }
+      timer.expires_after(self->opt_.refresh);
+      auto [ec] = co_await timer.async_wait(use_nothrow);
+      if (ec) co_return;
+    }
+  }
+};
+
+JwksSource::JwksSource(Options options) : opt_(std::move(options)), impl_(std::make_unique<Impl>()) {
+  std::string error;
+  auto url = parse_http_url(opt_.url, error);
+  GH_CHECK(url.has_value());
+  url_ = std::move(*url);
+  asio::co_spawn(impl_->io, Impl::refresher(this), asio::detached);
+  thread_ = std::thread([this] { impl_->io.run(); });
+}
+
+JwksSource::~JwksSource() {
+  impl_->io.stop();
+  thread_.join();
+}
+
+bool JwksSource::request_refresh() {
+  if (in_flight_.load(std::memory_order_acquire)) return true;
+  const std::int64_t now = steady_ns();
+  const std::int64_t min_gap = std::chrono::duration_cast<std::chrono::nanoseconds>(opt_.min_refetch).count();
+  if (now - last_start_ns_.load(std::memory_order_relaxed) < min_gap) return false;
+  if (in_flight_.exchange(true, std::memory_order_acq_rel)) return true;  // another thread started one
+  // Owned now; the window may have been taken by a fetch that just ended.
+  if (now - last_start_ns_.load(std::memory_order_relaxed) < min_gap) {
+    in_flight_.store(false, std::memory_order_release);
+    return false;
+  }
+  last_start_ns_.store(now, std::memory_order_relaxed);
+  started_.fetch_add(1, std::memory_order_relaxed);
+  asio::co_spawn(impl_->io, Impl::fetch(this), asio::detached);
+  return true;
+}
+
+}  // namespace gh::policies

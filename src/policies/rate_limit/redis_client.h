@@ -1,0 +1,84 @@
+// RedisClient: an asynchronous Redis client on the calling worker's own event loop. hiredis is
+// used only to format commands and to parse replies; the networking is Boost.Asio.
+//
+// One connection per (client, io_context): it lives in a service of that io_context, so it is
+// touched only by the thread running that loop and is closed when the loop is torn down. It is
+// connected lazily by the first call, then sends AUTH / SELECT / SCRIPT LOAD before anything
+// else. Calls are pipelined: each appends its command to the write buffer and waits for its
+// reply in a FIFO.
+//
+// Thread: the RedisClient object is immutable after construction and may be shared by every
+// worker; `command` REQUIRES: called on the thread running `io`.
+// Failure: every call is bounded by `timeout` and never throws for an outage. On a timeout,
+// a disconnect or a protocol error the connection fails every pending call with
+// StoreUnavailable, closes, and is reconnected by a later call once the backoff (from
+// `backoff_min`, doubling up to `backoff_max`) has passed; calls during the backoff fail at
+// once. A connection outlives a discarded client until its loop ends (one idle socket).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace gh::policies::redis {
+
+// `redis://[user:pass@]host:port[/db]`; the port defaults to 6379 and the db to 0.
+struct RedisUrl {
+  std::string host;
+  std::uint16_t port = 6379;
+  std::string user;      // empty: AUTH with the password only (when there is one)
+  std::string password;  // empty: no AUTH
+  int db = 0;
+
+  static Result<RedisUrl> parse(std::string_view text);
+  // host:port, for logs (never the password).
+  std::string endpoint() const;
+};
+
+// One RESP reply, owned.
+struct Reply {
+  enum class Type { Nil, Status, Error, Integer, String, Array };
+  Type type = Type::Nil;
+  std::string str;            // Status, Error, String
+  long long integer = 0;      // Integer
+  std::vector<Reply> elements;  // Array
+
+  bool is_error() const noexcept { return type == Type::Error; }
+};
+
+struct ClientOptions {
+  std::chrono::milliseconds timeout{100};       // per call, connecting included
+  std::chrono::milliseconds backoff_min{100};   // the first wait after a failure
+  std::chrono::milliseconds backoff_max{2000};  // the longest
+  std::vector<std::string> scripts;             // SCRIPT LOADed on every connect
+};
+
+class RedisClient {
+ public:
+  RedisClient(RedisUrl url, ClientOptions opts);
+
+  // Sends one command (e.g. {"GET", "k"}) on this loop's connection and returns its reply;
+  // a Redis error reply is a Reply of Type::Error, not an Error. Error (StoreUnavailable) on
+  // timeout, disconnect or while backing off.
+  // REQUIRES: called on the thread running `io`.
+  boost::asio::awaitable<Result<Reply>> command(boost::asio::io_context& io, std::vector<std::string> args) const;
+
+  const RedisUrl& url() const noexcept;
+  const ClientOptions& options() const noexcept;
+
+  struct Shared;
+
+ private:
+  std::uint64_t id_;  // names this client's connection in each loop's service
+  std::shared_ptr<const Shared> shared_;
+};
+
+}  // namespace gh::policies::redis

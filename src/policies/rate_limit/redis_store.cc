@@ -1,0 +1,250 @@
+#include "policies/rate_limit/redis_store.h"
+
+#include <openssl/evp.h>
+
+#include <fmt/format.h>
+
+#include <array>
+#include <map>
+#include <mutex>
+
+#include "proxy/worker.h"
+
+namespace gh::policies {
+
+namespace {
+
+// Shared by the scripts: the server's clock in microseconds (exact in a double until 2255), and
+// '%.0f' because Redis turns a Lua number into a string with only 14 significant digits.
+// Redis before 5 must be told to replicate effects before a script that reads TIME writes.
+constexpr const char* kPrelude = R"lua(
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local function n(x) return string.format('%.0f', x) end
+)lua";
+
+// fixed_window: fields s (window start, µs) and c (admitted in it).
+constexpr const char* kFixedWindow = R"lua(
+local v = redis.call('HMGET', KEYS[1], 's', 'c')
+local start, count = tonumber(v[1]), tonumber(v[2])
+if start == nil or count == nil or now >= start + window then start = now; count = 0 end
+local allowed = 0
+if count < limit then
+  allowed = 1
+  count = count + 1
+  redis.call('HSET', KEYS[1], 's', n(start), 'c', n(count))
+  redis.call('PEXPIRE', KEYS[1], n(math.max(1, math.ceil((start + window - now) / 1000))))
+end
+local remaining = 0
+if count < limit then remaining = limit - count end
+local reset = math.ceil((start + window - now) / 1000000)
+local retry = 0
+if allowed == 0 then retry = reset end
+return {allowed, remaining, reset, retry}
+)lua";
+
+// sliding_window: fields s (current window start), c (admitted in it), p (in the previous one).
+constexpr const char* kSlidingWindow = R"lua(
+local v = redis.call('HMGET', KEYS[1], 's', 'c', 'p')
+local start, count, prev = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+local changed = false
+if start == nil or count == nil or prev == nil then
+  start = now; count = 0; prev = 0; changed = true
+elseif now >= start + window then
+  local k = math.floor((now - start) / window)
+  if k == 1 then prev = count else prev = 0 end
+  count = 0
+  start = start + k * window
+  changed = true
+end
+local elapsed = now - start
+local budget = limit * window
+local used = prev * (window - elapsed) + count * window
+local allowed = 0
+if used + window <= budget then
+  allowed = 1
+  count = count + 1
+  used = used + window
+  changed = true
+end
+local remaining = 0
+if used < budget then remaining = math.floor((budget - used) / window) end
+local expires = start + window
+if count > 0 then expires = start + 2 * window end
+if changed then
+  redis.call('HSET', KEYS[1], 's', n(start), 'c', n(count), 'p', n(prev))
+  redis.call('PEXPIRE', KEYS[1], n(math.max(1, math.ceil((expires - now) / 1000))))
+end
+local reset = 0
+if count > 0 or prev > 0 then reset = math.ceil((expires - now) / 1000000) end
+local retry = 0
+if allowed == 0 then
+  local at = -1
+  if count + 1 <= limit and prev > 0 then
+    local keep = math.floor((limit - count - 1) * window / prev)
+    local el = window - math.min(keep, window)
+    if el < window then at = start + el end
+  end
+  if at < 0 then
+    local el = 0
+    if count > 0 then el = window - math.min(math.floor((limit - 1) * window / count), window) end
+    at = start + window + el
+  end
+  retry = math.max(1, math.ceil((at - now) / 1000000))
+end
+return {allowed, remaining, reset, retry}
+)lua";
+
+// token_bucket (GCRA): the theoretical arrival time is t + f/limit µs (t whole µs, 0 <= f <
+// limit), so every step below is integer arithmetic on "1/limit µs" units: a request costs
+// `window` of them and the bucket holds limit × window.
+constexpr const char* kTokenBucket = R"lua(
+local v = redis.call('HMGET', KEYS[1], 't', 'f')
+local base, frac = tonumber(v[1]), tonumber(v[2])
+local ahead = 0
+if base ~= nil and frac ~= nil and (base > now or (base == now and frac > 0)) then
+  ahead = (base - now) * limit + frac
+end
+local capacity = window * limit
+local nxt = ahead + window
+local allowed = 0
+if nxt <= capacity then
+  allowed = 1
+  ahead = nxt
+  redis.call('HSET', KEYS[1], 't', n(now + math.floor(ahead / limit)), 'f', n(ahead % limit))
+  redis.call('PEXPIRE', KEYS[1], n(math.floor(ahead / limit / 1000) + 1))
+end
+local remaining = 0
+if ahead < capacity then remaining = math.floor((capacity - ahead) / window) end
+local per_second = limit * 1000000
+local reset = math.ceil(ahead / per_second)
+local retry = 0
+if allowed == 0 then retry = math.max(1, math.ceil((nxt - capacity) / per_second)) end
+return {allowed, remaining, reset, retry}
+)lua";
+
+std::string sha1_hex(const std::string& text) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha1(), nullptr);
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
+  return out;
+}
+
+struct Script {
+  std::string text;
+  std::string sha;
+  const char* tag;  // in the key, so a changed algorithm starts afresh
+};
+
+const Script& script(Algorithm a) {
+  static const std::array<Script, 3> scripts = [] {
+    std::array<Script, 3> out{{
+        {std::string(kPrelude) + kFixedWindow, {}, "fw"},
+        {std::string(kPrelude) + kSlidingWindow, {}, "sw"},
+        {std::string(kPrelude) + kTokenBucket, {}, "tb"},
+    }};
+    for (Script& s : out) s.sha = sha1_hex(s.text);
+    return out;
+  }();
+  switch (a) {
+    case Algorithm::FixedWindow: return scripts[0];
+    case Algorithm::SlidingWindow: return scripts[1];
+    case Algorithm::TokenBucket: return scripts[2];
+  }
+  return scripts[0];
+}
+
+std::uint64_t ceil_seconds(std::chrono::nanoseconds d) {
+  return static_cast<std::uint64_t>((d.count() + 999'999'999) / 1'000'000'000);
+}
+
+Error bad_reply(const std::string& why) {
+  return Error::upstream(ErrorCode::StoreUnavailable, "redis rate-limit script: " + why);
+}
+
+}  // namespace
+
+const std::string& redis_script(Algorithm a) { return script(a).text; }
+
+RedisStore::RedisStore(redis::RedisClient client) : client_(std::move(client)) {}
+
+Result<std::shared_ptr<RedisStore>> RedisStore::create(const Options& opts) {
+  auto url = redis::RedisUrl::parse(opts.url);
+  if (!url) return url.error();
+  redis::ClientOptions co;
+  co.timeout = opts.timeout;
+  co.backoff_min = opts.backoff_min;
+  co.backoff_max = opts.backoff_max;
+  for (Algorithm a : {Algorithm::FixedWindow, Algorithm::SlidingWindow, Algorithm::TokenBucket})
+    co.scripts.push_back(script(a).text);
+  redis::RedisClient client(std::move(*url), std::move(co));
+  return std::make_shared<RedisStore>(std::move(client));
+}
+
+boost::asio::awaitable<Result<Decision>> RedisStore::hit(proxy::Worker& worker, std::string key, Rule rule) {
+  co_return co_await hit_on(worker.io(), std::move(key), rule);
+}
+
+boost::asio::awaitable<Result<Decision>> RedisStore::hit_on(boost::asio::io_context& io, std::string key,
+                                                            Rule rule) const {
+  const Script& s = script(rule.algorithm);
+  const std::int64_t window_us = std::max<std::int64_t>(1, (rule.window.count() + 999) / 1000);
+  std::string redis_key = fmt::format("gatehouse:rl:{}:{}", s.tag, key);
+  auto call = [&](bool by_sha) {
+    std::vector<std::string> args;
+    args.reserve(6);
+    args.push_back(by_sha ? "EVALSHA" : "EVAL");
+    args.push_back(by_sha ? s.sha : s.text);
+    args.push_back("1");
+    args.push_back(redis_key);
+    args.push_back(std::to_string(rule.limit));
+    args.push_back(std::to_string(window_us));
+    return args;
+  };
+  std::vector<std::string> by_sha = call(true);
+  Result<redis::Reply> reply = co_await client_.command(io, std::move(by_sha));
+  if (reply && reply->is_error() && reply->str.starts_with("NOSCRIPT")) {
+    std::vector<std::string> by_text = call(false);
+    reply = co_await client_.command(io, std::move(by_text));
+  }
+  if (!reply) co_return reply.error();
+  if (reply->is_error()) co_return bad_reply(reply->str);
+  const auto& e = reply->elements;
+  if (reply->type != redis::Reply::Type::Array || e.size() != 4)
+    co_return bad_reply("expected an array of 4 integers");
+  for (const auto& x : e)
+    if (x.type != redis::Reply::Type::Integer || x.integer < 0) co_return bad_reply("expected non-negative integers");
+  Decision d;
+  d.allowed = e[0].integer == 1;
+  d.limit = rule.limit;
+  d.remaining = static_cast<std::uint64_t>(e[1].integer);
+  d.reset_seconds = static_cast<std::uint64_t>(e[2].integer);
+  d.retry_after_seconds = static_cast<std::uint64_t>(e[3].integer);
+  d.window_seconds = ceil_seconds(rule.window);
+  co_return d;
+}
+
+std::shared_ptr<RedisStore> shared_redis_store(const std::string& url) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<RedisStore>> stores;
+  std::lock_guard lock(mu);
+  auto& s = stores[url];
+  if (!s) {
+    RedisStore::Options o;
+    o.url = url;
+    auto created = RedisStore::create(o);
+    if (!created) {
+      stores.erase(url);
+      return nullptr;
+    }
+    s = std::move(*created);
+  }
+  return s;
+}
+
+}  // namespace gh::policies

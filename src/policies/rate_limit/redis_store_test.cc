@@ -1,0 +1,505 @@
+// RedisStore and RedisClient against a real redis-server that each test starts on a free
+// loopback port and kills at the end. Skipped when redis-server is not installed.
+#include "policies/rate_limit/redis_store.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <optional>
+#include <thread>
+
+#include "core/check.h"
+#include "policies/rate_limit/rate_limit.h"
+#include "proxy/request_context.h"
+#include "proxy/worker.h"
+
+namespace gh::policies {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// A free loopback port: bound, read back, released.
+std::uint16_t free_port() {
+  asio::io_context io;
+  tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return a.local_endpoint().port();
+}
+
+bool can_connect(std::uint16_t port) {
+  asio::io_context io;
+  tcp::socket s(io);
+  boost::system::error_code ec;
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
+  return !ec;
+}
+
+bool have_redis_server() { return ::system("command -v redis-server >/dev/null 2>&1") == 0; }
+
+// A redis-server child process on 127.0.0.1:port.
+class RedisServer {
+ public:
+  explicit RedisServer(std::uint16_t port = free_port()) : port_(port) { start(); }
+  ~RedisServer() { stop(); }
+
+  void start() {
+    GH_CHECK(pid_ <= 0);
+    const std::string port = std::to_string(port_);
+    pid_ = ::fork();
+    GH_CHECK(pid_ >= 0);
+    if (pid_ == 0) {
+      int null = ::open("/dev/null", O_WRONLY);
+      if (null >= 0) {
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+      }
+      ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--loglevel", "warning", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    const auto until = Clock::now() + 5s;  // bounded wait for the listener
+    while (!can_connect(port_)) {
+      GH_CHECK(Clock::now() < until);
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  std::uint16_t port() const { return port_; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  std::uint16_t port_;
+  pid_t pid_ = -1;
+};
+
+std::shared_ptr<RedisStore> make_store(const std::string& url, std::chrono::milliseconds timeout = 100ms) {
+  RedisStore::Options o;
+  o.url = url;
+  o.timeout = timeout;
+  auto s = RedisStore::create(o);
+  GH_CHECK(s.has_value());
+  return *s;
+}
+
+// Runs `io` until `done()`: a connection's reader keeps the loop busy, so it never runs dry.
+template <class F>
+void run_until(asio::io_context& io, F done) {
+  io.restart();
+  while (!done()) GH_CHECK(io.run_one() > 0);
+}
+
+// Runs one hit to completion on `io`.
+Result<Decision> hit(asio::io_context& io, const RedisStore& store, const std::string& key, const Rule& rule) {
+  std::optional<Result<Decision>> out;
+  asio::co_spawn(io, store.hit_on(io, key, rule), [&](std::exception_ptr e, Result<Decision> d) {
+    if (e) std::rethrow_exception(e);
+    out = std::move(d);
+  });
+  run_until(io, [&] { return out.has_value(); });
+  return std::move(*out);
+}
+
+Rule rule(std::uint64_t limit, std::chrono::nanoseconds window, Algorithm a) {
+  Rule r;
+  r.limit = limit;
+  r.window = window;
+  r.algorithm = a;
+  return r;
+}
+
+#define SKIP_WITHOUT_REDIS() \
+  if (!have_redis_server()) GTEST_SKIP() << "redis-server not installed"
+
+TEST(RedisUrl, Parses) {
+  auto u = redis::RedisUrl::parse("redis://user:pw@redis.internal:6380/2");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->host, "redis.internal");
+  EXPECT_EQ(u->port, 6380);
+  EXPECT_EQ(u->user, "user");
+  EXPECT_EQ(u->password, "pw");
+  EXPECT_EQ(u->db, 2);
+  EXPECT_EQ(u->endpoint(), "redis.internal:6380");
+  auto d = redis::RedisUrl::parse("redis://127.0.0.1");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->port, 6379);
+  EXPECT_EQ(d->db, 0);
+  EXPECT_TRUE(d->password.empty());
+  auto p = redis::RedisUrl::parse("redis://secret@h:1");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->password, "secret");
+  EXPECT_TRUE(p->user.empty());
+  auto v6 = redis::RedisUrl::parse("redis://[::1]:7000");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->endpoint(), "[::1]:7000");
+  EXPECT_FALSE(redis::RedisUrl::parse("http://h:1"));
+  EXPECT_FALSE(redis::RedisUrl::parse("redis://:6379"));
+  EXPECT_FALSE(redis::RedisUrl::parse("redis://h:0"));
+  EXPECT_FALSE(redis::RedisUrl::parse("redis://h:99999"));
+  EXPECT_FALSE(redis::RedisUrl::parse("redis://h:1/x"));
+}
+
+TEST(RedisClient, PipelinesCommandsInOrder) {
+  SKIP_WITHOUT_REDIS();
+  RedisServer server;
+  redis::RedisClient client(*redis::RedisUrl::parse(server.url() + "/3"), redis::ClientOptions{});
+  asio::io_context io;
+  std::vector<std::optional<Result<redis::Reply>>> out(50);
+  for (int i = 0; i < 50; ++i) {
+    std::vector<std::string> args{"INCR", "counter"};
+    asio::co_spawn(io, client.command(io, std::move(args)), [&out, i](std::exception_ptr e, Result<redis::Reply> r) {
+      if (e) std::rethrow_exception(e);
+      out[i] = std::move(r);
+    });
+  }
+  run_until(io, [&] { return out.back().has_value(); });
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(out[i] && *out[i]) << i;
+    EXPECT_EQ((*out[i])->type, redis::Reply::Type::Integer);
+    EXPECT_EQ((*out[i])->integer, i + 1);  // replies matched to their calls in order
+  }
+}
+
+TEST(RedisStore, FixedWindow) {
+  SKIP_WITHOUT_REDIS();
+  RedisServer server;
+  auto store = make_store(server.url());
+  asio::io_context io;
+  const Rule r = rule(3, 1min, Algorithm::FixedWindow);
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    auto d = hit(io, *store, "k", r);
+    ASSERT_TRUE(d) << d.error().context;
+    EXPECT_TRUE(d->allowed) << i;
+    EXPECT_EQ(d->remaining, 2 - i);
+    EXPECT_EQ(d->limit, 3u);
+    EXPECT_EQ(d->window_seconds, 60u);
+    EXPECT_GE(d->reset_seconds, 59u);
+    EXPECT_LE(d->reset_seconds, 60u);
+  }
+  auto refused = hit(io, *store, "k", r);
+  ASSERT_TRUE(refused);
+  EXPECT_FALSE(refused->allowed);
+  EXPECT_EQ(refused->remaining, 0u);
+  EXPECT_GE(refused->retry_after_seconds, 59u);
+  EXPECT_LE(refused->retry_after_seconds, 60u);
+  // Another key has its own budget.
+  auto other = hit(io, *store, "other", r);
+  ASSERT_TRUE(other);
+  EXPECT_TRUE(other->allowed);
+
+  // The window's edge, on the server's clock: full, then a fresh window once it has passed.
+  const Rule short_rule = rule(2, 300ms, Algorithm::FixedWindow);
+  EXPECT_TRUE(hit(io, *store, "edge", short_rule)->allowed);
+  EXPECT_TRUE(hit(io, *store, "edge", short_rule)->allowed);
+  EXPECT_FALSE(hit(io, *store, "edge", short_rule)->allowed);
+  std::this_thread::sleep_for(350ms);
+  auto fresh = hit(io, *store, "edge", short_rule);
+  EXPECT_TRUE(fresh->allowed);
+  EXPECT_EQ(fresh->remaining, 1u);
+}
+
+TEST(RedisStore, RefusedHitsConsumeNothing) {
+  SKIP_WITHOUT_REDIS();
+  RedisServer server;
+  auto store = make_store(server.url());
+  asio::io_context io;
+  const Rule r = rule(2, 300ms, Algorithm::FixedWindow);
+  EXPECT_TRUE(hit(io, *store, "k", r)->allowed);
+  EXPECT_TRUE(hit(io, *store, "k", r)->allowed);
+  for (int i = 0; i < 20; ++i) EXPECT_FALSE(hit(io, *store, "k", r)->allowed);
+  std::this_thread::sleep_for(350ms);
+  EXPECT_TRUE(hit(io, *store, "k", r)->allowed);
+  EXPECT_TRUE(hit(io, *store, "k", r)->allowed);
+}
+
+TEST(RedisStore, SlidingWindow) {
+  SKIP_WITHOUT_REDIS();
+  RedisServer server;
+  auto store = make_store(server.url());
+  asio::io_context io;
+  const Rule r = rule(2, 400ms, Algorithm::SlidingWindow);
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(hit(io, *store, "k", r)->allowed);
+  auto second = hit(io, *store, "k", r);
+  EXPECT_TRUE(second->allowed);
+  EXPECT_EQ(second->remaining, 0u);
+  auto third = hit(io, *store, "k", r);
+  EXPECT_FALSE(third->allowed);
+  EXPECT_GE(third->retry_after_seconds, 1u);
+  // Early in the next window the previous window's 2 still weigh more than 1.
+  std::this_thread::sleep_until(t0 + 450ms);
+  EXPECT_FALSE(hit(io, *store, "k", r)->allowed);
+  // Past its middle they weigh less than 1: one more fits.
+  std::this_thread::sleep_until(t0 + 720ms);
+  EXPECT_TRUE(hit(io, *store, "k", r)->allowed);
+  EXPECT_FALSE(hit(io, *store, "k", r)->allowed);
+}
+
+TEST(RedisStore, TokenBucket) {
+  SKIP_WITHOUT_REDIS();
+  RedisServer server;
+  auto store = make_store(server.url());
+  asio::io_context io;
+  const Rule r = rule(2, 400ms, Algorithm::TokenBucket);  // a token every 200ms
+  auto first = hit(io, *store, "k", r);
+  EXPECT_TRUE(first->allowed);
+  EXPECT_EQ(first->remaining, 1u);
+  EXPECT_EQ(first->reset_seconds, 1u);
+  EXPECT_TRUE(hit(io, *store, "k", r)->allowed);
+  auto refused = hit(io, *store, "k", r);
+  EXPECT_FALSE(refused->allowed);
+  EXPECT_EQ(refused->retry_after_seconds, 1u);
+  std::this_thread::sleep_for(230ms);
+  EXPECT_TRUE(hit(io, *store, "k", r)->allowed);
+  EXPECT_FALSE(hit(io, *store, "k", r)->allowed);
+  // A long window: bursts of `limit`, exact.
+  const Rule big = rule(5, 1h, Algorithm::TokenBucket);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(hit(io, *store, "big", big)->allowed) << i;
+  auto over = hit(io, *store, "big", big);
+  EXPECT_FALSE(over->allowed);
+  EXPECT_GE(over->retry_after_seconds, 719u);  // one token every 12 minutes
+  EXPECT_LE(over->retry_after_seconds, 720u);
+}
+
+TEST(RedisStore, KeysAreNamespacedAndExpire) {
+  SKIP_WITHOUT_REDIS();
+  RedisServer server;
+  auto store = make_store(server.url());
+  asio::io_context io;
+  ASSERT_TRUE(hit(io, *store, "p5:per-ip", rule(3, 1min, Algorithm::FixedWindow)));
+  std::optional<Result<redis::Reply>> ttl;
+  std::vector<std::string> args{"PTTL", "gatehouse:rl:fw:p5:per-ip"};
+  asio::co_spawn(io, store->client().command(io, std::move(args)), [&](std::exception_ptr, Result<redis::Reply> r) {
+    ttl = std::move(r);
+  });
+  run_until(io, [&] { return ttl.has_value(); });
+  ASSERT_TRUE(ttl && *ttl);
+  EXPECT_GT((*ttl)->integer, 59'000);
+  EXPECT_LE((*ttl)->integer, 60'000);
+}
+
+TEST(RedisStore, ScriptFlushFallsBackToEval) {
+  SKIP_WITHOUT_REDIS();
+  RedisServer server;
+  auto store = make_store(server.url());
+  asio::io_context io;
+  const Rule r = rule(3, 1min, Algorithm::SlidingWindow);
+  ASSERT_TRUE(hit(io, *store, "k", r)->allowed);
+  std::vector<std::string> flush{"SCRIPT", "FLUSH"};
+  bool flushed = false;
+  asio::co_spawn(io, store->client().command(io, std::move(flush)),
+                 [&](std::exception_ptr, Result<redis::Reply>) { flushed = true; });
+  run_until(io, [&] { return flushed; });
+  auto d = hit(io, *store, "k", r);  // EVALSHA → NOSCRIPT → EVAL
+  ASSERT_TRUE(d) << d.error().context;
+  EXPECT_TRUE(d->allowed);
+  EXPECT_EQ(d->remaining, 1u);
+}
+
+// Two gateways: two stores (two clients, two connections), each on its own worker thread,
+// hammering one key at once. Between them they admit exactly the limit.
+TEST(RedisStore, TwoInstancesShareOneBudgetExactly) {
+  SKIP_WITHOUT_REDIS();
+  RedisServer server;
+  constexpr int kPerInstance = 150;
+  constexpr std::uint64_t kLimit = 100;
+  for (Algorithm a : {Algorithm::FixedWindow, Algorithm::SlidingWindow, Algorithm::TokenBucket}) {
+    std::atomic<int> admitted{0}, refused{0}, failed{0};
+    auto instance = [&](unsigned id) {
+      int done = 0;
+      proxy::GatewayShared shared;
+      proxy::Worker worker{id, shared, nullptr};
+      auto store = make_store(server.url(), 1000ms);
+      const Rule r = rule(kLimit, 1min, a);
+      for (int i = 0; i < kPerInstance; ++i) {
+        asio::co_spawn(worker.io(), store->hit(worker, "shared", r), [&](std::exception_ptr e, Result<Decision> d) {
+          if (e || !d) ++failed;
+          else if (d->allowed) ++admitted;
+          else ++refused;
+          ++done;
+        });
+      }
+      run_until(worker.io(), [&] { return done == kPerInstance; });
+    };
+    std::thread one(instance, 0), two(instance, 1);
+    one.join();
+    two.join();
+    EXPECT_EQ(failed.load(), 0) << to_string(a);
+    EXPECT_EQ(admitted.load(), static_cast<int>(kLimit)) << to_string(a);
+    EXPECT_EQ(refused.load(), 2 * kPerInstance - static_cast<int>(kLimit)) << to_string(a);
+  }
+}
+
+// A server that accepts and never answers: every call fails at its deadline, not later.
+TEST(RedisStore, SilentServerFailsWithinTheDeadline) {
+  asio::io_context listen_io;
+  tcp::acceptor acceptor(listen_io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const std::string url = "redis://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  auto store = make_store(url, 80ms);
+  asio::io_context io;
+  const auto t0 = Clock::now();
+  auto d = hit(io, *store, "k", rule(1, 1s, Algorithm::FixedWindow));
+  const auto elapsed = Clock::now() - t0;
+  ASSERT_FALSE(d);
+  EXPECT_GE(elapsed, 75ms);
+  EXPECT_LT(elapsed, 300ms);
+  // Backing off: the next call fails at once instead of waiting again.
+  const auto t1 = Clock::now();
+  auto again = hit(io, *store, "k", rule(1, 1s, Algorithm::FixedWindow));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::StoreUnavailable);
+  EXPECT_LT(Clock::now() - t1, 50ms);
+}
+
+// Runs a policy's on_request to completion on `worker`'s loop.
+proxy::Verdict run_policy(proxy::Worker& worker, proxy::Policy& p, proxy::RequestContext& ctx) {
+  std::optional<proxy::Verdict> out;
+  asio::co_spawn(worker.io(), p.on_request(ctx), [&](std::exception_ptr e, proxy::Verdict v) {
+    if (e) std::rethrow_exception(e);
+    out = std::move(v);
+  });
+  run_until(worker.io(), [&] { return out.has_value(); });
+  GH_CHECK(out.has_value());
+  return std::move(*out);
+}
+
+std::shared_ptr<RateLimitPolicy> policy(const std::string& name, const std::string& yaml,
+                                        std::shared_ptr<RateLimitStore> store) {
+  config::PolicyConfig e;
+  e.name = name;
+  e.type = "rate_limit";
+  e.path = "policies." + name;
+  e.options = YAML::Load(yaml);
+  config::Diagnostics diag("t.yaml");
+  RateLimitConfig cfg = parse_rate_limit(e, diag, true);
+  EXPECT_TRUE(diag.empty());
+  return std::make_shared<RateLimitPolicy>(name, cfg, std::move(store));
+}
+
+bool continues(const proxy::Verdict& v) { return std::holds_alternative<proxy::Continue>(v); }
+
+// Redis dies mid-run: each decision fails within the deadline and on_store_error applies;
+// Redis comes back on the same port: limiting resumes without restarting anything.
+TEST(RedisStore, OutageThenRecovery) {
+  SKIP_WITHOUT_REDIS();
+  RedisServer server;
+  proxy::GatewayShared shared;
+  proxy::Worker worker{0, shared, nullptr};
+  auto store = make_store(server.url(), 100ms);
+  auto allow = policy("lenient", "{type: rate_limit, key: global, limit: 2, window: 1m, on_store_error: allow}", store);
+  auto deny = policy("strict", "{type: rate_limit, key: global, limit: 2, window: 1m, on_store_error: deny}", store);
+  http::RequestHead head;
+  head.method = "GET";
+  head.path = "/";
+  proxy::RequestContext ctx(worker, nullptr, head);
+  ctx.client_ip_ = "192.0.2.1";
+
+  EXPECT_TRUE(continues(run_policy(worker, *allow, ctx)));
+  EXPECT_TRUE(continues(run_policy(worker, *allow, ctx)));
+  EXPECT_FALSE(continues(run_policy(worker, *allow, ctx)));  // limited through Redis
+  EXPECT_TRUE(continues(run_policy(worker, *deny, ctx)));
+
+  server.stop();
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = Clock::now();
+    EXPECT_TRUE(continues(run_policy(worker, *allow, ctx))) << i;  // allow: admitted uncounted
+    auto v = run_policy(worker, *deny, ctx);
+    ASSERT_FALSE(continues(v)) << i;
+    EXPECT_EQ(std::get<proxy::LocalReply>(v).status, 503);
+    EXPECT_LT(Clock::now() - t0, 250ms) << i;  // both decisions, each bounded by 100ms
+  }
+  EXPECT_EQ(allow->stats().store_errors.load(), 5u);
+  EXPECT_EQ(deny->stats().store_errors.load(), 5u);
+
+  server.start();  // same port, empty data
+  const auto until = Clock::now() + 5s;  // the backoff is at most 2s
+  bool back = false;
+  while (Clock::now() < until) {
+    auto before = deny->stats().store_errors.load();
+    auto v = run_policy(worker, *deny, ctx);
+    if (deny->stats().store_errors.load() == before) {
+      back = true;
+      EXPECT_TRUE(continues(v));  // a fresh budget on the new server
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(back) << "limiting did not resume within 5s of Redis returning";
+  EXPECT_TRUE(continues(run_policy(worker, *deny, ctx)));
+  EXPECT_FALSE(continues(run_policy(worker, *deny, ctx)));  // counted again: limit 2 reached
+}
+
+// Decisions taken without the store: every one counted, at most one log line a second.
+TEST(RedisStore, StoreErrorsAreCountedAndLoggedSparingly) {
+  proxy::GatewayShared shared;
+  proxy::Worker worker{0, shared, nullptr};
+  auto store = make_store("redis://127.0.0.1:" + std::to_string(free_port()), 100ms);  // nobody listens
+  auto p = policy("down", "{type: rate_limit, key: global, limit: 5, window: 1m}", store);
+  http::RequestHead head;
+  head.method = "GET";
+  head.path = "/";
+  proxy::RequestContext ctx(worker, nullptr, head);
+  testing::internal::CaptureStderr();
+  const auto t0 = Clock::now();
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(continues(run_policy(worker, *p, ctx)));  // allow by default
+  const bool within_a_second = Clock::now() - t0 < 900ms;
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(p->stats().store_errors.load(), 20u);
+  std::size_t lines = 0;
+  for (std::size_t at = 0; (at = err.find("rate_limit \"down\"", at)) != std::string::npos; ++at) ++lines;
+  if (within_a_second) {
+    EXPECT_EQ(lines, 1u) << err;
+  }
+  EXPECT_NE(err.find("allowed 1 request without counting"), std::string::npos) << err;
+}
+
+config::PolicyConfig entry(const std::string& name, const std::string& yaml) {
+  config::PolicyConfig e;
+  e.name = name;
+  e.type = "rate_limit";
+  e.path = "policies." + name;
+  e.options = YAML::Load(yaml);
+  return e;
+}
+
+// The factory src/app calls: redis when asked for or by default with a top-level redis, one
+// shared store per URL (kept across reloads); memory otherwise. Nothing connects yet.
+TEST(MakeRateLimitPolicy, PicksTheStore) {
+  const std::string url = "redis://127.0.0.1:1";
+  auto kind = [](const std::shared_ptr<proxy::Policy>& p) {
+    return std::string(static_cast<const RateLimitPolicy&>(*p).store().kind());
+  };
+  auto by_default = make_rate_limit_policy(entry("a", "{type: rate_limit, limit: 1, window: 1s}"), url);
+  auto given = make_rate_limit_policy(entry("b", "{type: rate_limit, limit: 1, window: 1s, store: redis}"), url);
+  auto memory = make_rate_limit_policy(entry("c", "{type: rate_limit, limit: 1, window: 1s, store: memory}"), url);
+  auto no_redis = make_rate_limit_policy(entry("d", "{type: rate_limit, limit: 1, window: 1s}"), "");
+  EXPECT_EQ(kind(by_default), "redis");
+  EXPECT_EQ(kind(given), "redis");
+  EXPECT_EQ(kind(memory), "memory");
+  EXPECT_EQ(kind(no_redis), "memory");
+  EXPECT_EQ(&static_cast<const RateLimitPolicy&>(*by_default).store(),
+            &static_cast<const RateLimitPolicy&>(*given).store());
+  EXPECT_EQ(shared_redis_store(url).get(), &static_cast<const RateLimitPolicy&>(*given).store());
+  EXPECT_NE(shared_redis_store("redis://127.0.0.1:2").get(), shared_redis_store(url).get());
+  EXPECT_EQ(explain(static_cast<const RateLimitPolicy&>(*given)), "1 per 1s by client_ip (fixed_window, redis)");
+}
+
+}  // namespace
+}  // namespace gh::policies

@@ -1,0 +1,108 @@
+// Several instances, one gateway (SPEC §4): two gatehouse processes pointed at one Redis share
+// one rate-limit budget, so concurrent clients spread over both get exactly the limit in total.
+// The test starts its own redis-server on a free loopback port and kills it at the end; it is
+// skipped when redis-server is not installed.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include "harness/assertions.h"
+
+namespace gh::integ {
+namespace {
+
+// redis-server on 127.0.0.1:port, without persistence.
+class RedisServer {
+ public:
+  RedisServer() : port_(free_port()) {
+    const std::string port = std::to_string(port_);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int null = ::open("/dev/null", O_WRONLY);
+      if (null >= 0) {
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+      }
+      ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ready_ = pid_ > 0 && wait_for_port(port_, 5s);
+  }
+  ~RedisServer() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  bool ready() const { return ready_; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int port_;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+};
+
+TEST(RedisRateLimit, TwoGatewaysShareOneBudget) {
+  if (::system("command -v redis-server >/dev/null 2>&1") != 0) GTEST_SKIP() << "redis-server not installed";
+  RedisServer redis;
+  ASSERT_TRUE(redis.ready()) << "redis-server did not listen";
+  Upstream user("user");
+  const std::string yaml = fill(R"(
+redis: {REDIS}
+services:
+  user:
+    instances: ["{USER}"]
+policies:
+  per-ip:
+    type: rate_limit
+    limit: 20
+    window: 1m
+    store: redis
+    on_store_error: deny
+routes:
+  - path: /api
+    service: user
+    policies: [per-ip]
+)",
+                                {{"REDIS", redis.url()}, {"USER", user.url()}});
+  Gateway a(yaml), b(yaml);
+  ASSERT_TRUE(a.start()) << a.diagnostics();
+  ASSERT_TRUE(b.start()) << b.diagnostics();
+
+  constexpr int kClients = 8, kEach = 10;
+  std::atomic<int> ok{0}, limited{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < kEach; ++i) {
+        const int port = (c + i) % 2 == 0 ? a.port() : b.port();
+        Response r = http_get(port, "/api/x");
+        if (r.status == 200) ++ok;
+        else if (r.status == 429) ++limited;
+        else ++other;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(other.load(), 0) << a.stderr_text() << b.stderr_text();
+  EXPECT_EQ(ok.load(), 20) << a.stderr_text() << b.stderr_text();
+  EXPECT_EQ(limited.load(), kClients * kEach - 20);
+  EXPECT_EQ(user.request_count(), 20u);
+
+  // Both gateways see the spent budget.
+  EXPECT_EQ(http_get(a.port(), "/api/x").status, 429);
+  Response last = http_get(b.port(), "/api/x");
+  EXPECT_EQ(last.status, 429);
+  EXPECT_TRUE(last.headers.has("Retry-After")) << last.describe();
+}
+
+}  // namespace
+}  // namespace gh::integ
