@@ -27,6 +27,8 @@ usage: bench/run.sh [options]
                             ${BENCH_LISTEN} and ${BENCH_UPSTREAM} are replaced by
                             the listen address and the upstream URL (repeatable)
   --path NAME=PATH          request PATH (default /) when benchmarking NAME
+  --tokens NAME=FILE        wrk sends NAME a different bearer token from FILE
+                            (one a line) on each request, in turn
   --header NAME='Field: value'
                             send this header field to target NAME (repeatable)
   --warmup SECONDS          unrecorded run per target before the rounds (default 2)
@@ -54,7 +56,7 @@ IDLE_CONNECTIONS=10000
 WARMUP=2
 OUT=""
 EXTRA_NAMES=()
-declare -A EXTRA_FILE=() TARGET_PATH=() TARGET_HEADERS=()
+declare -A EXTRA_FILE=() TARGET_PATH=() TARGET_HEADERS=() TARGET_TOKENS=()
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 2; }
@@ -75,7 +77,7 @@ while (($#)); do
     -h|--help) usage; exit 0 ;;
     --skip-memory) SKIP_MEMORY=1; shift; continue ;;
     --duration|--rounds|--connections|--idle-connections|--warmup|--only|--out) ;;
-    --gatehouse-config|--path|--header) ;;
+    --gatehouse-config|--path|--header|--tokens) ;;
     *) die "unknown option $opt (see --help)" ;;
   esac
   (($# >= 2)) || die "$opt needs a value (see --help)"
@@ -102,6 +104,9 @@ while (($#)); do
     --header)
       [[ $val == *=*:* ]] || die "--header wants NAME='Field: value'"
       TARGET_HEADERS[${val%%=*}]+="${val#*=}"$'\n' ;;
+    --tokens)
+      [[ $val == *=* && -f ${val#*=} ]] || die "--tokens wants NAME=FILE (one bearer token a line)"
+      TARGET_TOKENS[${val%%=*}]="$(realpath "${val#*=}")" ;;
   esac
 done
 
@@ -452,8 +457,8 @@ run_wrk() {  # target round seconds record(0|1)
   done <<<"${TARGET_HEADERS[$t]:-}"
   alive "${PID[$t]}" || { log "$t: process gone; not measured"; return 0; }
   read -r c0 u0 a0 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
-  if ! run_bounded $((secs + 30)) wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --latency \
-      -s "$LUA" "${hdr_args[@]}" "$url" >"$out" 2>&1; then
+  if ! BENCH_TOKENS="${TARGET_TOKENS[$t]:-}" run_bounded $((secs + 30)) wrk -t1 -c"$CONNECTIONS" -d"${secs}s" \
+      --latency -s "$LUA" "${hdr_args[@]}" "$url" >"$out" 2>&1; then
     log "$t round $round: wrk failed (see $out)"
     return 0
   fi

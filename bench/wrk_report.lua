@@ -16,3 +16,25 @@ done = function(summary, latency, requests)
     latency.mean, latency.max,
     e.connect, e.read, e.write, e.status, e.timeout))
 end
+
+-- With BENCH_TOKENS naming a file of bearer tokens (one a line), each request carries the next
+-- token in turn: a verification cache then never hits when the file holds more tokens than it.
+local tokens = {}
+local path = os.getenv("BENCH_TOKENS")
+if path and path ~= "" then
+  local f = io.open(path)
+  if f then
+    for line in f:lines() do
+      if line ~= "" then tokens[#tokens + 1] = line end
+    end
+    f:close()
+  end
+end
+if #tokens > 0 then
+  local i = 0
+  request = function()
+    i = i % #tokens + 1
+    wrk.headers["Authorization"] = "Bearer " .. tokens[i]
+    return wrk.format()
+  end
+end
