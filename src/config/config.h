@@ -50,6 +50,10 @@ class Diagnostics {
 
 Mark mark_of(const YAML::Node& n);
 
+// How a value reads in a "got ..." message: "nothing", "a list", "a mapping", plain numbers and
+// booleans bare, other text quoted.
+std::string describe_value(const YAML::Node& n);
+
 struct TlsConfig {
   std::string cert;
   std::string key;

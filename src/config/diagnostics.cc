@@ -1,5 +1,7 @@
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "config/config.h"
 
 namespace gh::config {
@@ -14,6 +16,20 @@ Mark mark_of(const YAML::Node& n) {
   auto m = n.Mark();
   if (m.line < 0) return {};
   return Mark{m.line + 1, m.column + 1};
+}
+
+std::string describe_value(const YAML::Node& n) {
+  if (!n.IsDefined() || n.IsNull()) return "nothing";
+  if (n.IsSequence()) return "a list";
+  if (n.IsMap()) return "a mapping";
+  const std::string& s = n.Scalar();
+  if (n.Tag() == "?") {
+    std::string_view v = s;
+    if (!v.empty() && (v[0] == '-' || v[0] == '+')) v.remove_prefix(1);
+    bool digits = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (digits || s == "true" || s == "false") return s;
+  }
+  return "\"" + s + "\"";
 }
 
 void Diagnostics::error(Mark m, std::string path, std::string message) {

@@ -52,19 +52,7 @@ bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// How a value reads in "got ...": numbers and booleans written plainly stay bare, text is quoted.
-std::string describe(const YAML::Node& n) {
-  if (!n.IsDefined() || n.IsNull()) return "nothing";
-  if (n.IsSequence()) return "a list";
-  if (n.IsMap()) return "a mapping";
-  const std::string& s = n.Scalar();
-  if (n.Tag() == "?") {
-    std::string_view v = s;
-    if (!v.empty() && (v[0] == '-' || v[0] == '+')) v.remove_prefix(1);
-    if (all_digits(v) || s == "true" || s == "false") return s;
-  }
-  return quote(s);
-}
+std::string describe(const YAML::Node& n) { return describe_value(n); }
 
 std::string join(const std::vector<std::string>& items, std::string_view last_sep = " or ") {
   std::string out;

@@ -24,6 +24,16 @@ std::string_view trim_ows(std::string_view s) noexcept {
   return s;
 }
 
+bool is_token(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (char c : s) {
+    bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!tchar) return false;
+  }
+  return true;
+}
+
 namespace {
 std::optional<std::pair<double, std::string_view>> split_number(std::string_view s) {
   s = trim_ows(s);

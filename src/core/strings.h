@@ -15,6 +15,8 @@ constexpr char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? ch
 bool iequals(std::string_view a, std::string_view b) noexcept;
 std::string to_lower(std::string_view s);
 std::string_view trim_ows(std::string_view s) noexcept;  // spaces and tabs
+// An RFC 9110 token (a field name, a method): one or more tchar.
+bool is_token(std::string_view s) noexcept;
 
 // "250ms", "30s", "15m", "1h", "1d"; a bare number is seconds. nullopt when malformed.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view s);

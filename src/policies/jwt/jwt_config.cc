@@ -63,15 +63,7 @@ std::string kind_name(JwtKeyKind k) {
   return "no key";
 }
 
-bool valid_field_name(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-    if (!tchar) return false;
-  }
-  return true;
-}
+bool valid_field_name(std::string_view s) { return is_token(s); }
 
 // Fields the proxy itself owns or that change the message's framing: never set from a claim.
 bool reserved_header(std::string_view name) {

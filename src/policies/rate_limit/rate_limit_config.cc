@@ -16,20 +16,7 @@ constexpr std::chrono::hours kMaxWindow{24 * 365};
 
 std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-// How a value reads in a message: plain numbers and booleans bare, other text quoted.
-std::string describe(const YAML::Node& n) {
-  if (!n.IsDefined() || n.IsNull()) return "nothing";
-  if (n.IsSequence()) return "a list";
-  if (n.IsMap()) return "a mapping";
-  const std::string& s = n.Scalar();
-  if (n.Tag() == "?") {
-    std::string_view v = s;
-    if (!v.empty() && (v[0] == '-' || v[0] == '+')) v.remove_prefix(1);
-    bool digits = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (digits || s == "true" || s == "false") return s;
-  }
-  return quote(s);
-}
+std::string describe(const YAML::Node& n) { return config::describe_value(n); }
 
 std::string join(const std::vector<std::string>& items) {
   std::string out;

@@ -26,15 +26,7 @@ const std::vector<std::pair<std::string, std::string>>& helmet_defaults() {
 }
 
 namespace {
-bool valid_field_name(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-    if (!tchar) return false;
-  }
-  return true;
-}
+bool valid_field_name(std::string_view s) { return is_token(s); }
 bool valid_field_value(std::string_view s) {
   for (unsigned char c : s)
     if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
