@@ -19,6 +19,7 @@
 
 #include "policies/jwt/jwks.h"
 #include "policies/jwt/jwt.h"
+#include "policies/jwt/jose_fixture.h"
 #include "policies/jwt/jwt_test_util.h"
 
 #ifndef GH_FIXTURES_DIR
@@ -32,15 +33,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Status = JwtCheck::Status;
 using namespace std::chrono_literals;
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
-  }
-  return out + "'";
-}
 
 // A loopback HTTP/1.1 server on its own thread: answers every request with the current document,
 // framed as the test chooses, and counts requests.
@@ -159,24 +151,10 @@ class JwksServer {
 class Jwks : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const fs::path dir = fs::path(GH_FIXTURES_DIR) / "jose";
-    if (!fs::exists(dir / "node_modules" / "jose" / "package.json")) {
-      std::string cmd = "npm ci --no-audit --no-fund --prefix " + quote(dir.string()) + " >&2";
-      if (std::system(cmd.c_str()) != 0) {
-        error_ = "`" + cmd + "` failed";
-        return;
-      }
-    }
-    out_dir_ = fs::path(::testing::TempDir()) / ("gh_jwks_" + std::to_string(::getpid()));
-    std::string cmd = "node " + quote((dir / "jwks.mjs").string()) + " " + quote(out_dir_.string()) + " >&2";
-    if (std::system(cmd.c_str()) != 0) {
-      error_ = "`" + cmd + "` failed";
-      return;
-    }
-    std::ifstream in(out_dir_ / "jwks.json");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    fx_ = json::parse(ss.str(), nullptr, false);
+    out_dir_ = jose_fixture::out_dir("gh_jwks_");
+    std::string text = jose_fixture::run("jwks.mjs", out_dir_, "jwks.json", error_);
+    if (!error_.empty()) return;
+    fx_ = json::parse(text, nullptr, false);
     if (fx_.is_discarded() || !fx_.contains("initial")) error_ = "jwks.json is not what jwks.mjs writes";
   }
   static void TearDownTestSuite() {

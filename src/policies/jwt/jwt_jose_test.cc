@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "policies/jwt/jose_fixture.h"
 #include "policies/jwt/jwt.h"
 
 #ifndef GH_FIXTURES_DIR
@@ -23,37 +24,14 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Status = JwtCheck::Status;
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
-  }
-  return out + "'";
-}
-
 // Mints once per test binary run.
 class JoseTokens : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const fs::path dir = fs::path(GH_FIXTURES_DIR) / "jose";
-    if (!fs::exists(dir / "node_modules" / "jose" / "package.json")) {
-      std::string cmd = "npm ci --no-audit --no-fund --prefix " + shell_quote(dir.string()) + " >&2";
-      if (std::system(cmd.c_str()) != 0) {
-        error_ = "`" + cmd + "` failed";
-        return;
-      }
-    }
-    out_dir_ = fs::path(::testing::TempDir()) / ("gh_jose_" + std::to_string(::getpid()));
-    std::string cmd = "node " + shell_quote((dir / "mint.mjs").string()) + " " + shell_quote(out_dir_.string()) + " >&2";
-    if (std::system(cmd.c_str()) != 0) {
-      error_ = "`" + cmd + "` failed";
-      return;
-    }
-    std::ifstream in(out_dir_ / "tokens.json");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    tokens_ = json::parse(ss.str(), nullptr, false);
+    out_dir_ = jose_fixture::out_dir("gh_jose_");
+    std::string text = jose_fixture::run("mint.mjs", out_dir_, "tokens.json", error_);
+    if (!error_.empty()) return;
+    tokens_ = json::parse(text, nullptr, false);
     if (tokens_.is_discarded() || !tokens_.contains("keys")) error_ = "tokens.json is not what mint.mjs writes";
   }
   static void TearDownTestSuite() {
