@@ -1,10 +1,13 @@
 #include "policies/rate_limit/redis_client.h"
 
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -17,7 +20,6 @@
 #include <atomic>
 #include <charconv>
 #include <deque>
-#include <optional>
 #include <unordered_map>
 
 namespace gh::policies::redis {
@@ -107,96 +109,99 @@ Reply convert(const redisReply* r) {
 }
 
 // Appends one command in RESP to `out`.
-void append_command(std::string& out, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lens;
-  argv.reserve(args.size());
-  lens.reserve(args.size());
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
+void append_command(std::string& out, std::span<const std::string_view> args) {
+  constexpr std::size_t kMaxArgs = 16;  // the gateway's commands have at most 6
+  std::array<const char*, kMaxArgs> argv;
+  std::array<std::size_t, kMaxArgs> lens;
+  const std::size_t n = std::min(args.size(), kMaxArgs);
+  std::size_t i = 0;
+  for (std::string_view a : args) {
+    if (i == n) break;
+    argv[i] = a.data();
+    lens[i] = a.size();
+    ++i;
   }
   char* cmd = nullptr;
-  int n = redisFormatCommandArgv(&cmd, static_cast<int>(argv.size()), argv.data(), lens.data());
-  if (n > 0 && cmd) out.append(cmd, static_cast<std::size_t>(n));
+  int len = redisFormatCommandArgv(&cmd, static_cast<int>(n), argv.data(), lens.data());
+  if (len > 0 && cmd) out.append(cmd, static_cast<std::size_t>(len));
   if (cmd) redisFreeCommand(cmd);
 }
 
 Error unavailable(std::string why) { return Error::upstream(ErrorCode::StoreUnavailable, std::move(why)); }
 
+using Clock = std::chrono::steady_clock;
+using Handler = asio::any_completion_handler<void(Result<Reply>)>;
+
 // One connection on one loop. Touched only by that loop's thread.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(asio::io_context& io, std::shared_ptr<const RedisClient::Shared> shared)
-      : io_(io), shared_(std::move(shared)), socket_(io), resolver_(io), reader_(redisReaderCreate()),
+      : io_(io), shared_(std::move(shared)), socket_(io), resolver_(io), deadline_(io), reader_(redisReaderCreate()),
         backoff_(shared_->opts.backoff_min) {}
   ~Connection() {
     if (reader_) redisReaderFree(reader_);
   }
 
-  asio::awaitable<Result<Reply>> command(std::vector<std::string> args) {
-    const auto now = std::chrono::steady_clock::now();
+  // Queues `cmd` (RESP) and completes `handler` with its reply, or with an Error by its deadline.
+  void start(std::string cmd, Handler handler) {
+    const auto now = Clock::now();
     if (state_ == State::Idle) {
-      if (now < retry_at_)
-        co_return unavailable(fmt::format("redis {} unavailable: {}; next attempt in {}ms", shared_->url.endpoint(),
-                                          last_error_,
-                                          std::chrono::ceil<std::chrono::milliseconds>(retry_at_ - now).count()));
-      start_connect();
+      if (now < retry_at_) {
+        complete(std::move(handler),
+                 unavailable(fmt::format("redis {} unavailable: {}; next attempt in {}ms", shared_->url.endpoint(),
+                                         last_error_,
+                                         std::chrono::ceil<std::chrono::milliseconds>(retry_at_ - now).count())));
+        return;
+      }
+      start_connect(now);
     }
-    auto p = std::make_shared<Pending>(io_);
-    p->timer.expires_after(shared_->opts.timeout);
-    append_command(out_, args);
-    fifo_.push_back(p);
+    out_ += cmd;
+    fifo_.push_back(Pending{std::move(handler), now + shared_->opts.timeout});
+    arm_deadline();
     kick_writer();
-    auto [ec] = co_await p->timer.async_wait(kTuple);
-    if (p->result) co_return std::move(*p->result);
-    p->abandoned = true;
-    if (!ec) {  // the deadline passed; replies are matched by order, so the connection goes
-      std::string why = fmt::format("no reply within {}ms", shared_->opts.timeout.count());
-      fail(why);
-      co_return Error::upstream(ErrorCode::Timeout, fmt::format("redis {}: {}", shared_->url.endpoint(), why));
-    }
-    co_return unavailable("redis call cancelled");
   }
 
-  // The loop is being torn down: close without touching the waiters (their frames go too).
+  // The loop is being torn down: stop. The waiters' handlers go with this object, when the
+  // loop destroys the operations that hold it (the waiters' frames go with them).
   void shutdown() {
+    shut_ = true;
     ++gen_;
     boost::system::error_code ignore;
     socket_.close(ignore);
     resolver_.cancel();
-    fifo_.clear();
+    deadline_.cancel();
   }
 
  private:
   enum class State { Idle, Connecting, Ready };
   struct Pending {
-    explicit Pending(asio::io_context& io) : timer(io) {}
-    asio::steady_timer timer;           // the deadline; cancelled to wake the waiter
-    std::optional<Result<Reply>> result;
-    bool abandoned = false;             // the waiter is gone: drop the reply
-    std::string handshake;              // non-empty: a connect step (AUTH, SELECT, ...)
-    bool last_handshake = false;
+    Handler handler;                  // empty for a connect step
+    Clock::time_point deadline;       // nondecreasing along the FIFO
+    const char* step = nullptr;       // a connect step (AUTH, SELECT, ...): its name
+    bool last_step = false;
   };
 
-  void start_connect() {
+  void complete(Handler handler, Result<Reply> result) {
+    asio::post(io_, asio::append(std::move(handler), std::move(result)));
+  }
+
+  void start_connect(Clock::time_point now) {
     state_ = State::Connecting;
-    writing_ = true;  // held until connected, so commands queue behind the handshake
     const RedisUrl& u = shared_->url;
-    auto step = [&](std::string name, const std::vector<std::string>& args) {
-      append_command(out_, args);
-      auto p = std::make_shared<Pending>(io_);
-      p->handshake = std::move(name);
-      fifo_.push_back(std::move(p));
+    const auto deadline = now + shared_->opts.timeout;
+    auto step = [&](const char* name, std::initializer_list<std::string_view> args) {
+      append_command(out_, std::span(args.begin(), args.size()));
+      fifo_.push_back(Pending{Handler{}, deadline, name});
     };
     if (!u.password.empty()) {
       if (u.user.empty()) step("AUTH", {"AUTH", u.password});
       else step("AUTH", {"AUTH", u.user, u.password});
     }
-    if (u.db != 0) step("SELECT", {"SELECT", std::to_string(u.db)});
+    const std::string db = std::to_string(u.db);
+    if (u.db != 0) step("SELECT", {"SELECT", db});
     for (const auto& s : shared_->opts.scripts) step("SCRIPT LOAD", {"SCRIPT", "LOAD", s});
     step("PING", {"PING"});
-    fifo_.back()->last_handshake = true;
+    fifo_.back().last_step = true;
     asio::co_spawn(io_, connect(shared_from_this(), gen_), asio::detached);
   }
 
@@ -223,31 +228,70 @@ class Connection : public std::enable_shared_from_this<Connection> {
       co_return;
     }
     self->socket_.set_option(tcp::no_delay(true), ec);
+    self->socket_.non_blocking(true, ec);  // flush() writes without waiting
     self->state_ = State::Ready;
-    self->writing_ = false;
     self->kick_writer();
     asio::co_spawn(self->io_, read_loop(self, gen), asio::detached);
   }
 
-  void kick_writer() {
-    if (state_ != State::Ready || writing_ || out_.empty()) return;
-    writing_ = true;
-    asio::co_spawn(io_, write_loop(shared_from_this(), gen_), asio::detached);
+  // One timer for every pending call: armed for the oldest call's deadline, which is the
+  // nearest, and moved on as replies come in.
+  void arm_deadline() {
+    if (deadline_armed_ || fifo_.empty()) return;
+    deadline_armed_ = true;
+    deadline_.expires_at(fifo_.front().deadline);
+    deadline_.async_wait([self = shared_from_this()](boost::system::error_code) {
+      self->deadline_armed_ = false;
+      if (self->shut_ || self->fifo_.empty()) return;
+      if (self->fifo_.front().deadline <= Clock::now()) {
+        // Replies are matched by order, so a late one cannot be told apart: the connection goes.
+        self->fail(fmt::format("no reply within {}ms", self->shared_->opts.timeout.count()), ErrorCode::Timeout);
+        return;
+      }
+      self->arm_deadline();
+    });
   }
 
-  static asio::awaitable<void> write_loop(std::shared_ptr<Connection> self, std::uint64_t gen) {
-    std::string buf;
-    while (gen == self->gen_ && !self->out_.empty()) {
-      buf.clear();
-      buf.swap(self->out_);
-      auto [ec, n] = co_await asio::async_write(self->socket_, asio::buffer(buf), kTuple);
-      if (gen != self->gen_) co_return;
-      if (ec) {
-        self->fail("write: " + ec.message());
-        co_return;
-      }
+  // Writes what is queued once per turn of the loop: every call made in the meantime goes in
+  // the same system call.
+  void kick_writer() {
+    if (state_ != State::Ready || writing_ || flush_posted_ || out_.empty()) return;
+    flush_posted_ = true;
+    asio::post(io_, [self = shared_from_this(), gen = gen_] {
+      if (gen != self->gen_) return;
+      self->flush_posted_ = false;
+      self->flush();
+    });
+  }
+
+  void flush() {
+    if (state_ != State::Ready || writing_ || out_.empty()) return;
+    boost::system::error_code ec;
+    std::size_t n = socket_.write_some(asio::buffer(out_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec.clear();
+      n = 0;
     }
-    if (gen == self->gen_) self->writing_ = false;
+    if (ec) {
+      fail("write: " + ec.message());
+      return;
+    }
+    out_.erase(0, n);
+    if (out_.empty()) return;
+    // The socket's buffer is full: the rest goes when it drains; calls meanwhile queue in out_.
+    writing_ = true;
+    sending_.swap(out_);
+    asio::async_write(socket_, asio::buffer(sending_),
+                      [self = shared_from_this(), gen = gen_](boost::system::error_code wec, std::size_t) {
+                        if (gen != self->gen_) return;
+                        if (wec) {
+                          self->fail("write: " + wec.message());
+                          return;
+                        }
+                        self->writing_ = false;
+                        self->sending_.clear();
+                        self->kick_writer();
+                      });
   }
 
   static asio::awaitable<void> read_loop(std::shared_ptr<Connection> self, std::uint64_t gen) {
@@ -276,14 +320,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
           self->fail("a reply nobody asked for");
           co_return;
         }
-        std::shared_ptr<Pending> p = std::move(self->fifo_.front());
+        Pending p = std::move(self->fifo_.front());
         self->fifo_.pop_front();
-        if (!p->handshake.empty()) {
+        if (p.step) {
           if (reply.is_error()) {
-            self->fail(p->handshake + ": " + reply.str);
+            self->fail(std::string(p.step) + ": " + reply.str);
             co_return;
           }
-          if (p->last_handshake) {
+          if (p.last_step) {
             if (self->logged_down_)
               fmt::print(stderr, "gatehouse: redis {}: connected again\n", self->shared_->url.endpoint());
             self->logged_down_ = false;
@@ -291,15 +335,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
           }
           continue;
         }
-        if (p->abandoned) continue;
-        p->result = std::move(reply);
-        p->timer.cancel();
+        self->complete(std::move(p.handler), std::move(reply));
       }
     }
   }
 
   // Fails every pending call, closes, and backs off before the next connect.
-  void fail(const std::string& why) {
+  void fail(const std::string& why, ErrorCode code = ErrorCode::StoreUnavailable) {
     ++gen_;
     state_ = State::Idle;
     boost::system::error_code ignore;
@@ -308,35 +350,39 @@ class Connection : public std::enable_shared_from_this<Connection> {
     redisReaderFree(reader_);
     reader_ = redisReaderCreate();
     out_.clear();
+    sending_.clear();
     writing_ = false;
+    flush_posted_ = false;
     last_error_ = why;
-    retry_at_ = std::chrono::steady_clock::now() + backoff_;
+    retry_at_ = Clock::now() + backoff_;
     if (!logged_down_)
       fmt::print(stderr, "gatehouse: redis {}: {}; retrying in {}ms\n", shared_->url.endpoint(), why,
                  backoff_.count());
     logged_down_ = true;
     backoff_ = std::min(backoff_ * 2, shared_->opts.backoff_max);
-    std::deque<std::shared_ptr<Pending>> pending;
+    std::deque<Pending> pending;
     pending.swap(fifo_);
     const std::string msg = fmt::format("redis {}: {}", shared_->url.endpoint(), why);
-    for (auto& p : pending) {
-      if (p->abandoned || !p->handshake.empty()) continue;
-      p->result = unavailable(msg);
-      p->timer.cancel();
-    }
+    for (auto& p : pending)
+      if (p.handler) complete(std::move(p.handler), Error::upstream(code, msg));
   }
 
   asio::io_context& io_;
   std::shared_ptr<const RedisClient::Shared> shared_;
   tcp::socket socket_;
   tcp::resolver resolver_;
+  asio::steady_timer deadline_;
   redisReader* reader_;
-  std::deque<std::shared_ptr<Pending>> fifo_;  // replies owed, in the order sent
-  std::string out_;                            // commands not yet handed to the socket
-  bool writing_ = false;
+  std::deque<Pending> fifo_;  // replies owed, in the order sent
+  std::string out_;           // commands not yet handed to the socket
+  std::string sending_;       // handed to an async_write that has not finished
+  bool writing_ = false;      // an async_write is in progress
+  bool flush_posted_ = false;
+  bool deadline_armed_ = false;
+  bool shut_ = false;  // the loop is being torn down
   State state_ = State::Idle;
   std::uint64_t gen_ = 0;  // bumped by every close; loops of an older generation stop
-  std::chrono::steady_clock::time_point retry_at_{};
+  Clock::time_point retry_at_{};
   std::chrono::milliseconds backoff_;
   std::string last_error_;
   bool logged_down_ = false;  // the outage was logged; the next success logs the recovery
@@ -368,11 +414,17 @@ RedisClient::RedisClient(RedisUrl url, ClientOptions opts)
 const RedisUrl& RedisClient::url() const noexcept { return shared_->url; }
 const ClientOptions& RedisClient::options() const noexcept { return shared_->opts; }
 
-asio::awaitable<Result<Reply>> RedisClient::command(asio::io_context& io, std::vector<std::string> args) const {
+asio::awaitable<Result<Reply>> RedisClient::command(asio::io_context& io,
+                                                    std::span<const std::string_view> args) const {
+  std::string cmd;
+  append_command(cmd, args);
   std::shared_ptr<Connection>& slot = asio::use_service<Registry>(io).connections[id_];
   if (!slot) slot = std::make_shared<Connection>(io, shared_);
-  std::shared_ptr<Connection> conn = slot;
-  co_return co_await conn->command(std::move(args));
+  return asio::async_initiate<const asio::use_awaitable_t<>, void(Result<Reply>)>(
+      [](auto handler, std::shared_ptr<Connection> conn, std::string cmd) {
+        conn->start(std::move(cmd), Handler(std::move(handler)));
+      },
+      asio::use_awaitable, slot, std::move(cmd));
 }
 
 }  // namespace gh::policies::redis

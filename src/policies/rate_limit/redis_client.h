@@ -5,7 +5,10 @@
 // touched only by the thread running that loop and is closed when the loop is torn down. It is
 // connected lazily by the first call, then sends AUTH / SELECT / SCRIPT LOAD before anything
 // else. Calls are pipelined: each appends its command to the write buffer and waits for its
-// reply in a FIFO.
+// reply in a FIFO. The buffer is written once per turn of the loop, so the calls a turn makes
+// (one per request that reached the rate limit, say) go out in one system call.
+// Deadlines cost nothing per call: replies come in order, so the oldest call has the nearest
+// deadline and one timer per connection, armed for it, watches them all.
 //
 // Thread: the RedisClient object is immutable after construction and may be shared by every
 // worker; `command` REQUIRES: called on the thread running `io`.
@@ -21,7 +24,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,10 +71,15 @@ class RedisClient {
   RedisClient(RedisUrl url, ClientOptions opts);
 
   // Sends one command (e.g. {"GET", "k"}) on this loop's connection and returns its reply;
-  // a Redis error reply is a Reply of Type::Error, not an Error. Error (StoreUnavailable) on
-  // timeout, disconnect or while backing off.
-  // REQUIRES: called on the thread running `io`.
-  boost::asio::awaitable<Result<Reply>> command(boost::asio::io_context& io, std::vector<std::string> args) const;
+  // a Redis error reply is a Reply of Type::Error, not an Error. Error (StoreUnavailable, or
+  // Timeout past the deadline) on timeout, disconnect or while backing off. The command is
+  // formatted at once, so `args` need not outlive the call; it is sent when awaited.
+  // REQUIRES: called, and awaited, on the thread running `io`.
+  boost::asio::awaitable<Result<Reply>> command(boost::asio::io_context& io, std::span<const std::string_view> args) const;
+  boost::asio::awaitable<Result<Reply>> command(boost::asio::io_context& io,
+                                                std::initializer_list<std::string_view> args) const {
+    return command(io, std::span(args.begin(), args.size()));
+  }
 
   const RedisUrl& url() const noexcept;
   const ClientOptions& options() const noexcept;

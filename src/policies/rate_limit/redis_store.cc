@@ -7,6 +7,7 @@
 #include <array>
 #include <map>
 #include <mutex>
+#include <span>
 
 #include "proxy/worker.h"
 
@@ -26,24 +27,20 @@ local window = tonumber(ARGV[2])
 local function n(x) return string.format('%.0f', x) end
 )lua";
 
-// fixed_window: fields s (window start, µs) and c (admitted in it).
+// fixed_window: a counter that expires with its window, which its first request opens; the
+// server's own expiry ends the window (ms precision). Requests past the limit still count, which
+// changes nothing: the window refuses every request until it ends, then starts at zero. The
+// gateway derives the decision from {count, ms left} (fixed_window_decision), so the script is
+// as cheap as a script can be: INCR and PTTL, and PEXPIRE once per window. A key without an
+// expiry (never left behind by this script) is given one.
 constexpr const char* kFixedWindow = R"lua(
-local v = redis.call('HMGET', KEYS[1], 's', 'c')
-local start, count = tonumber(v[1]), tonumber(v[2])
-if start == nil or count == nil or now >= start + window then start = now; count = 0 end
-local allowed = 0
-if count < limit then
-  allowed = 1
-  count = count + 1
-  redis.call('HSET', KEYS[1], 's', n(start), 'c', n(count))
-  redis.call('PEXPIRE', KEYS[1], n(math.max(1, math.ceil((start + window - now) / 1000))))
+local c = redis.call('INCR', KEYS[1])
+local t = redis.call('PTTL', KEYS[1])
+if t < 0 then
+  t = tonumber(ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], t)
 end
-local remaining = 0
-if count < limit then remaining = limit - count end
-local reset = math.ceil((start + window - now) / 1000000)
-local retry = 0
-if allowed == 0 then retry = reset end
-return {allowed, remaining, reset, retry}
+return {c, t}
 )lua";
 
 // sliding_window: fields s (current window start), c (admitted in it), p (in the previous one).
@@ -144,7 +141,7 @@ struct Script {
 const Script& script(Algorithm a) {
   static const std::array<Script, 3> scripts = [] {
     std::array<Script, 3> out{{
-        {std::string(kPrelude) + kFixedWindow, {}, "fw"},
+        {std::string(kFixedWindow), {}, "fw"},
         {std::string(kPrelude) + kSlidingWindow, {}, "sw"},
         {std::string(kPrelude) + kTokenBucket, {}, "tb"},
     }};
@@ -163,11 +160,22 @@ std::uint64_t ceil_seconds(std::chrono::nanoseconds d) {
   return static_cast<std::uint64_t>((d.count() + 999'999'999) / 1'000'000'000);
 }
 
-Error bad_reply(const std::string& why) {
-  return Error::upstream(ErrorCode::StoreUnavailable, "redis rate-limit script: " + why);
+Error bad_reply(std::string_view why) {
+  return Error::upstream(ErrorCode::StoreUnavailable, fmt::format("redis rate-limit script: {}", why));
 }
 
 }  // namespace
+
+Decision fixed_window_decision(const Rule& rule, std::uint64_t count, std::chrono::milliseconds left) {
+  Decision d;
+  d.allowed = count <= rule.limit;
+  d.limit = rule.limit;
+  d.remaining = d.allowed ? rule.limit - count : 0;
+  d.reset_seconds = static_cast<std::uint64_t>((left.count() + 999) / 1000);
+  d.retry_after_seconds = d.allowed ? 0 : d.reset_seconds;
+  d.window_seconds = ceil_seconds(rule.window);
+  return d;
+}
 
 const std::string& redis_script(Algorithm a) { return script(a).text; }
 
@@ -187,38 +195,48 @@ Result<std::shared_ptr<RedisStore>> RedisStore::create(const Options& opts) {
 }
 
 boost::asio::awaitable<Result<Decision>> RedisStore::hit(proxy::Worker& worker, std::string key, Rule rule) {
-  co_return co_await hit_on(worker.io(), std::move(key), rule);
+  return hit_on(worker.io(), std::move(key), rule);
 }
 
 boost::asio::awaitable<Result<Decision>> RedisStore::hit_on(boost::asio::io_context& io, std::string key,
                                                             Rule rule) const {
   const Script& s = script(rule.algorithm);
-  const std::int64_t window_us = std::max<std::int64_t>(1, (rule.window.count() + 999) / 1000);
-  std::string redis_key = fmt::format("gatehouse:rl:{}:{}", s.tag, key);
-  auto call = [&](bool by_sha) {
-    std::vector<std::string> args;
-    args.reserve(6);
-    args.push_back(by_sha ? "EVALSHA" : "EVAL");
-    args.push_back(by_sha ? s.sha : s.text);
-    args.push_back("1");
-    args.push_back(redis_key);
-    args.push_back(std::to_string(rule.limit));
-    args.push_back(std::to_string(window_us));
-    return args;
-  };
-  std::vector<std::string> by_sha = call(true);
-  Result<redis::Reply> reply = co_await client_.command(io, std::move(by_sha));
-  if (reply && reply->is_error() && reply->str.starts_with("NOSCRIPT")) {
-    std::vector<std::string> by_text = call(false);
-    reply = co_await client_.command(io, std::move(by_text));
+  const bool fixed = rule.algorithm == Algorithm::FixedWindow;
+  std::string redis_key;
+  redis_key.reserve(16 + key.size());
+  redis_key.append("gatehouse:rl:").append(s.tag).append(":").append(key);
+  // fixed_window: ARGV = {window in ms}; the others: {limit, window in µs}.
+  const auto window_ms = std::max<std::int64_t>(1, (rule.window.count() + 999'999) / 1'000'000);
+  const auto window_us = std::max<std::int64_t>(1, (rule.window.count() + 999) / 1000);
+  const fmt::format_int limit_arg(rule.limit);
+  const fmt::format_int window_arg(fixed ? window_ms : window_us);
+  const std::string_view limit_sv(limit_arg.data(), limit_arg.size());
+  const std::string_view window_sv(window_arg.data(), window_arg.size());
+
+  // EVALSHA; EVAL when the server has lost the script (SCRIPT FLUSH, a restart).
+  std::string_view verb = "EVALSHA", body = s.sha;
+  Result<redis::Reply> reply = Error::internal("no call");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    // (No braced lists inside co_await: GCC 12 cannot keep them in the coroutine frame.)
+    const std::array<std::string_view, 6> args{verb, body, "1", redis_key, fixed ? window_sv : limit_sv, window_sv};
+    reply = co_await client_.command(io, std::span(args.data(), fixed ? 5 : 6));
+    if (!reply || !reply->is_error() || !reply->str.starts_with("NOSCRIPT")) break;
+    verb = "EVAL";
+    body = s.text;
   }
   if (!reply) co_return reply.error();
   if (reply->is_error()) co_return bad_reply(reply->str);
   const auto& e = reply->elements;
-  if (reply->type != redis::Reply::Type::Array || e.size() != 4)
-    co_return bad_reply("expected an array of 4 integers");
+  const std::size_t want = fixed ? 2 : 4;
+  if (reply->type != redis::Reply::Type::Array || e.size() != want)
+    co_return bad_reply(fmt::format("expected an array of {} integers", want));
   for (const auto& x : e)
     if (x.type != redis::Reply::Type::Integer || x.integer < 0) co_return bad_reply("expected non-negative integers");
+  if (fixed) {
+    Decision d = fixed_window_decision(rule, static_cast<std::uint64_t>(e[0].integer),
+                                       std::chrono::milliseconds(e[1].integer));
+    co_return d;
+  }
   Decision d;
   d.allowed = e[0].integer == 1;
   d.limit = rule.limit;

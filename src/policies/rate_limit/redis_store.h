@@ -1,6 +1,6 @@
 // RedisStore: `store: redis`, rate-limit counters shared by every gateway instance that points
 // at the same Redis (SPEC §4). Each decision is one Lua script run atomically by the server, on
-// the server's clock (TIME), so instances never disagree about time or race on a counter. The
+// the server's clock, so instances never disagree about time or race on a counter. The
 // algorithms are those of MemoryStore (store.h): a refused hit consumes nothing. Keys are
 // `gatehouse:rl:<algorithm>:<key>`, where <key> begins with the policy's name, and expire with
 // their window. Scripts are SCRIPT LOADed on connect and called with EVALSHA, with EVAL as
@@ -53,9 +53,13 @@ class RedisStore final : public RateLimitStore {
   redis::RedisClient client_;
 };
 
-// The Lua source of an algorithm's script (KEYS[1] = the key; ARGV = limit, window in µs).
-// It returns {allowed (0|1), remaining, reset_seconds, retry_after_seconds}.
+// The Lua source of an algorithm's script (KEYS[1] = the key). fixed_window: ARGV = window in
+// ms; it returns {count in the window, this one included; ms until the window ends}, and
+// fixed_window_decision makes the Decision of them. The others: ARGV = limit, window in µs;
+// they return {allowed (0|1), remaining, reset_seconds, retry_after_seconds}.
 const std::string& redis_script(Algorithm a);
+
+Decision fixed_window_decision(const Rule& rule, std::uint64_t count, std::chrono::milliseconds left);
 
 // The process-wide RedisStore for `url`, one per URL, kept across reloads (so a reload keeps
 // the connections). Null when the URL is malformed (the config loader refuses those first).

@@ -124,8 +124,9 @@ Rule rule(std::uint64_t limit, std::chrono::nanoseconds window, Algorithm a) {
   return r;
 }
 
-#define SKIP_WITHOUT_REDIS() \
-  if (!have_redis_server()) GTEST_SKIP() << "redis-server not installed"
+// scripts/deps.sh installs redis-server; without it these tests fail rather than pass unchecked.
+#define REQUIRE_REDIS_SERVER() \
+  if (!have_redis_server()) FAIL() << "redis-server is not installed (scripts/deps.sh installs it)"
 
 TEST(RedisUrl, Parses) {
   auto u = redis::RedisUrl::parse("redis://user:pw@redis.internal:6380/2");
@@ -157,14 +158,13 @@ TEST(RedisUrl, Parses) {
 }
 
 TEST(RedisClient, PipelinesCommandsInOrder) {
-  SKIP_WITHOUT_REDIS();
+  REQUIRE_REDIS_SERVER();
   RedisServer server;
   redis::RedisClient client(*redis::RedisUrl::parse(server.url() + "/3"), redis::ClientOptions{});
   asio::io_context io;
   std::vector<std::optional<Result<redis::Reply>>> out(50);
   for (int i = 0; i < 50; ++i) {
-    std::vector<std::string> args{"INCR", "counter"};
-    asio::co_spawn(io, client.command(io, std::move(args)), [&out, i](std::exception_ptr e, Result<redis::Reply> r) {
+    asio::co_spawn(io, client.command(io, {"INCR", "counter"}), [&out, i](std::exception_ptr e, Result<redis::Reply> r) {
       if (e) std::rethrow_exception(e);
       out[i] = std::move(r);
     });
@@ -178,7 +178,7 @@ TEST(RedisClient, PipelinesCommandsInOrder) {
 }
 
 TEST(RedisStore, FixedWindow) {
-  SKIP_WITHOUT_REDIS();
+  REQUIRE_REDIS_SERVER();
   RedisServer server;
   auto store = make_store(server.url());
   asio::io_context io;
@@ -215,8 +215,65 @@ TEST(RedisStore, FixedWindow) {
   EXPECT_EQ(fresh->remaining, 1u);
 }
 
+// The decision fixed_window's script leaves to the gateway: {count, ms left} → Decision.
+TEST(RedisStore, FixedWindowDecision) {
+  const Rule r = rule(3, 90s, Algorithm::FixedWindow);
+  Decision first = fixed_window_decision(r, 1, 90'000ms);
+  EXPECT_TRUE(first.allowed);
+  EXPECT_EQ(first.remaining, 2u);
+  EXPECT_EQ(first.reset_seconds, 90u);
+  EXPECT_EQ(first.retry_after_seconds, 0u);
+  EXPECT_EQ(first.window_seconds, 90u);
+  Decision last = fixed_window_decision(r, 3, 1'001ms);
+  EXPECT_TRUE(last.allowed);
+  EXPECT_EQ(last.remaining, 0u);
+  EXPECT_EQ(last.reset_seconds, 2u);  // rounded up
+  Decision over = fixed_window_decision(r, 4, 999ms);
+  EXPECT_FALSE(over.allowed);
+  EXPECT_EQ(over.remaining, 0u);
+  EXPECT_EQ(over.reset_seconds, 1u);
+  EXPECT_EQ(over.retry_after_seconds, 1u);
+  Decision far_over = fixed_window_decision(r, 1'000'000, 0ms);
+  EXPECT_FALSE(far_over.allowed);
+  EXPECT_EQ(far_over.remaining, 0u);
+}
+
+// A counter found without an expiry (written by hand, say) is given the window's, so it can
+// never lock a key out for good; a key of another type is a store error, not a crash.
+TEST(RedisStore, FixedWindowRepairsAKeyWithoutExpiry) {
+  REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  auto store = make_store(server.url());
+  asio::io_context io;
+  auto run = [&](std::initializer_list<std::string_view> args) {
+    std::optional<Result<redis::Reply>> out;
+    asio::co_spawn(io, store->client().command(io, args), [&](std::exception_ptr, Result<redis::Reply> r) {
+      out = std::move(r);
+    });
+    run_until(io, [&] { return out.has_value(); });
+    return std::move(*out);
+  };
+  ASSERT_TRUE(run({"SET", "gatehouse:rl:fw:stuck", "7"}));
+  auto d = hit(io, *store, "stuck", rule(3, 2s, Algorithm::FixedWindow));
+  ASSERT_TRUE(d) << d.error().context;
+  EXPECT_FALSE(d->allowed);
+  EXPECT_EQ(d->reset_seconds, 2u);
+  auto ttl = run({"PTTL", "gatehouse:rl:fw:stuck"});
+  ASSERT_TRUE(ttl);
+  EXPECT_GT(ttl->integer, 1'000);
+  EXPECT_LE(ttl->integer, 2'000);
+
+  ASSERT_TRUE(run({"HSET", "gatehouse:rl:fw:hash", "a", "1"}));
+  auto wrong = hit(io, *store, "hash", rule(3, 2s, Algorithm::FixedWindow));
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, ErrorCode::StoreUnavailable);
+  EXPECT_NE(wrong.error().context.find("WRONGTYPE"), std::string::npos) << wrong.error().context;
+  // The connection is still good.
+  EXPECT_TRUE(hit(io, *store, "fine", rule(3, 2s, Algorithm::FixedWindow))->allowed);
+}
+
 TEST(RedisStore, RefusedHitsConsumeNothing) {
-  SKIP_WITHOUT_REDIS();
+  REQUIRE_REDIS_SERVER();
   RedisServer server;
   auto store = make_store(server.url());
   asio::io_context io;
@@ -230,7 +287,7 @@ TEST(RedisStore, RefusedHitsConsumeNothing) {
 }
 
 TEST(RedisStore, SlidingWindow) {
-  SKIP_WITHOUT_REDIS();
+  REQUIRE_REDIS_SERVER();
   RedisServer server;
   auto store = make_store(server.url());
   asio::io_context io;
@@ -253,7 +310,7 @@ TEST(RedisStore, SlidingWindow) {
 }
 
 TEST(RedisStore, TokenBucket) {
-  SKIP_WITHOUT_REDIS();
+  REQUIRE_REDIS_SERVER();
   RedisServer server;
   auto store = make_store(server.url());
   asio::io_context io;
@@ -279,14 +336,13 @@ TEST(RedisStore, TokenBucket) {
 }
 
 TEST(RedisStore, KeysAreNamespacedAndExpire) {
-  SKIP_WITHOUT_REDIS();
+  REQUIRE_REDIS_SERVER();
   RedisServer server;
   auto store = make_store(server.url());
   asio::io_context io;
   ASSERT_TRUE(hit(io, *store, "p5:per-ip", rule(3, 1min, Algorithm::FixedWindow)));
   std::optional<Result<redis::Reply>> ttl;
-  std::vector<std::string> args{"PTTL", "gatehouse:rl:fw:p5:per-ip"};
-  asio::co_spawn(io, store->client().command(io, std::move(args)), [&](std::exception_ptr, Result<redis::Reply> r) {
+  asio::co_spawn(io, store->client().command(io, {"PTTL", "gatehouse:rl:fw:p5:per-ip"}), [&](std::exception_ptr, Result<redis::Reply> r) {
     ttl = std::move(r);
   });
   run_until(io, [&] { return ttl.has_value(); });
@@ -296,27 +352,28 @@ TEST(RedisStore, KeysAreNamespacedAndExpire) {
 }
 
 TEST(RedisStore, ScriptFlushFallsBackToEval) {
-  SKIP_WITHOUT_REDIS();
+  REQUIRE_REDIS_SERVER();
   RedisServer server;
   auto store = make_store(server.url());
   asio::io_context io;
-  const Rule r = rule(3, 1min, Algorithm::SlidingWindow);
-  ASSERT_TRUE(hit(io, *store, "k", r)->allowed);
-  std::vector<std::string> flush{"SCRIPT", "FLUSH"};
-  bool flushed = false;
-  asio::co_spawn(io, store->client().command(io, std::move(flush)),
-                 [&](std::exception_ptr, Result<redis::Reply>) { flushed = true; });
-  run_until(io, [&] { return flushed; });
-  auto d = hit(io, *store, "k", r);  // EVALSHA → NOSCRIPT → EVAL
-  ASSERT_TRUE(d) << d.error().context;
-  EXPECT_TRUE(d->allowed);
-  EXPECT_EQ(d->remaining, 1u);
+  for (Algorithm a : {Algorithm::FixedWindow, Algorithm::SlidingWindow, Algorithm::TokenBucket}) {
+    const Rule r = rule(3, 1min, a);
+    ASSERT_TRUE(hit(io, *store, "k", r)->allowed) << to_string(a);
+    bool flushed = false;
+    asio::co_spawn(io, store->client().command(io, {"SCRIPT", "FLUSH"}),
+                   [&](std::exception_ptr, Result<redis::Reply>) { flushed = true; });
+    run_until(io, [&] { return flushed; });
+    auto d = hit(io, *store, "k", r);  // EVALSHA → NOSCRIPT → EVAL
+    ASSERT_TRUE(d) << d.error().context;
+    EXPECT_TRUE(d->allowed) << to_string(a);
+    EXPECT_EQ(d->remaining, 1u) << to_string(a);
+  }
 }
 
 // Two gateways: two stores (two clients, two connections), each on its own worker thread,
 // hammering one key at once. Between them they admit exactly the limit.
 TEST(RedisStore, TwoInstancesShareOneBudgetExactly) {
-  SKIP_WITHOUT_REDIS();
+  REQUIRE_REDIS_SERVER();
   RedisServer server;
   constexpr int kPerInstance = 150;
   constexpr std::uint64_t kLimit = 100;
@@ -398,7 +455,7 @@ bool continues(const proxy::Verdict& v) { return std::holds_alternative<proxy::C
 // Redis dies mid-run: each decision fails within the deadline and on_store_error applies;
 // Redis comes back on the same port: limiting resumes without restarting anything.
 TEST(RedisStore, OutageThenRecovery) {
-  SKIP_WITHOUT_REDIS();
+  REQUIRE_REDIS_SERVER();
   RedisServer server;
   proxy::GatewayShared shared;
   proxy::Worker worker{0, shared, nullptr};
