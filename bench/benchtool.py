@@ -516,6 +516,25 @@ def cmd_summarize(args):
         lines.append("  ".join(cells))
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
+    # Extra gatehouse rows (--gatehouse-config) against plain proxying in the same run.
+    plain = rows.get("gatehouse", {})
+    extra = [t for t in rows if t not in ("direct", "gatehouse", "nginx", "haproxy")]
+    if extra and plain.get("rps"):
+        sub = [["vs plain gatehouse", "req/s", "throughput cost", "CPU us/req"]]
+        for t in extra:
+            r = rows[t]
+            r["rps_vs_plain"] = _ratio(r["rps"], plain.get("rps"))
+            r["cpu_vs_plain"] = _ratio(r["cpu_us_per_req"], plain.get("cpu_us_per_req"))
+            cost = None if r["rps_vs_plain"] is None else 1 - r["rps_vs_plain"]
+            sub.append([t, _fmt(r["rps_vs_plain"], ".2f"),
+                        "-" if cost is None else f"{cost * 100:.0f}%",
+                        _fmt(r["cpu_vs_plain"], ".2f")])
+        w = [max(len(row[i]) for row in sub) for i in range(len(sub[0]))]
+        lines.append("")
+        for n, row in enumerate(sub):
+            lines.append("  ".join([row[0].ljust(w[0])] + [c.rjust(x) for c, x in zip(row[1:], w[1:])]))
+            if n == 0:
+                lines.append("  ".join("-" * x for x in w))
     notes = [
         f"medians over {meta['rounds']} round(s) of {meta['duration']}s, "
         f"{meta['connections']} connections, wrk -t1; "

@@ -2,8 +2,10 @@
 // Thread: owned by the session coroutine of one connection; never shared.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <list>
 #include <memory>
 #include <optional>
@@ -62,8 +64,18 @@ class RequestContext {
   std::string_view request_id() const noexcept { return request_id_; }
   std::string_view normalized_path() const noexcept { return path_; }
 
-  // Keeps a string alive for the rest of the request and returns a view of it.
-  std::string_view keep(std::string s) { return arena_.emplace_back(std::move(s)); }
+  // Keeps a copy of `s` for the rest of the request and returns a view of it. Small strings go
+  // in the context's own buffer, so a request usually allocates nothing for them.
+  std::string_view keep(std::string_view s) {
+    if (s.empty()) return {};
+    if (s.size() <= inline_.size() - inline_used_) {
+      char* at = inline_.data() + inline_used_;
+      std::memcpy(at, s.data(), s.size());
+      inline_used_ += s.size();
+      return {at, s.size()};
+    }
+    return arena_.emplace_back(s);
+  }
 
   std::chrono::steady_clock::time_point start;
   std::chrono::system_clock::time_point start_wall;
@@ -88,7 +100,9 @@ class RequestContext {
   std::shared_ptr<const Snapshot> snapshot_;
   const http::RequestHead& request_;
   const CompiledRoute* route_ = nullptr;
-  std::list<std::string> arena_;  // a list: stable addresses, and no allocation while unused
+  std::array<char, 192> inline_;  // keep(): first the strings that fit here,
+  std::size_t inline_used_ = 0;
+  std::list<std::string> arena_;  // then a list: stable addresses, and no allocation while unused
 };
 
 }  // namespace gh::proxy

@@ -344,6 +344,19 @@ void Session::finish(RequestContext& ctx) {
 asio::awaitable<bool> Session::handle_request() {
   std::shared_ptr<const Snapshot> snap = w_.snapshot();
   RequestContext ctx(w_, snap, sc_->req);
+  // The context's strings use the scratch's storage (no allocation once warm), given back at
+  // the end. The scratch stays with this session until serve() returns.
+  struct LendStrings {
+    RequestContext& ctx;
+    RequestScratch& sc;
+    void swap() {
+      ctx.client_ip_.swap(sc.client_ip);
+      ctx.request_id_.swap(sc.request_id);
+      ctx.path_.swap(sc.path);
+    }
+    ~LendStrings() { swap(); }
+  } lend{ctx, *sc_};
+  lend.swap();
   ctx.start = Clock::now();
   ctx.start_wall = std::chrono::system_clock::now();
   {

@@ -64,6 +64,9 @@ struct RequestScratch {
   http::ResponseHead resp;
   std::string head_out;                 // the head being written (upstream or client)
   std::vector<http::Field> out_fields;  // fields forwarded upstream
+  // Lent to the request's RequestContext (its client_ip_, request_id_, path_) and taken back,
+  // so their capacity is reused.
+  std::string client_ip, request_id, path;
 };
 
 // What the worker needs of a connection: an intrusive list link (no allocation per connection)

@@ -121,9 +121,10 @@ void RateLimitPolicy::on_response(proxy::RequestContext& ctx, http::ResponseHead
   if (!ctx.rate_limit) return;
   const proxy::RateLimitState& s = *ctx.rate_limit;
   // One kept string holds the four values; the fields view slices of it.
-  std::string values = fmt::format("{}|{}|{}|{};w={}", s.limit, s.remaining, s.reset_seconds, s.limit,
-                                   s.window_seconds);
-  std::string_view kept = ctx.keep(std::move(values));
+  char buf[128];
+  auto end = fmt::format_to_n(buf, sizeof buf, "{}|{}|{}|{};w={}", s.limit, s.remaining, s.reset_seconds, s.limit,
+                              s.window_seconds);
+  std::string_view kept = ctx.keep(std::string_view(buf, std::min(end.size, sizeof buf)));
   std::string_view parts[4];
   for (std::size_t i = 0, from = 0; i < 4; ++i) {
     std::size_t bar = i < 3 ? kept.find('|', from) : kept.size();

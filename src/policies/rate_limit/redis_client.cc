@@ -1,6 +1,5 @@
 #include "policies/rate_limit/redis_client.h"
 
-#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -20,7 +19,10 @@
 #include <atomic>
 #include <charconv>
 #include <deque>
+#include <optional>
 #include <unordered_map>
+
+#include "core/check.h"
 
 namespace gh::policies::redis {
 
@@ -91,71 +93,79 @@ struct RedisClient::Shared {
 
 namespace {
 
-Reply convert(const redisReply* r) {
-  Reply out;
-  switch (r->type) {
-    case REDIS_REPLY_STATUS: out.type = Reply::Type::Status; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_ERROR: out.type = Reply::Type::Error; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_STRING: out.type = Reply::Type::String; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_INTEGER: out.type = Reply::Type::Integer; out.integer = r->integer; break;
-    case REDIS_REPLY_ARRAY:
-      out.type = Reply::Type::Array;
-      out.elements.reserve(r->elements);
-      for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
-      break;
-    default: out.type = Reply::Type::Nil; break;
-  }
-  return out;
+// hiredis' reader builds our Reply directly, with no redisReply in between: the root in the
+// connection's `building_` (the reader's privdata), each element in its slot of the parent's
+// `elements`, sized when the array's header is read. Nothing to free: the next reply reuses
+// the root.
+Reply* slot(const redisReadTask* task) {
+  if (task->parent) return &static_cast<Reply*>(task->parent->obj)->elements[static_cast<std::size_t>(task->idx)];
+  auto* root = static_cast<Reply*>(task->privdata);
+  *root = Reply{};
+  return root;
 }
 
-// Appends one command in RESP to `out`.
-void append_command(std::string& out, std::span<const std::string_view> args) {
-  constexpr std::size_t kMaxArgs = 16;  // the gateway's commands have at most 6
-  std::array<const char*, kMaxArgs> argv;
-  std::array<std::size_t, kMaxArgs> lens;
-  const std::size_t n = std::min(args.size(), kMaxArgs);
-  std::size_t i = 0;
-  for (std::string_view a : args) {
-    if (i == n) break;
-    argv[i] = a.data();
-    lens[i] = a.size();
-    ++i;
-  }
-  char* cmd = nullptr;
-  int len = redisFormatCommandArgv(&cmd, static_cast<int>(n), argv.data(), lens.data());
-  if (len > 0 && cmd) out.append(cmd, static_cast<std::size_t>(len));
-  if (cmd) redisFreeCommand(cmd);
+void* create_string(const redisReadTask* task, char* str, std::size_t len) {
+  Reply* r = slot(task);
+  r->type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::Error
+            : task->type == REDIS_REPLY_STATUS ? Reply::Type::Status
+                                               : Reply::Type::String;
+  r->str.assign(str, len);
+  return r;
 }
+
+void* create_array(const redisReadTask* task, int elements) {
+  Reply* r = slot(task);
+  r->type = Reply::Type::Array;
+  r->elements.resize(static_cast<std::size_t>(std::max(elements, 0)));
+  return r;
+}
+
+void* create_integer(const redisReadTask* task, long long value) {
+  Reply* r = slot(task);
+  r->type = Reply::Type::Integer;
+  r->integer = value;
+  return r;
+}
+
+void* create_nil(const redisReadTask* task) { return slot(task); }
+
+void free_object(void*) {}
+
+redisReplyObjectFunctions reply_functions{create_string, create_array, create_integer, create_nil, free_object};
 
 Error unavailable(std::string why) { return Error::upstream(ErrorCode::StoreUnavailable, std::move(why)); }
 
 using Clock = std::chrono::steady_clock;
-using Handler = asio::any_completion_handler<void(Result<Reply>)>;
+// The handler of a co_await on command(): held by the call's Pending entry and invoked in
+// place when the reply is read, so a call costs no type erasure and no extra dispatch.
+using Handler = asio::async_result<asio::use_awaitable_t<>, void(Result<Reply>)>::handler_type;
 
 // One connection on one loop. Touched only by that loop's thread.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(asio::io_context& io, std::shared_ptr<const RedisClient::Shared> shared)
-      : io_(io), shared_(std::move(shared)), socket_(io), resolver_(io), deadline_(io), reader_(redisReaderCreate()),
+      : io_(io), shared_(std::move(shared)), socket_(io), resolver_(io), deadline_(io), reader_(new_reader()),
         backoff_(shared_->opts.backoff_min) {}
   ~Connection() {
     if (reader_) redisReaderFree(reader_);
   }
 
-  // Queues `cmd` (RESP) and completes `handler` with its reply, or with an Error by its deadline.
-  void start(std::string cmd, Handler handler) {
+  // Queues `resp` and completes `handler` with its reply, or with an Error by its deadline.
+  void start(const std::string& resp, Handler handler) {
     const auto now = Clock::now();
     if (state_ == State::Idle) {
       if (now < retry_at_) {
-        complete(std::move(handler),
-                 unavailable(fmt::format("redis {} unavailable: {}; next attempt in {}ms", shared_->url.endpoint(),
+        // Not from inside the initiation: the waiter has not suspended yet.
+        asio::post(io_, asio::append(std::move(handler),
+                                     Result<Reply>(unavailable(fmt::format(
+                                         "redis {} unavailable: {}; next attempt in {}ms", shared_->url.endpoint(),
                                          last_error_,
-                                         std::chrono::ceil<std::chrono::milliseconds>(retry_at_ - now).count())));
+                                         std::chrono::ceil<std::chrono::milliseconds>(retry_at_ - now).count())))));
         return;
       }
       start_connect(now);
     }
-    out_ += cmd;
+    out_ += resp;
     fifo_.push_back(Pending{std::move(handler), now + shared_->opts.timeout});
     arm_deadline();
     kick_writer();
@@ -174,15 +184,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   enum class State { Idle, Connecting, Ready };
+
+  redisReader* new_reader() {
+    redisReader* r = redisReaderCreateWithFunctions(&reply_functions);
+    GH_CHECK(r != nullptr);
+    r->privdata = &building_;
+    return r;
+  }
+
   struct Pending {
-    Handler handler;                  // empty for a connect step
+    std::optional<Handler> handler;   // empty for a connect step
     Clock::time_point deadline;       // nondecreasing along the FIFO
     const char* step = nullptr;       // a connect step (AUTH, SELECT, ...): its name
     bool last_step = false;
   };
 
-  void complete(Handler handler, Result<Reply> result) {
-    asio::post(io_, asio::append(std::move(handler), std::move(result)));
+  // Resumes the waiter at once, on this thread; it runs until it next suspends. Called only
+  // from handlers of this loop, never from inside start().
+  static void complete(std::optional<Handler>& handler, Result<Reply> result) {
+    Handler h = std::move(*handler);
+    handler.reset();
+    std::move(h)(std::move(result));
   }
 
   void start_connect(Clock::time_point now) {
@@ -190,8 +212,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const RedisUrl& u = shared_->url;
     const auto deadline = now + shared_->opts.timeout;
     auto step = [&](const char* name, std::initializer_list<std::string_view> args) {
-      append_command(out_, std::span(args.begin(), args.size()));
-      fifo_.push_back(Pending{Handler{}, deadline, name});
+      out_ += Command(args).resp();
+      fifo_.push_back(Pending{std::nullopt, deadline, name});
     };
     if (!u.password.empty()) {
       if (u.user.empty()) step("AUTH", {"AUTH", u.password});
@@ -314,8 +336,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
           co_return;
         }
         if (!r) break;
-        Reply reply = convert(static_cast<redisReply*>(r));
-        freeReplyObject(r);
+        Reply reply = std::move(self->building_);
         if (self->fifo_.empty()) {
           self->fail("a reply nobody asked for");
           co_return;
@@ -335,7 +356,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
           }
           continue;
         }
-        self->complete(std::move(p.handler), std::move(reply));
+        complete(p.handler, std::move(reply));
       }
     }
   }
@@ -348,7 +369,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     socket_.close(ignore);
     resolver_.cancel();
     redisReaderFree(reader_);
-    reader_ = redisReaderCreate();
+    reader_ = new_reader();
     out_.clear();
     sending_.clear();
     writing_ = false;
@@ -364,7 +385,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     pending.swap(fifo_);
     const std::string msg = fmt::format("redis {}: {}", shared_->url.endpoint(), why);
     for (auto& p : pending)
-      if (p.handler) complete(std::move(p.handler), Error::upstream(code, msg));
+      if (p.handler) complete(p.handler, Error::upstream(code, msg));
   }
 
   asio::io_context& io_;
@@ -372,6 +393,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   tcp::socket socket_;
   tcp::resolver resolver_;
   asio::steady_timer deadline_;
+  Reply building_;  // the reply being read (before reader_: the reader points at it)
   redisReader* reader_;
   std::deque<Pending> fifo_;  // replies owed, in the order sent
   std::string out_;           // commands not yet handed to the socket
@@ -414,17 +436,55 @@ RedisClient::RedisClient(RedisUrl url, ClientOptions opts)
 const RedisUrl& RedisClient::url() const noexcept { return shared_->url; }
 const ClientOptions& RedisClient::options() const noexcept { return shared_->opts; }
 
-asio::awaitable<Result<Reply>> RedisClient::command(asio::io_context& io,
-                                                    std::span<const std::string_view> args) const {
-  std::string cmd;
-  append_command(cmd, args);
+asio::awaitable<Result<Reply>> RedisClient::command(asio::io_context& io, Command cmd) const {
+  GH_CHECK(cmd.complete());
   std::shared_ptr<Connection>& slot = asio::use_service<Registry>(io).connections[id_];
   if (!slot) slot = std::make_shared<Connection>(io, shared_);
   return asio::async_initiate<const asio::use_awaitable_t<>, void(Result<Reply>)>(
-      [](auto handler, std::shared_ptr<Connection> conn, std::string cmd) {
-        conn->start(std::move(cmd), Handler(std::move(handler)));
+      [](Handler handler, std::shared_ptr<Connection> conn, Command cmd) {
+        conn->start(cmd.resp(), std::move(handler));
       },
       asio::use_awaitable, slot, std::move(cmd));
+}
+
+Command::Command(std::size_t argc, std::size_t reserve) : left_(argc) {
+  buf_.reserve(reserve);
+  buf_ += '*';
+  buf_ += fmt::format_int(argc).c_str();
+  buf_ += "\r\n";
+}
+
+Command::Command(std::initializer_list<std::string_view> args) : Command(args.size()) {
+  for (std::string_view a : args) arg(a);
+}
+
+void Command::length(std::size_t n) {
+  GH_CHECK(left_ > 0);
+  --left_;
+  buf_ += '$';
+  buf_ += fmt::format_int(n).c_str();
+  buf_ += "\r\n";
+}
+
+Command& Command::arg(std::string_view a) {
+  length(a.size());
+  buf_ += a;
+  buf_ += "\r\n";
+  return *this;
+}
+
+Command& Command::arg_parts(std::initializer_list<std::string_view> parts) {
+  std::size_t n = 0;
+  for (std::string_view p : parts) n += p.size();
+  length(n);
+  for (std::string_view p : parts) buf_ += p;
+  buf_ += "\r\n";
+  return *this;
+}
+
+Command& Command::arg(std::uint64_t n) {
+  const fmt::format_int text(n);
+  return arg(std::string_view(text.data(), text.size()));
 }
 
 }  // namespace gh::policies::redis

@@ -1,5 +1,5 @@
-// RedisClient: an asynchronous Redis client on the calling worker's own event loop. hiredis is
-// used only to format commands and to parse replies; the networking is Boost.Asio.
+// RedisClient: an asynchronous Redis client on the calling worker's own event loop. hiredis
+// parses the replies; commands are written in RESP by Command; the networking is Boost.Asio.
 //
 // One connection per (client, io_context): it lives in a service of that io_context, so it is
 // touched only by the thread running that loop and is closed when the loop is torn down. It is
@@ -26,7 +26,6 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,20 +65,36 @@ struct ClientOptions {
   std::vector<std::string> scripts;             // SCRIPT LOADed on every connect
 };
 
+// One command in RESP, built in place with one allocation:
+//   Command c(2); c.arg("GET").arg_parts({"prefix:", key});
+// REQUIRES: exactly `argc` arguments are added before the command is sent.
+class Command {
+ public:
+  explicit Command(std::size_t argc, std::size_t reserve = 128);
+  Command(std::initializer_list<std::string_view> args);
+  Command& arg(std::string_view a);
+  // One argument made of several pieces, without joining them first.
+  Command& arg_parts(std::initializer_list<std::string_view> parts);
+  Command& arg(std::uint64_t n);
+
+  const std::string& resp() const noexcept { return buf_; }
+  bool complete() const noexcept { return left_ == 0; }
+
+ private:
+  void length(std::size_t n);
+  std::string buf_;
+  std::size_t left_;
+};
+
 class RedisClient {
  public:
   RedisClient(RedisUrl url, ClientOptions opts);
 
-  // Sends one command (e.g. {"GET", "k"}) on this loop's connection and returns its reply;
-  // a Redis error reply is a Reply of Type::Error, not an Error. Error (StoreUnavailable, or
-  // Timeout past the deadline) on timeout, disconnect or while backing off. The command is
-  // formatted at once, so `args` need not outlive the call; it is sent when awaited.
-  // REQUIRES: called, and awaited, on the thread running `io`.
-  boost::asio::awaitable<Result<Reply>> command(boost::asio::io_context& io, std::span<const std::string_view> args) const;
-  boost::asio::awaitable<Result<Reply>> command(boost::asio::io_context& io,
-                                                std::initializer_list<std::string_view> args) const {
-    return command(io, std::span(args.begin(), args.size()));
-  }
+  // Sends one command on this loop's connection and returns its reply; a Redis error reply is
+  // a Reply of Type::Error, not an Error. Error (StoreUnavailable, or Timeout past the
+  // deadline) on timeout, disconnect or while backing off. Sent when awaited.
+  // REQUIRES: called, and awaited, on the thread running `io`; cmd.complete().
+  boost::asio::awaitable<Result<Reply>> command(boost::asio::io_context& io, Command cmd) const;
 
   const RedisUrl& url() const noexcept;
   const ClientOptions& options() const noexcept;

@@ -7,7 +7,6 @@
 #include <array>
 #include <map>
 #include <mutex>
-#include <span>
 
 #include "proxy/worker.h"
 
@@ -202,28 +201,23 @@ boost::asio::awaitable<Result<Decision>> RedisStore::hit_on(boost::asio::io_cont
                                                             Rule rule) const {
   const Script& s = script(rule.algorithm);
   const bool fixed = rule.algorithm == Algorithm::FixedWindow;
-  std::string redis_key;
-  redis_key.reserve(16 + key.size());
-  redis_key.append("gatehouse:rl:").append(s.tag).append(":").append(key);
   // fixed_window: ARGV = {window in ms}; the others: {limit, window in µs}.
   const auto window_ms = std::max<std::int64_t>(1, (rule.window.count() + 999'999) / 1'000'000);
   const auto window_us = std::max<std::int64_t>(1, (rule.window.count() + 999) / 1000);
-  const fmt::format_int limit_arg(rule.limit);
-  const fmt::format_int window_arg(fixed ? window_ms : window_us);
-  const std::string_view limit_sv(limit_arg.data(), limit_arg.size());
-  const std::string_view window_sv(window_arg.data(), window_arg.size());
-
+  auto call = [&](bool by_sha) {
+    redis::Command c(fixed ? 5 : 6, 160 + key.size() + (by_sha ? 0 : s.text.size()));
+    c.arg(by_sha ? std::string_view("EVALSHA") : std::string_view("EVAL"));
+    c.arg(by_sha ? s.sha : s.text).arg("1").arg_parts({"gatehouse:rl:", s.tag, ":", key});
+    if (fixed) {
+      c.arg(static_cast<std::uint64_t>(window_ms));
+    } else {
+      c.arg(rule.limit).arg(static_cast<std::uint64_t>(window_us));
+    }
+    return c;
+  };
   // EVALSHA; EVAL when the server has lost the script (SCRIPT FLUSH, a restart).
-  std::string_view verb = "EVALSHA", body = s.sha;
-  Result<redis::Reply> reply = Error::internal("no call");
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    // (No braced lists inside co_await: GCC 12 cannot keep them in the coroutine frame.)
-    const std::array<std::string_view, 6> args{verb, body, "1", redis_key, fixed ? window_sv : limit_sv, window_sv};
-    reply = co_await client_.command(io, std::span(args.data(), fixed ? 5 : 6));
-    if (!reply || !reply->is_error() || !reply->str.starts_with("NOSCRIPT")) break;
-    verb = "EVAL";
-    body = s.text;
-  }
+  Result<redis::Reply> reply = co_await client_.command(io, call(true));
+  if (reply && reply->is_error() && reply->str.starts_with("NOSCRIPT")) reply = co_await client_.command(io, call(false));
   if (!reply) co_return reply.error();
   if (reply->is_error()) co_return bad_reply(reply->str);
   const auto& e = reply->elements;

@@ -157,6 +157,16 @@ TEST(RedisUrl, Parses) {
   EXPECT_FALSE(redis::RedisUrl::parse("redis://h:1/x"));
 }
 
+TEST(RedisCommand, WritesResp) {
+  EXPECT_EQ(redis::Command({"GET", "k"}).resp(), "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+  redis::Command c(4);
+  EXPECT_FALSE(c.complete());
+  c.arg("SET").arg_parts({"a:", "", "b\r\nc"}).arg(std::uint64_t{12345}).arg("");
+  EXPECT_TRUE(c.complete());
+  // Binary-safe: lengths, not delimiters, frame each argument.
+  EXPECT_EQ(c.resp(), "*4\r\n$3\r\nSET\r\n$6\r\na:b\r\nc\r\n$5\r\n12345\r\n$0\r\n\r\n");
+}
+
 TEST(RedisClient, PipelinesCommandsInOrder) {
   REQUIRE_REDIS_SERVER();
   RedisServer server;
@@ -175,6 +185,59 @@ TEST(RedisClient, PipelinesCommandsInOrder) {
     EXPECT_EQ((*out[i])->type, redis::Reply::Type::Integer);
     EXPECT_EQ((*out[i])->integer, i + 1);  // replies matched to their calls in order
   }
+}
+
+// Every reply shape, read into Reply by hiredis' reader: nested arrays, nil, status, error,
+// binary bulk strings; then the connection is still in step.
+TEST(RedisClient, ReadsEveryReplyShape) {
+  REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  redis::RedisClient client(*redis::RedisUrl::parse(server.url()), redis::ClientOptions{});
+  asio::io_context io;
+  auto run = [&](redis::Command cmd) {
+    std::optional<Result<redis::Reply>> out;
+    asio::co_spawn(io, client.command(io, std::move(cmd)), [&](std::exception_ptr e, Result<redis::Reply> r) {
+      if (e) std::rethrow_exception(e);
+      out = std::move(r);
+    });
+    run_until(io, [&] { return out.has_value(); });
+    return std::move(*out);
+  };
+  using T = redis::Reply::Type;
+  auto r = run({"EVAL", "return {1, 'a\\0b', {2, false, {}}, redis.status_reply('FINE'), -7}", "0"});
+  ASSERT_TRUE(r) << r.error().context;
+  ASSERT_EQ(r->type, T::Array);
+  ASSERT_EQ(r->elements.size(), 5u);
+  EXPECT_EQ(r->elements[0].type, T::Integer);
+  EXPECT_EQ(r->elements[0].integer, 1);
+  EXPECT_EQ(r->elements[1].type, T::String);
+  EXPECT_EQ(r->elements[1].str, std::string("a\0b", 3));
+  ASSERT_EQ(r->elements[2].type, T::Array);
+  ASSERT_EQ(r->elements[2].elements.size(), 3u);
+  EXPECT_EQ(r->elements[2].elements[0].integer, 2);
+  EXPECT_EQ(r->elements[2].elements[1].type, T::Nil);
+  EXPECT_EQ(r->elements[2].elements[2].type, T::Array);
+  EXPECT_TRUE(r->elements[2].elements[2].elements.empty());
+  EXPECT_EQ(r->elements[3].type, T::Status);
+  EXPECT_EQ(r->elements[3].str, "FINE");
+  EXPECT_EQ(r->elements[4].integer, -7);
+  auto err = run({"NOSUCHCOMMAND"});
+  ASSERT_TRUE(err);
+  EXPECT_TRUE(err->is_error());
+  EXPECT_NE(err->str.find("unknown command"), std::string::npos) << err->str;
+  auto nil = run({"GET", "absent"});
+  ASSERT_TRUE(nil);
+  EXPECT_EQ(nil->type, T::Nil);
+  std::string big(100'000, 'x');
+  big[50'000] = '\r';
+  ASSERT_TRUE(run({"SET", "big", big}));
+  auto back = run({"GET", "big"});  // arrives over several reads
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->str, big);
+  auto pong = run({"PING"});
+  ASSERT_TRUE(pong);
+  EXPECT_EQ(pong->type, T::Status);
+  EXPECT_EQ(pong->str, "PONG");
 }
 
 TEST(RedisStore, FixedWindow) {
@@ -247,7 +310,7 @@ TEST(RedisStore, FixedWindowRepairsAKeyWithoutExpiry) {
   asio::io_context io;
   auto run = [&](std::initializer_list<std::string_view> args) {
     std::optional<Result<redis::Reply>> out;
-    asio::co_spawn(io, store->client().command(io, args), [&](std::exception_ptr, Result<redis::Reply> r) {
+    asio::co_spawn(io, store->client().command(io, redis::Command(args)), [&](std::exception_ptr, Result<redis::Reply> r) {
       out = std::move(r);
     });
     run_until(io, [&] { return out.has_value(); });
