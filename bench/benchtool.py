@@ -163,6 +163,15 @@ def cmd_busy(args):
     print(f"{100 * machine_busy(args.seconds):.0f}")
 
 
+def cmd_wait_tcp(args):
+    """Exit 0 when something accepts connections on 127.0.0.1:port, else 1."""
+    try:
+        with socket.create_connection(("127.0.0.1", args.port), timeout=1):
+            return 0
+    except OSError:
+        return 1
+
+
 def cmd_cpu(args):
     print(f"{cpu_seconds(args.pid):.2f}")
 
@@ -231,6 +240,10 @@ def cmd_record(args):
                                         if min(args.accepts_after, args.accepts_before) >= 0
                                         else None),
     }
+    if args.store_before is not None and args.store_after is not None:
+        rec["store_cpu_seconds"] = args.store_after - args.store_before
+        rec["store_cpu_us_per_req"] = (
+            rec["store_cpu_seconds"] * 1e6 / requests) if requests else None
     rec["cpu_us_per_req"] = (rec["cpu_seconds"] * 1e6 / requests) if requests else None
     rec["upstream_cpu_us_per_req"] = (
         rec["upstream_cpu_seconds"] * 1e6 / requests) if requests else None
@@ -480,6 +493,7 @@ def cmd_summarize(args):
             "p99_us": _median([r["p99_us"] for r in rs]),
             "cpu_us_per_req": _median([r["cpu_us_per_req"] for r in rs]),
             "upstream_cpu_us_per_req": _median([r["upstream_cpu_us_per_req"] for r in rs]),
+            "store_cpu_us_per_req": _median([r.get("store_cpu_us_per_req") for r in rs]),
             "errors": sum(sum(r["errors"].values()) for r in rs),
             "upstream_connections_opened": _median(
                 [r.get("upstream_connections_opened") for r in rs]),
@@ -520,7 +534,9 @@ def cmd_summarize(args):
     plain = rows.get("gatehouse", {})
     extra = [t for t in rows if t not in ("direct", "gatehouse", "nginx", "haproxy")]
     if extra and plain.get("rps"):
-        sub = [["vs plain gatehouse", "req/s", "throughput cost", "CPU us/req"]]
+        store = any(rows[t].get("store_cpu_us_per_req") is not None for t in extra)
+        sub = [["vs plain gatehouse", "req/s", "throughput cost", "CPU us/req"]
+               + (["Redis CPU us/req"] if store else [])]
         for t in extra:
             r = rows[t]
             r["rps_vs_plain"] = _ratio(r["rps"], plain.get("rps"))
@@ -528,7 +544,8 @@ def cmd_summarize(args):
             cost = None if r["rps_vs_plain"] is None else 1 - r["rps_vs_plain"]
             sub.append([t, _fmt(r["rps_vs_plain"], ".2f"),
                         "-" if cost is None else f"{cost * 100:.0f}%",
-                        _fmt(r["cpu_vs_plain"], ".2f")])
+                        _fmt(r["cpu_vs_plain"], ".2f")]
+                       + ([_fmt(r.get("store_cpu_us_per_req"), ".1f")] if store else []))
         w = [max(len(row[i]) for row in sub) for i in range(len(sub[0]))]
         lines.append("")
         for n, row in enumerate(sub):
@@ -594,6 +611,10 @@ def main():
     s.add_argument("--seconds", type=float, default=1.0)
     s.set_defaults(fn=cmd_busy)
 
+    s = sub.add_parser("wait-tcp")
+    s.add_argument("port", type=int)
+    s.set_defaults(fn=cmd_wait_tcp)
+
     s = sub.add_parser("cpu")
     s.add_argument("pid", type=int)
     s.set_defaults(fn=cmd_cpu)
@@ -614,6 +635,8 @@ def main():
     s.add_argument("--cpu-after", type=float, required=True)
     s.add_argument("--up-before", type=float, required=True)
     s.add_argument("--up-after", type=float, required=True)
+    s.add_argument("--store-before", type=float)  # redis-server CPU s (--redis)
+    s.add_argument("--store-after", type=float)
     s.add_argument("--accepts-before", type=int, default=-1)
     s.add_argument("--accepts-after", type=int, default=-1)
     s.set_defaults(fn=cmd_record)

@@ -31,6 +31,9 @@ usage: bench/run.sh [options]
                             (one a line) on each request, in turn
   --header NAME='Field: value'
                             send this header field to target NAME (repeatable)
+  --redis                   start a redis-server on a free port for the run; its
+                            URL replaces ${BENCH_REDIS_URL} in --gatehouse-config
+                            files, and its CPU per request is reported
   --warmup SECONDS          unrecorded run per target before the rounds (default 2)
   --out DIR                 where to write results (default bench/out/TIMESTAMP)
   -h, --help                this text
@@ -52,6 +55,8 @@ ROUNDS=3
 CONNECTIONS=50
 ONLY=""
 SKIP_MEMORY=0
+REDIS=0
+REDIS_PID=""
 IDLE_CONNECTIONS=10000
 WARMUP=2
 OUT=""
@@ -76,6 +81,7 @@ while (($#)); do
   case $opt in
     -h|--help) usage; exit 0 ;;
     --skip-memory) SKIP_MEMORY=1; shift; continue ;;
+    --redis) REDIS=1; shift; continue ;;
     --duration|--rounds|--connections|--idle-connections|--warmup|--only|--out) ;;
     --gatehouse-config|--path|--header|--tokens) ;;
     *) die "unknown option $opt (see --help)" ;;
@@ -132,6 +138,9 @@ ensure_tools() {
   command -v haproxy >/dev/null || { missing+=(haproxy); pkgs+=(haproxy); }
   command -v wrk >/dev/null || { missing+=(wrk); pkgs+=(wrk); }
   command -v python3 >/dev/null || { missing+=(python3); pkgs+=(python3); }
+  if ((REDIS)); then
+    command -v redis-server >/dev/null || { missing+=(redis-server); pkgs+=(redis-server); }
+  fi
   ((${#missing[@]})) || return 0
   log "missing: ${missing[*]}"
   if ((EUID != 0)); then
@@ -243,7 +252,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
 declare -A PORT=() PID=()
 SKIPPED=()
 
-read -r -a ports <<<"$(python3 "$TOOL" free-ports $((${#SELECTED[@]} + 1)))"
+read -r -a ports <<<"$(python3 "$TOOL" free-ports $((${#SELECTED[@]} + 2)))"
 UPSTREAM_PORT=${ports[0]}
 UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"
 next_port=1
@@ -421,6 +430,23 @@ start_target() {  # name
   fi
 }
 
+# A private redis-server for rows that keep rate limits in Redis (no persistence).
+start_redis() {
+  local d="$WORK/redis" port=${ports[${#SELECTED[@]} + 1]}
+  mkdir -p "$d"
+  spawn "$d" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$d"
+  REDIS_PID=$SPAWNED
+  export BENCH_REDIS_URL="redis://127.0.0.1:$port"
+  local i
+  for ((i = 0; i < 50; i++)); do
+    python3 "$TOOL" wait-tcp "$port" 2>/dev/null && return 0
+    alive "$REDIS_PID" || break
+    sleep 0.1
+  done
+  tail -n 20 "$d"/*.log >&2 || true
+  die "redis-server did not start"
+}
+
 log "gatehouse bench: ${SELECTED[*]}; ${ROUNDS} round(s) x ${DURATION}s, ${CONNECTIONS} connections"
 log "results: $OUT"
 BUSY=$(python3 "$TOOL" busy)
@@ -428,6 +454,10 @@ if ((BUSY > 10)); then
   log "WARNING: the machine is ${BUSY}% busy before starting; other work on it skews the numbers"
 fi
 start_upstream
+if ((REDIS)); then
+  start_redis
+  log "redis-server on $BENCH_REDIS_URL (pid $REDIS_PID)"
+fi
 TARGETS=()
 for t in "${SELECTED[@]}"; do
   if start_target "$t"; then
@@ -450,19 +480,22 @@ python3 "$TOOL" meta "$OUT/meta.json" --targets "${TARGETS[*]}" \
 run_wrk() {  # target round seconds record(0|1)
   local t=$1 round=$2 secs=$3 record=$4
   local url="http://127.0.0.1:${PORT[$t]}${TARGET_PATH[$t]:-/}"
-  local out="$OUT/wrk/$t-r$round.txt" hdr_args=() h c0 c1 u0 u1 a0 a1
+  local out="$OUT/wrk/$t-r$round.txt" hdr_args=() h c0 c1 u0 u1 a0 a1 s0="" s1="" store_args=()
   [[ $record == 1 ]] || out="$WORK/warmup-$t.txt"
   while IFS= read -r h; do
     [[ -n $h ]] && hdr_args+=(-H "$h")
   done <<<"${TARGET_HEADERS[$t]:-}"
   alive "${PID[$t]}" || { log "$t: process gone; not measured"; return 0; }
   read -r c0 u0 a0 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
+  [[ -n $REDIS_PID ]] && s0=$(python3 "$TOOL" cpu "$REDIS_PID" 2>/dev/null || true)
   if ! BENCH_TOKENS="${TARGET_TOKENS[$t]:-}" run_bounded $((secs + 30)) wrk -t1 -c"$CONNECTIONS" -d"${secs}s" \
       --latency -s "$LUA" "${hdr_args[@]}" "$url" >"$out" 2>&1; then
     log "$t round $round: wrk failed (see $out)"
     return 0
   fi
   read -r c1 u1 a1 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
+  [[ -n $REDIS_PID ]] && s1=$(python3 "$TOOL" cpu "$REDIS_PID" 2>/dev/null || true)
+  [[ -n $s0 && -n $s1 ]] && store_args=(--store-before "$s0" --store-after "$s1")
   alive "${PID[$t]}" || { log "$t: process exited during the run (see $OUT/logs)"; return 0; }
   [[ $record == 1 ]] || return 0
   [[ -n ${c0:-} && -n ${c1:-} ]] || { log "$t round $round: no CPU sample"; return 0; }
@@ -470,7 +503,7 @@ run_wrk() {  # target round seconds record(0|1)
   rec=$(python3 "$TOOL" record --target "$t" --round "$round" --connections "$CONNECTIONS" \
       --wrk-out "$out" --cpu-process "$([[ $t == direct ]] && echo upstream || echo "$t")" \
       --cpu-before "$c0" --cpu-after "$c1" --up-before "$u0" --up-after "$u1" \
-      --accepts-before "$a0" --accepts-after "$a1") || return 0
+      --accepts-before "$a0" --accepts-after "$a1" "${store_args[@]}") || return 0
   printf '%s\n' "$rec" >>"$OUT/runs.jsonl"
 }
 

@@ -488,6 +488,27 @@ TEST(RedisStore, SilentServerFailsWithinTheDeadline) {
   EXPECT_LT(Clock::now() - t1, 50ms);
 }
 
+// The loop goes while calls wait on a server that never answers: the waiters' frames and the
+// connection are freed with it, nothing completes afterwards (ASan and LSan watch this).
+TEST(RedisClient, LoopTornDownWithCallsPending) {
+  asio::io_context listen_io;
+  tcp::acceptor acceptor(listen_io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  redis::ClientOptions opts;
+  opts.timeout = 10s;
+  redis::RedisClient client(*redis::RedisUrl::parse("redis://127.0.0.1:" +
+                                                    std::to_string(acceptor.local_endpoint().port())),
+                            opts);
+  int completed = 0;
+  {
+    asio::io_context io;
+    for (int i = 0; i < 10; ++i)
+      asio::co_spawn(io, client.command(io, {"PING"}), [&](std::exception_ptr, Result<redis::Reply>) { ++completed; });
+    io.run_for(100ms);
+    EXPECT_EQ(completed, 0);
+  }
+  EXPECT_EQ(completed, 0);
+}
+
 // Runs a policy's on_request to completion on `worker`'s loop.
 proxy::Verdict run_policy(proxy::Worker& worker, proxy::Policy& p, proxy::RequestContext& ctx) {
   std::optional<proxy::Verdict> out;
