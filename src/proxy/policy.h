@@ -5,6 +5,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,8 +37,15 @@ class Policy {
   virtual ~Policy() = default;
   virtual std::string_view name() const = 0;
   virtual std::string_view type() const = 0;
-  // Request head is read, nothing has gone upstream. May co_await I/O.
-  virtual boost::asio::awaitable<Verdict> on_request(RequestContext&) { co_return Continue{}; }
+  // Request head is read, nothing has gone upstream. The decision, when it can be taken at once
+  // without waiting on I/O (most policies, most of the time): the session then spends no
+  // coroutine on this step. std::nullopt: it must wait; the session co_awaits on_request.
+  virtual std::optional<Verdict> decide_now(RequestContext&) { return std::nullopt; }
+  // The decision, waiting on I/O where it must. By default decide_now's, or Continue.
+  virtual boost::asio::awaitable<Verdict> on_request(RequestContext& ctx) {
+    std::optional<Verdict> v = decide_now(ctx);
+    co_return v ? std::move(*v) : Verdict{Continue{}};
+  }
   // Edits what goes upstream, e.g. headers derived from a verified token.
   virtual void on_upstream_request(RequestContext&, std::vector<http::Field>&) {}
   // Runs for every response, local replies included, in reverse chain order. Synchronous.

@@ -415,8 +415,9 @@ asio::awaitable<bool> Session::handle_request() {
   ctx.set_route(&snap->routes[static_cast<std::size_t>(idx)]);
 
   for (const auto& p : ctx.route()->chain) {
-    Verdict v = co_await p->on_request(ctx);
-    if (auto* r = std::get_if<LocalReply>(&v)) co_return co_await local_reply(ctx, *r, keep);
+    std::optional<Verdict> v = p->decide_now(ctx);
+    if (!v) v = co_await p->on_request(ctx);
+    if (auto* r = std::get_if<LocalReply>(&*v)) co_return co_await local_reply(ctx, *r, keep);
   }
 
   if (sc_->req.body == http::BodyKind::Length && sc_->req.content_length > cfg.limits.max_body_bytes)

@@ -50,7 +50,7 @@ std::optional<std::string> ApiKeyPolicy::consumer(const http::RequestHead& req) 
   return found;
 }
 
-boost::asio::awaitable<proxy::Verdict> ApiKeyPolicy::on_request(proxy::RequestContext& ctx) {
+std::optional<proxy::Verdict> ApiKeyPolicy::decide_now(proxy::RequestContext& ctx) {
   auto who = consumer(ctx.request());
   if (who && !who->empty()) {
     if (!ctx.principal) {
@@ -60,13 +60,13 @@ boost::asio::awaitable<proxy::Verdict> ApiKeyPolicy::on_request(proxy::RequestCo
       p->claims.push_back({"consumer", *who, true, {}});
       ctx.principal = std::move(p);
     }
-    co_return proxy::Continue{};
+    return proxy::Continue{};
   }
   proxy::LocalReply r;
   r.status = 401;
   r.reason = who ? "invalid_api_key" : "no_api_key";
   r.message = who ? "Invalid API key" : "API key required";
-  co_return r;
+  return r;
 }
 
 void ApiKeyPolicy::on_upstream_request(proxy::RequestContext& ctx, std::vector<http::Field>& fields) {

@@ -27,7 +27,7 @@ class ApiKeyPolicy final : public proxy::Policy {
   ApiKeyPolicy(std::string name, ApiKeyConfig cfg) : name_(std::move(name)), cfg_(std::move(cfg)) {}
   std::string_view name() const override { return name_; }
   std::string_view type() const override { return "api_key"; }
-  boost::asio::awaitable<proxy::Verdict> on_request(proxy::RequestContext& ctx) override;
+  std::optional<proxy::Verdict> decide_now(proxy::RequestContext& ctx) override;
   void on_upstream_request(proxy::RequestContext& ctx, std::vector<http::Field>& fields) override;
   // The consumer for the key the request carries; nullopt: none given; "" : unknown key.
   std::optional<std::string> consumer(const http::RequestHead& req) const;

@@ -66,9 +66,9 @@ bool CorsPolicy::origin_allowed(std::string_view origin) const {
   return cfg_.any_origin;
 }
 
-boost::asio::awaitable<proxy::Verdict> CorsPolicy::on_request(proxy::RequestContext& ctx) {
+std::optional<proxy::Verdict> CorsPolicy::decide_now(proxy::RequestContext& ctx) {
   const auto& req = ctx.request();
-  if (!is_preflight(req)) co_return proxy::Continue{};
+  if (!is_preflight(req)) return proxy::Continue{};
   // A preflight is answered here and never forwarded; on_response adds the origin headers.
   proxy::LocalReply r;
   r.status = 204;
@@ -84,7 +84,7 @@ boost::asio::awaitable<proxy::Verdict> CorsPolicy::on_request(proxy::RequestCont
     }
     if (!max_age_.empty()) r.headers.emplace_back("Access-Control-Max-Age", max_age_);
   }
-  co_return r;
+  return r;
 }
 
 void CorsPolicy::on_response(proxy::RequestContext& ctx, http::ResponseHead& head) {

@@ -29,7 +29,7 @@ class CorsPolicy final : public proxy::Policy {
   CorsPolicy(std::string name, CorsConfig cfg);
   std::string_view name() const override { return name_; }
   std::string_view type() const override { return "cors"; }
-  boost::asio::awaitable<proxy::Verdict> on_request(proxy::RequestContext& ctx) override;
+  std::optional<proxy::Verdict> decide_now(proxy::RequestContext& ctx) override;
   void on_response(proxy::RequestContext& ctx, http::ResponseHead& head) override;
   bool origin_allowed(std::string_view origin) const;
 

@@ -38,13 +38,13 @@ bool IpFilterPolicy::allows(std::string_view client_ip) const {
   return cfg_.cidrs.contains(*a) == cfg_.allow_list;
 }
 
-boost::asio::awaitable<proxy::Verdict> IpFilterPolicy::on_request(proxy::RequestContext& ctx) {
-  if (allows(ctx.client_ip())) co_return proxy::Continue{};
+std::optional<proxy::Verdict> IpFilterPolicy::decide_now(proxy::RequestContext& ctx) {
+  if (allows(ctx.client_ip())) return proxy::Continue{};
   proxy::LocalReply r;
   r.status = 403;
   r.reason = "ip_refused";
   r.message = "Forbidden";
-  co_return r;
+  return r;
 }
 
 }  // namespace gh::policies

@@ -22,7 +22,7 @@ class IpFilterPolicy final : public proxy::Policy {
   IpFilterPolicy(std::string name, IpFilterConfig cfg) : name_(std::move(name)), cfg_(std::move(cfg)) {}
   std::string_view name() const override { return name_; }
   std::string_view type() const override { return "ip_filter"; }
-  boost::asio::awaitable<proxy::Verdict> on_request(proxy::RequestContext& ctx) override;
+  std::optional<proxy::Verdict> decide_now(proxy::RequestContext& ctx) override;
   bool allows(std::string_view client_ip) const;
 
  private:

@@ -355,6 +355,13 @@ TEST_F(Jwks, RotatedKeyIsAcceptedAfterTheRefetch) {
 
   server_.set_body(fx_["rotated"].dump());
   std::this_thread::sleep_for(250ms);  // past the refetch window
+  {
+    // An unknown kid cannot be decided at once: the session must await on_request.
+    jwt_test::Harness h(0);
+    h.bearer(rotated);
+    EXPECT_FALSE(p->decide_now(*h.ctx).has_value());
+    EXPECT_EQ(p->jwks()->fetches_started(), 1u);  // asking started no fetch
+  }
   // The request that sees the new kid triggers the refetch and waits for it.
   proxy::Verdict v = run(*p, rotated);
   ASSERT_TRUE(accepted(v)) << p->check("Bearer " + rotated).detail;

@@ -424,6 +424,28 @@ proxy::LocalReply JwtPolicy::reply_for(const JwtCheck& c) {
   return r;
 }
 
+std::optional<proxy::Verdict> JwtPolicy::decide_now(proxy::RequestContext& ctx) {
+  const http::Fields& fields = ctx.request().fields;
+  const unsigned worker_id = ctx.worker().id();
+  JwtCheck c;
+  if (fields.count("authorization") > 1) {
+    c = refuse(Status::Invalid, "several Authorization fields");
+    count_rejected(worker_id);
+  } else {
+    c = check_cached(fields.get("authorization"), worker_id, jwks_ != nullptr);
+    if (c.unknown_kid) return std::nullopt;  // on_request waits for the key set to be fetched
+  }
+  return conclude(ctx, std::move(c));
+}
+
+proxy::Verdict JwtPolicy::conclude(proxy::RequestContext& ctx, JwtCheck c) const {
+  if (c.status == Status::Valid) {
+    ctx.principal = std::move(c.principal);
+    return proxy::Continue{};
+  }
+  return reply_for(c);
+}
+
 boost::asio::awaitable<proxy::Verdict> JwtPolicy::on_request(proxy::RequestContext& ctx) {
   const http::Fields& fields = ctx.request().fields;
   const unsigned worker_id = ctx.worker().id();
@@ -450,11 +472,7 @@ boost::asio::awaitable<proxy::Verdict> JwtPolicy::on_request(proxy::RequestConte
       }
     }
   }
-  if (c.status == Status::Valid) {
-    ctx.principal = std::move(c.principal);
-    co_return proxy::Continue{};
-  }
-  co_return reply_for(c);
+  co_return conclude(ctx, std::move(c));
 }
 
 void JwtPolicy::on_upstream_request(proxy::RequestContext& ctx, std::vector<http::Field>& fields) {

@@ -59,6 +59,7 @@ class JwtPolicy final : public proxy::Policy {
   std::string_view name() const override { return name_; }
   std::string_view type() const override { return "jwt"; }
   // 401 unless the request carries one valid bearer token; publishes ctx.principal.
+  std::optional<proxy::Verdict> decide_now(proxy::RequestContext& ctx) override;
   boost::asio::awaitable<proxy::Verdict> on_request(proxy::RequestContext& ctx) override;
   // Removes client-sent `forward_claims` headers, then adds one per claim the principal holds.
   void on_upstream_request(proxy::RequestContext& ctx, std::vector<http::Field>& fields) override;
@@ -85,6 +86,8 @@ class JwtPolicy final : public proxy::Policy {
   Stats stats() const;
 
  private:
+  // The verdict of a finished check: Continue with the principal set, or the refusal.
+  proxy::Verdict conclude(proxy::RequestContext& ctx, JwtCheck c) const;
   struct Counters {
     std::atomic<std::uint64_t> signature_checks{0};
     std::atomic<std::uint64_t> cache_hits{0};

@@ -264,6 +264,34 @@ TEST(JwtPolicy, ExpiredTokenSaysSo) {
   EXPECT_EQ(strict.check(hs256(R"({"exp":)" + std::to_string(kNow + 1) + "}")).status, Status::Valid);
 }
 
+// The session takes a jwt decision at once (decide_now) unless a key set must be fetched;
+// on_request, which waits when it must, decides every case alike.
+TEST(JwtPolicy, AwaitedAndImmediateDecisionsAgree) {
+  Fixture f(with_secret());
+  const std::vector<std::string> values{
+      "", "Bearer " + hs256(claims()), "Bearer " + hs256(R"({"sub":"1","exp":)" + std::to_string(kNow - 31) + "}"),
+      "Bearer not.a.token", "Basic abc"};
+  for (const std::string& value : values) {
+    Harness now, later;
+    if (!value.empty()) {
+      now.header("Authorization", value);
+      later.header("Authorization", value);
+    }
+    std::optional<proxy::Verdict> a = f.policy->decide_now(*now.ctx);
+    ASSERT_TRUE(a.has_value()) << value;
+    proxy::Verdict b = later.run_async(*f.policy);
+    ASSERT_EQ(a->index(), b.index()) << value;
+    if (auto* r = std::get_if<proxy::LocalReply>(&*a)) {
+      EXPECT_EQ(r->status, std::get<proxy::LocalReply>(b).status) << value;
+      EXPECT_EQ(r->reason, std::get<proxy::LocalReply>(b).reason) << value;
+    } else {
+      ASSERT_NE(now.ctx->principal, nullptr);
+      ASSERT_NE(later.ctx->principal, nullptr);
+      EXPECT_EQ(now.ctx->principal->subject, later.ctx->principal->subject);
+    }
+  }
+}
+
 void expect_invalid(const Fixture& f, const std::string& token, const std::string& detail_part = "") {
   Harness h;
   h.header("Authorization", "Bearer " + token);

@@ -151,7 +151,12 @@ struct Harness {
   }
   Harness& bearer(const std::string& token) { return header("Authorization", "Bearer " + token); }
 
+  // As the session does: the decision at once when the policy can take it, else awaited.
   proxy::Verdict run(proxy::Policy& p) {
+    if (auto now = p.decide_now(*ctx)) return std::move(*now);
+    return run_async(p);
+  }
+  proxy::Verdict run_async(proxy::Policy& p) {
     boost::asio::io_context io;
     std::optional<proxy::Verdict> out;
     boost::asio::co_spawn(io, p.on_request(*ctx), [&](std::exception_ptr e, proxy::Verdict v) {

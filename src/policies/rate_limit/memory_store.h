@@ -45,8 +45,9 @@ class MemoryStore final : public RateLimitStore {
   std::string_view kind() const noexcept override { return "memory"; }
   boost::asio::awaitable<Result<Decision>> hit(proxy::Worker& worker, std::string key, Rule rule) override;
 
+  bool decides_at_once() const noexcept override { return true; }
   // The synchronous core of `hit`: counts one request for `key` at the clock's current time.
-  Decision hit_now(std::string key, const Rule& rule);
+  Decision hit_now(std::string key, const Rule& rule) override;
 
   // Entries held, expired ones not yet reclaimed included. Takes each stripe's lock in turn.
   std::size_t size() const;

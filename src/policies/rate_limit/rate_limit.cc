@@ -70,19 +70,29 @@ std::string RateLimitPolicy::key_for(const proxy::RequestContext& ctx) const {
   return key;
 }
 
+std::optional<proxy::Verdict> RateLimitPolicy::decide_now(proxy::RequestContext& ctx) {
+  if (!store_->decides_at_once()) return std::nullopt;
+  std::string key = key_for(ctx);
+  if (key.empty()) return proxy::Continue{};
+  return conclude(ctx, store_->hit_now(std::move(key), config_.rule));
+}
+
 boost::asio::awaitable<proxy::Verdict> RateLimitPolicy::on_request(proxy::RequestContext& ctx) {
   std::string key = key_for(ctx);
   if (key.empty()) co_return proxy::Continue{};
-
   Result<Decision> hit = co_await store_->hit(ctx.worker(), std::move(key), config_.rule);
+  co_return conclude(ctx, hit);
+}
+
+proxy::Verdict RateLimitPolicy::conclude(proxy::RequestContext& ctx, const Result<Decision>& hit) {
   if (!hit) {
     store_error(hit.error());
-    if (config_.on_store_error == OnStoreError::Allow) co_return proxy::Continue{};
+    if (config_.on_store_error == OnStoreError::Allow) return proxy::Continue{};
     proxy::LocalReply reply;
     reply.status = 503;
     reply.reason = "rate_limit_store_error";
     reply.message = "Rate limit store unavailable";
-    co_return reply;
+    return reply;
   }
   const Decision& d = *hit;
   proxy::RateLimitState state;
@@ -91,7 +101,7 @@ boost::asio::awaitable<proxy::Verdict> RateLimitPolicy::on_request(proxy::Reques
   state.reset_seconds = d.reset_seconds;
   state.window_seconds = d.window_seconds;
   if (!ctx.rate_limit || more_restrictive(state, *ctx.rate_limit)) ctx.rate_limit = state;
-  if (d.allowed) co_return proxy::Continue{};
+  if (d.allowed) return proxy::Continue{};
 
   stats_.rejected.fetch_add(1, std::memory_order_relaxed);
   proxy::LocalReply reply;
@@ -99,7 +109,7 @@ boost::asio::awaitable<proxy::Verdict> RateLimitPolicy::on_request(proxy::Reques
   reply.reason = "rate_limited";
   reply.headers.emplace_back("Retry-After", std::to_string(std::max<std::uint64_t>(d.retry_after_seconds, 1)));
   reply.message = config_.message;
-  co_return reply;
+  return reply;
 }
 
 void RateLimitPolicy::store_error(const Error& e) {

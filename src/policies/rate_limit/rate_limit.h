@@ -44,6 +44,8 @@ class RateLimitPolicy final : public proxy::Policy {
   // A key part that is absent for this request (no such header or claim) means the limit
   // does not apply: Continue without counting.
   boost::asio::awaitable<proxy::Verdict> on_request(proxy::RequestContext& ctx) override;
+  // The same at once with the memory store; std::nullopt with a networked one.
+  std::optional<proxy::Verdict> decide_now(proxy::RequestContext& ctx) override;
   // Adds RateLimit-Limit/-Remaining/-Reset/-Policy from ctx.rate_limit (the most restrictive
   // limit the request met), replacing any the service sent. Idempotent, so several
   // rate_limit policies on one chain write the same values.
@@ -65,6 +67,8 @@ class RateLimitPolicy final : public proxy::Policy {
 
   // Counts a decision taken without the store and logs it (rate-limited).
   void store_error(const Error& e);
+  // The verdict of a hit (or of a failed one, by on_store_error); records ctx.rate_limit.
+  proxy::Verdict conclude(proxy::RequestContext& ctx, const Result<Decision>& hit);
 };
 
 // Builds a policy from a validated entry, on the process-wide memory store.

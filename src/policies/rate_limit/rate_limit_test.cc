@@ -62,7 +62,12 @@ struct Harness {
     return routes.back().get();
   }
 
+  // As the session does: the decision at once when the policy can take it, else awaited.
   proxy::Verdict run(proxy::Policy& p, proxy::RequestContext& ctx) {
+    if (auto now = p.decide_now(ctx)) return std::move(*now);
+    return run_async(p, ctx);
+  }
+  proxy::Verdict run_async(proxy::Policy& p, proxy::RequestContext& ctx) {
     std::optional<proxy::Verdict> out;
     boost::asio::co_spawn(io, p.on_request(ctx), [&](std::exception_ptr e, proxy::Verdict v) {
       if (e) std::rethrow_exception(e);
@@ -307,6 +312,27 @@ TEST(RateLimitPolicy, StoreErrorAllowOrDeny) {
   EXPECT_EQ(reply(v).message, "Rate limit store unavailable");
   EXPECT_EQ(allow->stats().store_errors.load(), 1u);
   EXPECT_EQ(deny->stats().store_errors.load(), 1u);
+}
+
+// With the memory store the decision is taken at once; with a store that waits on I/O it is
+// left to on_request. Both paths decide alike.
+TEST(RateLimitPolicy, MemoryStoreDecidesAtOnceOthersWait) {
+  Harness h;
+  auto at_once = h.policy("at-once", "{type: rate_limit, limit: 2, window: 1m}");
+  auto awaited = h.policy("awaited", "{type: rate_limit, limit: 2, window: 1m}");
+  auto down = h.policy("down", "{type: rate_limit, limit: 2, window: 1m}", std::make_shared<FailingStore>());
+  Request r(h, "10.0.0.9");
+  EXPECT_FALSE(down->decide_now(*r.ctx).has_value());
+  EXPECT_EQ(down->stats().store_errors.load(), 0u);  // nothing was counted by asking
+  for (int i = 1; i <= 3; ++i) {
+    Request a(h, "10.0.0.9"), b(h, "10.0.0.9");
+    std::optional<proxy::Verdict> now = at_once->decide_now(*a.ctx);
+    ASSERT_TRUE(now.has_value());
+    proxy::Verdict later = h.run_async(*awaited, *b.ctx);
+    EXPECT_EQ(continues(*now), i <= 2) << i;
+    EXPECT_EQ(continues(later), i <= 2) << i;
+    EXPECT_EQ(a.ctx->rate_limit->remaining, b.ctx->rate_limit->remaining) << i;
+  }
 }
 
 TEST(RateLimitPolicy, OnResponseWithoutStateAddsNothingAndReplacesTheServiceHeaders) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/check.h"
 #include "core/result.h"
 
 namespace gh::proxy {
@@ -74,6 +75,16 @@ class RateLimitStore {
   // `worker` is the calling worker (a networked store uses that worker's own connection);
   // the caller awaits the call at once, so the reference outlives it.
   virtual boost::asio::awaitable<Result<Decision>> hit(proxy::Worker& worker, std::string key, Rule rule) = 0;
+  // True when the store decides without waiting on I/O (the memory store): the policy then
+  // calls hit_now and spends no coroutine on the call.
+  virtual bool decides_at_once() const noexcept { return false; }
+  // `hit`, synchronously. REQUIRES: decides_at_once().
+  virtual Decision hit_now(std::string key, const Rule& rule) {
+    GH_CHECK(!"hit_now on a store that waits on I/O");
+    static_cast<void>(key);
+    static_cast<void>(rule);
+    return {};
+  }
 };
 
 }  // namespace gh::policies

@@ -32,9 +32,9 @@ int RequireRolePolicy::decide(const proxy::RequestContext& ctx) const {
   return 403;
 }
 
-boost::asio::awaitable<proxy::Verdict> RequireRolePolicy::on_request(proxy::RequestContext& ctx) {
+std::optional<proxy::Verdict> RequireRolePolicy::decide_now(proxy::RequestContext& ctx) {
   int status = decide(ctx);
-  if (status == 0) co_return proxy::Continue{};
+  if (status == 0) return proxy::Continue{};
   proxy::LocalReply r;
   r.status = status;
   if (status == 401) {
@@ -46,7 +46,7 @@ boost::asio::awaitable<proxy::Verdict> RequireRolePolicy::on_request(proxy::Requ
     r.message = "Insufficient permissions";
     r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"gatehouse\", error=\"insufficient_scope\"");
   }
-  co_return r;
+  return r;
 }
 
 }  // namespace gh::policies

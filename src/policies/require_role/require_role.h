@@ -23,7 +23,7 @@ class RequireRolePolicy final : public proxy::Policy {
   RequireRolePolicy(std::string name, RequireRoleConfig cfg) : name_(std::move(name)), cfg_(std::move(cfg)) {}
   std::string_view name() const override { return name_; }
   std::string_view type() const override { return "require_role"; }
-  boost::asio::awaitable<proxy::Verdict> on_request(proxy::RequestContext& ctx) override;
+  std::optional<proxy::Verdict> decide_now(proxy::RequestContext& ctx) override;
   // The decision, for on_request and `gatehouse route`: 0 = allowed, else the status.
   int decide(const proxy::RequestContext& ctx) const;
   const RequireRoleConfig& config() const { return cfg_; }

@@ -16,6 +16,7 @@ class SecurityHeadersPolicy final : public proxy::Policy {
   SecurityHeadersPolicy(std::string name, const SecurityHeadersConfig& cfg);
   std::string_view name() const override { return name_; }
   std::string_view type() const override { return "security_headers"; }
+  std::optional<proxy::Verdict> decide_now(proxy::RequestContext&) override { return proxy::Continue{}; }
   void on_response(proxy::RequestContext& ctx, http::ResponseHead& head) override;
 
  private:
