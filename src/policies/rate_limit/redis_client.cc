@@ -357,6 +357,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
           continue;
         }
         complete(p.handler, std::move(reply));
+        if (gen != self->gen_) co_return;  // the resumed waiter's work closed the connection
       }
     }
   }
