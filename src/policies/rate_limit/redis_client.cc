@@ -113,7 +113,13 @@ void* create_string(const redisReadTask* task, char* str, std::size_t len) {
   return r;
 }
 
+// The most elements an array reply may announce. The gateway's replies have a handful; a
+// server announcing millions is broken (or not Redis), and sizing for it would exhaust memory.
+// nullptr makes the reader fail the reply, and the connection goes.
+constexpr int kMaxArrayElements = 1 << 16;
+
 void* create_array(const redisReadTask* task, int elements) {
+  if (elements > kMaxArrayElements) return nullptr;
   Reply* r = slot(task);
   r->type = Reply::Type::Array;
   r->elements.resize(static_cast<std::size_t>(std::max(elements, 0)));

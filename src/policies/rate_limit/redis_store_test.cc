@@ -1,5 +1,6 @@
 // RedisStore and RedisClient against a real redis-server that each test starts on a free
-// loopback port and kills at the end. Skipped when redis-server is not installed.
+// loopback port and kills at the end (they fail when redis-server is not installed), and against
+// scripted servers that misbehave.
 #include "policies/rate_limit/redis_store.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -486,6 +488,69 @@ TEST(RedisStore, SilentServerFailsWithinTheDeadline) {
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, ErrorCode::StoreUnavailable);
   EXPECT_LT(Clock::now() - t1, 50ms);
+}
+
+// A server that answers anything with `payload` (once), then keeps the connection open.
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(std::string payload)
+      : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), payload_(std::move(payload)) {
+    thread_ = std::thread([this] {
+      boost::system::error_code ec;
+      tcp::socket s(io_);
+      acceptor_.accept(s, ec);
+      if (ec) return;
+      char buf[4096];
+      s.read_some(asio::buffer(buf), ec);
+      if (!ec) asio::write(s, asio::buffer(payload_), ec);
+      while (!ec) s.read_some(asio::buffer(buf), ec);  // until the client closes
+    });
+  }
+  ~ScriptedServer() {
+    boost::system::error_code ignore;
+    acceptor_.close(ignore);
+    thread_.join();
+  }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+
+ private:
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::string payload_;
+  std::thread thread_;
+};
+
+// Replies that are not Redis's: each fails the call with a clear error at once, never a crash,
+// a hang or a huge allocation.
+TEST(RedisClient, MalformedRepliesFailTheCall) {
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"*2147483647\r\n", "Out of memory"},               // announces 2^31 elements
+      {"*100000\r\n", "Out of memory"},                   // more than a reply of ours can have
+      {"HTTP/1.1 200 OK\r\n\r\n", "protocol error"},     // not RESP at all
+      {"$-5\r\n", "protocol error"},                      // a negative bulk length
+      {"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", "protocol error"},  // too deep
+  };
+  for (const auto& [payload, why] : cases) {
+    ScriptedServer server(payload);
+    redis::ClientOptions opts;
+    opts.timeout = 2s;
+    redis::RedisClient client(*redis::RedisUrl::parse(server.url()), opts);
+    asio::io_context io;
+    std::optional<Result<redis::Reply>> out;
+    const auto t0 = Clock::now();
+    testing::internal::CaptureStderr();
+    asio::co_spawn(io, client.command(io, {"GET", "k"}), [&](std::exception_ptr e, Result<redis::Reply> r) {
+      if (e) std::rethrow_exception(e);
+      out = std::move(r);
+    });
+    run_until(io, [&] { return out.has_value(); });
+    const std::string log = testing::internal::GetCapturedStderr();
+    ASSERT_FALSE(*out) << payload;
+    EXPECT_EQ(out->error().code, ErrorCode::StoreUnavailable) << payload;
+    EXPECT_NE(out->error().context.find(why), std::string::npos) << payload << ": " << out->error().context;
+    EXPECT_LT(Clock::now() - t0, 1s) << payload;  // at once, not at the deadline
+    EXPECT_NE(log.find("retrying in"), std::string::npos) << log;
+  }
 }
 
 // The loop goes while calls wait on a server that never answers: the waiters' frames and the
