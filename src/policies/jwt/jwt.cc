@@ -424,17 +424,18 @@ proxy::LocalReply JwtPolicy::reply_for(const JwtCheck& c) {
   return r;
 }
 
-std::optional<proxy::Verdict> JwtPolicy::decide_now(proxy::RequestContext& ctx) {
+JwtCheck JwtPolicy::check_request(const proxy::RequestContext& ctx) const {
   const http::Fields& fields = ctx.request().fields;
-  const unsigned worker_id = ctx.worker().id();
-  JwtCheck c;
   if (fields.count("authorization") > 1) {
-    c = refuse(Status::Invalid, "several Authorization fields");
-    count_rejected(worker_id);
-  } else {
-    c = check_cached(fields.get("authorization"), worker_id, jwks_ != nullptr);
-    if (c.unknown_kid) return std::nullopt;  // on_request waits for the key set to be fetched
+    count_rejected(ctx.worker().id());
+    return refuse(Status::Invalid, "several Authorization fields");
   }
+  return check_cached(fields.get("authorization"), ctx.worker().id(), jwks_ != nullptr);
+}
+
+std::optional<proxy::Verdict> JwtPolicy::decide_now(proxy::RequestContext& ctx) {
+  JwtCheck c = check_request(ctx);
+  if (c.unknown_kid) return std::nullopt;  // on_request waits for the key set to be fetched
   return conclude(ctx, std::move(c));
 }
 
@@ -447,29 +448,21 @@ proxy::Verdict JwtPolicy::conclude(proxy::RequestContext& ctx, JwtCheck c) const
 }
 
 boost::asio::awaitable<proxy::Verdict> JwtPolicy::on_request(proxy::RequestContext& ctx) {
-  const http::Fields& fields = ctx.request().fields;
-  const unsigned worker_id = ctx.worker().id();
-  JwtCheck c;
-  if (fields.count("authorization") > 1) {
-    c = refuse(Status::Invalid, "several Authorization fields");
-    count_rejected(worker_id);
-  } else {
-    const std::string_view authorization = fields.get("authorization");
-    c = check_cached(authorization, worker_id, jwks_ != nullptr);
-    if (c.unknown_kid) {
-      // Ask for a refetch; when one is running, wait for it without blocking this worker.
-      const std::uint64_t seen = jwks_->fetches_finished();
-      if (jwks_->request_refresh()) {
-        boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
-        const auto deadline = std::chrono::steady_clock::now() + cfg_.jwks_wait;
-        while (jwks_->fetches_finished() == seen && std::chrono::steady_clock::now() < deadline) {
-          timer.expires_after(kJwksPoll);
-          co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-        }
-        c = check_cached(authorization, worker_id);
-      } else {
-        count_rejected(worker_id);
+  JwtCheck c = check_request(ctx);
+  if (c.unknown_kid) {
+    // Ask for a refetch; when one is running, wait for it without blocking this worker.
+    const unsigned worker_id = ctx.worker().id();
+    const std::uint64_t seen = jwks_->fetches_finished();
+    if (jwks_->request_refresh()) {
+      boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+      const auto deadline = std::chrono::steady_clock::now() + cfg_.jwks_wait;
+      while (jwks_->fetches_finished() == seen && std::chrono::steady_clock::now() < deadline) {
+        timer.expires_after(kJwksPoll);
+        co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
       }
+      c = check_cached(ctx.request().fields.get("authorization"), worker_id);
+    } else {
+      count_rejected(worker_id);
     }
   }
   co_return conclude(ctx, std::move(c));

@@ -86,6 +86,9 @@ class JwtPolicy final : public proxy::Policy {
   Stats stats() const;
 
  private:
+  // The request's Authorization checked (through the cache); an unknown kid is left for the
+  // caller to wait on (unknown_kid set, nothing counted).
+  JwtCheck check_request(const proxy::RequestContext& ctx) const;
   // The verdict of a finished check: Continue with the principal set, or the refusal.
   proxy::Verdict conclude(proxy::RequestContext& ctx, JwtCheck c) const;
   struct Counters {
