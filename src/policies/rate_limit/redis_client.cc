@@ -12,7 +12,6 @@
 #include <boost/asio/write.hpp>
 
 #include <fmt/format.h>
-#include <hiredis/hiredis.h>
 
 #include <algorithm>
 #include <array>
@@ -93,52 +92,6 @@ struct RedisClient::Shared {
 
 namespace {
 
-// hiredis' reader builds our Reply directly, with no redisReply in between: the root in the
-// connection's `building_` (the reader's privdata), each element in its slot of the parent's
-// `elements`, sized when the array's header is read. Nothing to free: the next reply reuses
-// the root.
-Reply* slot(const redisReadTask* task) {
-  if (task->parent) return &static_cast<Reply*>(task->parent->obj)->elements[static_cast<std::size_t>(task->idx)];
-  auto* root = static_cast<Reply*>(task->privdata);
-  *root = Reply{};
-  return root;
-}
-
-void* create_string(const redisReadTask* task, char* str, std::size_t len) {
-  Reply* r = slot(task);
-  r->type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::Error
-            : task->type == REDIS_REPLY_STATUS ? Reply::Type::Status
-                                               : Reply::Type::String;
-  r->str.assign(str, len);
-  return r;
-}
-
-// The most elements an array reply may announce. The gateway's replies have a handful; a
-// server announcing millions is broken (or not Redis), and sizing for it would exhaust memory.
-// nullptr makes the reader fail the reply, and the connection goes.
-constexpr int kMaxArrayElements = 1 << 16;
-
-void* create_array(const redisReadTask* task, int elements) {
-  if (elements > kMaxArrayElements) return nullptr;
-  Reply* r = slot(task);
-  r->type = Reply::Type::Array;
-  r->elements.resize(static_cast<std::size_t>(std::max(elements, 0)));
-  return r;
-}
-
-void* create_integer(const redisReadTask* task, long long value) {
-  Reply* r = slot(task);
-  r->type = Reply::Type::Integer;
-  r->integer = value;
-  return r;
-}
-
-void* create_nil(const redisReadTask* task) { return slot(task); }
-
-void free_object(void*) {}
-
-redisReplyObjectFunctions reply_functions{create_string, create_array, create_integer, create_nil, free_object};
-
 Error unavailable(std::string why) { return Error::upstream(ErrorCode::StoreUnavailable, std::move(why)); }
 
 using Clock = std::chrono::steady_clock;
@@ -150,11 +103,8 @@ using Handler = asio::async_result<asio::use_awaitable_t<>, void(Result<Reply>)>
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(asio::io_context& io, std::shared_ptr<const RedisClient::Shared> shared)
-      : io_(io), shared_(std::move(shared)), socket_(io), resolver_(io), deadline_(io), reader_(new_reader()),
+      : io_(io), shared_(std::move(shared)), socket_(io), resolver_(io), deadline_(io),
         backoff_(shared_->opts.backoff_min) {}
-  ~Connection() {
-    if (reader_) redisReaderFree(reader_);
-  }
 
   // Queues `resp` and completes `handler` with its reply, or with an Error by its deadline.
   void start(const std::string& resp, Handler handler) {
@@ -190,13 +140,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   enum class State { Idle, Connecting, Ready };
-
-  redisReader* new_reader() {
-    redisReader* r = redisReaderCreateWithFunctions(&reply_functions);
-    GH_CHECK(r != nullptr);
-    r->privdata = &building_;
-    return r;
-  }
 
   struct Pending {
     std::optional<Handler> handler;   // empty for a connect step
@@ -331,18 +274,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
         self->fail(ec == asio::error::eof ? std::string("closed by the server") : "read: " + ec.message());
         co_return;
       }
-      if (redisReaderFeed(self->reader_, buf.data(), n) != REDIS_OK) {
-        self->fail("unreadable reply");
-        co_return;
-      }
+      self->reader_.feed(buf.data(), n);
       for (;;) {
-        void* r = nullptr;
-        if (redisReaderGetReply(self->reader_, &r) != REDIS_OK) {
-          self->fail(std::string("protocol error: ") + self->reader_->errstr);
+        Result<std::optional<Reply>> next = self->reader_.next();
+        if (!next) {
+          self->fail(next.error().context);
           co_return;
         }
-        if (!r) break;
-        Reply reply = std::move(self->building_);
+        if (!*next) break;
+        Reply reply = std::move(**next);
         if (self->fifo_.empty()) {
           self->fail("a reply nobody asked for");
           co_return;
@@ -375,8 +315,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::system::error_code ignore;
     socket_.close(ignore);
     resolver_.cancel();
-    redisReaderFree(reader_);
-    reader_ = new_reader();
+    reader_.reset();
     out_.clear();
     sending_.clear();
     writing_ = false;
@@ -400,8 +339,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   tcp::socket socket_;
   tcp::resolver resolver_;
   asio::steady_timer deadline_;
-  Reply building_;  // the reply being read (before reader_: the reader points at it)
-  redisReader* reader_;
+  ReplyReader reader_;
   std::deque<Pending> fifo_;  // replies owed, in the order sent
   std::string out_;           // commands not yet handed to the socket
   std::string sending_;       // handed to an async_write that has not finished

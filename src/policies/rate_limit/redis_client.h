@@ -1,5 +1,6 @@
 // RedisClient: an asynchronous Redis client on the calling worker's own event loop. hiredis
-// parses the replies; commands are written in RESP by Command; the networking is Boost.Asio.
+// parses the replies (ReplyReader); commands are written in RESP by Command; the networking
+// is Boost.Asio.
 //
 // One connection per (client, io_context): it lives in a service of that io_context, so it is
 // touched only by the thread running that loop and is closed when the loop is torn down. It is
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "policies/rate_limit/resp_reader.h"
 
 namespace gh::policies::redis {
 
@@ -45,17 +47,6 @@ struct RedisUrl {
   static Result<RedisUrl> parse(std::string_view text);
   // host:port, for logs (never the password).
   std::string endpoint() const;
-};
-
-// One RESP reply, owned.
-struct Reply {
-  enum class Type { Nil, Status, Error, Integer, String, Array };
-  Type type = Type::Nil;
-  std::string str;            // Status, Error, String
-  long long integer = 0;      // Integer
-  std::vector<Reply> elements;  // Array
-
-  bool is_error() const noexcept { return type == Type::Error; }
 };
 
 struct ClientOptions {

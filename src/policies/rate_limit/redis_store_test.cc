@@ -169,6 +169,44 @@ TEST(RedisCommand, WritesResp) {
   EXPECT_EQ(c.resp(), "*4\r\n$3\r\nSET\r\n$6\r\na:b\r\nc\r\n$5\r\n12345\r\n$0\r\n\r\n");
 }
 
+// The reader on its own: replies split anywhere, several in one read, errors that stick until
+// reset(), and headers that announce more than they bring cost nothing until it comes.
+TEST(ReplyReader, SplitsPipelinesAndFails) {
+  redis::ReplyReader reader;
+  const std::string bytes = "*3\r\n:1\r\n$2\r\nab\r\n*1\r\n$-1\r\n+OK\r\n";
+  for (std::size_t cut = 0; cut <= bytes.size(); ++cut) {
+    reader.reset();
+    reader.feed(bytes.data(), cut);
+    std::vector<redis::Reply> got;
+    for (auto r = reader.next(); r && *r; r = reader.next()) got.push_back(std::move(**r));
+    reader.feed(bytes.data() + cut, bytes.size() - cut);
+    for (auto r = reader.next(); r && *r; r = reader.next()) got.push_back(std::move(**r));
+    ASSERT_EQ(got.size(), 2u) << cut;
+    ASSERT_EQ(got[0].elements.size(), 3u) << cut;
+    EXPECT_EQ(got[0].elements[0].integer, 1);
+    EXPECT_EQ(got[0].elements[1].str, "ab");
+    ASSERT_EQ(got[0].elements[2].elements.size(), 1u);
+    EXPECT_EQ(got[0].elements[2].elements[0].type, redis::Reply::Type::Nil);
+    EXPECT_EQ(got[1].type, redis::Reply::Type::Status);
+  }
+  reader.reset();
+  const std::string many = "*65536\r\n:1\r\n:2\r\n";  // at the cap, 2 of 65,536 sent
+  reader.feed(many.data(), many.size());
+  auto waiting = reader.next();
+  ASSERT_TRUE(waiting);
+  EXPECT_FALSE(waiting->has_value());
+  reader.reset();
+  const std::string too_many = "*65537\r\n";
+  reader.feed(too_many.data(), too_many.size());
+  EXPECT_FALSE(reader.next());
+  EXPECT_FALSE(reader.next());  // it sticks
+  reader.reset();
+  reader.feed(":7\r\n", 4);
+  auto fresh = reader.next();
+  ASSERT_TRUE(fresh && *fresh);
+  EXPECT_EQ((*fresh)->integer, 7);
+}
+
 TEST(RedisClient, PipelinesCommandsInOrder) {
   REQUIRE_REDIS_SERVER();
   RedisServer server;
