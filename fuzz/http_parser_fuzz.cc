@@ -10,19 +10,12 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_check.h"
 #include "http/parser.h"
 
 namespace {
 
 using namespace gh::http;
-
-#define FUZZ_CHECK(cond)                                                           \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
-      __builtin_fprintf(stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                                \
-    }                                                                              \
-  } while (0)
 
 bool inside(std::string_view outer, std::string_view v) {
   if (v.empty()) return true;

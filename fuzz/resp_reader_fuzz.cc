@@ -8,20 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "fuzz_check.h"
 #include "policies/rate_limit/resp_reader.h"
 
 namespace {
 
 using gh::policies::redis::Reply;
 using gh::policies::redis::ReplyReader;
-
-#define FUZZ_CHECK(cond)                                                              \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      __builtin_fprintf(stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                                   \
-    }                                                                                 \
-  } while (0)
 
 // A canonical text of a reply, to compare two readings.
 void describe(const Reply& r, std::string& out) {

@@ -118,6 +118,17 @@ Result<Decision> hit(asio::io_context& io, const RedisStore& store, const std::s
   return std::move(*out);
 }
 
+// Runs one command to completion on `io`.
+Result<redis::Reply> call(asio::io_context& io, const redis::RedisClient& client, redis::Command cmd) {
+  std::optional<Result<redis::Reply>> out;
+  asio::co_spawn(io, client.command(io, std::move(cmd)), [&](std::exception_ptr e, Result<redis::Reply> r) {
+    if (e) std::rethrow_exception(e);
+    out = std::move(r);
+  });
+  run_until(io, [&] { return out.has_value(); });
+  return std::move(*out);
+}
+
 Rule rule(std::uint64_t limit, std::chrono::nanoseconds window, Algorithm a) {
   Rule r;
   r.limit = limit;
@@ -234,15 +245,7 @@ TEST(RedisClient, ReadsEveryReplyShape) {
   RedisServer server;
   redis::RedisClient client(*redis::RedisUrl::parse(server.url()), redis::ClientOptions{});
   asio::io_context io;
-  auto run = [&](redis::Command cmd) {
-    std::optional<Result<redis::Reply>> out;
-    asio::co_spawn(io, client.command(io, std::move(cmd)), [&](std::exception_ptr e, Result<redis::Reply> r) {
-      if (e) std::rethrow_exception(e);
-      out = std::move(r);
-    });
-    run_until(io, [&] { return out.has_value(); });
-    return std::move(*out);
-  };
+  auto run = [&](redis::Command cmd) { return call(io, client, std::move(cmd)); };
   using T = redis::Reply::Type;
   auto r = run({"EVAL", "return {1, 'a\\0b', {2, false, {}}, redis.status_reply('FINE'), -7}", "0"});
   ASSERT_TRUE(r) << r.error().context;
@@ -348,14 +351,7 @@ TEST(RedisStore, FixedWindowRepairsAKeyWithoutExpiry) {
   RedisServer server;
   auto store = make_store(server.url());
   asio::io_context io;
-  auto run = [&](std::initializer_list<std::string_view> args) {
-    std::optional<Result<redis::Reply>> out;
-    asio::co_spawn(io, store->client().command(io, redis::Command(args)), [&](std::exception_ptr, Result<redis::Reply> r) {
-      out = std::move(r);
-    });
-    run_until(io, [&] { return out.has_value(); });
-    return std::move(*out);
-  };
+  auto run = [&](redis::Command cmd) { return call(io, store->client(), std::move(cmd)); };
   ASSERT_TRUE(run({"SET", "gatehouse:rl:fw:stuck", "7"}));
   auto d = hit(io, *store, "stuck", rule(3, 2s, Algorithm::FixedWindow));
   ASSERT_TRUE(d) << d.error().context;
@@ -444,14 +440,10 @@ TEST(RedisStore, KeysAreNamespacedAndExpire) {
   auto store = make_store(server.url());
   asio::io_context io;
   ASSERT_TRUE(hit(io, *store, "p5:per-ip", rule(3, 1min, Algorithm::FixedWindow)));
-  std::optional<Result<redis::Reply>> ttl;
-  asio::co_spawn(io, store->client().command(io, {"PTTL", "gatehouse:rl:fw:p5:per-ip"}), [&](std::exception_ptr, Result<redis::Reply> r) {
-    ttl = std::move(r);
-  });
-  run_until(io, [&] { return ttl.has_value(); });
-  ASSERT_TRUE(ttl && *ttl);
-  EXPECT_GT((*ttl)->integer, 59'000);
-  EXPECT_LE((*ttl)->integer, 60'000);
+  auto ttl = call(io, store->client(), {"PTTL", "gatehouse:rl:fw:p5:per-ip"});
+  ASSERT_TRUE(ttl);
+  EXPECT_GT(ttl->integer, 59'000);
+  EXPECT_LE(ttl->integer, 60'000);
 }
 
 TEST(RedisStore, ScriptFlushFallsBackToEval) {
@@ -462,10 +454,7 @@ TEST(RedisStore, ScriptFlushFallsBackToEval) {
   for (Algorithm a : {Algorithm::FixedWindow, Algorithm::SlidingWindow, Algorithm::TokenBucket}) {
     const Rule r = rule(3, 1min, a);
     ASSERT_TRUE(hit(io, *store, "k", r)->allowed) << to_string(a);
-    bool flushed = false;
-    asio::co_spawn(io, store->client().command(io, {"SCRIPT", "FLUSH"}),
-                   [&](std::exception_ptr, Result<redis::Reply>) { flushed = true; });
-    run_until(io, [&] { return flushed; });
+    ASSERT_TRUE(call(io, store->client(), {"SCRIPT", "FLUSH"}));
     auto d = hit(io, *store, "k", r);  // EVALSHA → NOSCRIPT → EVAL
     ASSERT_TRUE(d) << d.error().context;
     EXPECT_TRUE(d->allowed) << to_string(a);
@@ -574,18 +563,13 @@ TEST(RedisClient, MalformedRepliesFailTheCall) {
     opts.timeout = 2s;
     redis::RedisClient client(*redis::RedisUrl::parse(server.url()), opts);
     asio::io_context io;
-    std::optional<Result<redis::Reply>> out;
     const auto t0 = Clock::now();
     testing::internal::CaptureStderr();
-    asio::co_spawn(io, client.command(io, {"GET", "k"}), [&](std::exception_ptr e, Result<redis::Reply> r) {
-      if (e) std::rethrow_exception(e);
-      out = std::move(r);
-    });
-    run_until(io, [&] { return out.has_value(); });
+    auto out = call(io, client, {"GET", "k"});
     const std::string log = testing::internal::GetCapturedStderr();
-    ASSERT_FALSE(*out) << payload;
-    EXPECT_EQ(out->error().code, ErrorCode::StoreUnavailable) << payload;
-    EXPECT_NE(out->error().context.find(why), std::string::npos) << payload << ": " << out->error().context;
+    ASSERT_FALSE(out) << payload;
+    EXPECT_EQ(out.error().code, ErrorCode::StoreUnavailable) << payload;
+    EXPECT_NE(out.error().context.find(why), std::string::npos) << payload << ": " << out.error().context;
     EXPECT_LT(Clock::now() - t0, 1s) << payload;  // at once, not at the deadline
     EXPECT_NE(log.find("retrying in"), std::string::npos) << log;
   }
