@@ -364,7 +364,10 @@ INSTANTIATE_TEST_SUITE_P(
              "got \"localhost:6379\""},
         Case{"trusted_proxies: [10.0.0.0/33]\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:1:19: trusted_proxies[0]: expected a CIDR like 10.0.0.0/8, 192.168.1.7 or fd00::/8, "
-             "got \"10.0.0.0/33\""},
+             "got \"10.0.0.0/33\": the prefix length is over 32"},
+        Case{"trusted_proxies: [\"::ffff:10.0.0.1/80\"]\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:1:19: trusted_proxies[0]: expected a CIDR like 10.0.0.0/8, 192.168.1.7 or fd00::/8, "
+             "got \"::ffff:10.0.0.1/80\": an IPv4-mapped network (::ffff:a.b.c.d) needs a prefix length of 96 or more"},
         Case{"limits:\n  max_body_bytes: lots\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:2:19: limits.max_body_bytes: expected a positive size like 8KiB, 10MiB or 1024, got \"lots\""},
         Case{"limits:\n  idle_timeout: abc\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",

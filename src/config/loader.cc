@@ -18,6 +18,7 @@
 
 #include "config/config.h"
 #include "config/env.h"
+#include "core/cidr.h"
 #include "core/strings.h"
 
 namespace gh::config {
@@ -150,20 +151,6 @@ std::optional<HostPort> parse_authority(std::string_view s, bool allow_empty_hos
     if (!hp.port) return std::nullopt;
   }
   return hp;
-}
-
-bool valid_cidr(std::string_view s) {
-  auto slash = s.find('/');
-  std::string addr(s.substr(0, slash));
-  bool v6 = addr.find(':') != std::string::npos;
-  unsigned char buf[sizeof(in6_addr)];
-  if (inet_pton(v6 ? AF_INET6 : AF_INET, addr.c_str(), buf) != 1) return false;
-  if (slash == std::string_view::npos) return true;
-  std::string_view bits = s.substr(slash + 1);
-  if (!all_digits(bits) || bits.size() > 3) return false;
-  unsigned n = 0;
-  std::from_chars(bits.data(), bits.data() + bits.size(), n);
-  return n <= (v6 ? 128u : 32u);
 }
 
 bool valid_redis_url(std::string_view s) {
@@ -523,8 +510,11 @@ class Loader {
   void load_trusted_proxies(const Val& v, Config& c) {
     if (!v.present() || !want_list(v, "a list of CIDRs like 10.0.0.0/8")) return;
     for (const Val& item : items(v)) {
-      if (item.node.IsScalar() && valid_cidr(item.node.Scalar())) c.trusted_proxies.push_back(item.node.Scalar());
-      else expected(item, "a CIDR like 10.0.0.0/8, 192.168.1.7 or fd00::/8");
+      constexpr std::string_view kCidr = "a CIDR like 10.0.0.0/8, 192.168.1.7 or fd00::/8";
+      std::string why;
+      if (item.node.IsScalar() && Cidr::parse(item.node.Scalar(), &why)) c.trusted_proxies.push_back(item.node.Scalar());
+      else if (item.node.IsScalar()) error(item, fmt::format("expected {}, got {}: {}", kCidr, describe(item.node), why));
+      else expected(item, kCidr);
     }
   }
 
