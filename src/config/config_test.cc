@@ -320,6 +320,24 @@ routes:
   EXPECT_TRUE(c.routes[2].strip_prefix);
 }
 
+TEST(ConfigLoader, ExpectedStatusForms) {
+  auto ranges = [](const std::string& value) {
+    Config c = load_ok("services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {expected_status: " +
+                       value + "}\nroutes: [{path: /, service: user}]\n");
+    return c.services.at(0).health_check->expected_status;
+  };
+  EXPECT_EQ(ranges("200"), (std::vector<StatusRange>{{200, 200}}));
+  EXPECT_EQ(ranges("\"200-299\""), (std::vector<StatusRange>{{200, 299}}));
+  EXPECT_EQ(ranges("[404, \"200-204\", 301]"), (std::vector<StatusRange>{{404, 404}, {200, 204}, {301, 301}}));
+  Config c = load_ok("services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {path: /h}\n"
+                     "routes: [{path: /, service: user}]\n");
+  EXPECT_EQ(c.services[0].health_check->expected_status, (std::vector<StatusRange>{{200, 399}}));
+  EXPECT_EQ(c.services[0].dns_refresh, 30s);
+  c = load_ok("services:\n  user:\n    instances: [\"http://a:1\"]\n    dns_refresh: 5m\n"
+              "routes: [{path: /, service: user}]\n");
+  EXPECT_EQ(c.services[0].dns_refresh, 5min);
+}
+
 TEST(ConfigLoader, AcceptsOtherHashKeys) {
   for (auto [text, kind, name] : {std::tuple{"client_ip", HashOn::Kind::ClientIp, ""},
                                   std::tuple{"cookie:sid", HashOn::Kind::Cookie, "sid"},
@@ -417,6 +435,33 @@ INSTANTIATE_TEST_SUITE_P(
              "routes: [{path: /, service: user}]\n",
              "gw.yaml:4:30: services.user.health_check.interval: expected a positive duration like 250ms, 30s, 15m "
              "or 1h, got \"0s\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {expected_status: 2xx}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:37: services.user.health_check.expected_status: expected a status like 200, a range like "
+             "\"200-299\", or a list of them (statuses from 100 to 599), got \"2xx\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {expected_status: [200, 700]}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:43: services.user.health_check.expected_status[1]: expected a status like 200, a range like "
+             "\"200-299\", or a list of them (statuses from 100 to 599), got 700"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {expected_status: \"399-200\"}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:37: services.user.health_check.expected_status: expected a range from low to high like "
+             "\"200-299\", got \"399-200\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {expected_status: []}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:37: services.user.health_check.expected_status: expected a status like 200, a range like "
+             "\"200-299\", or a list of them, got an empty list"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {expected_status: {ok: 200}}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:37: services.user.health_check.expected_status: expected a status like 200, a range like "
+             "\"200-299\", or a list of them, got a mapping"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    dns_refresh: 100ms\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:18: services.user.dns_refresh: expected a duration of 1s or more, like 30s or 5m, got \"100ms\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    dns_refresh: often\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:18: services.user.dns_refresh: expected a positive duration like 250ms, 30s, 15m or 1h, "
+             "got \"often\""},
         Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    retries: {attempts: -1}\n"
              "routes: [{path: /, service: user}]\n",
              "gw.yaml:4:25: services.user.retries.attempts: expected a number of retries (0 or more), got -1"},

@@ -589,7 +589,7 @@ class Loader {
     s.mark = v.mark;
     Fields f(d_, v,
              {"instances", "load_balancing", "hash_on", "health_check", "timeouts", "retries", "preserve_host",
-              "max_in_flight"});
+              "max_in_flight", "dns_refresh"});
     load_instances(f.get("instances"), s);
 
     Val lb = f.get("load_balancing");
@@ -626,6 +626,11 @@ class Loader {
       if (auto b = boolean(x)) s.preserve_host = *b;
     if (Val x = f.get("max_in_flight"); x.present())
       if (auto n = positive(x)) s.max_in_flight = *n;
+    if (Val x = f.get("dns_refresh"); x.present()) {
+      auto d = duration(x);
+      if (d && *d < std::chrono::seconds(1)) expected(x, "a duration of 1s or more, like 30s or 5m");
+      else if (d) s.dns_refresh = *d;
+    }
     if (d_.list().size() != errors_before) return std::nullopt;
     return s;
   }
@@ -716,8 +721,8 @@ class Loader {
   }
 
   std::optional<HealthCheckConfig> load_health_check(const Val& v) {
-    if (!want_map(v, "{path, interval, timeout, healthy_after, unhealthy_after}")) return std::nullopt;
-    Fields f(d_, v, {"path", "interval", "timeout", "healthy_after", "unhealthy_after"});
+    if (!want_map(v, "{path, interval, timeout, healthy_after, unhealthy_after, expected_status}")) return std::nullopt;
+    Fields f(d_, v, {"path", "interval", "timeout", "healthy_after", "unhealthy_after", "expected_status"});
     HealthCheckConfig hc;
     if (Val x = f.get("path"); x.present()) {
       if (x.node.IsScalar() && valid_path(x.node.Scalar())) hc.path = x.node.Scalar();
@@ -735,7 +740,56 @@ class Loader {
         else if (n) *out = static_cast<int>(*n);
       }
     }
+    if (Val x = f.get("expected_status"); x.present()) {
+      if (auto ranges = expected_status(x)) hc.expected_status = std::move(*ranges);
+    }
     return hc;
+  }
+
+  // `200`, `"200-299"`, or a non-empty list of them; each status from 100 to 599.
+  std::optional<std::vector<StatusRange>> expected_status(const Val& v) {
+    constexpr std::string_view kWhat = "a status like 200, a range like \"200-299\", or a list of them";
+    auto status = [](std::string_view s) -> std::optional<int> {
+      if (s.size() != 3 || !all_digits(s)) return std::nullopt;
+      int n = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+      if (n < 100 || n > 599) return std::nullopt;
+      return n;
+    };
+    auto one = [&](const Val& item) -> std::optional<StatusRange> {
+      if (!item.node.IsScalar()) {
+        expected(item, kWhat);
+        return std::nullopt;
+      }
+      std::string_view s = item.node.Scalar();
+      auto dash = s.find('-');
+      auto lo = status(s.substr(0, dash));
+      auto hi = dash == std::string_view::npos ? lo : status(s.substr(dash + 1));
+      if (!lo || !hi) {
+        expected(item, fmt::format("{} (statuses from 100 to 599)", kWhat));
+        return std::nullopt;
+      }
+      if (*lo > *hi) {
+        error(item, fmt::format("expected a range from low to high like \"200-299\", got {}", describe(item.node)));
+        return std::nullopt;
+      }
+      return StatusRange{*lo, *hi};
+    };
+    std::vector<StatusRange> out;
+    if (v.node.IsSequence()) {
+      if (v.node.size() == 0) {
+        error(v, fmt::format("expected {}, got an empty list", kWhat));
+        return std::nullopt;
+      }
+      bool ok = true;
+      for (const Val& item : items(v)) {
+        if (auto r = one(item)) out.push_back(*r);
+        else ok = false;
+      }
+      if (!ok) return std::nullopt;
+      return out;
+    }
+    if (auto r = one(v)) return std::vector<StatusRange>{*r};
+    return std::nullopt;
   }
 
   void load_retries(const Val& v, RetryConfig& r) {
