@@ -4,6 +4,7 @@
 
 #include "app/registry.h"
 #include "policies/rate_limit/rate_limit_config.h"
+#include "upstream/dns.h"
 
 namespace gh::app {
 
@@ -13,6 +14,7 @@ config::LoadResult load_config(const std::string& path) {
   // Checks that span the whole file rather than one policy entry.
   config::Diagnostics d(path);
   policies::check_rate_limit_stores(*r.config, d);
+  upstream::check_instance_hosts(*r.config, d);
   if (!d.empty()) {
     r.errors = d.list();
     r.config.reset();
