@@ -338,6 +338,21 @@ TEST(ConfigLoader, ExpectedStatusForms) {
   EXPECT_EQ(c.services[0].dns_refresh, 5min);
 }
 
+TEST(ConfigLoader, InstanceAndRedisUrls) {
+  Config c = load_ok("redis: \"redis://:p%2Fss@cache:6379/1\"\nservices:\n  user:\n"
+                     "    instances: [\"http://[::1]:8080\", \"HTTP://Api.Internal\", \"http://10.0.0.5:3001/\"]\n"
+                     "routes: [{path: /, service: user}]\n");
+  EXPECT_EQ(c.redis, "redis://:p%2Fss@cache:6379/1");
+  const auto& in = c.services.at(0).instances;
+  ASSERT_EQ(in.size(), 3u);
+  EXPECT_EQ(in[0].host, "::1");
+  EXPECT_EQ(in[0].port, 8080);
+  EXPECT_EQ(in[1].host, "Api.Internal");
+  EXPECT_EQ(in[1].port, 80);
+  EXPECT_EQ(in[2].host, "10.0.0.5");
+  EXPECT_EQ(in[2].port, 3001);
+}
+
 TEST(ConfigLoader, AcceptsOtherHashKeys) {
   for (auto [text, kind, name] : {std::tuple{"client_ip", HashOn::Kind::ClientIp, ""},
                                   std::tuple{"cookie:sid", HashOn::Kind::Cookie, "sid"},
@@ -405,6 +420,22 @@ INSTANTIATE_TEST_SUITE_P(
              "got \"https://10.0.0.5:3001\""},
         Case{"services:\n  user:\n    instances: [\"http://a:1\", \"10.0.0.5:3001\"]\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:3:31: services.user.instances[1]: expected a URL like http://10.0.0.5:3001, got \"10.0.0.5:3001\""},
+        Case{"services:\n  user:\n    instances: [\"http://u:p@a:1\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001, got "
+             "\"http://u:p@a:1\": an instance URL has no user or password"},
+        Case{"services:\n  user:\n    instances: [\"http://a:70000\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001, got "
+             "\"http://a:70000\": the port must be a number from 1 to 65535"},
+        Case{"services:\n  user:\n    instances: [\"http://a%2Fb:1\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001, got "
+             "\"http://a%2Fb:1\": the host is not a name or an IP address"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1?x=1\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 with no path, "
+             "got \"http://a:1?x=1\""},
+        Case{"redis: \"redis://:p/ss@cache:6379\"\nservices: {user: {instances: [\"http://a:1\"]}}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:1:8: redis: expected a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0, got "
+             "\"redis://:p/ss@cache:6379\": a \"/\" in the user name or password is written %2F"},
         Case{"services:\n  user:\n    instances: [\"http://a:1/api\"]\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 with no path, "
              "got \"http://a:1/api\""},
@@ -619,7 +650,7 @@ routes:
   EXPECT_EQ(errors, (std::vector<std::string>{
                         "gw.yaml:2:10: workers: expected auto or a number of threads from 1 to 1024, got \"many\"",
                         "gw.yaml:5:41: services.user.instances[1]: expected a URL like http://10.0.0.5:3001, got "
-                        "\"ftp://10.0.0.6\"",
+                        "\"ftp://10.0.0.6\": the scheme is not http://",
                         "gw.yaml:7:37: policies.per-ip.limit: expected a positive integer, got 0",
                         "gw.yaml:8:15: policies.sso.type: unknown policy type \"jtw\"; did you mean \"jwt\"?",
                         "gw.yaml:11:14: routes[0].service: unknown service \"usr\"; did you mean \"user\"?",

@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "config/env.h"
 #include "core/cidr.h"
+#include "core/url.h"
 #include "core/strings.h"
 
 namespace gh::config {
@@ -151,20 +152,6 @@ std::optional<HostPort> parse_authority(std::string_view s, bool allow_empty_hos
     if (!hp.port) return std::nullopt;
   }
   return hp;
-}
-
-bool valid_redis_url(std::string_view s) {
-  constexpr std::string_view kScheme = "redis://";
-  if (s.substr(0, kScheme.size()) != kScheme) return false;
-  std::string_view rest = s.substr(kScheme.size());
-  auto slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  if (auto at = authority.rfind('@'); at != std::string_view::npos) authority = authority.substr(at + 1);
-  if (authority.empty() || authority[0] == ':') return false;
-  if (!parse_authority(authority, false, false)) return false;
-  if (slash == std::string_view::npos) return true;
-  std::string_view db = rest.substr(slash + 1);
-  return db.empty() || all_digits(db);
 }
 
 // A path to match or serve: starts with "/", no query, fragment, blanks or control characters.
@@ -503,8 +490,12 @@ class Loader {
 
   void load_redis(const Val& v, Config& c) {
     if (!v.present()) return;
-    if (v.node.IsScalar() && valid_redis_url(v.node.Scalar())) c.redis = v.node.Scalar();
-    else expected(v, "a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0");
+    constexpr std::string_view kRedis = "a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0";
+    std::string why;
+    if (v.node.IsScalar() && parse_redis_url(v.node.Scalar(), &why)) c.redis = v.node.Scalar();
+    else if (v.node.IsScalar() && v.node.Scalar().starts_with("redis://"))
+      error(v, fmt::format("expected {}, got {}: {}", kRedis, describe(v.node), why));
+    else expected(v, kRedis);
   }
 
   void load_trusted_proxies(const Val& v, Config& c) {
@@ -674,31 +665,29 @@ class Loader {
   }
 
   bool parse_instance_url(const Val& v, InstanceConfig& inst) {
-    const std::string& url = v.node.Scalar();
-    std::string lower = to_lower(url);
-    if (lower.rfind("https://", 0) == 0) {
-      error(v, fmt::format("https instances are not yet supported; got {}", quote(url)));
-      return false;
-    }
-    if (lower.rfind("http://", 0) == 0) {
-      std::string_view rest = std::string_view(url).substr(7);
-      auto slash = rest.find('/');
-      std::string_view authority = rest.substr(0, slash);
-      std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
-      if (path.size() > 1) {
-        error(v, fmt::format("expected {} with no path, got {}", kInstanceExpected, quote(url)));
+    const std::string& text = v.node.Scalar();
+    std::string why;
+    if (auto url = Url::parse(text, &why)) {
+      if (url->scheme == "https") {
+        error(v, fmt::format("https instances are not yet supported; got {}", quote(text)));
         return false;
       }
-      if (authority.find('@') == std::string_view::npos) {
-        if (auto hp = parse_authority(authority, false, false)) {
-          inst.url = url;
-          inst.host = hp->host;
-          inst.port = hp->port.value_or(80);
-          return true;
-        }
+      if (url->scheme != "http") {
+        why = "the scheme is not http://";
+      } else if (url->has_userinfo) {
+        why = "an instance URL has no user or password";
+      } else if (url->path.size() > 1 || url->query || url->has_fragment) {
+        error(v, fmt::format("expected {} with no path, got {}", kInstanceExpected, quote(text)));
+        return false;
+      } else {
+        inst.url = text;
+        inst.host = url->host;
+        inst.port = url->port.value_or(80);
+        return true;
       }
     }
-    expected(v, kInstanceExpected);
+    if (text.find("://") == std::string::npos) expected(v, kInstanceExpected);
+    else error(v, fmt::format("expected {}, got {}: {}", kInstanceExpected, describe(v.node), why));
     return false;
   }
 
