@@ -76,6 +76,7 @@ Result<std::shared_ptr<Service>> Service::build(const config::ServiceConfig& cfg
 Result<std::shared_ptr<Service>> Service::build(const config::ServiceConfig& cfg, Resolver& resolver) {
   std::shared_ptr<Service> s(new Service(cfg));
   s->per_instance_.resize(cfg.instances.size());
+  for (const auto& inst : cfg.instances) s->names_ = s->names_ || !is_ip_literal(inst.host);
   for (std::size_t i = 0; i < cfg.instances.size(); ++i) {
     const auto& inst = cfg.instances[i];
     if (is_ip_literal(inst.host)) {
@@ -111,7 +112,7 @@ std::shared_ptr<Endpoint> Service::make_endpoint(std::size_t i, const asio::ip::
 }
 
 void Service::publish() {
-  auto set = std::make_shared<Set>();
+  auto set = std::make_unique<Set>();
   for (const auto& list : per_instance_)
     for (const auto& e : list) set->endpoints.push_back(e);
   set->weighted_sequence = smooth_sequence(set->endpoints);
@@ -125,8 +126,36 @@ void Service::publish() {
     }
     std::sort(set->ring.begin(), set->ring.end());
   }
-  set_.store(std::move(set));
+  sets_.push_back(std::move(set));
+  set_.store(sets_.back().get());
+  reclaim();
 }
+
+void Service::reclaim() {
+  // seq_cst: a reader that incremented pickers_ after this load also loads set_ after the
+  // store above, so it cannot hold a Set freed here.
+  if (sets_.size() > 1 && pickers_.load() == 0) sets_.erase(sets_.begin(), sets_.end() - 1);
+}
+
+class Service::Reading {
+ public:
+  // A service without host names never replaces its Set: nothing to count.
+  explicit Reading(const Service& s) : s_(s), counted_(s.names_) {
+    if (counted_) s_.pickers_.fetch_add(1);
+    set_ = s_.set_.load(counted_ ? std::memory_order_seq_cst : std::memory_order_acquire);
+  }
+  ~Reading() {
+    if (counted_) s_.pickers_.fetch_sub(1, std::memory_order_release);
+  }
+  Reading(const Reading&) = delete;
+  Reading& operator=(const Reading&) = delete;
+  const Set& set() const noexcept { return *set_; }
+
+ private:
+  const Service& s_;
+  const bool counted_;
+  const Set* set_;
+};
 
 bool Service::apply(std::size_t i, const Answer& answer) {
   const auto& inst = config_.instances[i];
@@ -166,11 +195,7 @@ bool Service::apply(std::size_t i, const Answer& answer) {
   return true;
 }
 
-bool Service::has_names() const noexcept {
-  for (const auto& inst : config_.instances)
-    if (!is_ip_literal(inst.host)) return true;
-  return false;
-}
+bool Service::has_names() const noexcept { return names_; }
 
 void Service::refresh(Resolver& resolver, std::function<void(bool changed)> done) {
   struct Round {
@@ -183,6 +208,7 @@ void Service::refresh(Resolver& resolver, std::function<void(bool changed)> done
   auto finish = [self = shared_from_this(), round] {
     if (--round->waiting != 0) return;
     if (round->changed) self->publish();
+    else self->reclaim();
     if (round->done) round->done(round->changed);
   };
   for (std::size_t i = 0; i < config_.instances.size(); ++i) {
@@ -196,13 +222,16 @@ void Service::refresh(Resolver& resolver, std::function<void(bool changed)> done
   finish();
 }
 
-std::vector<std::shared_ptr<Endpoint>> Service::endpoints() const { return set_.load()->endpoints; }
+std::vector<std::shared_ptr<Endpoint>> Service::endpoints() const {
+  Reading r(*this);
+  return r.set().endpoints;
+}
 
 std::size_t Service::available_count() const noexcept {
   const std::int64_t now = steady_now_ms();
-  const auto set = set_.load();
+  Reading r(*this);
   std::size_t n = 0;
-  for (const auto& e : set->endpoints) n += e->available(now) ? 1 : 0;
+  for (const auto& e : r.set().endpoints) n += e->available(now) ? 1 : 0;
   return n;
 }
 
@@ -224,10 +253,11 @@ Endpoint* Service::pick_hash(const Set& set, const PickInput& in, std::int64_t n
 Endpoint* Service::pick(const PickInput& in) const {
   const std::int64_t now = steady_now_ms();
   const auto lb = config_.load_balancing;
-  const auto set = set_.load();
-  const auto& endpoints = set->endpoints;
-  const auto& sequence = set->weighted_sequence;
-  if (lb == config::Balance::Hash && in.has_hash) return pick_hash(*set, in, now);
+  Reading r(*this);
+  const Set& set = r.set();
+  const auto& endpoints = set.endpoints;
+  const auto& sequence = set.weighted_sequence;
+  if (lb == config::Balance::Hash && in.has_hash) return pick_hash(set, in, now);
 
   if (lb == config::Balance::Weighted && !sequence.empty()) {
     const std::size_t len = sequence.size();
@@ -297,8 +327,9 @@ bool Service::try_acquire() const noexcept {
 void Service::release() const noexcept { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
 
 void Service::inherit_health(const Service& previous) {
-  const auto mine = set_.load();
-  const auto theirs = previous.set_.load();
+  // Control thread: the only writer of both services' sets, so no Reading is needed.
+  const Set* mine = set_.load();
+  const Set* theirs = previous.set_.load();
   for (const auto& e : mine->endpoints)
     for (const auto& old : theirs->endpoints)
       if (old->url == e->url && old->address == e->address) {

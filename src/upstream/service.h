@@ -5,7 +5,8 @@
 // Picking touches only atomics (the current endpoint set, rotation counter, endpoint state).
 // Only the control thread refreshes the names; a refresh publishes a new endpoint set, and an
 // endpoint it drops stays alive (retired) until the Service is destroyed, so a worker holding
-// one from pick() never sees it freed.
+// one from pick() never sees it freed. Memory: one Endpoint per distinct address a name has had
+// during this config generation.
 #pragma once
 
 #include <atomic>
@@ -77,8 +78,19 @@ class Service : public std::enable_shared_from_this<Service> {
   bool apply(std::size_t i, const Answer& answer);
   void publish();  // builds a Set from per_instance_ and makes it current
 
+  // Pins the current Set while a worker reads it (pick, available_count, endpoints).
+  class Reading;
+
+  // Frees the Sets replaced by a refresh once no reader is inside one. Control thread only.
+  void reclaim();
+
   config::ServiceConfig config_;
-  std::atomic<std::shared_ptr<const Set>> set_;
+  bool names_ = false;  // some instance is written with a host name; set by build()
+  // The current Set. Replaced Sets are kept in sets_ until no worker reads (pickers_ is 0 after
+  // the swap): a read costs one counter and one load, with no reference count to contend on.
+  std::atomic<const Set*> set_{nullptr};
+  mutable std::atomic<std::uint32_t> pickers_{0};
+  std::vector<std::unique_ptr<const Set>> sets_;  // control thread only; back() is current
   // Control thread only: each instance's endpoints, and the endpoints a refresh dropped.
   std::vector<std::vector<std::shared_ptr<Endpoint>>> per_instance_;
   std::vector<std::shared_ptr<Endpoint>> retired_;
