@@ -199,5 +199,28 @@ TEST(HealthProbe, IdleConnectionClosedByTheServiceIsRetriedOnANewOne) {
   EXPECT_GE(s.up.connections_accepted(), s.probes - 1);
 }
 
+TEST(HealthProbe, CheckPlacesABadExpectedStatus) {
+  TempDir dir;
+  const std::string path = dir.write("bad.yaml", R"(services:
+  svc:
+    instances: ["http://127.0.0.1:3001"]
+    health_check:
+      path: /probe
+      expected_status: [200, "500-404", 99]
+routes:
+  - {path: /, service: svc}
+)");
+  auto r = run_gatehouse({"check", "-c", path});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find(path + ":6:30: services.svc.health_check.expected_status[1]: expected a range from low to "
+                              "high like \"200-299\", got \"500-404\"\n"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find(path + ":6:41: services.svc.health_check.expected_status[2]: expected a status like 200, a "
+                              "range like \"200-299\", or a list of them (statuses from 100 to 599), got 99\n"),
+            std::string::npos)
+      << r.err;
+}
+
 }  // namespace
 }  // namespace gh::integ
