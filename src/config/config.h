@@ -70,7 +70,11 @@ struct AdminConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
   std::string token;
+  Mark mark;
 };
+
+// What happens to a request field whose name holds '_' (many frameworks read it as '-').
+enum class Underscores { Drop, Reject, Pass };
 
 struct Limits {
   std::uint64_t max_uri_bytes = 8 * 1024;
@@ -83,6 +87,8 @@ struct Limits {
   Duration idle_timeout = std::chrono::seconds(60);
   Duration drain_timeout = std::chrono::seconds(30);
   std::uint64_t max_connections = 0;  // 0 = unlimited
+  Underscores underscores = Underscores::Drop;
+  Duration websocket_idle_timeout = std::chrono::minutes(5);
 };
 
 struct InstanceConfig {
@@ -155,6 +161,8 @@ struct RouteConfig {
   bool strip_prefix = false;
   std::string service;
   std::vector<std::string> policies;  // the route's own, run after defaults.policies
+  bool websocket = true;       // WebSocket upgrades allowed
+  std::optional<Duration> websocket_idle_timeout;  // default: limits.websocket_idle_timeout
   Mark mark;
 };
 

@@ -497,6 +497,7 @@ class Loader {
     if (!want_map(v, "{address, token}")) return std::nullopt;
     Fields f(d_, v, {"address", "token"});
     AdminConfig a;
+    a.mark = v.mark;
     Val address = f.get("address");
     if (!address.present()) missing(address, "an address like \"127.0.0.1:9901\"");
     else if (auto l = listener_address(address)) a.host = l->host, a.port = l->port;
@@ -532,7 +533,8 @@ class Loader {
     if (!v.present() || !want_map(v, "a mapping of limits")) return;
     Fields f(d_, v,
              {"max_uri_bytes", "max_header_bytes", "max_headers", "max_body_bytes", "header_timeout", "body_timeout",
-              "min_body_rate", "idle_timeout", "drain_timeout", "max_connections"});
+              "min_body_rate", "idle_timeout", "drain_timeout", "max_connections", "underscores_in_headers",
+              "websocket_idle_timeout"});
     auto set_size = [&](const char* key, std::uint64_t& out) {
       if (Val x = f.get(key); x.present())
         if (auto n = size(x)) out = *n;
@@ -554,6 +556,10 @@ class Loader {
     set_duration("drain_timeout", l.drain_timeout, true);
     if (Val x = f.get("max_connections"); x.present())
       if (auto n = integer(x, 0, "a number of connections (0 = unlimited)")) l.max_connections = *n;
+    if (Val x = f.get("underscores_in_headers"); x.present())
+      if (auto c = choice(x, "underscores_in_headers", {"drop", "reject", "pass"}))
+        l.underscores = *c == "drop" ? Underscores::Drop : *c == "reject" ? Underscores::Reject : Underscores::Pass;
+    set_duration("websocket_idle_timeout", l.websocket_idle_timeout, false);
   }
 
   void load_health_endpoint(const Val& v, Config& c) {
@@ -913,7 +919,8 @@ class Loader {
     if (!want_map(v, "a route like {path: /api/users, service: user}")) return std::nullopt;
     std::size_t errors_before = d_.list().size();
     Fields f(d_, v,
-             {"name", "path", "exact", "regex", "methods", "host", "headers", "strip_prefix", "service", "policies"});
+             {"name", "path", "exact", "regex", "methods", "host", "headers", "strip_prefix", "service", "policies",
+              "websocket", "websocket_idle_timeout"});
     LoadedRoute lr;
     RouteConfig& r = lr.config;
     r.mark = v.mark;
@@ -1035,6 +1042,11 @@ class Loader {
           r.strip_prefix = *b;
       }
     }
+
+    if (Val w = f.get("websocket"); w.present())
+      if (auto b = boolean(w)) r.websocket = *b;
+    if (Val w = f.get("websocket_idle_timeout"); w.present())
+      if (auto d = duration(w, false)) r.websocket_idle_timeout = *d;
 
     Val svc = f.get("service");
     if (!svc.present()) {

@@ -80,5 +80,119 @@ routes:
   EXPECT_TRUE(str(miss, "request_id"));
 }
 
+
+// Every request gets its line, exactly once: also those that end before or outside the proxy.
+class AccessLogEveryRequest : public ::testing::Test {
+ protected:
+  void start(const std::string& top = "", Env env = {}) {
+    Gateway::Options options;
+    options.access_log_file = true;
+    options.env = std::move(env);
+    options.workers = 1;
+    gw_ = std::make_unique<Gateway>(fill(R"(
+{TOP}
+services:
+  svc: {instances: ["{U}"]}
+routes:
+  - path: /
+    service: svc
+)",
+                                         {{"U", up_.url()}, {"TOP", top}}),
+                                    options);
+    GH_START(*gw_);
+  }
+  // The lines whose FIELD has the string VALUE, once the log has at least one.
+  std::vector<Json> lines_with(const char* field, std::string_view value) {
+    std::vector<Json> found;
+    eventually([&] {
+      found.clear();
+      for (const Json& j : log_lines(*gw_))
+        if (j.get(field) && j.get(field)->is_string(value)) found.push_back(j);
+      return !found.empty();
+    });
+    std::this_thread::sleep_for(150ms);  // a second line, if any, would be flushed by now
+    found.clear();
+    for (const Json& j : log_lines(*gw_))
+      if (j.get(field) && j.get(field)->is_string(value)) found.push_back(j);
+    return found;
+  }
+  std::vector<Json> lines_with_status(int status) {
+    std::vector<Json> found;
+    eventually([&] {
+      found.clear();
+      for (const Json& j : log_lines(*gw_))
+        if (j.get("status") && j.get("status")->is_number(status)) found.push_back(j);
+      return !found.empty();
+    });
+    return found;
+  }
+
+  Upstream up_{"svc"};
+  std::unique_ptr<Gateway> gw_;
+};
+
+TEST_F(AccessLogEveryRequest, MalformedHeadIsLogged) {
+  start();
+  auto r = roundtrip(gw_->port(), "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(IsJsonError(r, 400, "Bad request"));
+  auto lines = lines_with_status(400);
+  ASSERT_EQ(lines.size(), 1u) << gw_->access_log_text();
+  const std::string id = r.headers.value_or("X-Request-Id", "<none>");
+  EXPECT_TRUE(lines[0].get("request_id") && lines[0].get("request_id")->is_string(id)) << gw_->access_log_text();
+  EXPECT_TRUE(lines[0].get("client_ip") && lines[0].get("client_ip")->is_string("127.0.0.1"));
+  EXPECT_TRUE(ReachedNothing(up_));
+}
+
+TEST_F(AccessLogEveryRequest, HeadTimeoutIsLogged) {
+  start("limits: {header_timeout: 300ms}");
+  Conn c(gw_->port());
+  ASSERT_TRUE(c.send("GET /slow HTTP/1.1\r\nHost: x\r\n"));
+  auto r = c.read_response(3s);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 408);
+  EXPECT_EQ(lines_with_status(408).size(), 1u) << gw_->access_log_text();
+}
+
+TEST_F(AccessLogEveryRequest, ClientGoneMidBodyIsLogged) {
+  start();
+  {
+    Conn c(gw_->port());
+    ASSERT_TRUE(c.send("POST /upload HTTP/1.1\r\nHost: x\r\nX-Request-Id: gone-mid-body\r\n"
+                       "Content-Length: 1000\r\n\r\n0123456789"));
+    ASSERT_TRUE(eventually([&] { return up_.heads_seen() == 1; }));
+  }  // closed with 990 bytes of the body unsent
+  auto lines = lines_with("request_id", "gone-mid-body");
+  ASSERT_EQ(lines.size(), 1u) << gw_->access_log_text();
+  EXPECT_TRUE(lines[0].get("status") && lines[0].get("status")->is_number(499)) << gw_->access_log_text();
+  EXPECT_TRUE(lines[0].get("path") && lines[0].get("path")->is_string("/upload"));
+  EXPECT_EQ(up_.request_count(), 0u);
+}
+
+TEST_F(AccessLogEveryRequest, ExceptionBeforeAnyResponseAnswers500AndIsLogged) {
+  start("", {{"GATEHOUSE_FAULTS", "before_proxy"}});
+  auto r = http_get(gw_->port(), "/boom", {{"X-Request-Id", "fault-before"}});
+  EXPECT_TRUE(IsJsonError(r, 500, "Internal error")) << r.describe();
+  auto lines = lines_with("request_id", "fault-before");
+  ASSERT_EQ(lines.size(), 1u) << gw_->access_log_text();
+  EXPECT_TRUE(lines[0].get("status") && lines[0].get("status")->is_number(500));
+  EXPECT_TRUE(ReachedNothing(up_));
+  EXPECT_NE(gw_->stderr_text().find("fault-before"), std::string::npos) << "the error log names the request";
+  // The gateway goes on serving.
+  EXPECT_TRUE(IsJsonError(http_get(gw_->port(), "/again"), 500, "Internal error"));
+  EXPECT_TRUE(gw_->alive());
+}
+
+TEST_F(AccessLogEveryRequest, ExceptionAfterTheHeadClosesAndIsLogged) {
+  up_.set_handler([](const Request&) { return Reply::text(std::string(200000, 'x')); });
+  start("", {{"GATEHOUSE_FAULTS", "after_response_head"}});
+  Conn c(gw_->port());
+  ASSERT_TRUE(c.send(make_request("GET", "/big", {{"X-Request-Id", "fault-after"}})));
+  EXPECT_TRUE(c.wait_closed());
+  EXPECT_EQ(c.pending().rfind("HTTP/1.1 200", 0), 0u) << "the head was sent before the failure";
+  auto lines = lines_with("request_id", "fault-after");
+  ASSERT_EQ(lines.size(), 1u) << gw_->access_log_text();
+  EXPECT_TRUE(lines[0].get("status") && lines[0].get("status")->is_number(200));
+}
+
 }  // namespace
 }  // namespace gh::integ
