@@ -11,6 +11,8 @@ packages=(
 # npm: Debian's package, unless the installed nodejs already ships it (it then conflicts).
 command -v npm >/dev/null || packages+=(npm)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk); fi
+# groff: the install test lints the generated man page with it.
+packages+=(groff-base)
 
 missing=()
 for p in "${packages[@]}"; do
