@@ -1,5 +1,5 @@
 // `gatehouse check`: every error printed as FILE:LINE:COL: PATH: message, exit 1; exit 0 on a
-// valid file, the project's seed example (examples/seed.yaml) included (SPEC §1, §2).
+// valid file, the project's seed example (examples/seed.yaml) included (docs/configuration.md).
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,6 +1,6 @@
-// `gatehouse demo` (SPEC §1): the real binary's demo, run as a user runs it, follows the seed.
-// /api/users and /api/orders need a token, /api/admin the admin role; the tokens are the ones the
-// demo prints in its curl commands, read back from its output.
+// `gatehouse demo` (docs/operations.md): the real binary's demo, run as a user runs it, follows
+// the seed. /api/users and /api/orders need a token, /api/admin the admin role; the tokens are
+// the ones the demo prints in its curl commands, read back from its output.
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>

@@ -1,8 +1,9 @@
-// The seed's flows end to end (SPEC §2 jwt / require_role / rate_limit, §3): the project's
-// examples/seed.yaml, its routes, policies and limits as written, run by the real binary in front
-// of loopback services. The JWT secret and the services' URLs come from the environment, as the
-// file reads them. Tokens are minted both by `gatehouse token` and by the npm `jose` package
-// (tests/fixtures/jose/seed_tokens.mjs; needs node, and the packages scripts/deps.sh installs).
+// The seed's flows end to end (docs/configuration.md jwt, require_role, rate_limit; docs/wire.md):
+// the project's examples/seed.yaml, its routes, policies and limits as written, run by the real
+// binary in front of loopback services. The JWT secret and the services' URLs come from the
+// environment, as the file reads them. Tokens are minted both by `gatehouse token` and by the npm
+// `jose` package (tests/fixtures/jose/seed_tokens.mjs; needs node, and the packages
+// scripts/deps.sh installs).
 #include <gtest/gtest.h>
 
 #include <cstdio>
