@@ -72,7 +72,7 @@ TEST(ConfigLoader, LoadsTheSeedFile) {
   catalog.supported["rate_limit"] = [&](const PolicyConfig&, Diagnostics&) { ++validated; };
   catalog.supported["require_role"] = [&](const PolicyConfig&, Diagnostics&) { ++validated; };
 
-  LoadResult r = load_file(GH_SHARED_DIR "/examples/seed.yaml", catalog);
+  LoadResult r = load_file(GH_EXAMPLES_DIR "/seed.yaml", catalog);
   ::unsetenv("PRODUCT_SERVICE_URL");
   for (const auto& d : r.errors) ADD_FAILURE() << d.to_string();
   ASSERT_TRUE(r.config);
@@ -121,7 +121,7 @@ TEST(ConfigLoader, LoadsTheSeedFile) {
 
 TEST(ConfigLoader, SeedWithoutJwtSecretIsRefused) {
   ::unsetenv("JWT_SECRET");
-  LoadResult r = load_file(GH_SHARED_DIR "/examples/seed.yaml", test_catalog());
+  LoadResult r = load_file(GH_EXAMPLES_DIR "/seed.yaml", test_catalog());
   EXPECT_FALSE(r.config);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].mark.line, 20);

@@ -1,5 +1,5 @@
 // `gatehouse check`: every error printed as FILE:LINE:COL: PATH: message, exit 1; exit 0 on a
-// valid file, the shared seed example included (SPEC §1, §2).
+// valid file, the project's seed example (examples/seed.yaml) included (docs/configuration.md).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -42,13 +42,13 @@ std::string error_at(const Checked& c, int line, int col, const std::string& fie
 }
 
 TEST(Check, SeedExamplePasses) {
-  auto r = run_gatehouse({"check", "-c", shared_dir() + "/examples/seed.yaml"}, {{"JWT_SECRET", "integration-secret"}});
+  auto r = run_gatehouse({"check", "-c", examples_dir() + "/seed.yaml"}, {{"JWT_SECRET", "integration-secret"}});
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 TEST(Check, SeedWithoutItsSecretFailsAtTheVariable) {
-  const std::string path = shared_dir() + "/examples/seed.yaml";
+  const std::string path = examples_dir() + "/seed.yaml";
   auto r = run_gatehouse({"check", "-c", path}, {}, {"JWT_SECRET"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   // The line of `secret: "${JWT_SECRET}"` in the file.

@@ -26,11 +26,11 @@ std::string gatehouse_binary() {
 #endif
 }
 
-std::string shared_dir() {
-#ifdef GH_SHARED_DIR
-  return GH_SHARED_DIR;
+std::string examples_dir() {
+#ifdef GH_EXAMPLES_DIR
+  return GH_EXAMPLES_DIR;
 #else
-  return "../shared";
+  return "examples";
 #endif
 }
 

@@ -16,9 +16,9 @@
 
 namespace gh::integ {
 
-// The gatehouse binary under test and the shared/ folder (examples), from compile definitions.
+// The gatehouse binary under test and the project's examples/ folder, from compile definitions.
 std::string gatehouse_binary();
-std::string shared_dir();
+std::string examples_dir();
 
 using Env = std::vector<std::pair<std::string, std::string>>;
 
