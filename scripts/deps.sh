@@ -4,6 +4,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
+  clang-14 libclang-rt-14-dev
   libboost1.81-dev libssl-dev libyaml-cpp-dev libre2-dev libhiredis-dev
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   redis-server curl python3 nlohmann-json3-dev nodejs

@@ -508,6 +508,19 @@ TEST(ConfigLoader, MisspeltTopLevelKey) {
             }));
 }
 
+// Found by fuzz/config_fuzz: an empty key at the top level was reported with an empty path
+// ("gw.yaml:8:1: : unknown key ...").
+TEST(ConfigLoader, EmptyKeyHasAPath) {
+  const std::string expected = "one of: listen, admin, workers, redis, trusted_proxies, limits, health_endpoint, "
+                               "access_log, services, policies, defaults, routes";
+  EXPECT_EQ(errors_of(std::string(kMinimal) + "\"\": 1\n"),
+            std::vector<std::string>{"gw.yaml:7:1: \"\": unknown key \"\"; expected " + expected});
+  EXPECT_EQ(errors_of("services:\n  user:\n    instances: [\"http://a:1\"]\n    \"\": x\nroutes: [{path: /, service: user}]\n"),
+            std::vector<std::string>{"gw.yaml:4:5: services.user.\"\": unknown key \"\"; expected one of: instances, "
+                                     "load_balancing, hash_on, health_check, timeouts, retries, preserve_host, "
+                                     "max_in_flight"});
+}
+
 TEST(ConfigLoader, EmptyServices) {
   EXPECT_EQ(errors_of("services: {}\nroutes: [{path: /, service: user}]\n"),
             (std::vector<std::string>{

@@ -202,6 +202,7 @@ struct Val {
 };
 
 std::string join_path(std::string_view parent, std::string_view key) {
+  if (key.empty()) key = "\"\"";  // an empty key still names a place
   if (parent.empty()) return std::string(key);
   return fmt::format("{}.{}", parent, key);
 }
