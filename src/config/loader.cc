@@ -1074,7 +1074,7 @@ LoadResult load_string(const std::string& text, const std::string& file_name, co
   }
 
   LoadResult result;
-  for (const EnvError& e : sub.errors) result.errors.push_back(Diagnostic{file_name, e.mark, "(env)", e.message});
+  for (const EnvError& e : sub.errors) result.errors.push_back(Diagnostic{file_name, e.mark, e.field.empty() ? "(env)" : e.field, e.message});
   for (Diagnostic diag : d.list()) {
     if (sub.caused_by_error(diag.mark)) continue;
     diag.mark = sub.positions.to_original(diag.mark);
