@@ -15,6 +15,7 @@
 #include "app/gateway.h"
 #include "app/registry.h"
 #include "app/token.h"
+#include "core/log.h"
 #include "http/parser.h"
 #include "proxy/access_log.h"
 
@@ -170,7 +171,7 @@ routes:
                                  kDemoSecret);
   auto loaded = config::load_string(yaml, "<demo>", policy_catalog());
   if (!loaded.config) {
-    for (const auto& e : loaded.errors) fmt::print(stderr, "{}\n", e.to_string());
+    for (const auto& e : loaded.errors) log::error("{}", e.to_string());
     io.stop();
     services.join();
     return 1;

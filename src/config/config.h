@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "core/log.h"
+
 namespace gh::config {
 
 using Duration = std::chrono::milliseconds;
@@ -166,6 +168,12 @@ struct RouteConfig {
   Mark mark;
 };
 
+// `log:`, the error log (core/log.h).
+struct LogConfig {
+  log::Level level = log::Level::Info;
+  log::Format format = log::Format::Text;
+};
+
 struct Config {
   std::string file;
   std::vector<ListenerConfig> listeners;
@@ -176,6 +184,7 @@ struct Config {
   Limits limits;
   std::optional<std::string> health_endpoint = std::string("/health");
   std::string access_log = "stdout";
+  LogConfig log;
   std::vector<ServiceConfig> services;  // in file order
   std::vector<PolicyConfig> policies;   // in file order
   std::vector<std::string> default_policies;

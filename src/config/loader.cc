@@ -311,7 +311,7 @@ class Loader {
     }
     Fields f(d_, top,
              {"listen", "admin", "workers", "redis", "trusted_proxies", "limits", "health_endpoint", "access_log",
-              "services", "policies", "defaults", "routes"});
+              "log", "services", "policies", "defaults", "routes"});
     load_listen(f.get("listen"), c);
     if (f.has("admin")) c.admin = load_admin(f.get("admin"));
     load_workers(f.get("workers"), c);
@@ -320,6 +320,7 @@ class Loader {
     load_limits(f.get("limits"), c.limits);
     load_health_endpoint(f.get("health_endpoint"), c);
     load_access_log(f.get("access_log"), c);
+    load_log(f.get("log"), c.log);
     load_services(f.get("services"), c);
     load_policies(f.get("policies"), c);
     load_defaults(f.get("defaults"), c);
@@ -577,6 +578,23 @@ class Loader {
     if (!v.present()) return;
     if (v.node.IsScalar() && v.node.Tag() == "?" && v.node.Scalar() == "false") c.access_log = "off";
     else if (auto s = nonempty_text(v, "stdout, stderr, off or a file path")) c.access_log = *s;
+  }
+
+  void load_log(const Val& v, LogConfig& l) {
+    if (!v.present() || !want_map(v, "a mapping like {level: info, format: text}")) return;
+    Fields f(d_, v, {"level", "format"});
+    if (Val x = f.get("level"); x.present()) {
+      static const std::vector<std::string> kLevels{"debug", "info", "warn", "error"};
+      if (!x.node.IsScalar()) expected(x, "one of debug, info, warn, error");
+      else if (auto level = log::parse_level(x.node.Scalar())) l.level = *level;
+      else error(x, unknown_name("log level", x.node.Scalar(), kLevels));
+    }
+    if (Val x = f.get("format"); x.present()) {
+      static const std::vector<std::string> kFormats{"text", "json"};
+      if (!x.node.IsScalar()) expected(x, "text or json");
+      else if (auto format = log::parse_format(x.node.Scalar())) l.format = *format;
+      else error(x, unknown_name("log format", x.node.Scalar(), kFormats));
+    }
   }
 
   // ---- services -------------------------------------------------------------------------------
@@ -1087,7 +1105,7 @@ LoadResult load_string(const std::string& text, const std::string& file_name, co
   }
 
   LoadResult result;
-  for (const EnvError& e : sub.errors) result.errors.push_back(Diagnostic{file_name, e.mark, "(env)", e.message});
+  for (const EnvError& e : sub.errors) result.errors.push_back(Diagnostic{file_name, e.mark, e.field.empty() ? "(env)" : e.field, e.message});
   for (Diagnostic diag : d.list()) {
     if (sub.caused_by_error(diag.mark)) continue;
     diag.mark = sub.positions.to_original(diag.mark);
