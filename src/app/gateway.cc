@@ -16,6 +16,7 @@
 #include "core/cpu.h"
 #include "core/log.h"
 #include "proxy/worker.h"
+#include "upstream/dns.h"
 #include "upstream/health_checker.h"
 
 namespace gh::app {
@@ -114,6 +115,14 @@ int run_gateway(RunOptions opts) {
   std::shared_ptr<const proxy::Snapshot> current = *snap;
   auto checker = std::make_unique<upstream::HealthChecker>(control, current->services);
   checker->start();
+  // Instance host names are resolved again on this loop; new addresses get health probes.
+  auto make_dns = [&] {
+    auto d = std::make_unique<upstream::DnsRefresher>(control, current->services, upstream::system_resolver(control),
+                                                      [&checker] { checker->sync(); });
+    d->start();
+    return d;
+  };
+  auto dns = make_dns();
 
   auto reload = [&]() -> std::vector<std::string> {
     auto loaded = load_config(opts.config_path);
@@ -138,8 +147,10 @@ int run_gateway(RunOptions opts) {
         if (next_sink) w->access_log().set_sink(next_sink);
       });
     checker->stop();
+    dns->stop();
     checker = std::make_unique<upstream::HealthChecker>(control, current->services);
     checker->start();
+    dns = make_dns();
     if (next_sink) sink = next_sink;
     if (opts.on_reload) opts.on_reload(*cfg);
     log::info("reloaded {} (generation {})", opts.config_path, current->generation);
@@ -166,6 +177,7 @@ int run_gateway(RunOptions opts) {
       if (shared.open_connections.load() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
         for (auto& w : workers) w->terminate();
         checker->stop();
+        dns->stop();
         signals.cancel();
         control.stop();
         return;

@@ -4,6 +4,7 @@
 
 #include "app/registry.h"
 #include "policies/rate_limit/rate_limit_config.h"
+#include "upstream/dns.h"
 
 namespace gh::app {
 
@@ -23,6 +24,7 @@ config::LoadResult load_config(const std::string& path) {
       d.error(l.mark, r.config->listeners.size() == 1 ? "listen" : "listen[" + std::to_string(i) + "]",
               "TLS listeners are not available in this version of gatehouse; terminate TLS in front of it");
   }
+  upstream::check_instance_hosts(*r.config, d);
   if (!d.empty()) {
     r.errors = d.list();
     r.config.reset();

@@ -108,8 +108,17 @@ struct HashOn {
   std::string name;  // header, cookie or claim name
 };
 
+// An inclusive range of HTTP status codes, e.g. 200-299.
+struct StatusRange {
+  int lo = 200;
+  int hi = 399;
+  bool contains(int status) const noexcept { return status >= lo && status <= hi; }
+  bool operator==(const StatusRange&) const = default;
+};
+
 struct HealthCheckConfig {
   std::string path = "/health";
+  std::vector<StatusRange> expected_status = {StatusRange{200, 399}};  // a probe's healthy answers
   Duration interval = std::chrono::seconds(5);
   Duration timeout = std::chrono::seconds(2);
   int healthy_after = 2;
@@ -133,6 +142,7 @@ struct ServiceConfig {
   RetryConfig retries;
   bool preserve_host = false;
   std::uint64_t max_in_flight = 0;   // 0 = unlimited
+  Duration dns_refresh = std::chrono::seconds(30);  // how often instance host names are resolved again
   Mark mark;
 };
 

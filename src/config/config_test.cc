@@ -320,6 +320,39 @@ routes:
   EXPECT_TRUE(c.routes[2].strip_prefix);
 }
 
+TEST(ConfigLoader, ExpectedStatusForms) {
+  auto ranges = [](const std::string& value) {
+    Config c = load_ok("services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {expected_status: " +
+                       value + "}\nroutes: [{path: /, service: user}]\n");
+    return c.services.at(0).health_check->expected_status;
+  };
+  EXPECT_EQ(ranges("200"), (std::vector<StatusRange>{{200, 200}}));
+  EXPECT_EQ(ranges("\"200-299\""), (std::vector<StatusRange>{{200, 299}}));
+  EXPECT_EQ(ranges("[404, \"200-204\", 301]"), (std::vector<StatusRange>{{404, 404}, {200, 204}, {301, 301}}));
+  Config c = load_ok("services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {path: /h}\n"
+                     "routes: [{path: /, service: user}]\n");
+  EXPECT_EQ(c.services[0].health_check->expected_status, (std::vector<StatusRange>{{200, 399}}));
+  EXPECT_EQ(c.services[0].dns_refresh, 30s);
+  c = load_ok("services:\n  user:\n    instances: [\"http://a:1\"]\n    dns_refresh: 5m\n"
+              "routes: [{path: /, service: user}]\n");
+  EXPECT_EQ(c.services[0].dns_refresh, 5min);
+}
+
+TEST(ConfigLoader, InstanceAndRedisUrls) {
+  Config c = load_ok("redis: \"redis://:p%2Fss@cache:6379/1\"\nservices:\n  user:\n"
+                     "    instances: [\"http://[::1]:8080\", \"HTTP://Api.Internal\", \"http://10.0.0.5:3001/\"]\n"
+                     "routes: [{path: /, service: user}]\n");
+  EXPECT_EQ(c.redis, "redis://:p%2Fss@cache:6379/1");
+  const auto& in = c.services.at(0).instances;
+  ASSERT_EQ(in.size(), 3u);
+  EXPECT_EQ(in[0].host, "::1");
+  EXPECT_EQ(in[0].port, 8080);
+  EXPECT_EQ(in[1].host, "Api.Internal");
+  EXPECT_EQ(in[1].port, 80);
+  EXPECT_EQ(in[2].host, "10.0.0.5");
+  EXPECT_EQ(in[2].port, 3001);
+}
+
 TEST(ConfigLoader, AcceptsOtherHashKeys) {
   for (auto [text, kind, name] : {std::tuple{"client_ip", HashOn::Kind::ClientIp, ""},
                                   std::tuple{"cookie:sid", HashOn::Kind::Cookie, "sid"},
@@ -364,7 +397,10 @@ INSTANTIATE_TEST_SUITE_P(
              "got \"localhost:6379\""},
         Case{"trusted_proxies: [10.0.0.0/33]\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:1:19: trusted_proxies[0]: expected a CIDR like 10.0.0.0/8, 192.168.1.7 or fd00::/8, "
-             "got \"10.0.0.0/33\""},
+             "got \"10.0.0.0/33\": the prefix length is over 32"},
+        Case{"trusted_proxies: [\"::ffff:10.0.0.1/80\"]\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:1:19: trusted_proxies[0]: expected a CIDR like 10.0.0.0/8, 192.168.1.7 or fd00::/8, "
+             "got \"::ffff:10.0.0.1/80\": an IPv4-mapped network (::ffff:a.b.c.d) needs a prefix length of 96 or more"},
         Case{"limits:\n  max_body_bytes: lots\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:2:19: limits.max_body_bytes: expected a positive size like 8KiB, 10MiB or 1024, got \"lots\""},
         Case{"limits:\n  idle_timeout: abc\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
@@ -384,6 +420,22 @@ INSTANTIATE_TEST_SUITE_P(
              "got \"https://10.0.0.5:3001\""},
         Case{"services:\n  user:\n    instances: [\"http://a:1\", \"10.0.0.5:3001\"]\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:3:31: services.user.instances[1]: expected a URL like http://10.0.0.5:3001, got \"10.0.0.5:3001\""},
+        Case{"services:\n  user:\n    instances: [\"http://u:p@a:1\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001, got "
+             "\"http://u:p@a:1\": an instance URL has no user or password"},
+        Case{"services:\n  user:\n    instances: [\"http://a:70000\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001, got "
+             "\"http://a:70000\": the port must be a number from 1 to 65535"},
+        Case{"services:\n  user:\n    instances: [\"http://a%2Fb:1\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001, got "
+             "\"http://a%2Fb:1\": the host is not a name or an IP address"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1?x=1\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 with no path, "
+             "got \"http://a:1?x=1\""},
+        Case{"redis: \"redis://:p/ss@cache:6379\"\nservices: {user: {instances: [\"http://a:1\"]}}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:1:8: redis: expected a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0, got "
+             "\"redis://:p/ss@cache:6379\": a \"/\" in the user name or password is written %2F"},
         Case{"services:\n  user:\n    instances: [\"http://a:1/api\"]\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 with no path, "
              "got \"http://a:1/api\""},
@@ -414,6 +466,33 @@ INSTANTIATE_TEST_SUITE_P(
              "routes: [{path: /, service: user}]\n",
              "gw.yaml:4:30: services.user.health_check.interval: expected a positive duration like 250ms, 30s, 15m "
              "or 1h, got \"0s\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {expected_status: 2xx}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:37: services.user.health_check.expected_status: expected a status like 200, a range like "
+             "\"200-299\", or a list of them (statuses from 100 to 599), got \"2xx\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {expected_status: [200, 700]}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:43: services.user.health_check.expected_status[1]: expected a status like 200, a range like "
+             "\"200-299\", or a list of them (statuses from 100 to 599), got 700"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {expected_status: \"399-200\"}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:37: services.user.health_check.expected_status: expected a range from low to high like "
+             "\"200-299\", got \"399-200\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {expected_status: []}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:37: services.user.health_check.expected_status: expected a status like 200, a range like "
+             "\"200-299\", or a list of them, got an empty list"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    health_check: {expected_status: {ok: 200}}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:37: services.user.health_check.expected_status: expected a status like 200, a range like "
+             "\"200-299\", or a list of them, got a mapping"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    dns_refresh: 100ms\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:18: services.user.dns_refresh: expected a duration of 1s or more, like 30s or 5m, got \"100ms\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    dns_refresh: often\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:18: services.user.dns_refresh: expected a positive duration like 250ms, 30s, 15m or 1h, "
+             "got \"often\""},
         Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    retries: {attempts: -1}\n"
              "routes: [{path: /, service: user}]\n",
              "gw.yaml:4:25: services.user.retries.attempts: expected a number of retries (0 or more), got -1"},
@@ -584,7 +663,7 @@ routes:
   EXPECT_EQ(errors, (std::vector<std::string>{
                         "gw.yaml:2:10: workers: expected auto or a number of threads from 1 to 1024, got \"many\"",
                         "gw.yaml:5:41: services.user.instances[1]: expected a URL like http://10.0.0.5:3001, got "
-                        "\"ftp://10.0.0.6\"",
+                        "\"ftp://10.0.0.6\": the scheme is not http://",
                         "gw.yaml:7:37: policies.per-ip.limit: expected a positive integer, got 0",
                         "gw.yaml:8:15: policies.sso.type: unknown policy type \"jtw\"; did you mean \"jwt\"?",
                         "gw.yaml:11:14: routes[0].service: unknown service \"usr\"; did you mean \"user\"?",

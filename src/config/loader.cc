@@ -18,6 +18,8 @@
 
 #include "config/config.h"
 #include "config/env.h"
+#include "core/cidr.h"
+#include "core/url.h"
 #include "core/strings.h"
 
 namespace gh::config {
@@ -150,34 +152,6 @@ std::optional<HostPort> parse_authority(std::string_view s, bool allow_empty_hos
     if (!hp.port) return std::nullopt;
   }
   return hp;
-}
-
-bool valid_cidr(std::string_view s) {
-  auto slash = s.find('/');
-  std::string addr(s.substr(0, slash));
-  bool v6 = addr.find(':') != std::string::npos;
-  unsigned char buf[sizeof(in6_addr)];
-  if (inet_pton(v6 ? AF_INET6 : AF_INET, addr.c_str(), buf) != 1) return false;
-  if (slash == std::string_view::npos) return true;
-  std::string_view bits = s.substr(slash + 1);
-  if (!all_digits(bits) || bits.size() > 3) return false;
-  unsigned n = 0;
-  std::from_chars(bits.data(), bits.data() + bits.size(), n);
-  return n <= (v6 ? 128u : 32u);
-}
-
-bool valid_redis_url(std::string_view s) {
-  constexpr std::string_view kScheme = "redis://";
-  if (s.substr(0, kScheme.size()) != kScheme) return false;
-  std::string_view rest = s.substr(kScheme.size());
-  auto slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  if (auto at = authority.rfind('@'); at != std::string_view::npos) authority = authority.substr(at + 1);
-  if (authority.empty() || authority[0] == ':') return false;
-  if (!parse_authority(authority, false, false)) return false;
-  if (slash == std::string_view::npos) return true;
-  std::string_view db = rest.substr(slash + 1);
-  return db.empty() || all_digits(db);
 }
 
 // A path to match or serve: starts with "/", no query, fragment, blanks or control characters.
@@ -519,15 +493,22 @@ class Loader {
 
   void load_redis(const Val& v, Config& c) {
     if (!v.present()) return;
-    if (v.node.IsScalar() && valid_redis_url(v.node.Scalar())) c.redis = v.node.Scalar();
-    else expected(v, "a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0");
+    constexpr std::string_view kRedis = "a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0";
+    std::string why;
+    if (v.node.IsScalar() && parse_redis_url(v.node.Scalar(), &why)) c.redis = v.node.Scalar();
+    else if (v.node.IsScalar() && v.node.Scalar().starts_with("redis://"))
+      error(v, fmt::format("expected {}, got {}: {}", kRedis, describe(v.node), why));
+    else expected(v, kRedis);
   }
 
   void load_trusted_proxies(const Val& v, Config& c) {
     if (!v.present() || !want_list(v, "a list of CIDRs like 10.0.0.0/8")) return;
     for (const Val& item : items(v)) {
-      if (item.node.IsScalar() && valid_cidr(item.node.Scalar())) c.trusted_proxies.push_back(item.node.Scalar());
-      else expected(item, "a CIDR like 10.0.0.0/8, 192.168.1.7 or fd00::/8");
+      constexpr std::string_view kCidr = "a CIDR like 10.0.0.0/8, 192.168.1.7 or fd00::/8";
+      std::string why;
+      if (item.node.IsScalar() && Cidr::parse(item.node.Scalar(), &why)) c.trusted_proxies.push_back(item.node.Scalar());
+      else if (item.node.IsScalar()) error(item, fmt::format("expected {}, got {}: {}", kCidr, describe(item.node), why));
+      else expected(item, kCidr);
     }
   }
 
@@ -624,7 +605,7 @@ class Loader {
     s.mark = v.mark;
     Fields f(d_, v,
              {"instances", "load_balancing", "hash_on", "health_check", "timeouts", "retries", "preserve_host",
-              "max_in_flight"});
+              "max_in_flight", "dns_refresh"});
     load_instances(f.get("instances"), s);
 
     Val lb = f.get("load_balancing");
@@ -661,6 +642,11 @@ class Loader {
       if (auto b = boolean(x)) s.preserve_host = *b;
     if (Val x = f.get("max_in_flight"); x.present())
       if (auto n = positive(x)) s.max_in_flight = *n;
+    if (Val x = f.get("dns_refresh"); x.present()) {
+      auto d = duration(x);
+      if (d && *d < std::chrono::seconds(1)) expected(x, "a duration of 1s or more, like 30s or 5m");
+      else if (d) s.dns_refresh = *d;
+    }
     if (d_.list().size() != errors_before) return std::nullopt;
     return s;
   }
@@ -704,31 +690,29 @@ class Loader {
   }
 
   bool parse_instance_url(const Val& v, InstanceConfig& inst) {
-    const std::string& url = v.node.Scalar();
-    std::string lower = to_lower(url);
-    if (lower.rfind("https://", 0) == 0) {
-      error(v, fmt::format("https instances are not yet supported; got {}", quote(url)));
-      return false;
-    }
-    if (lower.rfind("http://", 0) == 0) {
-      std::string_view rest = std::string_view(url).substr(7);
-      auto slash = rest.find('/');
-      std::string_view authority = rest.substr(0, slash);
-      std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
-      if (path.size() > 1) {
-        error(v, fmt::format("expected {} with no path, got {}", kInstanceExpected, quote(url)));
+    const std::string& text = v.node.Scalar();
+    std::string why;
+    if (auto url = Url::parse(text, &why)) {
+      if (url->scheme == "https") {
+        error(v, fmt::format("https instances are not yet supported; got {}", quote(text)));
         return false;
       }
-      if (authority.find('@') == std::string_view::npos) {
-        if (auto hp = parse_authority(authority, false, false)) {
-          inst.url = url;
-          inst.host = hp->host;
-          inst.port = hp->port.value_or(80);
-          return true;
-        }
+      if (url->scheme != "http") {
+        why = "the scheme is not http://";
+      } else if (url->has_userinfo) {
+        why = "an instance URL has no user or password";
+      } else if (url->path.size() > 1 || url->query || url->has_fragment) {
+        error(v, fmt::format("expected {} with no path, got {}", kInstanceExpected, quote(text)));
+        return false;
+      } else {
+        inst.url = text;
+        inst.host = url->host;
+        inst.port = url->port.value_or(80);
+        return true;
       }
     }
-    expected(v, kInstanceExpected);
+    if (text.find("://") == std::string::npos) expected(v, kInstanceExpected);
+    else error(v, fmt::format("expected {}, got {}: {}", kInstanceExpected, describe(v.node), why));
     return false;
   }
 
@@ -751,8 +735,8 @@ class Loader {
   }
 
   std::optional<HealthCheckConfig> load_health_check(const Val& v) {
-    if (!want_map(v, "{path, interval, timeout, healthy_after, unhealthy_after}")) return std::nullopt;
-    Fields f(d_, v, {"path", "interval", "timeout", "healthy_after", "unhealthy_after"});
+    if (!want_map(v, "{path, interval, timeout, healthy_after, unhealthy_after, expected_status}")) return std::nullopt;
+    Fields f(d_, v, {"path", "interval", "timeout", "healthy_after", "unhealthy_after", "expected_status"});
     HealthCheckConfig hc;
     if (Val x = f.get("path"); x.present()) {
       if (x.node.IsScalar() && valid_path(x.node.Scalar())) hc.path = x.node.Scalar();
@@ -770,7 +754,56 @@ class Loader {
         else if (n) *out = static_cast<int>(*n);
       }
     }
+    if (Val x = f.get("expected_status"); x.present()) {
+      if (auto ranges = expected_status(x)) hc.expected_status = std::move(*ranges);
+    }
     return hc;
+  }
+
+  // `200`, `"200-299"`, or a non-empty list of them; each status from 100 to 599.
+  std::optional<std::vector<StatusRange>> expected_status(const Val& v) {
+    constexpr std::string_view kWhat = "a status like 200, a range like \"200-299\", or a list of them";
+    auto status = [](std::string_view s) -> std::optional<int> {
+      if (s.size() != 3 || !all_digits(s)) return std::nullopt;
+      int n = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+      if (n < 100 || n > 599) return std::nullopt;
+      return n;
+    };
+    auto one = [&](const Val& item) -> std::optional<StatusRange> {
+      if (!item.node.IsScalar()) {
+        expected(item, kWhat);
+        return std::nullopt;
+      }
+      std::string_view s = item.node.Scalar();
+      auto dash = s.find('-');
+      auto lo = status(s.substr(0, dash));
+      auto hi = dash == std::string_view::npos ? lo : status(s.substr(dash + 1));
+      if (!lo || !hi) {
+        expected(item, fmt::format("{} (statuses from 100 to 599)", kWhat));
+        return std::nullopt;
+      }
+      if (*lo > *hi) {
+        error(item, fmt::format("expected a range from low to high like \"200-299\", got {}", describe(item.node)));
+        return std::nullopt;
+      }
+      return StatusRange{*lo, *hi};
+    };
+    std::vector<StatusRange> out;
+    if (v.node.IsSequence()) {
+      if (v.node.size() == 0) {
+        error(v, fmt::format("expected {}, got an empty list", kWhat));
+        return std::nullopt;
+      }
+      bool ok = true;
+      for (const Val& item : items(v)) {
+        if (auto r = one(item)) out.push_back(*r);
+        else ok = false;
+      }
+      if (!ok) return std::nullopt;
+      return out;
+    }
+    if (auto r = one(v)) return std::vector<StatusRange>{*r};
+    return std::nullopt;
   }
 
   void load_retries(const Val& v, RetryConfig& r) {

@@ -32,17 +32,29 @@ std::optional<IpAddress> IpAddress::parse(std::string_view s) {
   return a;
 }
 
-std::optional<Cidr> Cidr::parse(std::string_view s) {
+std::optional<Cidr> Cidr::parse(std::string_view s, std::string* why) {
+  auto fail = [&](const char* reason) -> std::optional<Cidr> {
+    if (why) *why = reason;
+    return std::nullopt;
+  };
   s = trim_ows(s);
   auto slash = s.find('/');
-  auto addr = IpAddress::parse(s.substr(0, slash));
-  if (!addr) return std::nullopt;
-  unsigned max = addr->v6 ? 128 : 32;
+  std::string_view text = s.substr(0, slash);
+  auto addr = IpAddress::parse(text);
+  if (!addr) return fail("not an IPv4 or IPv6 address");
+  // Written as IPv6 but parsed as IPv4: an IPv4-mapped address, whose prefix counts 128 bits.
+  const bool mapped = !addr->v6 && text.find(':') != std::string_view::npos;
+  unsigned max = addr->v6 || mapped ? 128 : 32;
   unsigned prefix = max;
   if (slash != std::string_view::npos) {
     std::string_view p = s.substr(slash + 1);
     auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
-    if (p.empty() || ec != std::errc{} || end != p.data() + p.size() || prefix > max) return std::nullopt;
+    if (p.empty() || ec != std::errc{} || end != p.data() + p.size()) return fail("the prefix length is not a number");
+    if (prefix > max) return fail(max == 32 ? "the prefix length is over 32" : "the prefix length is over 128");
+  }
+  if (mapped) {
+    if (prefix < 96) return fail("an IPv4-mapped network (::ffff:a.b.c.d) needs a prefix length of 96 or more");
+    prefix -= 96;
   }
   Cidr c;
   c.net_ = *addr;

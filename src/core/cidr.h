@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -19,8 +20,10 @@ struct IpAddress {
 
 class Cidr {
  public:
-  // nullopt when malformed (bad address, prefix out of range).
-  static std::optional<Cidr> parse(std::string_view s);
+  // nullopt when malformed (bad address, prefix out of range); `why` (if given) then says what.
+  // An IPv4-mapped IPv6 network ("::ffff:10.0.0.0/120") is the IPv4 network it maps
+  // (10.0.0.0/24); its prefix must be 96 or more, as a shorter one spans non-mapped addresses.
+  static std::optional<Cidr> parse(std::string_view s, std::string* why = nullptr);
   bool contains(const IpAddress& a) const noexcept;
 
  private:

@@ -23,6 +23,25 @@ TEST(Cidr, ParsesAndMatches) {
   EXPECT_FALSE(Cidr::parse("10.0.0.0/"));
 }
 
+TEST(Cidr, MappedNetworkIsTheIpv4NetworkItMaps) {
+  auto c = Cidr::parse("::ffff:10.0.0.1/120");
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->contains(*IpAddress::parse("10.0.0.200")));
+  EXPECT_TRUE(c->contains(*IpAddress::parse("::ffff:10.0.0.7")));
+  EXPECT_FALSE(c->contains(*IpAddress::parse("10.0.1.1")));
+  EXPECT_TRUE(Cidr::parse("::ffff:10.0.0.1")->contains(*IpAddress::parse("10.0.0.1")));
+  EXPECT_FALSE(Cidr::parse("::ffff:10.0.0.1")->contains(*IpAddress::parse("10.0.0.2")));
+  std::string why;
+  EXPECT_FALSE(Cidr::parse("::ffff:10.0.0.1/80", &why));
+  EXPECT_EQ(why, "an IPv4-mapped network (::ffff:a.b.c.d) needs a prefix length of 96 or more");
+  EXPECT_FALSE(Cidr::parse("::ffff:10.0.0.1/129", &why));
+  EXPECT_EQ(why, "the prefix length is over 128");
+  EXPECT_FALSE(Cidr::parse("10.0.0.1/40", &why));
+  EXPECT_EQ(why, "the prefix length is over 32");
+  EXPECT_FALSE(Cidr::parse("10.0.0.300/8", &why));
+  EXPECT_EQ(why, "not an IPv4 or IPv6 address");
+}
+
 TEST(ClientAddress, BelievesOnlyTrustedHops) {
   CidrSet trusted({*Cidr::parse("10.0.0.0/8")});
   // Untrusted peer: X-Forwarded-For is ignored whatever it says.

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "policies/api_key/api_key.h"
+#include "policies/common/options.h"
 #include "policies/cors/cors.h"
 #include "policies/ip_filter/ip_filter.h"
 #include "policies/require_role/require_role.h"
@@ -101,6 +102,16 @@ TEST(RequireRole, ReportsBadOptions) {
   EXPECT_EQ(d.list()[0].path, "policies.p.role");
   EXPECT_NE(d.list()[0].message.find("did you mean \"roles\""), std::string::npos);
   EXPECT_NE(d.list()[1].message.find("missing `roles`"), std::string::npos);
+}
+
+TEST(ApiKey, KeysCompareWholeAndExact) {
+  EXPECT_TRUE(constant_time_equal("k1-secret", "k1-secret"));
+  EXPECT_FALSE(constant_time_equal("k1-secret", "k1-secreT"));
+  EXPECT_FALSE(constant_time_equal("k1-secret", "k1-secre"));
+  EXPECT_FALSE(constant_time_equal("k1", "k1-secret"));
+  EXPECT_FALSE(constant_time_equal("", "k"));
+  EXPECT_TRUE(constant_time_equal(std::string_view("a\0b", 3), std::string_view("a\0b", 3)));
+  EXPECT_FALSE(constant_time_equal(std::string_view("a\0b", 3), std::string_view("a\0c", 3)));
 }
 
 TEST(ApiKey, HeaderKeys) {

@@ -22,6 +22,7 @@
 
 #include "core/cidr.h"
 #include "core/fault.h"
+#include "core/log.h"
 #include "core/strings.h"
 #include "http/websocket.h"
 #include "proxy/local_reply.h"
@@ -261,9 +262,9 @@ void Session::after_serve(std::exception_ptr e, bool keep) {
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-      fmt::print(stderr, "gatehouse: internal error on a connection from {}: {}\n", peer_ip_, ex.what());
+      log::error("internal error on a connection from {}: {}", peer_ip_, ex.what());
     } catch (...) {
-      fmt::print(stderr, "gatehouse: internal error on a connection from {}\n", peer_ip_);
+      log::error("internal error on a connection from {}", peer_ip_);
     }
   }
   if (!keep || !alive_ || w_.shared().draining.load(std::memory_order_relaxed)) return shutdown();
@@ -431,9 +432,9 @@ asio::awaitable<bool> Session::handle_request() {
   try {
     std::rethrow_exception(failure);
   } catch (const std::exception& ex) {
-    fmt::print(stderr, "gatehouse: internal error on request {}: {}\n", ctx.request_id(), ex.what());
+    log::error("internal error on request {}: {}", ctx.request_id(), ex.what());
   } catch (...) {
-    fmt::print(stderr, "gatehouse: internal error on request {}\n", ctx.request_id());
+    log::error("internal error on request {}", ctx.request_id());
   }
   if (sc_->upstream.is_open()) close_upstream();
   release_up();

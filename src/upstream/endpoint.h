@@ -29,6 +29,9 @@ struct Endpoint {
   std::string pool_key;     // "ip:port": connection pools are keyed by address, not by snapshot
   boost::asio::ip::tcp::endpoint address;
   bool has_health_check = false;
+  // Set by the control thread when a DNS refresh drops this address (cleared if it comes back):
+  // the endpoint is no longer picked; requests already holding it finish normally.
+  std::atomic<bool> retired{false};
 
   std::atomic<bool> active_healthy{true};
   std::atomic<std::uint32_t> connect_failures{0};

@@ -1,4 +1,8 @@
 // HealthChecker: active health checks of the services that configure `health_check`.
+// A probe is `GET path` over HTTP/1.1; its response is read with the proxy's strict parser, the
+// body read and discarded up to kMaxProbeBodyBytes. Healthy: a well-formed response whose
+// status is in `expected_status` (default 200-399). Each endpoint keeps one idle probe
+// connection for its next probe when the response allowed keep-alive.
 // Thread: runs on the control io_context only; it is the single writer of
 // Endpoint::active_healthy. One checker per config generation; stop() ends its probes
 // (a reload starts a new checker on the new generation's endpoints).
@@ -13,6 +17,9 @@
 
 namespace gh::upstream {
 
+constexpr std::size_t kMaxProbeHeadBytes = 16 * 1024;
+constexpr std::size_t kMaxProbeBodyBytes = 64 * 1024;
+
 class HealthChecker {
  public:
   HealthChecker(boost::asio::io_context& io, std::vector<std::shared_ptr<Service>> services);
@@ -20,6 +27,9 @@ class HealthChecker {
   // Starts one probe loop per endpoint of each service with a health_check; the first
   // probe runs at once.
   void start();
+  // Starts probe loops for endpoints added since (a DNS refresh); the loop of an endpoint the
+  // service retired ends at its next round.
+  void sync();
   // Ends every probe loop; safe to call more than once.
   void stop();
 

@@ -1,9 +1,14 @@
 #include "upstream/service.h"
 
+#include "core/log.h"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <optional>
 #include <random>
 
 namespace gh::upstream {
@@ -64,57 +69,182 @@ std::uint64_t hash_key(std::string_view key) noexcept {
 }
 
 Result<std::shared_ptr<Service>> Service::build(const config::ServiceConfig& cfg) {
+  struct Blocking final : Resolver {
+    void resolve(const std::string& host, std::function<void(Answer)> done) override { done(resolve_now(host)); }
+  } blocking;
+  return build(cfg, blocking);
+}
+
+Result<std::shared_ptr<Service>> Service::build(const config::ServiceConfig& cfg, Resolver& resolver) {
   std::shared_ptr<Service> s(new Service(cfg));
-  asio::io_context io;
-  asio::ip::tcp::resolver resolver(io);
-  for (const auto& inst : cfg.instances) {
-    auto e = std::make_shared<Endpoint>();
-    e->url = inst.url;
-    e->host = inst.host;
-    e->port = inst.port;
-    e->weight = std::max<std::uint32_t>(1, inst.weight);
-    e->host_header = inst.port == 80 ? inst.host : inst.host + ":" + std::to_string(inst.port);
-    e->has_health_check = cfg.health_check.has_value();
-    boost::system::error_code ec;
-    auto addr = asio::ip::make_address(inst.host, ec);
-    if (ec) {
-      auto results = resolver.resolve(inst.host, std::to_string(inst.port), ec);
-      if (ec || results.empty())
-        return Error{ErrorCode::InvalidConfig, Source::Config, false,
-                     "service \"" + cfg.name + "\": cannot resolve " + inst.host + ": " + ec.message()};
-      e->address = *results.begin();
-    } else {
-      e->address = asio::ip::tcp::endpoint(addr, inst.port);
+  s->per_instance_.resize(cfg.instances.size());
+  for (const auto& inst : cfg.instances) s->names_ = s->names_ || !is_ip_literal(inst.host);
+  for (std::size_t i = 0; i < cfg.instances.size(); ++i) {
+    const auto& inst = cfg.instances[i];
+    if (is_ip_literal(inst.host)) {
+      s->per_instance_[i].push_back(s->make_endpoint(i, asio::ip::make_address(inst.host)));
+      continue;
     }
-    e->pool_key = e->address.address().to_string() + ":" + std::to_string(e->address.port());
-    s->endpoints_.push_back(std::move(e));
+    std::optional<Answer> answer;
+    resolver.resolve(inst.host, [&](Answer a) { answer = std::move(a); });
+    if (!answer || answer->addresses.empty())
+      return Error{ErrorCode::InvalidConfig, Source::Config, false,
+                   "service \"" + cfg.name + "\": cannot resolve host \"" + inst.host + "\"" +
+                       (answer && !answer->error.empty() ? ": " + answer->error : std::string())};
+    for (const auto& a : answer->addresses) s->per_instance_[i].push_back(s->make_endpoint(i, a));
   }
-  s->weighted_sequence_ = smooth_sequence(s->endpoints_);
-  if (cfg.load_balancing == config::Balance::Hash) {
-    for (std::uint32_t i = 0; i < s->endpoints_.size(); ++i) {
-      const auto& e = s->endpoints_[i];
-      for (std::uint32_t p = 0; p < kRingPointsPerWeight * e->weight; ++p)
-        s->ring_.emplace_back(hash_key(e->url + "#" + std::to_string(p)), i);
-    }
-    std::sort(s->ring_.begin(), s->ring_.end());
-  }
+  s->publish();
   return s;
+}
+
+std::shared_ptr<Endpoint> Service::make_endpoint(std::size_t i, const asio::ip::address& a) const {
+  const auto& inst = config_.instances[i];
+  auto e = std::make_shared<Endpoint>();
+  e->url = inst.url;
+  e->host = inst.host;
+  e->port = inst.port;
+  e->weight = std::max<std::uint32_t>(1, inst.weight);
+  const std::string host = inst.host.find(':') != std::string::npos ? "[" + inst.host + "]" : inst.host;  // IPv6
+  e->host_header = inst.port == 80 ? host : host + ":" + std::to_string(inst.port);
+  e->has_health_check = config_.health_check.has_value();
+  e->address = asio::ip::tcp::endpoint(a, inst.port);
+  e->pool_key = a.is_v6() ? "[" + a.to_string() + "]:" + std::to_string(inst.port)
+                          : a.to_string() + ":" + std::to_string(inst.port);
+  return e;
+}
+
+void Service::publish() {
+  auto set = std::make_unique<Set>();
+  for (const auto& list : per_instance_)
+    for (const auto& e : list) set->endpoints.push_back(e);
+  set->weighted_sequence = smooth_sequence(set->endpoints);
+  if (config_.load_balancing == config::Balance::Hash) {
+    for (std::uint32_t i = 0; i < set->endpoints.size(); ++i) {
+      const auto& e = set->endpoints[i];
+      // A literal instance keeps its ring points by URL; a name's addresses each get their own.
+      const std::string base = is_ip_literal(e->host) ? e->url : e->url + "@" + e->pool_key;
+      for (std::uint32_t p = 0; p < kRingPointsPerWeight * e->weight; ++p)
+        set->ring.emplace_back(hash_key(base + "#" + std::to_string(p)), i);
+    }
+    std::sort(set->ring.begin(), set->ring.end());
+  }
+  sets_.push_back(std::move(set));
+  set_.store(sets_.back().get());
+  reclaim();
+}
+
+void Service::reclaim() {
+  // seq_cst: a reader that incremented pickers_ after this load also loads set_ after the
+  // store above, so it cannot hold a Set freed here.
+  if (sets_.size() > 1 && pickers_.load() == 0) sets_.erase(sets_.begin(), sets_.end() - 1);
+}
+
+class Service::Reading {
+ public:
+  // A service without host names never replaces its Set: nothing to count.
+  explicit Reading(const Service& s) : s_(s), counted_(s.names_) {
+    if (counted_) s_.pickers_.fetch_add(1);
+    set_ = s_.set_.load(counted_ ? std::memory_order_seq_cst : std::memory_order_acquire);
+  }
+  ~Reading() {
+    if (counted_) s_.pickers_.fetch_sub(1, std::memory_order_release);
+  }
+  Reading(const Reading&) = delete;
+  Reading& operator=(const Reading&) = delete;
+  const Set& set() const noexcept { return *set_; }
+
+ private:
+  const Service& s_;
+  const bool counted_;
+  const Set* set_;
+};
+
+bool Service::apply(std::size_t i, const Answer& answer) {
+  const auto& inst = config_.instances[i];
+  auto& current = per_instance_[i];
+  if (answer.addresses.empty()) {
+    log::warn("service \"{}\": cannot resolve host \"{}\"{}{}; keeping its {} address{}",
+               config_.name, inst.host, answer.error.empty() ? "" : ": ", answer.error, current.size(),
+               current.size() == 1 ? "" : "es");
+    return false;
+  }
+  bool same = answer.addresses.size() == current.size();
+  for (std::size_t k = 0; same && k < current.size(); ++k) same = current[k]->address.address() == answer.addresses[k];
+  if (same) return false;
+
+  std::vector<std::shared_ptr<Endpoint>> next;
+  for (const auto& a : answer.addresses) {
+    auto has = [&](const std::shared_ptr<Endpoint>& e) { return e->address.address() == a && e->url == inst.url; };
+    if (auto it = std::find_if(current.begin(), current.end(), has); it != current.end()) {
+      next.push_back(*it);
+    } else if (auto r = std::find_if(retired_.begin(), retired_.end(), has); r != retired_.end()) {
+      (*r)->retired.store(false, std::memory_order_relaxed);  // back again: with its old state
+      next.push_back(*r);
+      retired_.erase(r);
+    } else {
+      next.push_back(make_endpoint(i, a));
+    }
+  }
+  for (const auto& e : current)
+    if (std::find(next.begin(), next.end(), e) == next.end()) {
+      e->retired.store(true, std::memory_order_relaxed);
+      retired_.push_back(e);
+    }
+  std::string list;
+  for (const auto& a : answer.addresses) list += (list.empty() ? "" : ", ") + a.to_string();
+  log::info("service \"{}\": host \"{}\" now resolves to {}", config_.name, inst.host, list);
+  current = std::move(next);
+  return true;
+}
+
+bool Service::has_names() const noexcept { return names_; }
+
+void Service::refresh(Resolver& resolver, std::function<void(bool changed)> done) {
+  struct Round {
+    std::size_t waiting = 1;  // one extra, released after every request is made
+    bool changed = false;
+    std::function<void(bool)> done;
+  };
+  auto round = std::make_shared<Round>();
+  round->done = std::move(done);
+  auto finish = [self = shared_from_this(), round] {
+    if (--round->waiting != 0) return;
+    if (round->changed) self->publish();
+    else self->reclaim();
+    if (round->done) round->done(round->changed);
+  };
+  for (std::size_t i = 0; i < config_.instances.size(); ++i) {
+    if (is_ip_literal(config_.instances[i].host)) continue;
+    ++round->waiting;
+    resolver.resolve(config_.instances[i].host, [self = shared_from_this(), round, i, finish](Answer a) {
+      if (self->apply(i, a)) round->changed = true;
+      finish();
+    });
+  }
+  finish();
+}
+
+std::vector<std::shared_ptr<Endpoint>> Service::endpoints() const {
+  Reading r(*this);
+  return r.set().endpoints;
 }
 
 std::size_t Service::available_count() const noexcept {
   const std::int64_t now = steady_now_ms();
+  Reading r(*this);
   std::size_t n = 0;
-  for (const auto& e : endpoints_) n += e->available(now) ? 1 : 0;
+  for (const auto& e : r.set().endpoints) n += e->available(now) ? 1 : 0;
   return n;
 }
 
-Endpoint* Service::pick_hash(const PickInput& in, std::int64_t now) const {
-  if (ring_.empty()) return nullptr;
-  auto it = std::lower_bound(ring_.begin(), ring_.end(), std::make_pair(in.hash, std::uint32_t{0}));
+Endpoint* Service::pick_hash(const Set& set, const PickInput& in, std::int64_t now) const {
+  const auto& ring = set.ring;
+  if (ring.empty()) return nullptr;
+  auto it = std::lower_bound(ring.begin(), ring.end(), std::make_pair(in.hash, std::uint32_t{0}));
   Endpoint* fallback = nullptr;
-  for (std::size_t step = 0; step < ring_.size(); ++step, ++it) {
-    if (it == ring_.end()) it = ring_.begin();
-    Endpoint* e = endpoints_[it->second].get();
+  for (std::size_t step = 0; step < ring.size(); ++step, ++it) {
+    if (it == ring.end()) it = ring.begin();
+    Endpoint* e = set.endpoints[it->second].get();
     if (!e->available(now)) continue;
     if (!avoided(in, e)) return e;
     if (!fallback) fallback = e;
@@ -125,14 +255,18 @@ Endpoint* Service::pick_hash(const PickInput& in, std::int64_t now) const {
 Endpoint* Service::pick(const PickInput& in) const {
   const std::int64_t now = steady_now_ms();
   const auto lb = config_.load_balancing;
-  if (lb == config::Balance::Hash && in.has_hash) return pick_hash(in, now);
+  Reading r(*this);
+  const Set& set = r.set();
+  const auto& endpoints = set.endpoints;
+  const auto& sequence = set.weighted_sequence;
+  if (lb == config::Balance::Hash && in.has_hash) return pick_hash(set, in, now);
 
-  if (lb == config::Balance::Weighted && !weighted_sequence_.empty()) {
-    const std::size_t len = weighted_sequence_.size();
+  if (lb == config::Balance::Weighted && !sequence.empty()) {
+    const std::size_t len = sequence.size();
     std::uint64_t start = rotation_.fetch_add(1, std::memory_order_relaxed);
     Endpoint* fallback = nullptr;
     for (std::size_t step = 0; step < len; ++step) {
-      Endpoint* e = endpoints_[weighted_sequence_[(start + step) % len]].get();
+      Endpoint* e = endpoints[sequence[(start + step) % len]].get();
       if (!e->available(now)) continue;
       if (!avoided(in, e)) return e;
       if (!fallback) fallback = e;
@@ -144,15 +278,15 @@ Endpoint* Service::pick(const PickInput& in) const {
   Endpoint* stack[kMaxStackCandidates];
   std::vector<Endpoint*> heap;
   Endpoint** cand = stack;
-  if (endpoints_.size() > kMaxStackCandidates) {
-    heap.resize(endpoints_.size());
+  if (endpoints.size() > kMaxStackCandidates) {
+    heap.resize(endpoints.size());
     cand = heap.data();
   }
   std::size_t n = 0;
-  for (const auto& e : endpoints_)
+  for (const auto& e : endpoints)
     if (e->available(now) && !avoided(in, e.get())) cand[n++] = e.get();
   if (n == 0)
-    for (const auto& e : endpoints_)
+    for (const auto& e : endpoints)
       if (e->available(now)) cand[n++] = e.get();
   if (n == 0) return nullptr;
 
@@ -195,9 +329,12 @@ bool Service::try_acquire() const noexcept {
 void Service::release() const noexcept { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
 
 void Service::inherit_health(const Service& previous) {
-  for (auto& e : endpoints_)
-    for (const auto& old : previous.endpoints_)
-      if (old->url == e->url) {
+  // Control thread: the only writer of both services' sets, so no Reading is needed.
+  const Set* mine = set_.load();
+  const Set* theirs = previous.set_.load();
+  for (const auto& e : mine->endpoints)
+    for (const auto& old : theirs->endpoints)
+      if (old->url == e->url && old->address == e->address) {
         e->active_healthy.store(old->active_healthy.load());
         e->ejected_until_ms.store(old->ejected_until_ms.load());
         e->requests.store(old->requests.load());

@@ -1,16 +1,24 @@
 // Service: a named set of endpoints and the balancer that picks among the available ones.
-// Thread: built once per config generation on the control thread, then shared read-only by
-// every worker; picking touches only atomics (rotation counter, endpoint state).
+// An instance written with an IP address is one endpoint; one written with a host name is one
+// endpoint per address the name resolves to (each with the URL's port, the Host of the name).
+// Thread: built once per config generation on the control thread, then shared by every worker.
+// Picking touches only atomics (the current endpoint set, rotation counter, endpoint state).
+// Only the control thread refreshes the names; a refresh publishes a new endpoint set, and an
+// endpoint it drops stays alive (retired) until the Service is destroyed, so a worker holding
+// one from pick() never sees it freed. Memory: one Endpoint per distinct address a name has had
+// during this config generation.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "core/result.h"
+#include "upstream/dns.h"
 #include "upstream/endpoint.h"
 
 namespace gh::upstream {
@@ -22,14 +30,25 @@ struct PickInput {
   std::size_t avoid_count = 0;
 };
 
-class Service {
+class Service : public std::enable_shared_from_this<Service> {
  public:
-  // Resolves instance hosts (blocking DNS: control thread only) and builds the balancer.
+  // Resolves instance host names (blocking DNS: control thread only) and builds the balancer.
   static Result<std::shared_ptr<Service>> build(const config::ServiceConfig& cfg);
+  // The same with the names answered by `resolver` (answers must come before it returns).
+  static Result<std::shared_ptr<Service>> build(const config::ServiceConfig& cfg, Resolver& resolver);
 
   const std::string& name() const noexcept { return config_.name; }
   const config::ServiceConfig& config() const noexcept { return config_; }
-  const std::vector<std::shared_ptr<Endpoint>>& endpoints() const noexcept { return endpoints_; }
+  // The current endpoints (a copy of the list: a refresh may replace it at any time).
+  std::vector<std::shared_ptr<Endpoint>> endpoints() const;
+  // Whether any instance is written with a host name (the DnsRefresher has work).
+  bool has_names() const noexcept;
+
+  // Asks `resolver` again for every instance host name and applies each answer: a changed one
+  // swaps that instance's endpoints (endpoints of addresses still present keep their state), an
+  // empty or failed one keeps the last addresses with a warning. `done(changed)` runs once all
+  // answered. Control thread only.
+  void refresh(Resolver& resolver, std::function<void(bool changed)> done);
 
   // Picks an available endpoint, preferring one not in `in.avoid`; nullptr when none is available.
   Endpoint* pick(const PickInput& in) const;
@@ -45,13 +64,36 @@ class Service {
   void inherit_health(const Service& previous);
 
  private:
+  // One published generation of endpoints with its balancing tables; immutable.
+  struct Set {
+    std::vector<std::shared_ptr<Endpoint>> endpoints;
+    std::vector<std::uint32_t> weighted_sequence;              // smooth weighted round robin order
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> ring; // hash ring: point -> endpoint index
+  };
+
   explicit Service(config::ServiceConfig cfg) : config_(std::move(cfg)) {}
-  Endpoint* pick_hash(const PickInput& in, std::int64_t now) const;
+  Endpoint* pick_hash(const Set& set, const PickInput& in, std::int64_t now) const;
+  std::shared_ptr<Endpoint> make_endpoint(std::size_t instance, const boost::asio::ip::address& a) const;
+  // Applies an answer for instance `i`; true when its endpoints changed. Control thread only.
+  bool apply(std::size_t i, const Answer& answer);
+  void publish();  // builds a Set from per_instance_ and makes it current
+
+  // Pins the current Set while a worker reads it (pick, available_count, endpoints).
+  class Reading;
+
+  // Frees the Sets replaced by a refresh once no reader is inside one. Control thread only.
+  void reclaim();
 
   config::ServiceConfig config_;
-  std::vector<std::shared_ptr<Endpoint>> endpoints_;
-  std::vector<std::uint32_t> weighted_sequence_;              // smooth weighted round robin order
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> ring_; // hash ring: point -> endpoint index
+  bool names_ = false;  // some instance is written with a host name; set by build()
+  // The current Set. Replaced Sets are kept in sets_ until no worker reads (pickers_ is 0 after
+  // the swap): a read costs one counter and one load, with no reference count to contend on.
+  std::atomic<const Set*> set_{nullptr};
+  mutable std::atomic<std::uint32_t> pickers_{0};
+  std::vector<std::unique_ptr<const Set>> sets_;  // control thread only; back() is current
+  // Control thread only: each instance's endpoints, and the endpoints a refresh dropped.
+  std::vector<std::vector<std::shared_ptr<Endpoint>>> per_instance_;
+  std::vector<std::shared_ptr<Endpoint>> retired_;
   mutable std::atomic<std::uint64_t> rotation_{0};
   mutable std::atomic<std::uint32_t> in_flight_{0};
 };

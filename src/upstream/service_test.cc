@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
+#include <set>
 
 namespace gh::upstream {
 namespace {
@@ -116,6 +118,227 @@ TEST(Service, MaxInFlightRefusesBeyondLimit) {
   EXPECT_FALSE(s->try_acquire());
   s->release();
   EXPECT_TRUE(s->try_acquire());
+}
+
+// A resolver answering from a table, at once; a name missing from the table does not resolve.
+struct FakeResolver final : Resolver {
+  std::map<std::string, std::vector<std::string>> table;
+  int asked = 0;
+  void resolve(const std::string& host, std::function<void(Answer)> done) override {
+    ++asked;
+    Answer a;
+    auto it = table.find(host);
+    if (it != table.end())
+      for (const auto& t : it->second) a.addresses.push_back(boost::asio::ip::make_address(t));
+    std::sort(a.addresses.begin(), a.addresses.end());
+    if (a.addresses.empty()) a.error = "no such host";
+    done(std::move(a));
+  }
+};
+
+config::ServiceConfig named(config::Balance lb = config::Balance::RoundRobin) {
+  config::ServiceConfig c;
+  c.name = "svc";
+  c.load_balancing = lb;
+  config::InstanceConfig by_name;
+  by_name.host = "api.internal";
+  by_name.port = 8080;
+  by_name.url = "http://api.internal:8080";
+  c.instances.push_back(by_name);
+  config::InstanceConfig literal;
+  literal.host = "10.9.9.9";
+  literal.port = 9000;
+  literal.url = "http://10.9.9.9:9000";
+  c.instances.push_back(literal);
+  return c;
+}
+
+std::set<std::string> addresses(const Service& s) {
+  std::set<std::string> out;
+  for (const auto& e : s.endpoints()) out.insert(e->address.address().to_string() + ":" + std::to_string(e->address.port()));
+  return out;
+}
+
+TEST(ServiceDns, EveryAddressOfANameIsAnEndpointWithTheNamesHost) {
+  FakeResolver r;
+  r.table["api.internal"] = {"10.0.0.2", "10.0.0.1", "fd00::7"};
+  auto s = Service::build(named(), r);
+  ASSERT_TRUE(s.has_value()) << s.error().context;
+  EXPECT_EQ(addresses(**s), (std::set<std::string>{"10.0.0.1:8080", "10.0.0.2:8080", "fd00::7:8080", "10.9.9.9:9000"}));
+  EXPECT_EQ(r.asked, 1);  // the literal is not resolved
+  for (const auto& e : (*s)->endpoints()) {
+    if (e->host == "api.internal") {
+      EXPECT_EQ(e->host_header, "api.internal:8080");
+      EXPECT_EQ(e->url, "http://api.internal:8080");
+    }
+  }
+  // Round robin reaches all four.
+  std::set<const Endpoint*> seen;
+  for (int i = 0; i < 8; ++i) seen.insert((*s)->pick({}));
+  EXPECT_EQ(seen.size(), 4u);
+  EXPECT_TRUE((*s)->has_names());
+}
+
+TEST(Service, Ipv6LiteralHostFieldHasBrackets) {
+  config::ServiceConfig c;
+  c.name = "svc";
+  config::InstanceConfig inst;
+  inst.host = "::1";
+  inst.port = 8080;
+  inst.url = "http://[::1]:8080";
+  c.instances.push_back(inst);
+  auto s = build(c);
+  EXPECT_EQ(s->endpoints()[0]->host_header, "[::1]:8080");
+  EXPECT_EQ(s->endpoints()[0]->pool_key, "[::1]:8080");
+}
+
+TEST(ServiceDns, ANameThatDoesNotResolveAtBuildIsAnError) {
+  FakeResolver r;
+  auto s = Service::build(named(), r);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().context, "service \"svc\": cannot resolve host \"api.internal\": no such host");
+}
+
+TEST(ServiceDns, ChangedAnswerSwapsEndpointsAndKeepsTheStateOfUnchangedOnes) {
+  FakeResolver r;
+  r.table["api.internal"] = {"10.0.0.1", "10.0.0.2"};
+  auto built = Service::build(named(), r);
+  ASSERT_TRUE(built.has_value());
+  auto s = *built;
+  Endpoint* kept = nullptr;
+  Endpoint* dropped = nullptr;
+  for (const auto& e : s->endpoints()) {
+    if (e->address.address().to_string() == "10.0.0.1") kept = e.get();
+    if (e->address.address().to_string() == "10.0.0.2") dropped = e.get();
+  }
+  ASSERT_TRUE(kept && dropped);
+  kept->active_healthy = false;
+  kept->in_flight = 3;
+  kept->requests = 17;
+  dropped->in_flight = 1;  // a request still holds it
+
+  r.table["api.internal"] = {"10.0.0.1", "10.0.0.3"};
+  int calls = 0;
+  bool changed = false;
+  s->refresh(r, [&](bool c) {
+    ++calls;
+    changed = c;
+  });
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(addresses(*s), (std::set<std::string>{"10.0.0.1:8080", "10.0.0.3:8080", "10.9.9.9:9000"}));
+  for (const auto& e : s->endpoints()) {
+    if (e->address.address().to_string() != "10.0.0.1") continue;
+    EXPECT_EQ(e.get(), kept);
+    EXPECT_FALSE(e->active_healthy);
+    EXPECT_EQ(e->in_flight, 3u);
+    EXPECT_EQ(e->requests, 17u);
+  }
+  // The dropped endpoint is retired, never picked, and still alive for the request holding it.
+  EXPECT_TRUE(dropped->retired);
+  EXPECT_EQ(dropped->in_flight, 1u);
+  for (int i = 0; i < 12; ++i) EXPECT_NE(s->pick({}), dropped);
+  // It comes back with its state when the name answers it again.
+  dropped->requests = 5;
+  r.table["api.internal"] = {"10.0.0.2"};
+  s->refresh(r, [&](bool c) { changed = c; });
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(addresses(*s), (std::set<std::string>{"10.0.0.2:8080", "10.9.9.9:9000"}));
+  EXPECT_FALSE(dropped->retired);
+  EXPECT_TRUE(kept->retired);
+  bool found = false;
+  for (const auto& e : s->endpoints()) found = found || (e.get() == dropped && e->requests == 5u);
+  EXPECT_TRUE(found);
+}
+
+TEST(ServiceDns, SameAnswerChangesNothing) {
+  FakeResolver r;
+  r.table["api.internal"] = {"10.0.0.1", "10.0.0.2"};
+  auto s = *Service::build(named(), r);
+  auto before = s->endpoints();
+  bool changed = true;
+  s->refresh(r, [&](bool c) { changed = c; });
+  EXPECT_FALSE(changed);
+  EXPECT_EQ(s->endpoints(), before);
+}
+
+TEST(ServiceDns, FailedOrEmptyAnswerKeepsTheLastAddresses) {
+  FakeResolver r;
+  r.table["api.internal"] = {"10.0.0.1", "10.0.0.2"};
+  auto s = *Service::build(named(), r);
+  auto before = s->endpoints();
+  r.table.erase("api.internal");  // stops resolving
+  bool changed = true;
+  int calls = 0;
+  s->refresh(r, [&](bool c) {
+    changed = c;
+    ++calls;
+  });
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(changed);
+  EXPECT_EQ(s->endpoints(), before);
+  r.table["api.internal"] = {};  // an empty answer
+  s->refresh(r, [&](bool c) { changed = c; });
+  EXPECT_FALSE(changed);
+  EXPECT_EQ(s->endpoints(), before);
+  for (const auto& e : before) EXPECT_FALSE(e->retired);
+}
+
+TEST(ServiceDns, HashRingFollowsTheNewAddresses) {
+  FakeResolver r;
+  r.table["api.internal"] = {"10.0.0.1", "10.0.0.2"};
+  auto c = named(config::Balance::Hash);
+  c.hash_on = config::HashOn{config::HashOn::Kind::Header, "X-User"};
+  auto s = *Service::build(c, r);
+  r.table["api.internal"] = {"10.0.0.5"};
+  s->refresh(r, [](bool) {});
+  std::set<std::string> seen;
+  PickInput in;
+  in.has_hash = true;
+  for (int k = 0; k < 200; ++k) {
+    in.hash = hash_key("key-" + std::to_string(k));
+    seen.insert(s->pick(in)->address.address().to_string());
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"10.0.0.5", "10.9.9.9"}));
+}
+
+TEST(ServiceDns, LiteralOnlyServiceHasNoNames) {
+  auto s = build(make(config::Balance::RoundRobin, {1, 1}));
+  EXPECT_FALSE(s->has_names());
+  int calls = 0;
+  FakeResolver r;
+  s->refresh(r, [&](bool changed) {
+    ++calls;
+    EXPECT_FALSE(changed);
+  });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(r.asked, 0);
+}
+
+TEST(DnsRefresher, ResolvesAgainOnTheLoopAndReportsChanges) {
+  boost::asio::io_context io;
+  auto r = std::make_shared<FakeResolver>();
+  r->table["api.internal"] = {"10.0.0.1"};
+  auto c = named();
+  c.dns_refresh = std::chrono::milliseconds(20);
+  auto s = *Service::build(c, *r);
+  int changes = 0;
+  DnsRefresher refresher(io, {s}, r, [&] { ++changes; });
+  refresher.start();
+  io.run_for(std::chrono::milliseconds(90));
+  EXPECT_GE(r->asked, 3);  // build, then every 20 ms
+  EXPECT_EQ(changes, 0);
+  r->table["api.internal"] = {"10.0.0.4", "10.0.0.5"};
+  io.run_for(std::chrono::milliseconds(60));
+  EXPECT_EQ(changes, 1);
+  EXPECT_EQ(addresses(*s), (std::set<std::string>{"10.0.0.4:8080", "10.0.0.5:8080", "10.9.9.9:9000"}));
+  refresher.stop();
+  const int asked = r->asked;
+  r->table["api.internal"] = {"10.0.0.6"};
+  io.restart();
+  io.run_for(std::chrono::milliseconds(60));
+  EXPECT_EQ(r->asked, asked);  // stopped: no more lookups, no more changes
+  EXPECT_EQ(changes, 1);
 }
 
 TEST(Endpoint, PassiveEjectionAfterConsecutiveConnectFailures) {

@@ -1,5 +1,7 @@
 #include "policies/common/options.h"
 
+#include <openssl/crypto.h>
+
 #include "core/strings.h"
 
 namespace gh::policies {
@@ -64,10 +66,7 @@ void require(const config::PolicyConfig& e, config::Diagnostics& d, const std::s
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 namespace {

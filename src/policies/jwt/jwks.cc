@@ -21,6 +21,7 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "core/url.h"
 #include "http/parser.h"
 
 namespace gh::policies {
@@ -208,75 +209,30 @@ bool base64url_decode(std::string_view in, std::string& out) {
 }
 
 std::optional<HttpUrl> parse_http_url(std::string_view url, std::string& error) {
-  constexpr std::string_view kHttp = "http://";
-  if (url.size() >= 8 && (url.substr(0, 8) == "https://" || url.substr(0, 8) == "HTTPS://")) {
+  auto u = Url::parse(url, &error);
+  if (!u) return std::nullopt;
+  if (u->scheme == "https") {
     error = "https JWKS URLs are not yet supported";
     return std::nullopt;
   }
-  if (url.substr(0, kHttp.size()) != kHttp) {
+  if (u->scheme != "http") {
     error = "expected an http://host[:port]/path URL";
     return std::nullopt;
   }
-  for (unsigned char c : url)
-    if (c <= 0x20 || c >= 0x7f) {
-      error = "the URL contains a space or a control character";
-      return std::nullopt;
-    }
-  std::string_view rest = url.substr(kHttp.size());
-  if (rest.find('#') != std::string_view::npos) {
-    error = "the URL has a fragment";
-    return std::nullopt;
-  }
-  std::size_t slash = rest.find_first_of("/?");
-  std::string_view authority = rest.substr(0, slash);
-  HttpUrl out;
-  if (slash != std::string_view::npos) {
-    out.target = std::string(rest.substr(slash));
-    if (out.target.front() == '?') out.target.insert(out.target.begin(), '/');
-  }
-  if (authority.find('@') != std::string_view::npos) {
+  if (u->has_userinfo) {
     error = "the URL has user information";
     return std::nullopt;
   }
-  out.host_header = std::string(authority);
-  std::string_view host = authority, port;
-  if (!authority.empty() && authority.front() == '[') {
-    std::size_t close = authority.find(']');
-    if (close == std::string_view::npos) {
-      error = "unterminated IPv6 literal";
-      return std::nullopt;
-    }
-    host = authority.substr(1, close - 1);
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        error = "expected a port after the IPv6 literal";
-        return std::nullopt;
-      }
-      port = after.substr(1);
-    }
-  } else if (std::size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-  }
-  if (host.empty()) {
-    error = "the URL has no host";
+  if (u->has_fragment) {
+    error = "the URL has a fragment";
     return std::nullopt;
   }
-  if (!port.empty() || authority.ends_with(":")) {
-    unsigned long value = 0;
-    bool ok = !port.empty() && port.size() <= 5;
-    for (char c : port) {
-      ok &= c >= '0' && c <= '9';
-      value = value * 10 + static_cast<unsigned long>(c - '0');
-    }
-    if (!ok || value == 0 || value > 65535) {
-      error = "expected a port between 1 and 65535";
-      return std::nullopt;
-    }
-    out.port = std::string(port);
-  }
-  out.host = std::string(host);
+  HttpUrl out;
+  out.host = u->host;
+  if (u->port) out.port = std::to_string(*u->port);
+  out.target = u->path.empty() ? "/" : u->path;
+  if (u->query) out.target += "?" + *u->query;
+  out.host_header = u->authority();
   return out;
 }
 

@@ -238,6 +238,10 @@ TEST(JwksUrl, ParsesPlainHttpAndRefusesTheRest) {
   EXPECT_EQ(u->target, "/");
   EXPECT_FALSE(parse_http_url("https://idp/keys", error));
   EXPECT_EQ(error, "https JWKS URLs are not yet supported");
+  u = parse_http_url("http://IdP.example/realms/a%20b/certs?x=%2F", error);
+  ASSERT_TRUE(u) << error;
+  EXPECT_EQ(u->target, "/realms/a%20b/certs?x=%2F");  // sent as written
+  EXPECT_EQ(u->host_header, "IdP.example");
   for (const char* bad : {"ftp://idp/keys", "idp/keys", "http:///keys", "http://idp:0/", "http://idp:99999/",
                           "http://idp:x/", "http://u@idp/", "http://idp/a b", "http://idp/#f", "http://[::1/"})
     EXPECT_FALSE(parse_http_url(bad, error)) << bad;

@@ -23,6 +23,7 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "core/url.h"
 
 namespace gh::policies::redis {
 
@@ -31,54 +32,17 @@ using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 Result<RedisUrl> RedisUrl::parse(std::string_view text) {
-  auto bad = [&](std::string_view why) {
+  std::string why;
+  auto a = parse_redis_url(text, &why);
+  if (!a)
     return Error{ErrorCode::InvalidConfig, Source::Config, false,
                  fmt::format("redis URL: {}; expected redis://[user:pass@]host:port[/db]", why)};
-  };
-  constexpr std::string_view kScheme = "redis://";
-  if (!text.starts_with(kScheme)) return bad("no redis:// scheme");
-  std::string_view rest = text.substr(kScheme.size());
   RedisUrl u;
-  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
-    std::string_view cred = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    if (auto colon = cred.find(':'); colon != std::string_view::npos) {
-      u.user = cred.substr(0, colon);
-      u.password = cred.substr(colon + 1);
-    } else {
-      u.password = cred;  // redis://secret@host: a password without a user
-    }
-  }
-  std::string_view hostport = rest, db;
-  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
-    hostport = rest.substr(0, slash);
-    db = rest.substr(slash + 1);
-  }
-  std::string_view port;
-  if (!hostport.empty() && hostport.front() == '[') {  // [::1]:6379
-    auto close = hostport.find(']');
-    if (close == std::string_view::npos) return bad("unclosed [");
-    u.host = hostport.substr(1, close - 1);
-    std::string_view after = hostport.substr(close + 1);
-    if (!after.empty() && after.front() != ':') return bad("junk after ]");
-    if (!after.empty()) port = after.substr(1);
-  } else {
-    auto colon = hostport.rfind(':');
-    u.host = hostport.substr(0, colon);
-    if (colon != std::string_view::npos) port = hostport.substr(colon + 1);
-  }
-  if (u.host.empty()) return bad("no host");
-  if (!port.empty() || hostport.ends_with(':')) {
-    unsigned p = 0;
-    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-    if (port.empty() || ec != std::errc() || end != port.data() + port.size() || p == 0 || p > 65535)
-      return bad("bad port");
-    u.port = static_cast<std::uint16_t>(p);
-  }
-  if (!db.empty()) {
-    auto [end, ec] = std::from_chars(db.data(), db.data() + db.size(), u.db);
-    if (ec != std::errc() || end != db.data() + db.size() || u.db < 0) return bad("bad db number");
-  }
+  u.host = std::move(a->host);
+  u.port = a->port;
+  u.db = a->db;
+  u.user = std::move(a->user);
+  u.password = std::move(a->password);
   return u;
 }
 

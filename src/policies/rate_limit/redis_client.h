@@ -36,7 +36,8 @@
 
 namespace gh::policies::redis {
 
-// `redis://[user:pass@]host:port[/db]`; the port defaults to 6379 and the db to 0.
+// `redis://[user:pass@]host:port[/db]`; the port defaults to 6379 and the db to 0. Parsed by
+// core's parse_redis_url: reserved characters in the user or password are written %XX.
 struct RedisUrl {
   std::string host;
   std::uint16_t port = 6379;

@@ -53,7 +53,10 @@ bool have_redis_server() { return ::system("command -v redis-server >/dev/null 2
 // A redis-server child process on 127.0.0.1:port.
 class RedisServer {
  public:
-  explicit RedisServer(std::uint16_t port = free_port()) : port_(port) { start(); }
+  explicit RedisServer(std::uint16_t port = free_port(), std::vector<std::string> extra = {})
+      : port_(port), extra_(std::move(extra)) {
+    start();
+  }
   ~RedisServer() { stop(); }
 
   void start() {
@@ -67,8 +70,13 @@ class RedisServer {
         ::dup2(null, 1);
         ::dup2(null, 2);
       }
-      ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--loglevel", "warning", static_cast<char*>(nullptr));
+      std::vector<std::string> args = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no", "--loglevel", "warning"};
+      args.insert(args.end(), extra_.begin(), extra_.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execvp("redis-server", argv.data());
       ::_exit(127);
     }
     const auto until = Clock::now() + 5s;  // bounded wait for the listener
@@ -88,6 +96,7 @@ class RedisServer {
 
  private:
   std::uint16_t port_;
+  std::vector<std::string> extra_;  // more redis-server arguments
   pid_t pid_ = -1;
 };
 
@@ -168,6 +177,35 @@ TEST(RedisUrl, Parses) {
   EXPECT_FALSE(redis::RedisUrl::parse("redis://h:0"));
   EXPECT_FALSE(redis::RedisUrl::parse("redis://h:99999"));
   EXPECT_FALSE(redis::RedisUrl::parse("redis://h:1/x"));
+  auto encoded = redis::RedisUrl::parse("redis://us%3Aer:p%2Fs%40s@h:1");
+  ASSERT_TRUE(encoded);
+  EXPECT_EQ(encoded->user, "us:er");
+  EXPECT_EQ(encoded->password, "p/s@s");
+  auto raw_slash = redis::RedisUrl::parse("redis://:p/ss@h:6379");
+  ASSERT_FALSE(raw_slash);
+  EXPECT_EQ(raw_slash.error().context,
+            "redis URL: a \"/\" in the user name or password is written %2F; expected redis://[user:pass@]host:port[/db]");
+}
+
+// The password is percent-decoded before AUTH: a server whose password holds "/" accepts it.
+TEST(RedisClient, PercentEncodedPasswordIsSentDecoded) {
+  REQUIRE_REDIS_SERVER();
+  RedisServer server(free_port(), {"--requirepass", "p/ss"});
+  const std::string at = "@127.0.0.1:" + std::to_string(server.port());
+  asio::io_context io;
+  redis::RedisClient good(*redis::RedisUrl::parse("redis://:p%2Fss" + at), redis::ClientOptions{});
+  auto r = call(io, good, {"PING"});
+  ASSERT_TRUE(r) << r.error().context;
+  EXPECT_EQ(r->type, redis::Reply::Type::Status);
+  EXPECT_EQ(r->str, "PONG");
+  redis::RedisClient with_user(*redis::RedisUrl::parse("redis://default:p%2fss" + at), redis::ClientOptions{});
+  r = call(io, with_user, {"PING"});
+  ASSERT_TRUE(r) << r.error().context;
+  EXPECT_EQ(r->str, "PONG");
+  // The same bytes left encoded are the wrong password: AUTH fails, the call with it.
+  redis::RedisClient wrong(*redis::RedisUrl::parse("redis://:p%252Fss" + at), redis::ClientOptions{});
+  r = call(io, wrong, {"PING"});
+  EXPECT_FALSE(r);
 }
 
 TEST(RedisCommand, WritesResp) {
