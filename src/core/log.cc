@@ -5,7 +5,6 @@
 
 #include <ctime>
 #include <memory>
-#include <mutex>
 
 #include "core/json.h"
 
@@ -104,15 +103,20 @@ std::string_view name(Level level) {
 
 std::string_view name(Format format) { return format == Format::Json ? "json" : "text"; }
 
+spdlog::logger& logger() {
+  static const std::shared_ptr<spdlog::logger> instance = [] {
+    auto l = std::make_shared<spdlog::logger>("gatehouse", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    l->set_formatter(std::make_unique<LineFormatter>(Format::Text));
+    l->set_level(spdlog::level::info);
+    l->flush_on(spdlog::level::trace);
+    return l;
+  }();
+  return *instance;
+}
+
 void setup(Level level, Format format) {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    auto logger = std::make_shared<spdlog::logger>("gatehouse", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    logger->flush_on(spdlog::level::trace);
-    spdlog::set_default_logger(std::move(logger));
-  });
-  spdlog::default_logger()->set_formatter(std::make_unique<LineFormatter>(format));
-  spdlog::default_logger()->set_level(to_spdlog(level));
+  logger().set_formatter(std::make_unique<LineFormatter>(format));
+  logger().set_level(to_spdlog(level));
 }
 
 }  // namespace gh::log

@@ -23,25 +23,28 @@ std::optional<Format> parse_format(std::string_view s);
 std::string_view name(Level level);
 std::string_view name(Format format);
 
-// Points the log at stderr with LEVEL and FORMAT; may be called again to change them. Before the
-// first call, messages at info and above go to stderr as text.
+// Sets the log's LEVEL and FORMAT; may be called again to change them. Before the first call,
+// messages at info and above go to stderr as text.
 void setup(Level level, Format format);
+
+// The logger behind the functions below: stderr, one line per message.
+spdlog::logger& logger();
 
 template <class... Args>
 void debug(fmt::format_string<Args...> f, Args&&... args) {
-  spdlog::debug(f, std::forward<Args>(args)...);
+  logger().debug(f, std::forward<Args>(args)...);
 }
 template <class... Args>
 void info(fmt::format_string<Args...> f, Args&&... args) {
-  spdlog::info(f, std::forward<Args>(args)...);
+  logger().info(f, std::forward<Args>(args)...);
 }
 template <class... Args>
 void warn(fmt::format_string<Args...> f, Args&&... args) {
-  spdlog::warn(f, std::forward<Args>(args)...);
+  logger().warn(f, std::forward<Args>(args)...);
 }
 template <class... Args>
 void error(fmt::format_string<Args...> f, Args&&... args) {
-  spdlog::error(f, std::forward<Args>(args)...);
+  logger().error(f, std::forward<Args>(args)...);
 }
 
 }  // namespace gh::log
