@@ -1,61 +1,77 @@
 #!/usr/bin/env bash
-# Builds the fuzz targets with libFuzzer + ASan + UBSan, outside the CMake build, and runs
-# each for a bounded time:
-#   http_parser_fuzz  the HTTP/1.1 parser and chunked decoder (src/http/parser.h)
+# Builds the libFuzzer targets with the CMake `fuzz` preset (clang++-14; libFuzzer + ASan +
+# UBSan) and runs each for a bounded time:
+#   http_parser_fuzz  the HTTP/1.1 head parser and chunked decoder (src/http/parser.h)
+#   chunked_fuzz      the chunked decoder alone, against a reference decoder, in random splits
 #   resp_reader_fuzz  the Redis reply reader (src/policies/rate_limit/resp_reader.h)
+#   normalize_fuzz    request path normalization (src/routing/normalize.h), against a reference
+#   jwt_fuzz          JWT parsing and verification (src/policies/jwt/jwt.h) with fixed keys
+#   config_fuzz       the config loader: ${VAR} substitution, YAML, every policy's options
 #
 #   fuzz/build.sh [SECONDS]        default 60 per target; 0 builds only
 #
-# Output and the growing corpora live in build/fuzz/ (override with FUZZ_OUT). Extra libFuzzer
-# flags can be passed in FUZZ_FLAGS, e.g. FUZZ_FLAGS="-jobs=2 -workers=2".
+# FUZZ_TARGETS="chunked_fuzz jwt_fuzz" runs only those. Each target starts from its seed corpus
+# in fuzz/corpus/<target>/ (small, in git) and the corpus it grew before, in
+# build/fuzz-corpus/<target>/ (new inputs go there, never to git). Its libFuzzer log goes to
+# build/fuzz-logs/<target>.log and a crashing input to build/fuzz-artifacts/. One line per
+# target tells its runs, time and result; a crash, a hang (-timeout) or running out of memory
+# prints the end of the log and makes the script exit 1, after the other targets have run.
+# Extra libFuzzer flags can be passed in FUZZ_FLAGS, e.g. FUZZ_FLAGS="-jobs=2 -workers=2".
+# Why CMake: the jwt and config targets need most of the libraries (OpenSSL, yaml-cpp, RE2,
+# Boost.Asio through the policies); the preset builds them from the same CMakeLists as the
+# gateway, instrumented, instead of a hand-kept list of source files.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-60}"
-out="${FUZZ_OUT:-$root/build/fuzz}"
-cxx="${CXX_FUZZ:-clang++-14}"
-
-mkdir -p "$out/corpus"
-"$cxx" -std=c++20 -O1 -g -fno-omit-frame-pointer \
-  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-  -Wall -Wextra -Werror -Wno-missing-field-initializers \
-  -I"$root/src" \
-  "$root/fuzz/http_parser_fuzz.cc" "$root/src/http/parser.cc" "$root/src/http/fields.cc" \
-  -o "$out/http_parser_fuzz"
-echo "built $out/http_parser_fuzz"
-mkdir -p "$out/resp_corpus"
-"$cxx" -std=c++20 -O1 -g -fno-omit-frame-pointer \
-  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-  -Wall -Wextra -Werror -Wno-missing-field-initializers \
-  -I"$root/src" -isystem /usr/include/hiredis \
-  "$root/fuzz/resp_reader_fuzz.cc" "$root/src/policies/rate_limit/resp_reader.cc" "$root/src/core/result.cc" \
-  "$root/src/core/check.cc" -lhiredis -o "$out/resp_reader_fuzz"
-echo "built $out/resp_reader_fuzz"
-
-# Seed the corpus once with a few well-formed messages so the fuzzer starts past the basics.
-if [ -z "$(ls -A "$out/corpus")" ]; then
-  seed() { printf "$2" > "$out/corpus/$1"; }
-  seed get 'GET /a?b=1 HTTP/1.1\r\nHost: a.test\r\nConnection: keep-alive\r\n\r\n'
-  seed post_cl 'POST /up HTTP/1.1\r\nHost: a.test:8080\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello'
-  seed post_chunked 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'
-  seed absolute '\r\nOPTIONS http://[::1]:80/x?y HTTP/1.0\r\nHost: [::1]:80\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n'
-  seed response 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n'
-  seed response_chunked 'HTTP/1.0 304 \r\nX: y\r\n\r\n'
-  seed chunked '4;a=b\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\n'
+if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
+  echo "usage: fuzz/build.sh [SECONDS]   (got \"$seconds\")" >&2
+  exit 2
 fi
+all=(http_parser_fuzz chunked_fuzz resp_reader_fuzz normalize_fuzz jwt_fuzz config_fuzz)
+read -r -a targets <<< "${FUZZ_TARGETS:-${all[*]}}"
 
-if [ -z "$(ls -A "$out/resp_corpus")" ]; then
-  rseed() { printf "$2" > "$out/resp_corpus/$1"; }
-  rseed script '*2\r\n:3\r\n:59000\r\n'
-  rseed mixed '+OK\r\n-ERR x\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n*0\r\n'
-  rseed nested '*3\r\n:1\r\n*2\r\n$1\r\na\r\n$0\r\n\r\n*1\r\n+s\r\n'
-fi
+# Per-target input size cap and dictionary.
+declare -A max_len=([http_parser_fuzz]=4096 [chunked_fuzz]=4096 [resp_reader_fuzz]=1024
+                    [normalize_fuzz]=1024 [jwt_fuzz]=2048 [config_fuzz]=4096)
+declare -A dict=([http_parser_fuzz]=http.dict [chunked_fuzz]=http.dict [normalize_fuzz]=normalize.dict
+                 [jwt_fuzz]=jwt.dict [config_fuzz]=config.dict)
 
-if [ "$seconds" -gt 0 ]; then
+cd "$root"
+cmake --preset fuzz > /dev/null
+cmake --build --preset fuzz -j "$(nproc)" --target "${targets[@]}"
+bin="$root/build/fuzz/fuzz"
+for t in "${targets[@]}"; do echo "built $bin/$t"; done
+[ "$seconds" -gt 0 ] || exit 0
+
+corpora="$root/build/fuzz-corpus"
+logs="$root/build/fuzz-logs"
+artifacts="$root/build/fuzz-artifacts"
+mkdir -p "$logs" "$artifacts"
+status=0
+for t in "${targets[@]}"; do
+  mkdir -p "$corpora/$t"
+  flags=(-max_total_time="$seconds" -max_len="${max_len[$t]:-4096}" -timeout=10 -rss_limit_mb=2048
+         -print_final_stats=1 -artifact_prefix="$artifacts/$t-")
+  [ -z "${dict[$t]:-}" ] || flags+=(-dict="$root/fuzz/${dict[$t]}")
+  start=$(date +%s)
+  rc=0
   # shellcheck disable=SC2086
-  "$out/http_parser_fuzz" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
-    -dict="$root/fuzz/http.dict" -print_final_stats=1 ${FUZZ_FLAGS:-} "$out/corpus"
-  # shellcheck disable=SC2086
-  "$out/resp_reader_fuzz" -max_total_time="$seconds" -max_len=1024 -timeout=10 \
-    -print_final_stats=1 ${FUZZ_FLAGS:-} "$out/resp_corpus"
-fi
+  "$bin/$t" "${flags[@]}" ${FUZZ_FLAGS:-} "$corpora/$t" "$root/fuzz/corpus/$t" > "$logs/$t.log" 2>&1 || rc=$?
+  elapsed=$(($(date +%s) - start))
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log" | tail -n 1)
+  [ -n "$runs" ] || runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$logs/$t.log" | tail -n 1)
+  if [ "$rc" -eq 0 ]; then
+    result=ok
+  else
+    status=1
+    artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$logs/$t.log" | tail -n 1)
+    result="FAILED (exit $rc${artifact:+; input $artifact})"
+    echo "----- $t: end of $logs/$t.log"
+    tail -n 60 "$logs/$t.log"
+    echo "----- reproduce: $bin/$t ${artifact:-<input>}"
+  fi
+  printf 'fuzz: %-17s runs %-9s time %4ss  corpus %5s files  %s\n' \
+    "$t" "${runs:-?}" "$elapsed" "$(find "$corpora/$t" -type f | wc -l)" "$result"
+done
+exit $status

@@ -4,6 +4,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
+  clang-14 libclang-rt-14-dev
   libboost1.81-dev libssl-dev libyaml-cpp-dev libre2-dev libhiredis-dev
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   redis-server curl python3 nlohmann-json3-dev nodejs
@@ -11,17 +12,33 @@ packages=(
 # npm: Debian's package, unless the installed nodejs already ships it (it then conflicts).
 command -v npm >/dev/null || packages+=(npm)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk); fi
+# groff: the install test lints the generated man page with it.
+packages+=(groff-base)
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]} == 0)); then
-  echo "deps: everything is installed"
-  exit 0
+  echo "deps: every package is installed"
+else
+  echo "deps: installing ${missing[*]}"
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "deps: installing ${missing[*]}"
-sudo=""
-[[ $(id -u) -eq 0 ]] || sudo="sudo"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# The test fixtures' npm packages (tests/fixtures/jose): `npm ci` when node_modules is missing or
+# package-lock.json changed since the last install (its hash is kept in node_modules). Tests never
+# run npm themselves.
+fixtures="$(cd "$(dirname "$0")/.." && pwd)/tests/fixtures/jose"
+stamp="$fixtures/node_modules/.package-lock.sha256"
+lock_hash=$(sha256sum "$fixtures/package-lock.json" | cut -d' ' -f1)
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_hash" ]]; then
+  echo "deps: npm ci in tests/fixtures/jose"
+  npm ci --no-audit --no-fund --loglevel=error --prefix "$fixtures"
+  echo "$lock_hash" > "$stamp"
+else
+  echo "deps: tests/fixtures/jose/node_modules is up to date"
+fi

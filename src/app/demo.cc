@@ -15,6 +15,7 @@
 #include "app/gateway.h"
 #include "app/registry.h"
 #include "app/token.h"
+#include "core/log.h"
 #include "http/parser.h"
 #include "proxy/access_log.h"
 
@@ -39,6 +40,13 @@ std::string demo_body(std::string_view service, std::string_view instance, const
   proxy::append_json_string(out, req.target);
   out += ",\"request_id\":";
   proxy::append_json_string(out, req.fields.get("x-request-id"));
+  // The verified caller, as the gateway's jwt policy forwards it.
+  for (auto [field, key] : {std::pair{"x-user-id", ",\"user_id\":"}, std::pair{"x-user-role", ",\"user_role\":"}}) {
+    if (auto v = req.fields.get(field); !v.empty()) {
+      out += key;
+      proxy::append_json_string(out, v);
+    }
+  }
   if (service == "user") out += R"(,"data":[{"id":1,"name":"Ada Lovelace"},{"id":2,"name":"Alan Turing"}])";
   if (service == "product") out += R"(,"data":[{"id":"p-1","name":"Keyboard","price":49},{"id":"p-2","name":"Mouse","price":19}])";
   if (service == "order") out += R"(,"data":[{"id":"o-1","product":"p-1","quantity":2}])";
@@ -134,14 +142,25 @@ policies:
     key: client_ip
     limit: 100
     window: 15m
+  users-per-ip:
+    type: rate_limit
+    key: client_ip
+    limit: 50
+    window: 15m
+  admin-per-ip:
+    type: rate_limit
+    key: client_ip
+    limit: 200
+    window: 15m
 defaults:
   policies: [security_headers, per-ip]
 routes:
   - path: /api/admin
     service: user
-    policies: [jwt, admins-only]
+    policies: [jwt, admins-only, admin-per-ip]
   - path: /api/users
     service: user
+    policies: [jwt, users-per-ip]
   - path: /api/products
     service: product
   - path: /api/orders
@@ -152,7 +171,7 @@ routes:
                                  kDemoSecret);
   auto loaded = config::load_string(yaml, "<demo>", policy_catalog());
   if (!loaded.config) {
-    for (const auto& e : loaded.errors) fmt::print(stderr, "{}\n", e.to_string());
+    for (const auto& e : loaded.errors) log::error("{}", e.to_string());
     io.stop();
     services.join();
     return 1;
@@ -166,18 +185,20 @@ routes:
   opts.on_ready = [&](const std::string&) {
     std::string base = fmt::format("http://127.0.0.1:{}", port);
     fmt::print(
-        "\ngatehouse demo: the gateway listens on {0}, in front of user (2 instances), product and order.\n"
-        "Try:\n"
-        "  curl -i {0}/api/users            # round robin: run it twice, see \"instance\" alternate\n"
-        "  curl -i {0}/api/products\n"
+        "\ngatehouse demo: the gateway listens on {0}, in front of user (2 instances), product and order,\n"
+        "with the routes and policies of examples/seed.yaml. Try:\n"
+        "  curl -i {0}/api/products             # open to all\n"
         "  curl -i {0}/health\n"
-        "  curl -i {0}/nowhere              # 404 JSON from the gateway\n"
-        "  curl -i {0}/api/orders             # 401: a token is required\n"
-        "  curl -i -H 'Authorization: Bearer {1}' {0}/api/orders\n"
-        "  curl -i -H 'Authorization: Bearer {1}' {0}/api/admin    # 403: user role\n"
-        "  curl -i -H 'Authorization: Bearer {2}' {0}/api/admin    # 200: admin role\n"
-        "The tokens are HS256 with secret \"{3}\" (user: sub 42, role user; admin: sub 1, role admin).\n"
-        "Every route allows 100 requests per 15 minutes per client IP (see the RateLimit-* headers).\n"
+        "  curl -i {0}/nowhere                  # 404 JSON from the gateway\n"
+        "  curl -i {0}/api/users                # 401: a token is required\n"
+        "  curl -i -H 'Authorization: Bearer {1}' {0}/api/users    # user token: run it twice, see \"instance\" alternate\n"
+        "  curl -i -H 'Authorization: Bearer {1}' {0}/api/orders   # user token\n"
+        "  curl -i -H 'Authorization: Bearer {1}' {0}/api/admin    # 403: the user token lacks role admin\n"
+        "  curl -i -H 'Authorization: Bearer {2}' {0}/api/admin    # 200: admin token\n"
+        "The tokens are HS256 with secret \"{3}\", valid for an hour (user: sub 42, role user; admin: sub 1,\n"
+        "role admin); the services see them as X-User-Id and X-User-Role.\n"
+        "Each client IP may make 100 requests per 15 minutes, at most 50 of them to /api/users\n"
+        "(see the RateLimit-* headers).\n"
         "Access log lines follow below. Stop with Ctrl-C.\n\n",
         base, user_jwt, admin_jwt, kDemoSecret);
     std::fflush(stdout);

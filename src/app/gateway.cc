@@ -4,6 +4,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <pthread.h>
+
 #include <csignal>
 #include <thread>
 #include <vector>
@@ -11,6 +13,8 @@
 #include <fmt/format.h>
 
 #include "app/snapshot_builder.h"
+#include "core/cpu.h"
+#include "core/log.h"
 #include "proxy/worker.h"
 #include "upstream/dns.h"
 #include "upstream/health_checker.h"
@@ -49,28 +53,33 @@ std::vector<tcp::endpoint> listen_endpoints(const config::Config& c, std::string
 
 unsigned worker_count(const config::Config& c) {
   if (c.workers > 0) return c.workers;
-  unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : n;
+  return available_cpus();
 }
 
 }  // namespace
 
 int run_gateway(RunOptions opts) {
   std::signal(SIGPIPE, SIG_IGN);
+  // The signals wait, blocked, until the signal set below takes them over: one sent while the
+  // gateway starts (it may accept already) must not meet its default action, exit.
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&handled, sig);
+  pthread_sigmask(SIG_BLOCK, &handled, nullptr);
   auto snap = build_snapshot(opts.config, nullptr);
   if (!snap) {
-    fmt::print(stderr, "gatehouse: {}\n", snap.error().context);
+    log::error("{}", snap.error().context);
     return 1;
   }
   std::string error;
   auto sink = proxy::AccessLogSink::open(opts.config->access_log, error);
   if (!sink) {
-    fmt::print(stderr, "gatehouse: {}\n", error);
+    log::error("{}", error);
     return 1;
   }
   auto endpoints = listen_endpoints(*opts.config, error);
   if (endpoints.empty()) {
-    fmt::print(stderr, "gatehouse: {}\n", error.empty() ? "no listener" : error);
+    log::error("{}", error.empty() ? "no listener" : error);
     return 1;
   }
 
@@ -84,7 +93,7 @@ int run_gateway(RunOptions opts) {
     if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) probe.bind(ep, ec);
     if (ec) {
-      fmt::print(stderr, "gatehouse: cannot listen on {}:{}: {}\n", ep.address().to_string(), ep.port(), ec.message());
+      log::error("cannot listen on {}:{}: {}", ep.address().to_string(), ep.port(), ec.message());
       return 1;
     }
   }
@@ -95,7 +104,7 @@ int run_gateway(RunOptions opts) {
   for (unsigned i = 0; i < n; ++i) {
     auto w = std::make_unique<proxy::Worker>(i, shared, sink);
     if (!w->listen(endpoints, error)) {
-      fmt::print(stderr, "gatehouse: {}\n", error);
+      log::error("{}", error);
       return 1;
     }
     w->set_snapshot(*snap);
@@ -130,7 +139,7 @@ int run_gateway(RunOptions opts) {
       if (!next_sink) return {sink_error};
     }
     if (cfg->listeners.size() != current->config->listeners.size())
-      fmt::print(stderr, "gatehouse: reload: listener changes take effect after a restart\n");
+      log::warn("reload: listener changes take effect after a restart");
     current = *next;
     for (auto& w : workers)
       asio::post(w->io(), [w = w.get(), s = current, next_sink] {
@@ -142,11 +151,21 @@ int run_gateway(RunOptions opts) {
     checker = std::make_unique<upstream::HealthChecker>(control, current->services);
     checker->start();
     dns = make_dns();
-    fmt::print(stderr, "gatehouse: reloaded {} (generation {})\n", opts.config_path, current->generation);
+    if (next_sink) sink = next_sink;
+    if (opts.on_reload) opts.on_reload(*cfg);
+    log::info("reloaded {} (generation {})", opts.config_path, current->generation);
     return {};
   };
 
   asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
+  signals.add(SIGUSR1);
+  pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
+  // Log rotation: the access log file is opened again at its configured path.
+  auto reopen_logs = [&] {
+    std::string reopen_error;
+    if (!sink->reopen(reopen_error)) log::error("{}", reopen_error);
+    else if (sink->is_file()) log::info("reopened the access log {}", current->config->access_log);
+  };
   asio::steady_timer drain_timer(control);
   bool draining = false;
   std::chrono::steady_clock::time_point drain_deadline;
@@ -172,10 +191,13 @@ int run_gateway(RunOptions opts) {
       if (ec) return;
       if (sig == SIGHUP) {
         auto errors = reload();
-        for (const auto& e : errors) fmt::print(stderr, "gatehouse: reload refused: {}\n", e);
+        for (const auto& e : errors) log::error("reload refused: {}", e);
+        reopen_logs();
+      } else if (sig == SIGUSR1) {
+        reopen_logs();
       } else if (!draining) {
         draining = true;
-        fmt::print(stderr, "gatehouse: draining (up to {} ms)\n", current->config->limits.drain_timeout.count());
+        log::info("draining (up to {} ms)", current->config->limits.drain_timeout.count());
         shared.draining = true;
         drain_deadline = std::chrono::steady_clock::now() + current->config->limits.drain_timeout;
         for (auto& w : workers) w->drain();
@@ -192,12 +214,12 @@ int run_gateway(RunOptions opts) {
   for (auto& w : workers) threads.emplace_back([w = w.get()] { w->run(); });
   std::string where;
   for (const auto& ep : endpoints) where += (where.empty() ? "" : ", ") + fmt::format("{}:{}", ep.address().to_string(), ep.port());
-  fmt::print(stderr, "gatehouse: listening on {} ({} worker{})\n", where, n, n == 1 ? "" : "s");
+  log::info("listening on {} ({} worker{})", where, n, n == 1 ? "" : "s");
   if (opts.on_ready) opts.on_ready(where);
 
   control.run();
   for (auto& t : threads) t.join();
-  fmt::print(stderr, "gatehouse: stopped\n");
+  log::info("stopped");
   return 0;
 }
 

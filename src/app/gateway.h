@@ -3,6 +3,7 @@
 // Thread: the Gateway object lives on the main (control) thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,7 @@ struct RunOptions {
   std::string config_path;                            // re-read on SIGHUP / reload
   std::shared_ptr<const config::Config> config;       // already validated
   std::function<void(const std::string&)> on_ready;   // called once listening (e.g. demo banner)
+  std::function<void(const config::Config&)> on_reload;  // after a reload took effect (log settings)
 };
 
 // Runs until SIGTERM/SIGINT has drained the gateway. Returns the process exit code.

@@ -1,5 +1,6 @@
 // gatehouse: command-line entry point (SPEC §1).
 #include <CLI/CLI.hpp>
+#include <openssl/crypto.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -12,7 +13,12 @@
 #include "app/route_cmd.h"
 #include "app/snapshot_builder.h"
 #include "app/token.h"
+#include "core/log.h"
 #include "core/strings.h"
+
+#ifndef GH_GIT_COMMIT
+#define GH_GIT_COMMIT "unknown"
+#endif
 
 namespace {
 
@@ -22,21 +28,34 @@ std::string default_config(const std::string& given) {
   return {};
 }
 
+// Exit status (documented in --help).
+constexpr int kExitOk = 0, kExitFailure = 1, kExitUsage = 2;
+
 int check_or_print(const gh::config::LoadResult& r) {
   for (const auto& e : r.errors) fmt::print(stderr, "{}\n", e.to_string());
-  return r.config ? 0 : 1;
+  return r.config ? kExitOk : kExitFailure;
 }
+
+std::string version_text() {
+  return fmt::format("gatehouse {}\ncommit {}\n{}", GH_VERSION, GH_GIT_COMMIT, OpenSSL_version(OPENSSL_VERSION));
+}
+
+const std::vector<std::string> kLogLevels{"debug", "info", "warn", "error"};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"gatehouse: an API gateway. One binary, one YAML file."};
-  app.set_version_flag("--version", std::string("gatehouse ") + GH_VERSION);
+  CLI::App app{"gatehouse: an API gateway. One binary, one YAML file.", "gatehouse"};
+  app.set_version_flag("--version", version_text, "print the version, git commit and OpenSSL version, and exit");
+  app.footer("Exit status: 0 ok; 1 invalid config or runtime failure; 2 usage error.");
   app.require_subcommand(1);
 
   std::string config_path;
+  std::string log_level;
   auto* run = app.add_subcommand("run", "run the gateway from a config file");
   run->add_option("-c,--config", config_path, "config file (default ./gatehouse.yaml)");
+  run->add_option("--log-level", log_level, "debug, info, warn or error: overrides the config's log.level")
+      ->check(CLI::IsMember(kLogLevels));
 
   auto* check = app.add_subcommand("check", "validate a config file: exit 0, or print every error and exit 1");
   check->add_option("-c,--config", config_path, "config file (default ./gatehouse.yaml)");
@@ -44,6 +63,8 @@ int main(int argc, char** argv) {
   unsigned demo_port = 3000;
   auto* demo = app.add_subcommand("demo", "run built-in demo services behind the gateway");
   demo->add_option("--port", demo_port, "gateway port")->check(CLI::Range(1, 65535));
+  demo->add_option("--log-level", log_level, "debug, info, warn or error (default info)")
+      ->check(CLI::IsMember(kLogLevels));
 
   std::string method, target;
   std::vector<std::string> headers;
@@ -57,53 +78,88 @@ int main(int argc, char** argv) {
   std::string ttl = "1h";
   std::vector<std::string> claims;
   auto* tok = app.add_subcommand("token", "mint an HS256 test token");
-  tok->add_option("--secret", token.secret, "HMAC secret")->required();
+  std::string secret_file;
+  auto* secret_opt = tok->add_option("--secret", token.secret, "HMAC secret");
+  auto* secret_file_opt =
+      tok->add_option("--secret-file", secret_file, "read the HMAC secret from this file (trailing newline removed)");
+  secret_opt->excludes(secret_file_opt);
+  secret_file_opt->excludes(secret_opt);
   tok->add_option("--sub", token.sub, "subject claim");
   tok->add_option("--role", token.role, "role claim");
   tok->add_option("--ttl", ttl, "lifetime, e.g. 15m, 1h (default 1h)");
   tok->add_option("--claim", claims, "an extra claim k=v (repeatable)");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version "fail" with exit code 0; every other parse error is a usage error.
+    app.exit(e);
+    return e.get_exit_code() == 0 ? kExitOk : kExitUsage;
+  }
+  const auto flag_level = gh::log::parse_level(log_level);  // nullopt: not given
+  gh::log::setup(flag_level.value_or(gh::log::Level::Info), gh::log::Format::Text);
 
   if (*run || *check || *route) {
     config_path = default_config(config_path);
     if (config_path.empty()) {
       fmt::print(stderr, "gatehouse: no config file: give -c FILE or create ./gatehouse.yaml\n");
-      return 2;
+      return kExitUsage;
     }
   }
   if (*check) {
     int rc = check_or_print(gh::app::load_config(config_path));
-    if (rc == 0) fmt::print("{}: ok\n", config_path);
+    if (rc == kExitOk) fmt::print("{}: ok\n", config_path);
     return rc;
   }
   if (*run) {
     auto loaded = gh::app::load_config(config_path);
-    if (check_or_print(loaded) != 0) return 1;
+    for (const auto& e : loaded.errors) gh::log::error("{}", e.to_string());
+    if (!loaded.config) return kExitFailure;
+    // The config's log settings, with --log-level over its level; again after each reload.
+    auto apply_log = [flag_level](const gh::config::Config& c) {
+      gh::log::setup(flag_level.value_or(c.log.level), c.log.format);
+    };
+    apply_log(*loaded.config);
+    gh::log::debug("loaded {}: services {}, policies {}, routes {}", config_path, loaded.config->services.size(),
+                   loaded.config->policies.size(), loaded.config->routes.size());
     gh::app::RunOptions opts;
     opts.config_path = config_path;
     opts.config = std::make_shared<const gh::config::Config>(std::move(*loaded.config));
+    opts.on_reload = apply_log;
     return gh::app::run_gateway(std::move(opts));
   }
   if (*demo) return gh::app::run_demo(demo_port);
   if (*route) return gh::app::explain_route(config_path, method, target, headers);
   if (*tok) {
+    if (token.secret.empty() && secret_file.empty()) {
+      fmt::print(stderr, "gatehouse: token: give --secret S or --secret-file PATH\n");
+      return kExitUsage;
+    }
+    if (!secret_file.empty()) {
+      std::string error;
+      auto secret = gh::app::read_secret_file(secret_file, error);
+      if (!secret) {
+        fmt::print(stderr, "gatehouse: --secret-file: {}\n", error);
+        return kExitFailure;
+      }
+      token.secret = std::move(*secret);
+    }
     auto d = gh::parse_duration(ttl);
     if (!d) {
       fmt::print(stderr, "gatehouse: --ttl: expected a duration like 15m or 1h, got \"{}\"\n", ttl);
-      return 2;
+      return kExitUsage;
     }
     token.ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
     for (const auto& c : claims) {
       auto eq = c.find('=');
       if (eq == std::string::npos || eq == 0) {
         fmt::print(stderr, "gatehouse: --claim: expected k=v, got \"{}\"\n", c);
-        return 2;
+        return kExitUsage;
       }
       token.claims.emplace_back(c.substr(0, eq), c.substr(eq + 1));
     }
     fmt::print("{}\n", gh::app::mint_hs256(token));
-    return 0;
+    return kExitOk;
   }
-  return 0;
+  return kExitOk;
 }

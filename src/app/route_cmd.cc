@@ -1,106 +1,176 @@
 #include "app/route_cmd.h"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <thread>
+
 #include <fmt/format.h>
 
 #include "app/snapshot_builder.h"
-#include "policies/api_key/api_key.h"
-#include "policies/ip_filter/ip_filter.h"
+#include "core/cidr.h"
+#include "core/strings.h"
+#include "http/parser.h"
 #include "policies/jwt/jwt.h"
 #include "policies/rate_limit/rate_limit.h"
-#include "core/strings.h"
-#include "http/fields.h"
-#include "routing/normalize.h"
+#include "proxy/local_reply.h"
+#include "proxy/request_checks.h"
+#include "proxy/request_context.h"
+#include "proxy/worker.h"
 
 namespace gh::app {
 
+namespace {
+
+// The policy's decision as the session takes it: at once when it can, else awaited.
+proxy::Verdict decide(proxy::Policy& p, proxy::RequestContext& ctx, boost::asio::io_context& io) {
+  if (auto now = p.decide_now(ctx)) return std::move(*now);
+  std::optional<proxy::Verdict> out;
+  std::exception_ptr failure;
+  boost::asio::co_spawn(io, p.on_request(ctx), [&](std::exception_ptr e, proxy::Verdict v) {
+    failure = e;
+    if (!e) out = std::move(v);
+  });
+  io.restart();
+  io.run();
+  if (failure) std::rethrow_exception(failure);
+  return std::move(*out);
+}
+
+std::string describe(const proxy::LocalReply& r) {
+  std::string_view message = r.message.empty() ? proxy::error_message(r.status) : std::string_view(r.message);
+  if (r.empty_body || !r.body.empty()) message = proxy::reason_phrase(r.status);
+  return fmt::format("{} {} ({})", r.status, message, r.reason);
+}
+
+// A jwt policy with a JWKS URL answers from the keys it holds: wait for the first fetch, so
+// the verdict is the one a running gateway gives once it has its keys.
+void wait_for_keys(const proxy::Policy& p) {
+  if (p.type() != "jwt") return;
+  const auto* source = static_cast<const policies::JwtPolicy&>(p).jwks();
+  if (!source) return;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!source->current() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!source->current()) fmt::print("note:     the JWKS keys could not be fetched within 10s\n");
+}
+
+}  // namespace
+
 int explain_route(const std::string& config_path, const std::string& method, const std::string& target,
-                  const std::vector<std::string>& headers) {
+                  const std::vector<std::string>& headers, const std::string& client_ip) {
   auto loaded = load_config(config_path);
   if (!loaded.config) {
     for (const auto& e : loaded.errors) fmt::print(stderr, "{}\n", e.to_string());
     return 1;
   }
   auto cfg = std::make_shared<const config::Config>(std::move(*loaded.config));
-  auto snap = build_snapshot(cfg, nullptr);
-  if (!snap) {
-    fmt::print(stderr, "gatehouse: {}\n", snap.error().context);
+  auto built = build_snapshot(cfg, nullptr);
+  if (!built) {
+    fmt::print(stderr, "gatehouse: {}\n", built.error().context);
     return 1;
   }
-  http::Fields fields;
+  const std::shared_ptr<const proxy::Snapshot>& snap = *built;
+
+  // The request as it would arrive, read by the gateway's own parser.
+  std::string upper_method = method;
+  for (char& c : upper_method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  bool has_host = false;
+  std::string raw = upper_method + " " + target + " HTTP/1.1\r\n";
   for (const auto& h : headers) {
     auto colon = h.find(':');
     if (colon == std::string::npos) {
       fmt::print(stderr, "gatehouse: header \"{}\" is not of the form 'Name: value'\n", h);
       return 2;
     }
-    fields.add(trim_ows(std::string_view(h).substr(0, colon)), trim_ows(std::string_view(h).substr(colon + 1)));
+    has_host |= iequals(trim_ows(std::string_view(h).substr(0, colon)), "host");
+    raw += std::string(trim_ows(std::string_view(h).substr(0, colon))) + ": " +
+           std::string(trim_ows(std::string_view(h).substr(colon + 1))) + "\r\n";
   }
-  std::string upper_method = method;
-  for (char& c : upper_method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  std::string_view path = target, query;
-  if (auto q = path.find('?'); q != std::string_view::npos) {
-    query = path.substr(q + 1);
-    path = path.substr(0, q);
-  }
-  std::string normalized;
+  if (!has_host) raw += "Host: localhost\r\n";
+  raw += "\r\n";
   fmt::print("request:  {} {}\n", upper_method, target);
-  if (path.empty() || path[0] != '/' || !routing::normalize_path(path, normalized)) {
-    fmt::print("verdict:  400 Bad request (the path cannot be normalized safely)\n");
+  http::RequestHead req;
+  http::ParseOutcome parsed = http::parse_request(raw, snap->parse_limits, req);
+  if (parsed.state != http::ParseState::Complete) {
+    int status = parsed.state == http::ParseState::Invalid ? parsed.status : 400;
+    fmt::print("verdict:  {} {} ({})\n", status, proxy::error_message(status), parsed.detail);
     return 0;
   }
-  if (normalized != path) fmt::print("path:     {} (normalized)\n", normalized);
-  const auto& s = **snap;
-  if (cfg->health_endpoint && normalized == *cfg->health_endpoint && (upper_method == "GET" || upper_method == "HEAD")) {
+
+  proxy::GatewayShared shared;
+  proxy::Worker worker(0, shared, nullptr);
+  worker.set_snapshot(snap);
+  proxy::RequestContext ctx(worker, snap, req);
+  std::string_view xff = req.fields.count("x-forwarded-for") == 1 ? req.fields.get("x-forwarded-for") : std::string_view{};
+  ctx.client_ip_.assign(client_address(client_ip, xff, snap->trusted_proxies));
+  fmt::print("client:   {}{}\n", ctx.client_ip(), ctx.client_ip() == client_ip ? "" : " (from X-Forwarded-For)");
+
+  const proxy::Admission admitted = proxy::admit(req, cfg->limits, ctx.path_);
+  if (admitted.status != 0) {
+    fmt::print("verdict:  {} {} ({})\n", admitted.status, proxy::error_message(admitted.status), admitted.reason);
+    return 0;
+  }
+  if (ctx.path_ != req.path) fmt::print("path:     {} (normalized)\n", ctx.path_);
+  if (cfg->health_endpoint && ctx.path_ == *cfg->health_endpoint && (req.method == "GET" || req.method == "HEAD")) {
     fmt::print("verdict:  answered by the gateway: aggregated health ({})\n", *cfg->health_endpoint);
     return 0;
   }
-  routing::MatchInput in{upper_method, fields.get("host"), normalized, &fields};
-  int idx = s.table->match(in);
+  const std::string_view routed_as = proxy::routing_method(req);
+  if (routed_as != req.method) fmt::print("routed:   as {} (a CORS preflight is routed as the request it announces)\n", routed_as);
+  int idx = snap->table->match({routed_as, req.host, ctx.path_, &req.fields});
   if (idx < 0) {
     fmt::print("route:    none matches\n");
-    fmt::print("verdict:  404 No route\n");
+    fmt::print("verdict:  404 No route (no_route)\n");
     return 0;
   }
-  const auto& route = s.routes[static_cast<std::size_t>(idx)];
+  const proxy::CompiledRoute& route = snap->routes[static_cast<std::size_t>(idx)];
+  ctx.set_route(&route);
   const auto& rc = *route.config;
   const char* kind = rc.kind == config::MatchKind::Exact ? "exact" : rc.kind == config::MatchKind::Prefix ? "path" : "regex";
   fmt::print("route:    routes[{}] \"{}\" ({} {}{})\n", idx, rc.name, kind, rc.pattern,
              rc.strip_prefix ? ", strip_prefix" : "");
+  if (admitted.websocket)
+    fmt::print("upgrade:  {}\n", rc.websocket ? "WebSocket (a tunnel opens on the service's valid 101)"
+                                              : "WebSocket not allowed on this route: sent as a plain request");
+
+  // The chain, run by the gateway's own policy code. Rate limits are described, not run, so
+  // that asking does not spend anybody's budget.
   if (route.chain.empty()) fmt::print("policies: none\n");
+  boost::asio::io_context io;
   for (std::size_t i = 0; i < route.chain.size(); ++i) {
-    const auto& p = route.chain[i];
-    std::string verdict = "n/a (not computed offline)";
-    if (p->type() == "security_headers") {
-      verdict = "adds helmet's security headers to the response";
-    } else if (p->type() == "jwt") {
-      verdict = policies::explain(static_cast<const policies::JwtPolicy&>(*p), fields.get("authorization"));
-    } else if (p->type() == "rate_limit") {
-      verdict = policies::explain(static_cast<const policies::RateLimitPolicy&>(*p), &fields);
-    } else if (p->type() == "ip_filter") {
-      std::string_view ip = fields.has("x-client-ip") ? fields.get("x-client-ip") : std::string_view("127.0.0.1");
-      verdict = static_cast<const policies::IpFilterPolicy&>(*p).allows(ip)
-                    ? "allows " + std::string(ip)
-                    : "403 Forbidden for " + std::string(ip);
-    } else if (p->type() == "api_key") {
-      http::RequestHead req;
-      req.fields = fields;
-      req.query = query;
-      auto who = static_cast<const policies::ApiKeyPolicy&>(*p).consumer(req);
-      verdict = !who ? "401 API key required" : who->empty() ? "401 Invalid API key" : "valid, consumer " + *who;
-    } else if (p->type() == "cors") {
-      verdict = "answers preflights, adds CORS headers for allowed origins";
-    } else if (p->type() == "require_role") {
-      verdict = "needs one of the roles (depends on the token; see jwt above)";
+    proxy::Policy& p = *route.chain[i];
+    std::string verdict;
+    if (p.type() == "rate_limit") {
+      verdict = "not run (would spend budget): " +
+                policies::explain(static_cast<const policies::RateLimitPolicy&>(p), &req.fields);
+    } else {
+      wait_for_keys(p);
+      proxy::Verdict v = decide(p, ctx, io);
+      if (auto* reply = std::get_if<proxy::LocalReply>(&v)) {
+        fmt::print("policy {}: {} ({}): {}\n", i + 1, p.name(), p.type(), describe(*reply));
+        for (std::size_t j = i + 1; j < route.chain.size(); ++j)
+          fmt::print("policy {}: {} ({}): not reached\n", j + 1, route.chain[j]->name(), route.chain[j]->type());
+        fmt::print("verdict:  {}: the chain stops at policy {} \"{}\"\n", describe(*reply), i + 1, p.name());
+        return 0;
+      }
+      verdict = "continues";
+      if (p.type() == "jwt" && ctx.principal)
+        verdict += fmt::format(" (verified, sub \"{}\")", ctx.principal->subject);
     }
-    fmt::print("policy {}: {} ({}): {}\n", i + 1, p->name(), p->type(), verdict);
+    fmt::print("policy {}: {} ({}): {}\n", i + 1, p.name(), p.type(), verdict);
   }
-  std::string_view up_path = normalized;
+
+  const upstream::Service& svc = *route.service;
+  fmt::print("service:  {} ({} instance{})\n", svc.name(), svc.endpoints().size(), svc.endpoints().size() == 1 ? "" : "s");
+  if (const upstream::Endpoint* ep = svc.pick(proxy::pick_input(ctx, svc.config())))
+    fmt::print("instance: {} (assuming every instance healthy)\n", ep->url);
+  std::string_view up_path = ctx.path_;
   if (!route.strip.empty()) up_path = routing::strip_prefix(up_path, route.strip);
-  fmt::print("service:  {} ({} instance{})\n", route.service->name(), route.service->endpoints().size(),
-             route.service->endpoints().size() == 1 ? "" : "s");
-  auto* ep = route.service->pick({});
-  if (ep) fmt::print("instance: {} (assuming every instance healthy)\n", ep->url);
-  fmt::print("upstream: {} {}{}{}\n", upper_method, up_path, query.empty() ? "" : "?", query);
+  const bool has_query = !req.query.empty() || req.target.find('?') != std::string_view::npos;
+  fmt::print("upstream: {} {}{}{}\n", req.method, up_path, has_query ? "?" : "", req.query);
+  fmt::print("verdict:  proxied to {}\n", svc.name());
   return 0;
 }
 

@@ -14,6 +14,16 @@ config::LoadResult load_config(const std::string& path) {
   // Checks that span the whole file rather than one policy entry.
   config::Diagnostics d(path);
   policies::check_rate_limit_stores(*r.config, d);
+  // What the format describes but this version does not do is refused, not accepted and
+  // ignored: `check` must not pass a file that `run` would not honour.
+  if (r.config->admin)
+    d.error(r.config->admin->mark, "admin", "the admin API is not available in this version of gatehouse; remove `admin:`");
+  for (std::size_t i = 0; i < r.config->listeners.size(); ++i) {
+    const config::ListenerConfig& l = r.config->listeners[i];
+    if (l.tls)
+      d.error(l.mark, r.config->listeners.size() == 1 ? "listen" : "listen[" + std::to_string(i) + "]",
+              "TLS listeners are not available in this version of gatehouse; terminate TLS in front of it");
+  }
   upstream::check_instance_hosts(*r.config, d);
   if (!d.empty()) {
     r.errors = d.list();

@@ -3,7 +3,14 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+
+#include <fmt/format.h>
 
 #include "proxy/access_log.h"
 
@@ -66,6 +73,35 @@ std::string mint_hs256(const TokenRequest& req) {
   HMAC(EVP_sha256(), req.secret.data(), static_cast<int>(req.secret.size()),
        reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(), mac, &mac_len);
   return signing_input + "." + base64url(std::string_view(reinterpret_cast<const char*>(mac), mac_len));
+}
+
+std::optional<std::string> read_secret_file(const std::string& path, std::string& error) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = fmt::format("cannot read {}: {}", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  std::string secret;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {  // EISDIR for a directory
+      error = fmt::format("cannot read {}: {}", path, std::strerror(errno));
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    secret.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (!secret.empty() && secret.back() == '\n') secret.pop_back();
+  if (!secret.empty() && secret.back() == '\r') secret.pop_back();
+  if (secret.empty()) {
+    error = fmt::format("{} is empty", path);
+    return std::nullopt;
+  }
+  return secret;
 }
 
 }  // namespace gh::app

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,5 +22,9 @@ struct TokenRequest {
 std::string mint_hs256(const TokenRequest& req);
 
 std::string base64url(std::string_view bytes);
+
+// The secret in the file at PATH, without its trailing newline (`\n` or `\r\n`); nullopt and
+// ERROR when the file cannot be read or holds nothing.
+std::optional<std::string> read_secret_file(const std::string& path, std::string& error);
 
 }  // namespace gh::app

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "core/log.h"
+
 namespace gh::config {
 
 using Duration = std::chrono::milliseconds;
@@ -70,7 +72,11 @@ struct AdminConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;
   std::string token;
+  Mark mark;
 };
+
+// What happens to a request field whose name holds '_' (many frameworks read it as '-').
+enum class Underscores { Drop, Reject, Pass };
 
 struct Limits {
   std::uint64_t max_uri_bytes = 8 * 1024;
@@ -83,6 +89,8 @@ struct Limits {
   Duration idle_timeout = std::chrono::seconds(60);
   Duration drain_timeout = std::chrono::seconds(30);
   std::uint64_t max_connections = 0;  // 0 = unlimited
+  Underscores underscores = Underscores::Drop;
+  Duration websocket_idle_timeout = std::chrono::minutes(5);
 };
 
 struct InstanceConfig {
@@ -165,7 +173,15 @@ struct RouteConfig {
   bool strip_prefix = false;
   std::string service;
   std::vector<std::string> policies;  // the route's own, run after defaults.policies
+  bool websocket = true;       // WebSocket upgrades allowed
+  std::optional<Duration> websocket_idle_timeout;  // default: limits.websocket_idle_timeout
   Mark mark;
+};
+
+// `log:`, the error log (core/log.h).
+struct LogConfig {
+  log::Level level = log::Level::Info;
+  log::Format format = log::Format::Text;
 };
 
 struct Config {
@@ -178,6 +194,7 @@ struct Config {
   Limits limits;
   std::optional<std::string> health_endpoint = std::string("/health");
   std::string access_log = "stdout";
+  LogConfig log;
   std::vector<ServiceConfig> services;  // in file order
   std::vector<PolicyConfig> policies;   // in file order
   std::vector<std::string> default_policies;

@@ -72,7 +72,7 @@ TEST(ConfigLoader, LoadsTheSeedFile) {
   catalog.supported["rate_limit"] = [&](const PolicyConfig&, Diagnostics&) { ++validated; };
   catalog.supported["require_role"] = [&](const PolicyConfig&, Diagnostics&) { ++validated; };
 
-  LoadResult r = load_file(GH_SHARED_DIR "/examples/seed.yaml", catalog);
+  LoadResult r = load_file(GH_EXAMPLES_DIR "/seed.yaml", catalog);
   ::unsetenv("PRODUCT_SERVICE_URL");
   for (const auto& d : r.errors) ADD_FAILURE() << d.to_string();
   ASSERT_TRUE(r.config);
@@ -121,7 +121,7 @@ TEST(ConfigLoader, LoadsTheSeedFile) {
 
 TEST(ConfigLoader, SeedWithoutJwtSecretIsRefused) {
   ::unsetenv("JWT_SECRET");
-  LoadResult r = load_file(GH_SHARED_DIR "/examples/seed.yaml", test_catalog());
+  LoadResult r = load_file(GH_EXAMPLES_DIR "/seed.yaml", test_catalog());
   EXPECT_FALSE(r.config);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].mark.line, 20);
@@ -587,6 +587,19 @@ TEST(ConfigLoader, MisspeltTopLevelKey) {
             }));
 }
 
+// Found by fuzz/config_fuzz: an empty key at the top level was reported with an empty path
+// ("gw.yaml:8:1: : unknown key ...").
+TEST(ConfigLoader, EmptyKeyHasAPath) {
+  const std::string expected = "one of: listen, admin, workers, redis, trusted_proxies, limits, health_endpoint, "
+                               "access_log, services, policies, defaults, routes";
+  EXPECT_EQ(errors_of(std::string(kMinimal) + "\"\": 1\n"),
+            std::vector<std::string>{"gw.yaml:7:1: \"\": unknown key \"\"; expected " + expected});
+  EXPECT_EQ(errors_of("services:\n  user:\n    instances: [\"http://a:1\"]\n    \"\": x\nroutes: [{path: /, service: user}]\n"),
+            std::vector<std::string>{"gw.yaml:4:5: services.user.\"\": unknown key \"\"; expected one of: instances, "
+                                     "load_balancing, hash_on, health_check, timeouts, retries, preserve_host, "
+                                     "max_in_flight"});
+}
+
 TEST(ConfigLoader, EmptyServices) {
   EXPECT_EQ(errors_of("services: {}\nroutes: [{path: /, service: user}]\n"),
             (std::vector<std::string>{
@@ -708,7 +721,7 @@ TEST(ConfigEnv, UnsetVariableIsAnErrorAtItsPlace) {
 routes: [{path: /, service: user}]
 )");
   EXPECT_EQ(errors, std::vector<std::string>{
-                        "gw.yaml:3:18: (env): environment variable GH_TEST_UNSET is not set; set it, or write "
+                        "gw.yaml:3:18: services.user.instances[0]: environment variable GH_TEST_UNSET is not set; set it, or write "
                         "${GH_TEST_UNSET:-default} to give a default"});
 }
 
@@ -716,8 +729,44 @@ TEST(ConfigEnv, UnsetPlainValueIsReportedOnce) {
   ::unsetenv("GH_TEST_UNSET");
   auto errors = errors_of(std::string(kMinimal) + "admin:\n  address: ${GH_TEST_UNSET}\n  token: t\n");
   EXPECT_EQ(errors, std::vector<std::string>{
-                        "gw.yaml:8:12: (env): environment variable GH_TEST_UNSET is not set; set it, or write "
+                        "gw.yaml:8:12: admin.address: environment variable GH_TEST_UNSET is not set; set it, or write "
                         "${GH_TEST_UNSET:-default} to give a default"});
+}
+
+// SPEC §1: the line names the field the variable stands in.
+TEST(ConfigEnv, UnsetVariableNamesItsField) {
+  ::unsetenv("PRODUCT_HOST");
+  auto errors = errors_of(R"(services:
+  user: {instances: ["http://127.0.0.1:3001"]}
+  product:
+    instances: ["http://10.0.0.17:3002", "http://${PRODUCT_HOST}:3002"]
+routes: [{path: /, service: user}]
+)");
+  EXPECT_EQ(errors, std::vector<std::string>{"gw.yaml:4:50: services.product.instances[1]: environment variable "
+                                             "PRODUCT_HOST is not set; set it, or write ${PRODUCT_HOST:-default} "
+                                             "to give a default"});
+}
+
+TEST(ConfigEnv, UnsetVariableInAPolicyAndInNestedLists) {
+  ::unsetenv("GH_TEST_SECRET");
+  ::unsetenv("GH_TEST_ORIGIN");
+  ::unsetenv("GH_TEST_HOST");
+  auto errors = errors_of(R"(services:
+  user:
+    instances:
+      - "http://127.0.0.1:3001"
+      - {url: "http://${GH_TEST_HOST}:3002", weight: 2}
+policies:
+  auth: {type: jwt, secret: "${GH_TEST_SECRET}", audiences: [[a, b], [c, "x${GH_TEST_ORIGIN}"]]}
+routes: [{path: /, service: user}]
+)");
+  auto line = [](std::string where, std::string var) {
+    return where + ": environment variable " + var + " is not set; set it, or write ${" + var +
+           ":-default} to give a default";
+  };
+  EXPECT_EQ(errors, (std::vector<std::string>{line("gw.yaml:5:23: services.user.instances[1].url", "GH_TEST_HOST"),
+                                              line("gw.yaml:7:30: policies.auth.secret", "GH_TEST_SECRET"),
+                                              line("gw.yaml:7:76: policies.auth.audiences[1][1]", "GH_TEST_ORIGIN")}));
 }
 
 TEST(ConfigEnv, DefaultsAndValues) {
@@ -772,7 +821,7 @@ routes:
 TEST(ConfigEnv, MalformedReference) {
   auto errors = errors_of(std::string(kMinimal) + "access_log: \"${1BAD}\"\n");
   EXPECT_EQ(errors, std::vector<std::string>{
-                        "gw.yaml:7:14: (env): malformed variable reference; expected ${NAME} or ${NAME:-default}"});
+                        "gw.yaml:7:14: access_log: malformed variable reference; expected ${NAME} or ${NAME:-default}"});
 }
 
 // ---- syntax and files ------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 #include "config/env.h"
 
 #include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -54,9 +55,14 @@ std::string escape_for(Quote q, std::string_view value) {
 
 }  // namespace
 
+// What stands in the n-th erroneous reference when locating fields: a plain word, so that it
+// is one scalar in any YAML context (plain, quoted, key or value) and changes no structure.
+std::string placeholder(std::size_t n) { return fmt::format("gatehouse_unset_{}_6f1d", n); }
+
 struct EnvSubstituter {
   std::string_view in;
   const EnvLookup& lookup;
+  bool placeholders = false;  // erroneous references become placeholder(n) instead of nothing
   SubstitutedText result{};
   std::vector<std::pair<std::size_t, std::string>> error_offsets{};
 
@@ -89,7 +95,7 @@ struct EnvSubstituter {
     if (!valid_name(name) || close >= in.size() || in[close] != '}') {
       // Drop only what was read as the reference, so the rest of the line still parses.
       fail(i, "malformed variable reference; expected ${NAME} or ${NAME:-default}");
-      replace(i, end, "");
+      replace(i, end, placeholders ? placeholder(error_offsets.size() - 1) : "");
       return end;
     }
     const char* value = get(name);
@@ -106,7 +112,7 @@ struct EnvSubstituter {
                    (close + 1 == in.size() || kAfter.find(in[close + 1]) != std::string_view::npos);
       fail(i, fmt::format("environment variable {0} is not set; set it, or write ${{{0}:-default}} to give a default",
                          name));
-      replace(i, close + 1, whole ? "\"\"" : "");
+      replace(i, close + 1, placeholders ? placeholder(error_offsets.size() - 1) : whole ? "\"\"" : "");
     }
     return close + 1;
   }
@@ -182,9 +188,55 @@ Mark PositionMap::to_original(Mark m) const {
   return mark_at(orig_line_starts_, orig);
 }
 
+namespace {
+
+// Walks NODE (at PATH) and records, for each placeholder found in a scalar, that scalar's path.
+// A placeholder in a key names the mapping that holds it.
+void find_placeholders(const YAML::Node& node, const std::string& path, std::vector<std::string>& fields) {
+  auto scan = [&](const std::string& text, const std::string& at) {
+    for (std::size_t n = 0; n < fields.size(); ++n)
+      if (fields[n].empty() && text.find(placeholder(n)) != std::string::npos) fields[n] = at;
+  };
+  auto join = [](const std::string& parent, const std::string& key) { return parent.empty() ? key : parent + "." + key; };
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      scan(node.Scalar(), path.empty() ? "(root)" : path);
+      break;
+    case YAML::NodeType::Sequence: {
+      std::size_t i = 0;
+      for (const YAML::Node& item : node) find_placeholders(item, fmt::format("{}[{}]", path, i++), fields);
+      break;
+    }
+    case YAML::NodeType::Map:
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        const std::string key = it->first.IsScalar() ? it->first.Scalar() : std::string();
+        if (it->first.IsScalar()) scan(key, path.empty() ? "(root)" : path);
+        find_placeholders(it->second, join(path, key), fields);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
 SubstitutedText substitute_env(std::string_view text, const EnvLookup& lookup) {
   EnvSubstituter s{text, lookup};
   s.run();
+  if (s.result.errors.empty()) return std::move(s.result);
+
+  // Name the field of each error: substitute again with placeholders and find them in the tree.
+  EnvSubstituter located{text, lookup, true};
+  located.run();
+  std::vector<std::string> fields(located.result.errors.size());
+  try {
+    find_placeholders(YAML::Load(located.result.text), "", fields);
+  } catch (const YAML::Exception&) {
+    // Not YAML: the parse of the real text reports that; the errors keep no field.
+  }
+  for (std::size_t n = 0; n < s.result.errors.size() && n < fields.size(); ++n)
+    s.result.errors[n].field = std::move(fields[n]);
   return std::move(s.result);
 }
 

@@ -40,6 +40,8 @@ class PositionMap {
 struct EnvError {
   Mark mark;  // in the original text
   std::string message;
+  std::string field;  // path of the value the reference stands in, e.g. services.user.instances[1];
+                      // empty when the text does not parse as YAML
 };
 
 struct SubstitutedText {
@@ -59,6 +61,8 @@ using EnvLookup = std::function<const char*(const std::string&)>;
 // Replaces every `${NAME}` and `${NAME:-default}` (the default is used when NAME is unset or
 // empty, as in the shell). `$${` stands for a literal `${`. References inside YAML comments are
 // left alone. NAME is [A-Za-z_][A-Za-z0-9_]*. The default lookup reads the process environment.
+// Each error names the field it stands in: the text is substituted again with a placeholder
+// for each erroneous reference and parsed, and the scalar holding the placeholder gives the path.
 SubstitutedText substitute_env(std::string_view text, const EnvLookup& lookup = {});
 
 }  // namespace gh::config

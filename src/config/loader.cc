@@ -176,6 +176,7 @@ struct Val {
 };
 
 std::string join_path(std::string_view parent, std::string_view key) {
+  if (key.empty()) key = "\"\"";  // an empty key still names a place
   if (parent.empty()) return std::string(key);
   return fmt::format("{}.{}", parent, key);
 }
@@ -284,7 +285,7 @@ class Loader {
     }
     Fields f(d_, top,
              {"listen", "admin", "workers", "redis", "trusted_proxies", "limits", "health_endpoint", "access_log",
-              "services", "policies", "defaults", "routes"});
+              "log", "services", "policies", "defaults", "routes"});
     load_listen(f.get("listen"), c);
     if (f.has("admin")) c.admin = load_admin(f.get("admin"));
     load_workers(f.get("workers"), c);
@@ -293,6 +294,7 @@ class Loader {
     load_limits(f.get("limits"), c.limits);
     load_health_endpoint(f.get("health_endpoint"), c);
     load_access_log(f.get("access_log"), c);
+    load_log(f.get("log"), c.log);
     load_services(f.get("services"), c);
     load_policies(f.get("policies"), c);
     load_defaults(f.get("defaults"), c);
@@ -471,6 +473,7 @@ class Loader {
     if (!want_map(v, "{address, token}")) return std::nullopt;
     Fields f(d_, v, {"address", "token"});
     AdminConfig a;
+    a.mark = v.mark;
     Val address = f.get("address");
     if (!address.present()) missing(address, "an address like \"127.0.0.1:9901\"");
     else if (auto l = listener_address(address)) a.host = l->host, a.port = l->port;
@@ -513,7 +516,8 @@ class Loader {
     if (!v.present() || !want_map(v, "a mapping of limits")) return;
     Fields f(d_, v,
              {"max_uri_bytes", "max_header_bytes", "max_headers", "max_body_bytes", "header_timeout", "body_timeout",
-              "min_body_rate", "idle_timeout", "drain_timeout", "max_connections"});
+              "min_body_rate", "idle_timeout", "drain_timeout", "max_connections", "underscores_in_headers",
+              "websocket_idle_timeout"});
     auto set_size = [&](const char* key, std::uint64_t& out) {
       if (Val x = f.get(key); x.present())
         if (auto n = size(x)) out = *n;
@@ -535,6 +539,10 @@ class Loader {
     set_duration("drain_timeout", l.drain_timeout, true);
     if (Val x = f.get("max_connections"); x.present())
       if (auto n = integer(x, 0, "a number of connections (0 = unlimited)")) l.max_connections = *n;
+    if (Val x = f.get("underscores_in_headers"); x.present())
+      if (auto c = choice(x, "underscores_in_headers", {"drop", "reject", "pass"}))
+        l.underscores = *c == "drop" ? Underscores::Drop : *c == "reject" ? Underscores::Reject : Underscores::Pass;
+    set_duration("websocket_idle_timeout", l.websocket_idle_timeout, false);
   }
 
   void load_health_endpoint(const Val& v, Config& c) {
@@ -551,6 +559,23 @@ class Loader {
     if (!v.present()) return;
     if (v.node.IsScalar() && v.node.Tag() == "?" && v.node.Scalar() == "false") c.access_log = "off";
     else if (auto s = nonempty_text(v, "stdout, stderr, off or a file path")) c.access_log = *s;
+  }
+
+  void load_log(const Val& v, LogConfig& l) {
+    if (!v.present() || !want_map(v, "a mapping like {level: info, format: text}")) return;
+    Fields f(d_, v, {"level", "format"});
+    if (Val x = f.get("level"); x.present()) {
+      static const std::vector<std::string> kLevels{"debug", "info", "warn", "error"};
+      if (!x.node.IsScalar()) expected(x, "one of debug, info, warn, error");
+      else if (auto level = log::parse_level(x.node.Scalar())) l.level = *level;
+      else error(x, unknown_name("log level", x.node.Scalar(), kLevels));
+    }
+    if (Val x = f.get("format"); x.present()) {
+      static const std::vector<std::string> kFormats{"text", "json"};
+      if (!x.node.IsScalar()) expected(x, "text or json");
+      else if (auto format = log::parse_format(x.node.Scalar())) l.format = *format;
+      else error(x, unknown_name("log format", x.node.Scalar(), kFormats));
+    }
   }
 
   // ---- services -------------------------------------------------------------------------------
@@ -946,7 +971,8 @@ class Loader {
     if (!want_map(v, "a route like {path: /api/users, service: user}")) return std::nullopt;
     std::size_t errors_before = d_.list().size();
     Fields f(d_, v,
-             {"name", "path", "exact", "regex", "methods", "host", "headers", "strip_prefix", "service", "policies"});
+             {"name", "path", "exact", "regex", "methods", "host", "headers", "strip_prefix", "service", "policies",
+              "websocket", "websocket_idle_timeout"});
     LoadedRoute lr;
     RouteConfig& r = lr.config;
     r.mark = v.mark;
@@ -1069,6 +1095,11 @@ class Loader {
       }
     }
 
+    if (Val w = f.get("websocket"); w.present())
+      if (auto b = boolean(w)) r.websocket = *b;
+    if (Val w = f.get("websocket_idle_timeout"); w.present())
+      if (auto d = duration(w, false)) r.websocket_idle_timeout = *d;
+
     Val svc = f.get("service");
     if (!svc.present()) {
       missing(svc, "the name of a service");
@@ -1107,7 +1138,7 @@ LoadResult load_string(const std::string& text, const std::string& file_name, co
   }
 
   LoadResult result;
-  for (const EnvError& e : sub.errors) result.errors.push_back(Diagnostic{file_name, e.mark, "(env)", e.message});
+  for (const EnvError& e : sub.errors) result.errors.push_back(Diagnostic{file_name, e.mark, e.field.empty() ? "(env)" : e.field, e.message});
   for (Diagnostic diag : d.list()) {
     if (sub.caused_by_error(diag.mark)) continue;
     diag.mark = sub.positions.to_original(diag.mark);

@@ -15,7 +15,13 @@ namespace gh::proxy {
 
 namespace {
 constexpr std::size_t kFlushBytes = 32 * 1024;
+
+// A field that may not apply: its JSON string, or null when empty.
+void append_or_null(std::string& out, std::string_view s) {
+  if (s.empty()) out += "null";
+  else append_json_string(out, s);
 }
+}  // namespace
 
 std::shared_ptr<AccessLogSink> AccessLogSink::open(const std::string& target, std::string& error) {
   auto s = std::make_shared<AccessLogSink>();
@@ -31,8 +37,28 @@ std::shared_ptr<AccessLogSink> AccessLogSink::open(const std::string& target, st
       return nullptr;
     }
     s->owns_ = true;
+    s->path_ = target;
   }
   return s;
+}
+
+bool AccessLogSink::reopen(std::string& error) {
+  if (!owns_) return true;
+  int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = "cannot reopen access log " + path_ + ": " + std::strerror(errno);
+    return false;
+  }
+  std::lock_guard lock(mu_);
+  // The descriptor number stays the same: a writer never sees a closed one.
+  int rc = ::dup3(fd, fd_, O_CLOEXEC);
+  int dup_errno = errno;
+  ::close(fd);
+  if (rc < 0) {
+    error = "cannot reopen access log " + path_ + ": " + std::strerror(dup_errno);
+    return false;
+  }
+  return true;
 }
 
 AccessLogSink::~AccessLogSink() {
@@ -50,26 +76,6 @@ void AccessLogSink::write(const std::string& data) {
     }
     off += static_cast<std::size_t>(n);
   }
-}
-
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c >= 0x7f) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
 }
 
 void AccessLog::record(const RequestContext& ctx) {
@@ -94,6 +100,8 @@ void AccessLog::record(const RequestContext& ctx) {
   append_json_string(buf_, ctx.client_ip());
   buf_ += ",\"method\":";
   append_json_string(buf_, req.method);
+  buf_ += ",\"host\":";
+  append_or_null(buf_, req.host);
   buf_ += ",\"path\":";
   append_json_string(buf_, req.target);
   buf_ += ",\"route\":";
@@ -106,8 +114,14 @@ void AccessLog::record(const RequestContext& ctx) {
   buf_ += ",\"instance\":";
   if (ctx.endpoint) append_json_string(buf_, ctx.endpoint->url);
   else buf_ += "null";
-  fmt::format_to(std::back_inserter(buf_), ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"upstream_ms\":", ctx.status,
-                 ctx.bytes_in, ctx.bytes_out);
+  fmt::format_to(std::back_inserter(buf_), ",\"status\":{},\"reason\":", ctx.status);
+  append_or_null(buf_, ctx.reply_reason);  // set for the gateway's own replies only
+  buf_ += ",\"consumer\":";
+  append_or_null(buf_, ctx.principal ? std::string_view(ctx.principal->subject) : std::string_view());
+  buf_ += ",\"user_agent\":";
+  append_or_null(buf_, req.fields.get("user-agent"));
+  fmt::format_to(std::back_inserter(buf_), ",\"bytes_in\":{},\"bytes_out\":{},\"upstream_ms\":", ctx.bytes_in,
+                 ctx.bytes_out);
   if (ctx.upstream_ms >= 0) fmt::format_to(std::back_inserter(buf_), "{:.3f}", ctx.upstream_ms);
   else buf_ += "null";
   fmt::format_to(std::back_inserter(buf_), ",\"total_ms\":{:.3f}}}\n", total_ms);

@@ -8,6 +8,8 @@
 #include <mutex>
 #include <string>
 
+#include "core/json.h"
+
 namespace gh::proxy {
 
 class RequestContext;
@@ -19,9 +21,15 @@ class AccessLogSink {
   ~AccessLogSink();
   bool enabled() const noexcept { return fd_ >= 0; }
   void write(const std::string& data);
+  // For log rotation (SIGUSR1, SIGHUP): a file target is opened again at its path, so that once
+  // the old file has been renamed, lines go to a new file there. Other targets: nothing to do.
+  // On failure the old file stays in use and `error` says why.
+  bool reopen(std::string& error);
+  bool is_file() const noexcept { return owns_; }
 
  private:
   int fd_ = -1;
+  std::string path_;
   bool owns_ = false;
   std::mutex mu_;
 };
@@ -39,7 +47,6 @@ class AccessLog {
   std::string buf_;
 };
 
-// Appends s to out as a JSON string literal (quotes included).
-void append_json_string(std::string& out, std::string_view s);
+using gh::append_json_string;
 
 }  // namespace gh::proxy

@@ -90,6 +90,7 @@ class RequestContext {
   std::uint64_t bytes_out = 0;         // decoded response body bytes
   double upstream_ms = -1;             // < 0: no upstream was involved
   std::string_view reply_reason;       // local replies: the stable reason id
+  bool logged = false;                 // the access-log line is written (exactly once)
 
   // Typed slots shared between policies (no string-keyed bag).
   std::shared_ptr<const Principal> principal;

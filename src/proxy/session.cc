@@ -7,7 +7,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/socket.h>
+
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <list>
@@ -18,8 +21,12 @@
 #include <fmt/format.h>
 
 #include "core/cidr.h"
+#include "core/fault.h"
+#include "core/log.h"
 #include "core/strings.h"
+#include "http/websocket.h"
 #include "proxy/local_reply.h"
+#include "proxy/request_checks.h"
 #include "proxy/request_context.h"
 #include "proxy/worker.h"
 #include "routing/normalize.h"
@@ -64,6 +71,14 @@ void append_head_field(std::string& out, std::string_view name, std::string_view
   out.append(": ");
   out.append(value);
   out.append("\r\n");
+}
+
+// Whether a pooled connection is still open with nothing unread: a non-blocking peek sees
+// neither EOF, an error, nor bytes the service sent unasked.
+bool idle_connection_usable(tcp::socket& s) noexcept {
+  char c;
+  ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 std::size_t format_chunk_header(char* buf, std::size_t size) {
@@ -151,6 +166,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   // Request handling ---------------------------------------------------------------------
   asio::awaitable<bool> handle_request();
+  asio::awaitable<bool> route_request(RequestContext& ctx, bool keep);
   asio::awaitable<bool> proxy(RequestContext& ctx);
   // Gateway-made responses. Arguments are plain values or lvalues: brace-initialized temporaries
   // as coroutine arguments are destroyed twice by GCC 12 (PR 99576).
@@ -161,7 +177,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void build_upstream_head(RequestContext& ctx, const upstream::Endpoint& ep);
   asio::awaitable<Failure> send_request_body(RequestContext& ctx, bool first_write_done);
   asio::awaitable<bool> relay_response(RequestContext& ctx, bool keep);
-  asio::awaitable<bool> tunnel();
+  asio::awaitable<void> tunnel(RequestContext& ctx);
+  asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to, std::uint64_t& counter, config::Duration idle);
+  // Whether the connection may carry another request after this one. A request that asked for
+  // any upgrade closes the connection after its answer: what the client sent after that head
+  // belongs to the protocol it asked for and is never read as a new request.
+  bool may_keep_alive() const {
+    return sc_->req.keep_alive && !upgrade_asked_ && !w_.shared().draining.load(std::memory_order_relaxed);
+  }
   bool request_body_pending() const {
     return sc_->req.body == http::BodyKind::Chunked ? !sc_->chunked_in.done()
                                                 : (sc_->req.body == http::BodyKind::Length && body_left_ > 0);
@@ -189,6 +212,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::string peer_ip_;
   std::uint64_t body_left_ = 0;  // Length bodies: bytes not yet read from the client
   bool sent_continue_ = false;
+  bool upgrade_asked_ = false;     // the request carried an Upgrade field
+  bool websocket_ = false;         // ...asking for WebSocket, well formed, on a route that allows it
+  bool response_started_ = false;  // a byte of the response head went to the client
+  bool upstream_sent_ = false;     // a byte of this attempt's request went to the instance
   std::string_view deadline_reason_;
   friend void start_session(Worker&, tcp::socket);
 };
@@ -235,9 +262,9 @@ void Session::after_serve(std::exception_ptr e, bool keep) {
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-      fmt::print(stderr, "gatehouse: internal error on a connection from {}: {}\n", peer_ip_, ex.what());
+      log::error("internal error on a connection from {}: {}", peer_ip_, ex.what());
     } catch (...) {
-      fmt::print(stderr, "gatehouse: internal error on a connection from {}\n", peer_ip_);
+      log::error("internal error on a connection from {}", peer_ip_);
     }
   }
   if (!keep || !alive_ || w_.shared().draining.load(std::memory_order_relaxed)) return shutdown();
@@ -313,10 +340,16 @@ asio::awaitable<bool> Session::serve() {
 }
 
 asio::awaitable<void> Session::write_parse_error(int status) {
-  // The head could not be read: no route, no policies; answer and close.
+  // The head could not be read: no route, no policies; answer, log and close.
   std::string body = error_body(error_message(status));
-  std::string id;
-  w_.next_request_id(id);
+  RequestContext ctx(w_, w_.snapshot(), sc_->req);
+  ctx.start = Clock::now();
+  ctx.start_wall = std::chrono::system_clock::now();
+  ctx.client_ip_ = peer_ip_;
+  w_.next_request_id(ctx.request_id_);
+  ctx.status = status;
+  ctx.reply_reason = status == 408 ? "head_timeout" : "bad_head";
+  const std::string& id = ctx.request_id_;
   sc_->head_out.clear();
   fmt::format_to(std::back_inserter(sc_->head_out),
                  "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Request-Id: {}\r\n"
@@ -324,7 +357,9 @@ asio::awaitable<void> Session::write_parse_error(int status) {
                  status, reason_phrase(status), body.size(), id);
   phase_ = Phase::Write;
   arm_after(std::chrono::seconds(5));
-  co_await write_client(sc_->head_out, body);
+  response_started_ = true;
+  if (co_await write_client(sc_->head_out, body)) ctx.bytes_out = body.size();
+  finish(ctx);
 }
 
 asio::awaitable<bool> Session::write_client(std::string_view a, std::string_view b, std::string_view c) {
@@ -336,6 +371,8 @@ asio::awaitable<bool> Session::write_client(std::string_view a, std::string_view
 }
 
 void Session::finish(RequestContext& ctx) {
+  if (ctx.logged) return;  // exactly once per request
+  ctx.logged = true;
   if (ctx.route())
     for (const auto& p : ctx.route()->chain) p->on_log(ctx);
   w_.access_log().record(ctx);
@@ -373,16 +410,51 @@ asio::awaitable<bool> Session::handle_request() {
   body_left_ = sc_->req.body == http::BodyKind::Length ? sc_->req.content_length : 0;
   sc_->chunked_in = http::ChunkedDecoder{};
   sent_continue_ = false;
-  bool keep = sc_->req.keep_alive && !w_.shared().draining.load(std::memory_order_relaxed);
+  upgrade_asked_ = sc_->req.fields.has("upgrade");
+  websocket_ = false;
+  response_started_ = false;
+  const bool keep = may_keep_alive();
 
-  if (sc_->req.method == "CONNECT")
-    co_return co_await local_reply(ctx, 501, "connect_not_implemented", false);
-  if (sc_->req.target == "*")
-    co_return co_await local_reply(ctx, 400, "asterisk_target", keep);
-  if (!routing::normalize_path(sc_->req.path, ctx.path_))
-    co_return co_await local_reply(ctx, 400, "unsafe_path", false);
+  // Session boundary: an exception here is a bug. It answers 500 when nothing of the response
+  // was sent yet, closes the connection otherwise, and the request still gets its log line.
+  std::exception_ptr failure;
+  bool result = false;
+  try {
+    result = co_await route_request(ctx, keep);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (!failure) {
+    finish(ctx);  // a no-op when the request was already logged
+    co_return result;
+  }
+  w_.shared().internal_errors.fetch_add(1, std::memory_order_relaxed);
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::exception& ex) {
+    log::error("internal error on request {}: {}", ctx.request_id(), ex.what());
+  } catch (...) {
+    log::error("internal error on request {}", ctx.request_id());
+  }
+  if (sc_->upstream.is_open()) close_upstream();
+  release_up();
+  if (!response_started_ && !ctx.logged) {
+    ctx.endpoint = nullptr;
+    co_await local_reply(ctx, 500, "internal_error", false);
+  } else {
+    if (!response_started_) ctx.status = 500;
+    ctx.reply_reason = "internal_error";
+    finish(ctx);
+  }
+  co_return false;
+}
 
+// The request's life after its head is read: checks, routing, the policy chain, then the proxy.
+asio::awaitable<bool> Session::route_request(RequestContext& ctx, bool keep) {
+  const Snapshot* snap = &ctx.snapshot();
   const auto& cfg = *snap->config;
+  const Admission admitted = admit(sc_->req, cfg.limits, ctx.path_);
+  if (admitted.status != 0) co_return co_await local_reply(ctx, admitted.status, admitted.reason, keep && !admitted.close);
   if (cfg.health_endpoint && ctx.path_ == *cfg.health_endpoint && (sc_->req.method == "GET" || sc_->req.method == "HEAD")) {
     std::string body = "{\"status\":";
     bool all_ok = true;
@@ -403,16 +475,11 @@ asio::awaitable<bool> Session::handle_request() {
     co_return co_await local_reply(ctx, r, keep);
   }
 
-  // A CORS preflight is routed as the request it announces, so `methods` do not hide it.
-  std::string_view match_method = sc_->req.method;
-  if (sc_->req.method == "OPTIONS" && sc_->req.fields.has("origin")) {
-    std::string_view announced = sc_->req.fields.get("access-control-request-method");
-    if (!announced.empty()) match_method = announced;
-  }
-  routing::MatchInput mi{match_method, sc_->req.host, ctx.path_, &sc_->req.fields};
+  routing::MatchInput mi{routing_method(sc_->req), sc_->req.host, ctx.path_, &sc_->req.fields};
   int idx = snap->table->match(mi);
   if (idx < 0) co_return co_await local_reply(ctx, 404, "no_route", keep);
   ctx.set_route(&snap->routes[static_cast<std::size_t>(idx)]);
+  websocket_ = admitted.websocket && ctx.route()->config->websocket;
 
   for (const auto& p : ctx.route()->chain) {
     std::optional<Verdict> v = p->decide_now(ctx);
@@ -423,6 +490,7 @@ asio::awaitable<bool> Session::handle_request() {
   if (sc_->req.body == http::BodyKind::Length && sc_->req.content_length > cfg.limits.max_body_bytes)
     co_return co_await local_reply(ctx, 413, "body_too_large", false);
 
+  GH_FAULT("before_proxy");
   co_return co_await proxy(ctx);
 }
 
@@ -466,6 +534,7 @@ asio::awaitable<bool> Session::local_reply(RequestContext& ctx, LocalReply& repl
   sc_->head_out += "\r\n";
   phase_ = Phase::Write;
   arm_after(limits().idle_timeout);
+  response_started_ = true;
   bool ok = co_await write_client(sc_->head_out, sc_->req.method == "HEAD" ? std::string_view{} : std::string_view(body));
   ctx.bytes_out = sc_->req.method == "HEAD" ? 0 : body.size();
   finish(ctx);
@@ -496,8 +565,8 @@ void Session::build_upstream_head(RequestContext& ctx, const upstream::Endpoint&
     return false;
   };
   for (const auto& f : sc_->req.fields) {
-    if (sc_->req.upgrade && (iequals(f.name, "upgrade"))) continue;  // re-added below
-    if (connection_scoped(f.name)) continue;
+    if (connection_scoped(f.name)) continue;  // Upgrade too: re-added below for WebSocket only
+    if (upgrade_asked_ && iequals(f.name, "http2-settings")) continue;
     if (iequals(f.name, "host") || iequals(f.name, "content-length") || iequals(f.name, "expect") ||
         iequals(f.name, "x-forwarded-proto") || iequals(f.name, "x-forwarded-host") ||
         iequals(f.name, "x-request-id"))
@@ -533,9 +602,9 @@ void Session::build_upstream_head(RequestContext& ctx, const upstream::Endpoint&
   sc_->head_out.append("\r\nX-Forwarded-Proto: http\r\n");
   if (!sc_->req.host.empty()) append_head_field(sc_->head_out, "X-Forwarded-Host", sc_->req.host);
   append_head_field(sc_->head_out, "X-Request-Id", ctx.request_id());
-  if (sc_->req.upgrade) {
+  if (websocket_) {
     append_head_field(sc_->head_out, "Connection", "upgrade");
-    append_head_field(sc_->head_out, "Upgrade", sc_->req.fields.get("upgrade"));
+    append_head_field(sc_->head_out, "Upgrade", "websocket");
   }
   if (sc_->req.body == http::BodyKind::Length) {
     fmt::format_to(std::back_inserter(sc_->head_out), "Content-Length: {}\r\n", sc_->req.content_length);
@@ -575,7 +644,7 @@ asio::awaitable<Session::Failure> Session::send_request_body(RequestContext& ctx
         asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size()), asio::buffer(c.data(), c.size())};
     head_sent = true;
     auto [ec, n] = co_await asio::async_write(sc_->upstream, bufs, nothrow);
-    (void)n;
+    if (n > 0) upstream_sent_ = true;
     co_return !ec;
   };
   auto too_slow = [&]() {
@@ -650,7 +719,7 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
   const CompiledRoute& route = *ctx.route();
   const upstream::Service& svc = *route.service;
   const auto& scfg = svc.config();
-  bool keep = sc_->req.keep_alive && !w_.shared().draining.load(std::memory_order_relaxed);
+  bool keep = may_keep_alive();
 
   if (!svc.try_acquire()) co_return co_await local_reply(ctx, 503, "max_in_flight", keep);
   struct Release {
@@ -658,34 +727,7 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
     ~Release() { s.release(); }
   } release{svc};
 
-  upstream::PickInput pick;
-  if (scfg.load_balancing == config::Balance::Hash && scfg.hash_on) {
-    std::string_view key;
-    switch (scfg.hash_on->kind) {
-      case config::HashOn::Kind::ClientIp: key = ctx.client_ip(); break;
-      case config::HashOn::Kind::Header: key = sc_->req.fields.get(scfg.hash_on->name); break;
-      case config::HashOn::Kind::Cookie: {
-        std::string_view cookies = sc_->req.fields.get("cookie");
-        while (!cookies.empty()) {
-          auto semi = cookies.find(';');
-          std::string_view item = trim_ows(cookies.substr(0, semi));
-          auto eq = item.find('=');
-          if (eq != std::string_view::npos && item.substr(0, eq) == scfg.hash_on->name) {
-            key = item.substr(eq + 1);
-            break;
-          }
-          if (semi == std::string_view::npos) break;
-          cookies.remove_prefix(semi + 1);
-        }
-        break;
-      }
-      case config::HashOn::Kind::Claim: break;  // needs a verified token
-    }
-    if (!key.empty()) {
-      pick.has_hash = true;
-      pick.hash = upstream::hash_key(key);
-    }
-  }
+  upstream::PickInput pick = pick_input(ctx, scfg);
 
   const bool idempotent = is_idempotent(sc_->req.method);
   const bool replayable = sc_->req.body == http::BodyKind::None ||
@@ -698,6 +740,16 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
   bool fresh_retry_used = false;
   upstream::Endpoint* ep = nullptr;
   bool reuse_same_endpoint = false;
+  // Back to the start of the body for another attempt. REQUIRES: replayable.
+  auto rewind = [&] {
+    in_begin_ = body_begin;
+    body_left_ = body_left_at_start;
+    ctx.bytes_in = 0;
+  };
+  auto retries_on = [&](int status) {
+    return std::find(scfg.retries.on_status.begin(), scfg.retries.on_status.end(), status) !=
+           scfg.retries.on_status.end();
+  };
 
   for (;;) {
     if (!reuse_same_endpoint) {
@@ -720,6 +772,13 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
     // Connection: the pool's most recent idle one, or a new one.
     close_upstream();
     bool reused = !fresh_retry_used && w_.pool().take(ep->pool_key, upstream::steady_now_ms(), sc_->upstream);
+    if (reused && !idempotent && !idle_connection_usable(sc_->upstream)) {
+      // A request that may not be replayed never goes on a pooled connection the service has
+      // already closed (or that holds stray bytes): it would fail after being sent. One peek,
+      // for non-idempotent requests only; an idempotent one is replayed instead if it fails.
+      close_upstream();
+      reused = false;
+    }
     if (!reused) {
       sc_->upstream = tcp::socket(client_.get_executor());
       phase_ = Phase::Upstream;
@@ -743,20 +802,35 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
     }
 
     build_upstream_head(ctx, *ep);
+    upstream_sent_ = false;
     Failure f = co_await send_request_body(ctx, false);
-    if (f == Failure::UpstreamWrite && reused && replayable) {
+    // At most once for what may not be repeated (SPEC §3): once a byte of the request may have
+    // reached the instance, only an idempotent request is sent again.
+    const bool may_resend = replayable && (idempotent || !upstream_sent_);
+    if (f == Failure::UpstreamWrite && reused && may_resend && !fresh_retry_used) {
       // A pooled connection the service had closed: replay on a fresh one.
       fresh_retry_used = true;
       reuse_same_endpoint = true;
-      in_begin_ = body_begin;
-      body_left_ = body_left_at_start;
-      ctx.bytes_in = 0;
+      rewind();
+      continue;
+    }
+    if (f == Failure::UpstreamWrite && !upstream_sent_ && replayable && retries_left > 0 &&
+        scfg.retries.on_connect_failure) {
+      // Nothing reached the instance: as a connect failure, another instance may take it.
+      close_upstream();
+      ep->report_connect_failure(upstream::steady_now_ms());
+      --retries_left;
+      rewind();
       continue;
     }
     if (f != Failure::None) {
       close_upstream();
       switch (f) {
-        case Failure::ClientGone: co_return false;
+        case Failure::ClientGone:  // logged as nginx does: 499, the client closed the request
+          ctx.status = 499;
+          ctx.reply_reason = "client_gone";
+          finish(ctx);
+          co_return false;
         case Failure::Timeout: co_return co_await local_reply(ctx, 408, "body_timeout", false);
         case Failure::BadBody: co_return co_await local_reply(ctx, 400, "bad_chunked_body", false);
         case Failure::TooLarge: co_return co_await local_reply(ctx, 413, "body_too_large", false);
@@ -799,12 +873,12 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
       up_end_ += n;
     }
     ctx.upstream_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    if (upstream_failed && !timeout && reused && replayable && up_end_ == 0 && !fresh_retry_used) {
+    if (upstream_failed && !timeout && reused && idempotent && replayable && up_end_ == 0 && !fresh_retry_used) {
+      // A pooled connection closed under the request: the service may have read it, so only an
+      // idempotent request is replayed, on a fresh connection.
       fresh_retry_used = true;
       reuse_same_endpoint = true;
-      in_begin_ = body_begin;
-      body_left_ = body_left_at_start;
-      ctx.bytes_in = 0;
+      rewind();
       release_up();
       continue;
     }
@@ -813,34 +887,37 @@ asio::awaitable<bool> Session::proxy(RequestContext& ctx) {
       release_up();
       int status = timeout ? 504 : 502;
       if (!timeout) ep->report_status(502, upstream::steady_now_ms());
-      bool may_retry = idempotent && replayable && retries_left > 0 &&
-                       std::find(scfg.retries.on_status.begin(), scfg.retries.on_status.end(), status) !=
-                           scfg.retries.on_status.end();
-      if (may_retry) {
+      if (idempotent && replayable && retries_left > 0 && retries_on(status)) {
         --retries_left;
-        in_begin_ = body_begin;
-        body_left_ = body_left_at_start;
-        ctx.bytes_in = 0;
+        rewind();
         continue;
       }
       co_return co_await local_reply(ctx, status, timeout ? "upstream_timeout" : "bad_response", keep);
     }
     ep->report_status(sc_->resp.status, upstream::steady_now_ms());
-    if (idempotent && replayable && retries_left > 0 &&
-        std::find(scfg.retries.on_status.begin(), scfg.retries.on_status.end(), sc_->resp.status) !=
-            scfg.retries.on_status.end()) {
+    if (idempotent && replayable && retries_left > 0 && retries_on(sc_->resp.status)) {
       --retries_left;
       close_upstream();
       release_up();
-      in_begin_ = body_begin;
-      body_left_ = body_left_at_start;
-      ctx.bytes_in = 0;
+      rewind();
       continue;
     }
-    if (sc_->resp.status == 101 && !sc_->req.upgrade) {
-      close_upstream();
-      release_up();
-      co_return co_await local_reply(ctx, 502, "unexpected_upgrade", keep);
+    if (sc_->resp.status == 101) {
+      // A tunnel opens only on the answer RFC 6455 requires, to a WebSocket request.
+      const char* bad = nullptr;
+      if (!websocket_) bad = "unexpected_upgrade";
+      else if (sc_->resp.fields.count("upgrade") != 1 || !http::is_websocket_upgrade(sc_->resp.fields.get("upgrade")) ||
+               !http::has_token(sc_->resp.fields.get("connection"), "upgrade"))
+        bad = "bad_websocket_upgrade";
+      else if (sc_->resp.fields.count("sec-websocket-accept") != 1 ||
+               trim_ows(sc_->resp.fields.get("sec-websocket-accept")) !=
+                   http::websocket_accept(sc_->req.fields.get("sec-websocket-key")))
+        bad = "bad_websocket_accept";
+      if (bad) {
+        close_upstream();
+        release_up();
+        co_return co_await local_reply(ctx, 502, bad, false);
+      }
     }
     co_return co_await relay_response(ctx, keep);
   }
@@ -916,6 +993,7 @@ asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
   const auto& scfg = route.service->config();
   bool upstream_clean = false;
   bool client_ok = true;
+  response_started_ = true;
 
   if (upgrade) {
     arm_after(lim.idle_timeout);
@@ -928,13 +1006,13 @@ asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
       if (in_end_ > in_begin_) {
         auto [ec, n] = co_await asio::async_write(
             sc_->upstream, asio::buffer(in_.data.get() + in_begin_, in_end_ - in_begin_), nothrow);
-        (void)n;
+        ctx.bytes_in += n;
         in_begin_ = in_end_;
         if (ec) client_ok = false;
       }
     }
-    if (client_ok) co_await tunnel();
-    finish(ctx);
+    if (client_ok) co_await tunnel(ctx);
+    finish(ctx);  // the tunnel's line is written when it ends, with the bytes of both ways
     close_upstream();
     co_return false;
   }
@@ -957,6 +1035,7 @@ asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
       client_ok = co_await write_client(head_written ? std::string_view{} : std::string_view(sc_->head_out), part);
       head_written = true;
       if (!client_ok) break;
+      GH_FAULT("after_response_head");
       if (left == 0) {
         upstream_clean = up_begin_ == up_end_;
         break;
@@ -1054,24 +1133,37 @@ asio::awaitable<bool> Session::relay_response(RequestContext& ctx, bool keep) {
   co_return client_ok && keep;
 }
 
-asio::awaitable<bool> Session::tunnel() {
+// Relays bytes both ways until both sides have finished sending. A half-close (EOF from one
+// side) is passed on as a shutdown of sending towards the other, which may go on talking; an
+// error on either side, or websocket_idle_timeout without a byte either way, closes both.
+asio::awaitable<void> Session::tunnel(RequestContext& ctx) {
   using namespace asio::experimental::awaitable_operators;
   phase_ = Phase::Tunnel;
-  arm(Clock::time_point::max());
-  auto pump = [](tcp::socket& from, tcp::socket& to) -> asio::awaitable<void> {
-    std::array<char, 8192> buf;
-    for (;;) {
-      auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), nothrow);
-      if (ec) break;
-      auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), nothrow);
-      (void)wn;
-      if (wec) break;
+  const config::Duration idle =
+      ctx.route()->config->websocket_idle_timeout.value_or(limits().websocket_idle_timeout);
+  arm_after(idle);
+  co_await (pump(client_, sc_->upstream, ctx.bytes_in, idle) && pump(sc_->upstream, client_, ctx.bytes_out, idle));
+}
+
+asio::awaitable<void> Session::pump(tcp::socket& from, tcp::socket& to, std::uint64_t& counter,
+                                    config::Duration idle) {
+  std::array<char, 8192> buf;
+  boost::system::error_code ignore;
+  for (;;) {
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), nothrow);
+    if (ec == asio::error::eof) {
+      to.shutdown(tcp::socket::shutdown_send, ignore);
+      co_return;
     }
-    boost::system::error_code ignore;
-    to.shutdown(tcp::socket::shutdown_send, ignore);
-  };
-  co_await (pump(client_, sc_->upstream) || pump(sc_->upstream, client_));
-  co_return false;
+    if (ec) break;
+    arm_after(idle);
+    auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), nothrow);
+    counter += wn;
+    if (wec) break;
+  }
+  // Reset, idle timeout or drain: both directions end.
+  from.close(ignore);
+  to.close(ignore);
 }
 
 }  // namespace gh::proxy

@@ -107,7 +107,13 @@ std::shared_ptr<const RouteTable> RouteTable::build(const std::vector<config::Ro
         r.path_regex = std::make_unique<RE2>(rc.pattern, regex_options());
         if (!r.path_regex->ok())
           return fail(route_error(i, rc, "invalid regex \"" + rc.pattern + "\": " + r.path_regex->error()));
-        r.has_range = r.path_regex->PossibleMatchRange(&r.path_min, &r.path_max, kRangeBytes);
+        // Searched, not fully matched (SPEC §2): only a pattern anchored with ^ bounds where a
+        // matching path can start, so only those get a range, computed for "(?:P).*" (what a
+        // search anchored at the start matches).
+        if (rc.pattern.starts_with('^')) {
+          RE2 anchored("(?:" + rc.pattern + ").*", regex_options());
+          r.has_range = anchored.ok() && anchored.PossibleMatchRange(&r.path_min, &r.path_max, kRangeBytes);
+        }
         t->regex_.push_back(index);
         regex_patterns.push_back(rc.pattern);
         break;
@@ -145,7 +151,7 @@ std::shared_ptr<const RouteTable> RouteTable::build(const std::vector<config::Ro
   }
 
   if (regex_patterns.size() >= kRegexSetMin) {
-    auto set = std::make_unique<RE2::Set>(regex_options(), RE2::ANCHOR_BOTH);
+    auto set = std::make_unique<RE2::Set>(regex_options(), RE2::UNANCHORED);
     for (const std::string& p : regex_patterns) {
       std::string message;
       if (set->Add(p, &message) < 0) return fail("route regex set: \"" + p + "\": " + message);
@@ -232,7 +238,7 @@ int RouteTable::match(const MatchInput& in) const {
     for (int i : regex_) {
       const Route& r = routes_[i];
       if (r.has_range && (in.path < r.path_min || in.path > r.path_max)) continue;
-      if (accepts(r, in, host) && RE2::FullMatch(in.path, *r.path_regex)) return i;
+      if (accepts(r, in, host) && RE2::PartialMatch(in.path, *r.path_regex)) return i;
     }
   }
   return -1;

@@ -12,7 +12,7 @@
 //   RE2::Set pass first tells whether any regex matches at all, so a miss costs one scan of the path
 //   instead of one per regex. A hit walks the list up to the first match that satisfies its
 //   constraints; a regex whose possible matches (RE2::PossibleMatchRange) cannot include the path
-//   is skipped with two string compares, so the walk is cheap when regexes start with literals.
+//   is skipped with two string compares, so the walk is cheap when regexes start with ^ and literals.
 #pragma once
 
 #include <cstddef>
@@ -58,7 +58,8 @@ class RouteTable {
   // The most specific candidate wins: an exact match, then the longest prefix (whole segments:
   // /api/users matches /api/users and /api/users/42, not /api/usersX; "/" matches everything),
   // then regexes in file order; among equally specific candidates the earlier route wins.
-  // A regex must match the whole path (RE2 full match, as if anchored with ^...$).
+  // A regex is searched in the path (RE2 partial match): `^/v2/orders/` matches /v2/orders/abc;
+  // anchor with ^ and $ for a whole-path match.
   // A candidate must also satisfy its constraints, otherwise the next candidate in that order is
   // tried:
   // - methods: empty = any; exact, case-sensitive; a route allowing GET also allows HEAD;
@@ -88,8 +89,8 @@ class RouteTable {
     config::MatchKind kind = config::MatchKind::Prefix;
     std::string prefix;              // normalized; prefix routes only
     std::unique_ptr<re2::RE2> path_regex;  // regex routes only
-    // Every path path_regex fully matches lies in [path_min, path_max] (byte order): a cheap test
-    // that skips most regexes with a literal start. Unbounded when has_range is false.
+    // Every path path_regex is found in lies in [path_min, path_max] (byte order): a cheap test
+    // that skips most ^-anchored regexes with a literal start. Unbounded when has_range is false.
     std::string path_min, path_max;
     bool has_range = false;
     std::vector<std::string> methods;

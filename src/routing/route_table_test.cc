@@ -118,12 +118,31 @@ TEST(RouteTable, PrefixBeatsRegex) {
   EXPECT_EQ(match(*r, "/api/x"), 0);
 }
 
-TEST(RouteTable, RegexIsFullMatchInFileOrder) {
-  auto t = build({regex("/items/[0-9]+"), regex("/items/.*"), regex("/i")});
+TEST(RouteTable, RegexIsSearchedInFileOrder) {
+  auto t = build({regex("^/items/[0-9]+$"), regex("^/items/"), regex("/tail$")});
   EXPECT_EQ(match(*t, "/items/42"), 0);
+  EXPECT_EQ(match(*t, "/items/42/x"), 1);   // the first is anchored at both ends; the second is not
   EXPECT_EQ(match(*t, "/items/abc"), 1);
-  EXPECT_EQ(match(*t, "/items"), -1);       // not a partial match...
-  EXPECT_EQ(match(*t, "/x/items/42"), -1);  // ...anywhere in the path
+  EXPECT_EQ(match(*t, "/items"), -1);
+  EXPECT_EQ(match(*t, "/x/items/42"), -1);  // ^ anchors at the start of the path
+  EXPECT_EQ(match(*t, "/any/deep/tail"), 2);
+  EXPECT_EQ(match(*t, "/tail/no"), -1);
+  auto u = build({regex("orders")});
+  EXPECT_EQ(match(*u, "/v2/orders/abc"), 0);  // unanchored: found anywhere
+  EXPECT_EQ(match(*u, "/v2/order"), -1);
+}
+
+TEST(RouteTable, RegexSearchWithSetAndRanges) {
+  // Enough regexes for the RE2::Set pre-pass; the anchored ones get a range, the others none.
+  std::vector<RouteConfig> routes;
+  for (int i = 0; i < 12; ++i) routes.push_back(regex("^/r" + std::to_string(i) + "/"));
+  routes.push_back(regex("/deep/[a-z]+$"));
+  auto t = build(routes);
+  EXPECT_EQ(match(*t, "/r3/anything/here"), 3);
+  EXPECT_EQ(match(*t, "/r11/"), 11);
+  EXPECT_EQ(match(*t, "/x/r3/"), -1);
+  EXPECT_EQ(match(*t, "/a/b/deep/xyz"), 12);
+  EXPECT_EQ(match(*t, "/a/b/deep/xyz/1"), -1);
 }
 
 TEST(RouteTable, RegexMatchRangeDoesNotHideMatches) {

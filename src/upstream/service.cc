@@ -1,5 +1,7 @@
 #include "upstream/service.h"
 
+#include "core/log.h"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
@@ -161,7 +163,7 @@ bool Service::apply(std::size_t i, const Answer& answer) {
   const auto& inst = config_.instances[i];
   auto& current = per_instance_[i];
   if (answer.addresses.empty()) {
-    fmt::print(stderr, "gatehouse: service \"{}\": cannot resolve host \"{}\"{}{}; keeping its {} address{}\n",
+    log::warn("service \"{}\": cannot resolve host \"{}\"{}{}; keeping its {} address{}",
                config_.name, inst.host, answer.error.empty() ? "" : ": ", answer.error, current.size(),
                current.size() == 1 ? "" : "es");
     return false;
@@ -190,7 +192,7 @@ bool Service::apply(std::size_t i, const Answer& answer) {
     }
   std::string list;
   for (const auto& a : answer.addresses) list += (list.empty() ? "" : ", ") + a.to_string();
-  fmt::print(stderr, "gatehouse: service \"{}\": host \"{}\" now resolves to {}\n", config_.name, inst.host, list);
+  log::info("service \"{}\": host \"{}\" now resolves to {}", config_.name, inst.host, list);
   current = std::move(next);
   return true;
 }

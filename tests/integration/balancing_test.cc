@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "harness/assertions.h"
 
@@ -351,6 +352,49 @@ routes:
     EXPECT_EQ(r.status, 200) << r.describe();
     EXPECT_EQ(up.health_probes(), before + 1) << "the gateway answered /health itself:\n" << r.describe();
   }
+}
+
+}  // namespace
+}  // namespace gh::integ
+
+namespace gh::integ {
+namespace {
+
+// hash_on: claim:NAME hashes on the verified token's claim: one subject always reaches the same
+// instance, and subjects spread over the instances.
+TEST(Balancing, HashOnClaimFollowsTheVerifiedSubject) {
+  Upstream a("a"), b("b");
+  Gateway gw(fill(R"(
+services:
+  svc:
+    instances: ["{A}", "{B}"]
+    load_balancing: hash
+    hash_on: claim:sub
+policies:
+  auth: {type: jwt, secret: hash-test-secret}
+routes:
+  - path: /api
+    service: svc
+    policies: [auth]
+)",
+                  {{"A", a.url()}, {"B", b.url()}}));
+  GH_START(gw);
+  std::map<std::string, int> per_instance;
+  for (int s = 0; s < 10; ++s) {
+    const std::string sub = "user-" + std::to_string(s);
+    auto t = run_gatehouse({"token", "--secret", "hash-test-secret", "--sub", sub});
+    ASSERT_EQ(t.exit_code, 0) << t.err;
+    std::string token = t.out.substr(0, t.out.find_first_of("\r\n"));
+    std::set<std::string> reached;
+    for (int i = 0; i < 5; ++i) {
+      auto r = http_get(gw.port(), "/api/x", {{"Authorization", "Bearer " + token}});
+      ASSERT_EQ(r.status, 200) << r.describe();
+      reached.insert(r.body);
+    }
+    EXPECT_EQ(reached.size(), 1u) << sub << " alternated between instances";
+    ++per_instance[*reached.begin()];
+  }
+  EXPECT_EQ(per_instance.size(), 2u) << "ten subjects all hashed to one instance";
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // `gatehouse check`: every error printed as FILE:LINE:COL: PATH: message, exit 1; exit 0 on a
-// valid file, the shared seed example included (SPEC §1, §2).
+// valid file, the project's seed example (examples/seed.yaml) included (docs/configuration.md).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -42,13 +42,13 @@ std::string error_at(const Checked& c, int line, int col, const std::string& fie
 }
 
 TEST(Check, SeedExamplePasses) {
-  auto r = run_gatehouse({"check", "-c", shared_dir() + "/examples/seed.yaml"}, {{"JWT_SECRET", "integration-secret"}});
+  auto r = run_gatehouse({"check", "-c", examples_dir() + "/seed.yaml"}, {{"JWT_SECRET", "integration-secret"}});
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 TEST(Check, SeedWithoutItsSecretFailsAtTheVariable) {
-  const std::string path = shared_dir() + "/examples/seed.yaml";
+  const std::string path = examples_dir() + "/seed.yaml";
   auto r = run_gatehouse({"check", "-c", path}, {}, {"JWT_SECRET"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   // The line of `secret: "${JWT_SECRET}"` in the file.
@@ -116,9 +116,39 @@ routes:
 )",
                  {}, {"GH_INTEG_UNSET_VARIABLE"});
   EXPECT_EQ(c.result.exit_code, 1);
-  const std::string prefix = c.path + ":4:9: ";
+  const std::string prefix = c.path + ":4:9: services.user.instances[0]: ";
   EXPECT_NE(c.result.err.find(prefix), std::string::npos) << "expected an error at " << prefix << "\n" << c.result.err;
   EXPECT_NE(c.result.err.find("GH_INTEG_UNSET_VARIABLE"), std::string::npos) << c.result.err;
+}
+
+// SPEC §1: the line names the field the unset variable stands in, wherever it is.
+TEST(Check, UnsetVariablesNameTheirFields) {
+  auto c = check(R"(services:
+  user: {instances: ["http://127.0.0.1:3001"]}
+  product:
+    instances: ["http://10.0.0.17:3002", "http://${GH_INTEG_PRODUCT_HOST}:3002"]
+policies:
+  auth:
+    type: jwt
+    secret: "${GH_INTEG_SECRET}"
+  cors:
+    type: cors
+    origins: ["https://a.example", "https://${GH_INTEG_ORIGIN_HOST}"]
+routes:
+  - path: /api
+    service: user
+    policies: [auth, cors]
+)",
+                 {}, {"GH_INTEG_PRODUCT_HOST", "GH_INTEG_SECRET", "GH_INTEG_ORIGIN_HOST"});
+  EXPECT_EQ(c.result.exit_code, 1);
+  auto unset = [&](const std::string& where, const std::string& var) {
+    return c.path + ":" + where + ": environment variable " + var + " is not set; set it, or write ${" + var +
+           ":-default} to give a default";
+  };
+  EXPECT_EQ(lines(c.result.err),
+            (std::vector<std::string>{unset("4:50: services.product.instances[1]", "GH_INTEG_PRODUCT_HOST"),
+                                      unset("8:14: policies.auth.secret", "GH_INTEG_SECRET"),
+                                      unset("11:45: policies.cors.origins[1]", "GH_INTEG_ORIGIN_HOST")}));
 }
 
 TEST(Check, VariablesAndDefaultsAreSubstituted) {

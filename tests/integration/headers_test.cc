@@ -215,3 +215,65 @@ TEST_F(HeadersTest, NoSecurityHeadersWithoutThePolicy) {
 
 }  // namespace
 }  // namespace gh::integ
+
+namespace gh::integ {
+namespace {
+
+// SPEC limits.underscores_in_headers: many frameworks read '_' as '-', so a field such as
+// Transfer_Encoding could become a second framing field behind the gateway.
+TEST(Underscores, DroppedByDefault) {
+  Upstream up("svc");
+  Gateway gw(fill(R"(
+services:
+  svc: {instances: ["{U}"]}
+routes:
+  - path: /
+    service: svc
+)",
+                  {{"U", up.url()}}));
+  GH_START(gw);
+  auto r = http_request(gw.port(), "POST", "/u",
+                        {{"Transfer_Encoding", "chunked"}, {"X_Forwarded_For", "10.9.9.9"}, {"X-Kept", "yes"}},
+                        "hello");
+  ASSERT_EQ(r.status, 200);
+  ASSERT_EQ(up.request_count(), 1u);
+  const Request got = up.requests()[0];
+  EXPECT_FALSE(got.headers.has("Transfer_Encoding")) << got.headers.to_string();
+  EXPECT_FALSE(got.headers.has("X_Forwarded_For")) << got.headers.to_string();
+  EXPECT_EQ(got.headers.value_or("X-Kept", ""), "yes");
+  EXPECT_EQ(got.body, "hello");
+}
+
+TEST(Underscores, RejectAnswers400AndPassForwards) {
+  Upstream up("svc");
+  const std::string yaml = R"(
+limits: {underscores_in_headers: {MODE}}
+services:
+  svc: {instances: ["{U}"]}
+routes:
+  - path: /
+    service: svc
+)";
+  {
+    Gateway gw(fill(yaml, {{"U", up.url()}, {"MODE", "reject"}}));
+    GH_START(gw);
+    EXPECT_TRUE(IsJsonError(http_get(gw.port(), "/u", {{"X_Api_Key", "k"}}), 400, "Bad request"));
+    EXPECT_TRUE(ReachedNothing(up));
+    EXPECT_EQ(http_get(gw.port(), "/u", {{"X-Api-Key", "k"}}).status, 200);
+  }
+  up.clear();
+  {
+    Gateway gw(fill(yaml, {{"U", up.url()}, {"MODE", "pass"}}));
+    GH_START(gw);
+    EXPECT_EQ(http_get(gw.port(), "/u", {{"X_Api_Key", "k"}}).status, 200);
+    ASSERT_EQ(up.request_count(), 1u);
+    EXPECT_EQ(up.requests()[0].headers.value_or("X_Api_Key", ""), "k");
+  }
+  auto bad = run_gatehouse({"check", "-c", TempDir().write("u.yaml", fill(yaml, {{"U", up.url()}, {"MODE", "drpo"}}))});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("limits.underscores_in_headers"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("did you mean \"drop\""), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace gh::integ

@@ -123,6 +123,25 @@ routes:
   EXPECT_EQ(reached(http_get(gw.port(), "/itemsX")), "404");
 }
 
+TEST_F(Routing, RegexIsSearchedInThePath) {
+  // SPEC §2: searched in the normalized path without the query; anchor with ^ and $ as needed.
+  Gateway gw(services() + R"(
+routes:
+  - regex: "^/v2/orders/"
+    service: a
+  - regex: "/reports$"
+    service: b
+)");
+  GH_START(gw);
+  EXPECT_EQ(reached(http_get(gw.port(), "/v2/orders/abc")), "svc-a");
+  EXPECT_EQ(reached(http_get(gw.port(), "/v2/orders/abc?x=1")), "svc-a");
+  EXPECT_EQ(reached(http_get(gw.port(), "/v2//orders/./abc")), "svc-a");  // normalized first
+  EXPECT_EQ(reached(http_get(gw.port(), "/v1/v2/orders/abc")), "404");
+  EXPECT_EQ(reached(http_get(gw.port(), "/team/7/reports")), "svc-b");
+  EXPECT_EQ(reached(http_get(gw.port(), "/team/7/reports?format=csv")), "svc-b");
+  EXPECT_EQ(reached(http_get(gw.port(), "/team/7/reports/x")), "404");
+}
+
 TEST_F(Routing, MethodsSelectTheRoute) {
   Gateway gw(services() + R"(
 routes:

@@ -1,8 +1,9 @@
-// The seed's flows end to end (SPEC §2 jwt / require_role / rate_limit, §3): the routes and
-// policies of shared/examples/seed.yaml, with the same names and limits, run by the real binary
-// in front of loopback services. The JWT secret comes from the environment, as in the seed.
-// Tokens are minted both by `gatehouse token` and by the npm `jose` package
-// (tests/fixtures/jose/seed_tokens.mjs; needs node, and npm when node_modules is missing).
+// The seed's flows end to end (docs/configuration.md jwt, require_role, rate_limit; docs/wire.md):
+// the project's examples/seed.yaml, its routes, policies and limits as written, run by the real
+// binary in front of loopback services. The JWT secret and the services' URLs come from the
+// environment, as the file reads them. Tokens are minted both by `gatehouse token` and by the npm
+// `jose` package (tests/fixtures/jose/seed_tokens.mjs; needs node, and the packages
+// scripts/deps.sh installs).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -23,61 +24,34 @@ namespace {
 
 constexpr const char* kSecret = "seed-integration-secret";
 
-// seed.yaml with the harness's upstreams, and forward_claims added to its jwt policy.
-std::string seed_config(const Upstream& user, const Upstream& product, const Upstream& order) {
-  return fill(R"(
-services:
-  user:
-    instances: ["{USER}"]
-    health_check: {path: /health, interval: 30s}
-  product:
-    instances: ["{PRODUCT}"]
-    health_check: {path: /health, interval: 30s}
-  order:
-    instances: ["{ORDER}"]
-    health_check: {path: /health, interval: 30s}
+// Replaces the one occurrence of FROM in TEXT by TO; false when FROM is not there exactly once.
+bool replace_once(std::string& text, const std::string& from, const std::string& to) {
+  const std::size_t at = text.find(from);
+  if (at == std::string::npos || text.find(from, at + 1) != std::string::npos) return false;
+  text.replace(at, from.size(), to);
+  return true;
+}
 
-policies:
-  jwt:
-    type: jwt
-    secret: "${JWT_SECRET}"
-    forward_claims: {sub: X-User-Id, role: X-User-Role}
-  admins-only:
-    type: require_role
-    roles: [admin]
-  per-ip:
-    type: rate_limit
-    key: client_ip
-    limit: 100
-    window: 15m
-  users-per-ip:
-    type: rate_limit
-    key: client_ip
-    limit: 50
-    window: 15m
-  admin-per-ip:
-    type: rate_limit
-    key: client_ip
-    limit: 200
-    window: 15m
-
-defaults:
-  policies: [security_headers, per-ip]
-
-routes:
-  - path: /api/admin
-    service: user
-    policies: [jwt, admins-only, admin-per-ip]
-  - path: /api/users
-    service: user
-    policies: [jwt, users-per-ip]
-  - path: /api/products
-    service: product
-  - path: /api/orders
-    service: order
-    policies: [jwt]
-)",
-              {{"USER", user.url()}, {"PRODUCT", product.url()}, {"ORDER", order.url()}});
+// The project's examples/seed.yaml as these tests run it: its services reach the harness's
+// upstreams through the variables the file reads (USER_SERVICE_URL, ...), its listener moves to
+// the harness's loopback port, and its jwt policy forwards the claims the tests look for.
+// Everything else (policies, limits, routes) is the file's own. "" and `error` set when the file
+// no longer has the lines this edits.
+std::string seed_config(std::string& error) {
+  const std::string path = examples_dir() + "/seed.yaml";
+  std::string text = read_file(path);
+  if (text.empty()) {
+    error += "cannot read " + path + "\n";
+    return "";
+  }
+  if (!replace_once(text, "listen: \":3000\"\n", "listen: \"127.0.0.1:{PORT}\"\nworkers: 2\naccess_log: off\n")) {
+    error += path + ": expected one line `listen: \":3000\"`\n";
+  }
+  if (!replace_once(text, "    secret: \"${JWT_SECRET}\"\n",
+                    "    secret: \"${JWT_SECRET}\"\n    forward_claims: {sub: X-User-Id, role: X-User-Role}\n")) {
+    error += path + ": expected one line `    secret: \"${JWT_SECRET}\"`\n";
+  }
+  return error.empty() ? text : "";
 }
 
 std::string shell_quote(const std::string& s) {
@@ -137,11 +111,8 @@ class Seed : public ::testing::Test {
     namespace fs = std::filesystem;
     const fs::path dir = fs::path(GH_FIXTURES_DIR) / "jose";
     if (!fs::exists(dir / "node_modules" / "jose" / "package.json")) {
-      const std::string cmd = "timeout 120 npm ci --no-audit --no-fund --prefix " + shell_quote(dir.string()) + " >&2";
-      if (std::system(cmd.c_str()) != 0) {
-        error_ += "`" + cmd + "` failed\n";
-        return;
-      }
+      error_ += (dir / "node_modules").string() + " is missing: run scripts/deps.sh (it runs npm ci there)\n";
+      return;
     }
     const std::string cmd =
         "timeout 30 node " + shell_quote((dir / "seed_tokens.mjs").string()) + " " + shell_quote(kSecret);
@@ -163,9 +134,16 @@ class Seed : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_TRUE(error_.empty()) << error_;
+    std::string error;
+    const std::string yaml = seed_config(error);
+    ASSERT_TRUE(error.empty()) << error;
     Gateway::Options options;
-    options.env = {{"JWT_SECRET", kSecret}};
-    gw_ = std::make_unique<Gateway>(seed_config(user_, product_, order_), options);
+    options.add_header = false;
+    options.env = {{"JWT_SECRET", kSecret},
+                   {"USER_SERVICE_URL", user_.url()},
+                   {"PRODUCT_SERVICE_URL", product_.url()},
+                   {"ORDER_SERVICE_URL", order_.url()}};
+    gw_ = std::make_unique<Gateway>(yaml, options);
     GH_START(*gw_);
   }
 

@@ -1,5 +1,5 @@
 // Test helper: runs a script of the npm `jose` fixture (tests/fixtures/jose) and reads what it
-// wrote. Installs the fixture's packages first (`npm ci`) when a fresh clone has none.
+// wrote. The fixture's packages are installed by scripts/deps.sh (`npm ci`), never by a test.
 // Thread: test code only. REQUIRES: GH_FIXTURES_DIR defined for the test target.
 #pragma once
 
@@ -34,11 +34,8 @@ inline std::string run(const std::string& script, const std::filesystem::path& o
                        std::string& error) {
   const std::filesystem::path dir = std::filesystem::path(GH_FIXTURES_DIR) / "jose";
   if (!std::filesystem::exists(dir / "node_modules" / "jose" / "package.json")) {
-    std::string cmd = "npm ci --no-audit --no-fund --prefix " + shell_quote(dir.string()) + " >&2";
-    if (std::system(cmd.c_str()) != 0) {
-      error = "`" + cmd + "` failed";
-      return {};
-    }
+    error = (dir / "node_modules").string() + " is missing: run scripts/deps.sh (it runs npm ci there)";
+    return {};
   }
   std::string cmd = "node " + shell_quote((dir / script).string()) + " " + shell_quote(out.string()) + " >&2";
   if (std::system(cmd.c_str()) != 0) {

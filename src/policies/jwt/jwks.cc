@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
+#include "core/log.h"
 #include "core/url.h"
 #include "http/parser.h"
 
@@ -427,8 +428,7 @@ struct JwksSource::Impl {
     }
     if (!error.empty()) {
       auto have = self->current();
-      fmt::print(stderr, "gatehouse: JWKS fetch from {} failed: {}; keeping {} key(s)\n", self->opt_.url, error,
-                 have ? have->size() : 0);
+      log::warn("JWKS fetch from {} failed: {}; keeping {} key(s)", self->opt_.url, error, have ? have->size() : 0);
     }
     self->finished_.fetch_add(1, std::memory_order_release);
     self->in_flight_.store(false, std::memory_order_release);

@@ -1,6 +1,6 @@
 // JWKS: keys and tokens minted by the npm `jose` package (tests/fixtures/jose/jwks.mjs), served by
 // a real loopback HTTP server thread whose document the test changes (rotation, outage, junk),
-// fetched by the policy's JwksSource. Needs node and npm like jwt_jose_test.cc.
+// fetched by the policy's JwksSource. Needs node and the fixture's packages, like jwt_jose_test.cc.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>

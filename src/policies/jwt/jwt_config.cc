@@ -8,8 +8,9 @@
 #include <openssl/x509.h>
 
 #include <array>
+#include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <optional>
 
 #include "core/strings.h"
 #include "policies/jwt/jwks.h"
@@ -71,6 +72,28 @@ bool reserved_header(std::string_view name) {
                              "proxy-connection", "te", "trailer", "upgrade", "authorization"})
     if (iequals(name, r)) return true;
   return false;
+}
+
+// A PEM public key or certificate takes a few KiB.
+constexpr std::size_t kMaxKeyFileBytes = 1024 * 1024;
+
+// Reads `public_key_file`. Only a regular file of at most kMaxKeyFileBytes: reading /dev/zero
+// would never end, and opening a FIFO would block until someone writes to it.
+std::optional<std::string> read_key_file(const std::string& file, std::string& out) {
+  const std::string quoted = "\"" + file + "\"";
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(file, ec);
+  if (ec || !std::filesystem::exists(st)) return "cannot read " + quoted;
+  if (!std::filesystem::is_regular_file(st)) return quoted + " is not a regular file";
+  std::ifstream f(file, std::ios::binary);
+  if (!f) return "cannot read " + quoted;
+  out.resize(kMaxKeyFileBytes + 1);
+  f.read(out.data(), static_cast<std::streamsize>(out.size()));
+  out.resize(static_cast<std::size_t>(f.gcount()));
+  if (f.bad()) return "cannot read " + quoted;
+  if (out.size() > kMaxKeyFileBytes) return quoted + " is larger than 1 MiB; expected a PEM public key";
+  if (out.empty()) return quoted + " is empty";
+  return std::nullopt;
 }
 
 }  // namespace
@@ -246,15 +269,7 @@ JwtConfig parse_jwt(const config::PolicyConfig& entry, config::Diagnostics& diag
     } else if (key == "public_key_file") {
       key_options.push_back(key);
       if (string_value(v, path, out.public_key_file)) {
-        std::ifstream f(out.public_key_file, std::ios::binary);
-        if (!f) {
-          diag.error(v, path, "cannot read \"" + out.public_key_file + "\"");
-        } else {
-          std::ostringstream ss;
-          ss << f.rdbuf();
-          out.public_key_pem = ss.str();
-          if (out.public_key_pem.empty()) diag.error(v, path, "\"" + out.public_key_file + "\" is empty");
-        }
+        if (auto problem = read_key_file(out.public_key_file, out.public_key_pem)) diag.error(v, path, *problem);
       }
     } else if (key == "jwks_url") {
       key_options.push_back(key);

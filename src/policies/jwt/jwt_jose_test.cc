@@ -1,6 +1,6 @@
 // Cross-implementation test: tokens minted by the npm `jose` package (tests/fixtures/jose/mint.mjs)
-// for every supported algorithm, verified by JwtPolicy. Needs node and npm (scripts/deps.sh);
-// installs the fixture's node_modules with `npm ci` when they are missing.
+// for every supported algorithm, verified by JwtPolicy. Needs node and the fixture's packages,
+// which scripts/deps.sh installs (`npm ci` in tests/fixtures/jose).
 #include <gtest/gtest.h>
 #include <unistd.h>
 

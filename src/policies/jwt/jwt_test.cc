@@ -1,6 +1,7 @@
 #include "policies/jwt/jwt.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
@@ -121,6 +122,42 @@ TEST(JwtConfig, PublicKeyFile) {
   ASSERT_EQ(errs.size(), 1u);
   EXPECT_EQ(errs[0].path, "policies.auth.public_key_file");
   EXPECT_NE(errs[0].message.find("cannot read"), std::string::npos);
+}
+
+// Found by fuzz/config_fuzz: `public_key_file: /dev/zero` made `gatehouse check` read until it
+// ran out of memory, and a FIFO would have blocked it for good.
+TEST(JwtConfig, PublicKeyFileMustBeASmallRegularFile) {
+  auto only_error = [](const std::string& file) {
+    YAML::Node n = YAML::Load("{type: jwt}");
+    n["public_key_file"] = file;
+    config::PolicyConfig p = entry("{}");
+    p.options = n;
+    config::Diagnostics diag("t.yaml");
+    parse_jwt(p, diag);
+    EXPECT_EQ(diag.list().size(), 1u) << file;
+    return diag.list().empty() ? std::string() : diag.list()[0].path + ": " + diag.list()[0].message;
+  };
+  EXPECT_EQ(only_error("/dev/zero"), "policies.auth.public_key_file: \"/dev/zero\" is not a regular file");
+
+  const std::string fifo = ::testing::TempDir() + "gh_jwt_test_fifo";
+  std::remove(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(only_error(fifo), "policies.auth.public_key_file: \"" + fifo + "\" is not a regular file");
+  std::remove(fifo.c_str());
+
+  EXPECT_EQ(only_error(::testing::TempDir()),
+            "policies.auth.public_key_file: \"" + ::testing::TempDir() + "\" is not a regular file");
+
+  const std::string big = ::testing::TempDir() + "gh_jwt_test_big.pem";
+  std::ofstream(big) << p256_key().public_pem << std::string(1024 * 1024, '\n');
+  EXPECT_EQ(only_error(big),
+            "policies.auth.public_key_file: \"" + big + "\" is larger than 1 MiB; expected a PEM public key");
+  std::remove(big.c_str());
+
+  const std::string empty = ::testing::TempDir() + "gh_jwt_test_empty.pem";
+  std::ofstream{empty};
+  EXPECT_EQ(only_error(empty), "policies.auth.public_key_file: \"" + empty + "\" is empty");
+  std::remove(empty.c_str());
 }
 
 struct ConfigError {

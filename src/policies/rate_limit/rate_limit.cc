@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "core/log.h"
 #include "http/fields.h"
 #include "policies/rate_limit/memory_store.h"
 #include "policies/rate_limit/redis_store.h"
@@ -122,9 +123,9 @@ void RateLimitPolicy::store_error(const Error& e) {
   if (last != 0 && now - last < 1'000'000'000) return;
   if (!stats_.last_log_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
   const std::uint64_t n = std::max<std::uint64_t>(stats_.unlogged_errors.exchange(0, std::memory_order_relaxed), 1);
-  fmt::print(stderr, "gatehouse: rate_limit \"{}\": store {} unavailable ({}); {} {} request{} without counting\n",
-             name_, store_->kind(), e.context,
-             config_.on_store_error == OnStoreError::Allow ? "allowed" : "refused with 503", n, n == 1 ? "" : "s");
+  log::warn("rate_limit \"{}\": store {} unavailable ({}); {} {} request{} without counting", name_,
+            store_->kind(), e.context, config_.on_store_error == OnStoreError::Allow ? "allowed" : "refused with 503",
+            n, n == 1 ? "" : "s");
 }
 
 void RateLimitPolicy::on_response(proxy::RequestContext& ctx, http::ResponseHead& head) {

@@ -4,7 +4,7 @@
 // Thread: immutable after construction (its stats are relaxed atomics); shared by every route
 // and worker that names it. The store it holds is shared too and is safe across workers.
 // Failure: when the store cannot decide, `on_store_error` allows or answers 503; every such
-// decision is counted (stats().store_errors) and logged to stderr, at most one line a second
+// decision is counted (stats().store_errors) and logged (core/log.h), at most one line a second
 // per policy (the line says how many decisions it stands for).
 #pragma once
 

@@ -14,7 +14,15 @@ namespace {
 constexpr std::uint64_t kMaxLimit = 1'000'000'000;
 constexpr std::chrono::hours kMaxWindow{24 * 365};
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+// Appended piece by piece: `"\"" + std::string(s) + "\""` draws a false -Wrestrict from GCC 12 at -O3.
+std::string quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '"';
+  out += s;
+  out += '"';
+  return out;
+}
 
 std::string describe(const YAML::Node& n) { return config::describe_value(n); }
 

@@ -22,6 +22,7 @@
 #include <unordered_map>
 
 #include "core/check.h"
+#include "core/log.h"
 #include "core/url.h"
 
 namespace gh::policies::redis {
@@ -260,7 +261,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
           }
           if (p.last_step) {
             if (self->logged_down_)
-              fmt::print(stderr, "gatehouse: redis {}: connected again\n", self->shared_->url.endpoint());
+              log::info("redis {}: connected again", self->shared_->url.endpoint());
             self->logged_down_ = false;
             self->backoff_ = self->shared_->opts.backoff_min;
           }
@@ -287,8 +288,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     last_error_ = why;
     retry_at_ = Clock::now() + backoff_;
     if (!logged_down_)
-      fmt::print(stderr, "gatehouse: redis {}: {}; retrying in {}ms\n", shared_->url.endpoint(), why,
-                 backoff_.count());
+      log::warn("redis {}: {}; retrying in {}ms", shared_->url.endpoint(), why, backoff_.count());
     logged_down_ = true;
     backoff_ = std::min(backoff_ * 2, shared_->opts.backoff_max);
     std::deque<Pending> pending;

@@ -26,11 +26,11 @@ std::string gatehouse_binary() {
 #endif
 }
 
-std::string shared_dir() {
-#ifdef GH_SHARED_DIR
-  return GH_SHARED_DIR;
+std::string examples_dir() {
+#ifdef GH_EXAMPLES_DIR
+  return GH_EXAMPLES_DIR;
 #else
-  return "../shared";
+  return "examples";
 #endif
 }
 
@@ -178,7 +178,9 @@ void Gateway::write_config(std::string yaml) {
 }
 
 bool Gateway::start(Millis timeout) {
-  pid_ = spawn({"run", "-c", config_path_}, options_.env, {}, dir_.path() + "/stdout", dir_.path() + "/stderr");
+  std::vector<std::string> args{"run", "-c", config_path_};
+  args.insert(args.end(), options_.args.begin(), options_.args.end());
+  pid_ = spawn(args, options_.env, {}, dir_.path() + "/stdout", dir_.path() + "/stderr");
   if (pid_ < 0) {
     error_ = "fork failed";
     return false;

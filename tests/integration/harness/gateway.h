@@ -16,9 +16,9 @@
 
 namespace gh::integ {
 
-// The gatehouse binary under test and the shared/ folder (examples), from compile definitions.
+// The gatehouse binary under test and the project's examples/ folder, from compile definitions.
 std::string gatehouse_binary();
-std::string shared_dir();
+std::string examples_dir();
 
 using Env = std::vector<std::pair<std::string, std::string>>;
 
@@ -59,6 +59,7 @@ class Gateway {
     // Prepend `listen`, `workers` and `access_log` to the YAML. Off: the YAML is written as is,
     // and may use {PORT}.
     bool add_header = true;
+    std::vector<std::string> args;  // more arguments after `run -c FILE`, e.g. --log-level debug
   };
 
   // YAML holds everything but the header (services, routes, ...); {PORT} is replaced by the
@@ -79,6 +80,7 @@ class Gateway {
   // Rewrites the config file in place (atomically), with the same header.
   void write_config(std::string yaml);
   const std::string& config_path() const { return config_path_; }
+  const std::string& access_log_path() const { return access_log_path_; }
   bool signal(int sig) const;
   bool reload() const;
 

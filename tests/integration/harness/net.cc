@@ -156,6 +156,15 @@ bool Conn::wait_closed(Millis timeout) {
   return true;
 }
 
+bool Conn::wait_for(std::string_view needle, Millis timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (buf_.find(needle) == std::string::npos) {
+    if (eof_ || Clock::now() >= deadline) return false;
+    fill(deadline);
+  }
+  return true;
+}
+
 bool Conn::silent_for(Millis duration) {
   const auto deadline = Clock::now() + duration;
   std::size_t before = buf_.size();

@@ -46,6 +46,8 @@ class Conn {
   std::optional<Response> read_response(Millis timeout = 5s, bool head_request = false);
   // True when the peer closes (EOF or reset) within TIMEOUT; bytes read meanwhile are kept.
   bool wait_closed(Millis timeout = 3s);
+  // True once the bytes received and not consumed contain NEEDLE (waiting up to TIMEOUT).
+  bool wait_for(std::string_view needle, Millis timeout = 3s);
   // True when nothing arrives and the connection stays open for DURATION.
   bool silent_for(Millis duration);
   void shutdown_write();

@@ -260,6 +260,11 @@ bool Upstream::handle_one(int fd, std::string& buf) {
   while (!stopping_ && Clock::now() < until) std::this_thread::sleep_for(5ms);
   if (stopping_) return false;
 
+  if (reply.reset) {
+    linger l{1, 0};  // close() now sends RST, not FIN
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    return false;
+  }
   if (reply.raw) {
     write_all(fd, *reply.raw, stopping_);
     ::shutdown(fd, SHUT_WR);
@@ -286,6 +291,7 @@ bool Upstream::handle_one(int fd, std::string& buf) {
     for (std::string chunk; read_more(fd, chunk, stopping_); chunk.clear()) {
       if (!write_all(fd, chunk, stopping_)) break;
     }
+    if (!reply.after_eof.empty()) write_all(fd, reply.after_eof, stopping_);
     return false;
   }
   const bool client_close = iequals(req.headers.value_or("Connection", ""), "close");

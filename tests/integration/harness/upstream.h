@@ -31,6 +31,8 @@ struct Reply {
   Millis delay{0};                 // wait this long before answering (interrupted by stop())
   bool close = false;              // close the connection after answering (no Connection: close sent)
   bool upgrade = false;            // after this (101) head, echo every byte back until EOF
+  std::string after_eof;           // with upgrade: sent once the peer's EOF arrives, then close
+  bool reset = false;              // answer nothing: reset the connection (RST) after reading the request
 
   static Reply text(std::string body, int status = 200);
 };
