@@ -591,13 +591,13 @@ TEST(ConfigLoader, MisspeltTopLevelKey) {
 // ("gw.yaml:8:1: : unknown key ...").
 TEST(ConfigLoader, EmptyKeyHasAPath) {
   const std::string expected = "one of: listen, admin, workers, redis, trusted_proxies, limits, health_endpoint, "
-                               "access_log, services, policies, defaults, routes";
+                               "access_log, log, services, policies, defaults, routes";
   EXPECT_EQ(errors_of(std::string(kMinimal) + "\"\": 1\n"),
             std::vector<std::string>{"gw.yaml:7:1: \"\": unknown key \"\"; expected " + expected});
   EXPECT_EQ(errors_of("services:\n  user:\n    instances: [\"http://a:1\"]\n    \"\": x\nroutes: [{path: /, service: user}]\n"),
             std::vector<std::string>{"gw.yaml:4:5: services.user.\"\": unknown key \"\"; expected one of: instances, "
                                      "load_balancing, hash_on, health_check, timeouts, retries, preserve_host, "
-                                     "max_in_flight"});
+                                     "max_in_flight, dns_refresh"});
 }
 
 TEST(ConfigLoader, EmptyServices) {
