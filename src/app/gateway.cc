@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include <csignal>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -56,7 +57,38 @@ unsigned worker_count(const config::Config& c) {
   return available_cpus();
 }
 
+// What the gateway builds from a config before it listens.
+struct Prepared {
+  Result<std::shared_ptr<const proxy::Snapshot>> snapshot;
+  std::shared_ptr<proxy::AccessLogSink> sink;
+  std::vector<tcp::endpoint> endpoints;
+};
+
+// Builds the snapshot (routes, services and their addresses, policies), opens the access log
+// and resolves the listen addresses; nullopt and ERROR on the first failure.
+std::optional<Prepared> prepare(const std::shared_ptr<const config::Config>& config, std::string& error) {
+  auto snap = build_snapshot(config, nullptr);
+  if (!snap) {
+    error = snap.error().context;
+    return std::nullopt;
+  }
+  auto sink = proxy::AccessLogSink::open(config->access_log, error);
+  if (!sink) return std::nullopt;
+  auto endpoints = listen_endpoints(*config, error);
+  if (endpoints.empty()) {
+    if (error.empty()) error = "no listener";
+    return std::nullopt;
+  }
+  return Prepared{std::move(snap), std::move(sink), std::move(endpoints)};
+}
+
 }  // namespace
+
+std::string check_runtime(std::shared_ptr<const config::Config> config) {
+  std::string error;
+  prepare(config, error);
+  return error;
+}
 
 int run_gateway(RunOptions opts) {
   std::signal(SIGPIPE, SIG_IGN);
@@ -66,22 +98,15 @@ int run_gateway(RunOptions opts) {
   sigemptyset(&handled);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&handled, sig);
   pthread_sigmask(SIG_BLOCK, &handled, nullptr);
-  auto snap = build_snapshot(opts.config, nullptr);
-  if (!snap) {
-    log::error("{}", snap.error().context);
-    return 1;
-  }
   std::string error;
-  auto sink = proxy::AccessLogSink::open(opts.config->access_log, error);
-  if (!sink) {
+  auto prepared = prepare(opts.config, error);
+  if (!prepared) {
     log::error("{}", error);
     return 1;
   }
-  auto endpoints = listen_endpoints(*opts.config, error);
-  if (endpoints.empty()) {
-    log::error("{}", error.empty() ? "no listener" : error);
-    return 1;
-  }
+  auto& snap = prepared->snapshot;
+  auto& sink = prepared->sink;
+  auto& endpoints = prepared->endpoints;
 
   // Workers bind with SO_REUSEPORT, which would let a second gateway (or anything else with
   // SO_REUSEPORT) silently share the port: first make sure the address is really free.

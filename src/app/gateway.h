@@ -18,6 +18,11 @@ struct RunOptions {
   std::function<void(const config::Config&)> on_reload;  // after a reload took effect (log settings)
 };
 
+// What `gatehouse check` adds to loading the file: everything run_gateway builds before it
+// listens (the snapshot with every service's addresses and every policy, the access log, the
+// listen addresses), built and dropped. Returns the error run would stop on, or "".
+std::string check_runtime(std::shared_ptr<const config::Config> config);
+
 // Runs until SIGTERM/SIGINT has drained the gateway. Returns the process exit code.
 int run_gateway(RunOptions opts);
 

@@ -107,8 +107,17 @@ int main(int argc, char** argv) {
     }
   }
   if (*check) {
-    int rc = check_or_print(gh::app::load_config(config_path));
-    if (rc == kExitOk) fmt::print("{}: ok\n", config_path);
+    // The same steps as `run` up to its listening sockets, so the two cannot disagree.
+    auto loaded = gh::app::load_config(config_path);
+    int rc = check_or_print(loaded);
+    if (rc == kExitOk) {
+      std::string error = gh::app::check_runtime(std::make_shared<const gh::config::Config>(std::move(*loaded.config)));
+      if (!error.empty()) {
+        fmt::print(stderr, "{}\n", error);
+        return kExitFailure;
+      }
+      fmt::print("{}: ok\n", config_path);
+    }
     return rc;
   }
   if (*run) {
