@@ -1161,12 +1161,22 @@ LoadResult load_file(const std::string& path, const PolicyCatalog& catalog) {
     std::string why = std::strerror(errno);
     return LoadResult{std::nullopt, {Diagnostic{path, {}, "(file)", fmt::format("cannot read the file: {}", why)}}};
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
+  // Read at most kMaxConfigBytes (+1 to tell): a device such as /dev/zero must not make a
+  // check read until memory runs out.
+  constexpr std::size_t kMaxConfigBytes = 16 * 1024 * 1024;
+  std::string text;
+  char chunk[65536];
+  while (in && text.size() <= kMaxConfigBytes) {
+    in.read(chunk, sizeof chunk);
+    text.append(chunk, static_cast<std::size_t>(in.gcount()));
+  }
   if (in.bad()) {
     return LoadResult{std::nullopt, {Diagnostic{path, {}, "(file)", "cannot read the file: read error"}}};
   }
-  return load_string(buf.str(), path, catalog);
+  if (text.size() > kMaxConfigBytes) {
+    return LoadResult{std::nullopt, {Diagnostic{path, {}, "(file)", "cannot read the file: larger than 16 MiB"}}};
+  }
+  return load_string(text, path, catalog);
 }
 
 }  // namespace gh::config

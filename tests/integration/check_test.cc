@@ -204,3 +204,23 @@ routes:
 
 }  // namespace
 }  // namespace gh::integ
+
+namespace gh::integ {
+namespace {
+
+TEST(Check, UnreadableOrEndlessFilesAreRefusedNotRead) {
+  auto zero = run_gatehouse({"check", "-c", "/dev/zero"}, {}, {}, 20s);
+  EXPECT_FALSE(zero.timed_out);
+  EXPECT_EQ(zero.exit_code, 1);
+  EXPECT_NE(zero.err.find("/dev/zero: (file): cannot read the file: larger than 16 MiB"), std::string::npos) << zero.err;
+  TempDir dir;
+  auto directory = run_gatehouse({"check", "-c", dir.path()});
+  EXPECT_EQ(directory.exit_code, 1);
+  EXPECT_NE(directory.err.find("it is a directory"), std::string::npos) << directory.err;
+  auto missing = run_gatehouse({"check", "-c", dir.path() + "/none.yaml"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("cannot read the file"), std::string::npos) << missing.err;
+}
+
+}  // namespace
+}  // namespace gh::integ
