@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <string>
 
+#include <boost/asio/io_context.hpp>
+
 #include "app/registry.h"
 #include "config/config.h"
 #include "fuzz_check.h"
@@ -68,9 +70,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   std::string error;
   FUZZ_CHECK(routing::RouteTable::build(c.routes, &error) != nullptr);
+  static boost::asio::io_context control;  // never run: no policy built here reaches out
+  static app::Runtime runtime(control.get_executor(), 1);
   for (const config::PolicyConfig& entry : c.policies) {
     if (reaches_out(entry)) continue;
-    FUZZ_CHECK(app::make_policy(entry) != nullptr);
+    FUZZ_CHECK(app::make_policy(entry, runtime) != nullptr);
   }
   return 0;
 }

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "app/runtime.h"
 #include "app/snapshot_builder.h"
 #include "core/cpu.h"
 #include "core/log.h"
@@ -66,8 +67,9 @@ struct Prepared {
 
 // Builds the snapshot (routes, services and their addresses, policies), opens the access log
 // and resolves the listen addresses; nullopt and ERROR on the first failure.
-std::optional<Prepared> prepare(const std::shared_ptr<const config::Config>& config, std::string& error) {
-  auto snap = build_snapshot(config, nullptr);
+std::optional<Prepared> prepare(const std::shared_ptr<const config::Config>& config, Runtime& runtime,
+                                std::string& error) {
+  auto snap = build_snapshot(config, nullptr, runtime);
   if (!snap) {
     error = snap.error().context;
     return std::nullopt;
@@ -85,8 +87,11 @@ std::optional<Prepared> prepare(const std::shared_ptr<const config::Config>& con
 }  // namespace
 
 std::string check_runtime(std::shared_ptr<const config::Config> config) {
+  // A loop that never runs: nothing is fetched or connected, only built.
+  asio::io_context control;
+  Runtime runtime(control.get_executor(), worker_count(*config));
   std::string error;
-  prepare(config, error);
+  prepare(config, runtime, error);
   return error;
 }
 
@@ -98,8 +103,13 @@ int run_gateway(RunOptions opts) {
   sigemptyset(&handled);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&handled, sig);
   pthread_sigmask(SIG_BLOCK, &handled, nullptr);
+  // The control loop and the runtime outlive everything built below (snapshots hold JWKS
+  // sources that fetch on this loop), so they are declared first.
+  asio::io_context control;
+  const unsigned n = worker_count(*opts.config);  // fixed for the life of the process
+  Runtime runtime(control.get_executor(), n);
   std::string error;
-  auto prepared = prepare(opts.config, error);
+  auto prepared = prepare(opts.config, runtime, error);
   if (!prepared) {
     log::error("{}", error);
     return 1;
@@ -125,7 +135,6 @@ int run_gateway(RunOptions opts) {
 
   proxy::GatewayShared shared;
   std::vector<std::unique_ptr<proxy::Worker>> workers;
-  const unsigned n = worker_count(*opts.config);
   for (unsigned i = 0; i < n; ++i) {
     auto w = std::make_unique<proxy::Worker>(i, shared, sink);
     if (!w->listen(endpoints, error)) {
@@ -136,7 +145,6 @@ int run_gateway(RunOptions opts) {
     workers.push_back(std::move(w));
   }
 
-  asio::io_context control;
   std::shared_ptr<const proxy::Snapshot> current = *snap;
   auto checker = std::make_unique<upstream::HealthChecker>(control, current->services);
   checker->start();
@@ -155,7 +163,7 @@ int run_gateway(RunOptions opts) {
     for (const auto& d : loaded.errors) errors.push_back(d.to_string());
     if (!loaded.config) return errors;
     auto cfg = std::make_shared<const config::Config>(std::move(*loaded.config));
-    auto next = build_snapshot(cfg, current.get());
+    auto next = build_snapshot(cfg, current.get(), runtime);
     if (!next) return {next.error().context};
     std::string sink_error;
     std::shared_ptr<proxy::AccessLogSink> next_sink;
@@ -193,13 +201,13 @@ int run_gateway(RunOptions opts) {
   };
   asio::steady_timer drain_timer(control);
   bool draining = false;
-  std::chrono::steady_clock::time_point drain_deadline;
+  core::Clock::Monotonic drain_deadline;
 
   std::function<void()> wait_drained = [&] {
     drain_timer.expires_after(std::chrono::milliseconds(20));
     drain_timer.async_wait([&](boost::system::error_code ec) {
       if (ec) return;
-      if (shared.open_connections.load() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
+      if (shared.open_connections.load() == 0 || runtime.clock().now() >= drain_deadline) {
         for (auto& w : workers) w->terminate();
         checker->stop();
         dns->stop();
@@ -224,11 +232,11 @@ int run_gateway(RunOptions opts) {
         draining = true;
         log::info("draining (up to {} ms)", current->config->limits.drain_timeout.count());
         shared.draining = true;
-        drain_deadline = std::chrono::steady_clock::now() + current->config->limits.drain_timeout;
+        drain_deadline = runtime.clock().now() + current->config->limits.drain_timeout;
         for (auto& w : workers) w->drain();
         wait_drained();
       } else {
-        drain_deadline = std::chrono::steady_clock::now();  // a second signal: stop now
+        drain_deadline = runtime.clock().now();  // a second signal: stop now
       }
       wait_signal();
     });

@@ -1,5 +1,6 @@
-// Gateway: the running process. Owns the control io_context (signals, reloads, health checks)
-// and the worker threads; publishes each new config generation to every worker.
+// Gateway: the running process. Owns the control io_context (signals, reloads, health checks,
+// JWKS fetches), the Runtime that outlives config generations, and the worker threads;
+// publishes each new config generation to every worker.
 // Thread: the Gateway object lives on the main (control) thread.
 #pragma once
 

@@ -34,7 +34,8 @@ const config::PolicyCatalog& policy_catalog() {
   return catalog;
 }
 
-std::shared_ptr<proxy::Policy> make_policy(const config::PolicyConfig& entry, const std::string& redis_url) {
+std::shared_ptr<proxy::Policy> make_policy(const config::PolicyConfig& entry, Runtime& runtime,
+                                           const std::string& redis_url) {
   if (entry.type == "security_headers") {
     config::Diagnostics ignore;
     return std::make_shared<policies::SecurityHeadersPolicy>(entry.name,
@@ -47,8 +48,8 @@ std::shared_ptr<proxy::Policy> make_policy(const config::PolicyConfig& entry, co
     return std::make_shared<policies::ApiKeyPolicy>(entry.name, policies::parse_api_key(entry, ignore));
   if (entry.type == "ip_filter")
     return std::make_shared<policies::IpFilterPolicy>(entry.name, policies::parse_ip_filter(entry, ignore));
-  if (entry.type == "jwt") return std::make_shared<policies::JwtPolicy>(entry.name, policies::parse_jwt(entry, ignore));
-  if (entry.type == "rate_limit") return policies::make_rate_limit_policy(entry, redis_url);
+  if (entry.type == "jwt") return policies::make_jwt_policy(entry, runtime);
+  if (entry.type == "rate_limit") return policies::make_rate_limit_policy(entry, redis_url, runtime);
   if (entry.type == "cors") return std::make_shared<policies::CorsPolicy>(entry.name, policies::parse_cors(entry, ignore));
   return nullptr;
 }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "app/runtime.h"
 #include "config/config.h"
 #include "proxy/policy.h"
 
@@ -16,8 +17,10 @@ using PolicyFactory = std::function<std::shared_ptr<proxy::Policy>(const config:
 
 // Validators for the supported types, and the types still to come ("not yet supported").
 const config::PolicyCatalog& policy_catalog();
-// Builds a policy object from a validated entry; nullptr for an unknown type. `redis_url` is the
-// top-level `redis` (empty: none), the default store of rate limits.
-std::shared_ptr<proxy::Policy> make_policy(const config::PolicyConfig& entry, const std::string& redis_url = {});
+// Builds a policy object from a validated entry; nullptr for an unknown type. What outlives the
+// config (stores, JWKS sources, the clock, the worker count) comes from `runtime`; `redis_url`
+// is the file's top-level `redis` (empty: none), the default store of rate limits.
+std::shared_ptr<proxy::Policy> make_policy(const config::PolicyConfig& entry, Runtime& runtime,
+                                           const std::string& redis_url = {});
 
 }  // namespace gh::app

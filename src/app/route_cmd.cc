@@ -2,13 +2,15 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
-#include <thread>
 
 #include <fmt/format.h>
 
+#include "app/runtime.h"
 #include "app/snapshot_builder.h"
+#include "core/check.h"
 #include "core/cidr.h"
 #include "core/strings.h"
 #include "http/parser.h"
@@ -23,7 +25,8 @@ namespace gh::app {
 
 namespace {
 
-// The policy's decision as the session takes it: at once when it can, else awaited.
+// The policy's decision as the session takes it: at once when it can, else awaited. `io` is
+// also the control loop (JWKS fetches): it runs until this decision is in, not until idle.
 proxy::Verdict decide(proxy::Policy& p, proxy::RequestContext& ctx, boost::asio::io_context& io) {
   if (auto now = p.decide_now(ctx)) return std::move(*now);
   std::optional<proxy::Verdict> out;
@@ -33,8 +36,10 @@ proxy::Verdict decide(proxy::Policy& p, proxy::RequestContext& ctx, boost::asio:
     if (!e) out = std::move(v);
   });
   io.restart();
-  io.run();
+  while (!out && !failure && io.run_one() > 0) {
+  }
   if (failure) std::rethrow_exception(failure);
+  GH_CHECK(out.has_value());
   return std::move(*out);
 }
 
@@ -44,16 +49,23 @@ std::string describe(const proxy::LocalReply& r) {
   return fmt::format("{} {} ({})", r.status, message, r.reason);
 }
 
-// A jwt policy with a JWKS URL answers from the keys it holds: wait for the first fetch, so
-// the verdict is the one a running gateway gives once it has its keys.
-void wait_for_keys(const proxy::Policy& p) {
+// A jwt policy with a JWKS URL answers from the keys it holds: run the control loop until its
+// first fetch has ended (at most 10s), so the verdict is the one a running gateway gives once
+// it has its keys.
+void wait_for_keys(const proxy::Policy& p, boost::asio::io_context& control) {
   if (p.type() != "jwt") return;
   const auto* source = static_cast<const policies::JwtPolicy&>(p).jwks();
   if (!source) return;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!source->current() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  if (!source->current()) fmt::print("note:     the JWKS keys could not be fetched within 10s\n");
+  boost::asio::steady_timer limit(control, std::chrono::seconds(10));
+  bool expired = false;
+  limit.async_wait([&expired](boost::system::error_code ec) { expired = !ec; });
+  control.restart();
+  while (source->fetches_finished() == 0 && !expired && control.run_one() > 0) {
+  }
+  limit.cancel();
+  control.poll();  // runs the cancelled wait's handler while `expired` is still here
+  if (!source->current())
+    fmt::print("note:     the JWKS keys could not be fetched{}\n", expired ? " within 10s" : " (see the log above)");
 }
 
 }  // namespace
@@ -66,7 +78,10 @@ int explain_route(const std::string& config_path, const std::string& method, con
     return 1;
   }
   auto cfg = std::make_shared<const config::Config>(std::move(*loaded.config));
-  auto built = build_snapshot(cfg, nullptr);
+  // The command's control loop: JWKS fetches run on it, and the policies' awaited decisions.
+  boost::asio::io_context io;
+  Runtime runtime(io.get_executor(), 1);  // one worker: the one below
+  auto built = build_snapshot(cfg, nullptr, runtime);
   if (!built) {
     fmt::print(stderr, "gatehouse: {}\n", built.error().context);
     return 1;
@@ -138,7 +153,6 @@ int explain_route(const std::string& config_path, const std::string& method, con
   // The chain, run by the gateway's own policy code. Rate limits are described, not run, so
   // that asking does not spend anybody's budget.
   if (route.chain.empty()) fmt::print("policies: none\n");
-  boost::asio::io_context io;
   for (std::size_t i = 0; i < route.chain.size(); ++i) {
     proxy::Policy& p = *route.chain[i];
     std::string verdict;
@@ -146,7 +160,7 @@ int explain_route(const std::string& config_path, const std::string& method, con
       verdict = "not run (would spend budget): " +
                 policies::explain(static_cast<const policies::RateLimitPolicy&>(p), &req.fields);
     } else {
-      wait_for_keys(p);
+      wait_for_keys(p, io);
       proxy::Verdict v = decide(p, ctx, io);
       if (auto* reply = std::get_if<proxy::LocalReply>(&v)) {
         fmt::print("policy {}: {} ({}): {}\n", i + 1, p.name(), p.type(), describe(*reply));

@@ -33,11 +33,10 @@ config::LoadResult load_config(const std::string& path) {
 }
 
 Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(std::shared_ptr<const config::Config> config,
-                                                              const proxy::Snapshot* previous) {
-  static std::uint64_t generation = 0;
+                                                              const proxy::Snapshot* previous, Runtime& runtime) {
   auto snap = std::make_shared<proxy::Snapshot>();
   snap->config = config;
-  snap->generation = ++generation;
+  snap->generation = runtime.next_generation();
   snap->parse_limits.max_uri_bytes = config->limits.max_uri_bytes;
   snap->parse_limits.max_header_bytes = config->limits.max_header_bytes;
   snap->parse_limits.max_headers = config->limits.max_headers;
@@ -66,7 +65,7 @@ Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(std::shared_ptr<co
 
   std::map<std::string, std::shared_ptr<proxy::Policy>> policies;
   for (const auto& pc : config->policies) {
-    auto p = make_policy(pc, config->redis);
+    auto p = make_policy(pc, runtime, config->redis);
     if (!p)
       return Error{ErrorCode::InvalidConfig, Source::Config, false,
                    "policy \"" + pc.name + "\": type \"" + pc.type + "\" cannot be built"};

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "core/clock.h"
 #include "proxy/access_log.h"
 
 namespace gh::app {
@@ -52,7 +53,7 @@ bool is_number(std::string_view s) {
 
 std::string mint_hs256(const TokenRequest& req) {
   using namespace std::chrono;
-  const long long now = duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+  const long long now = duration_cast<seconds>(core::Clock::real().wall_now().time_since_epoch()).count();
   std::string payload = "{";
   auto add = [&](std::string_view k, std::string_view v, bool raw) {
     if (payload.size() > 1) payload += ",";

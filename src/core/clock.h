@@ -51,7 +51,9 @@ class RealClock final : public Clock {
 class FakeClock final : public Clock {
  public:
   static constexpr std::chrono::seconds kStart{1'000'000};
-  explicit FakeClock(Wall wall = Wall(std::chrono::seconds(1'700'000'000)))
+  // The calendar starts at 2023-11-14T22:13:20Z (Unix time 1'700'000'000) unless given.
+  FakeClock() : FakeClock(Wall(std::chrono::seconds(1'700'000'000))) {}
+  explicit FakeClock(Wall wall)
       : mono_ns_(std::chrono::nanoseconds(kStart).count()),
         wall_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(wall.time_since_epoch()).count()) {}
 

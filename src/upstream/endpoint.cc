@@ -1,14 +1,10 @@
 #include "upstream/endpoint.h"
 
-#include <chrono>
+#include "core/clock.h"
 
 namespace gh::upstream {
 
-std::int64_t steady_now_ms() noexcept {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t steady_now_ms() noexcept { return core::Clock::real().now_ms(); }
 
 void Endpoint::report_connect_failure(std::int64_t now_ms) noexcept {
   errors.fetch_add(1, std::memory_order_relaxed);

@@ -18,6 +18,8 @@ constexpr std::uint32_t kEjectAfterConnectFailures = 3;
 constexpr std::uint32_t kEjectAfter5xx = 5;
 constexpr std::int64_t kEjectMillis = 10'000;
 
+// core::Clock::real().now_ms(), for callers that have no Clock at hand yet. Code that can take a
+// `const core::Clock&` reads that instead, so that tests can fake it.
 std::int64_t steady_now_ms() noexcept;
 
 struct Endpoint {

@@ -10,7 +10,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -33,11 +32,6 @@ namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 using json = nlohmann::json;
-
-std::int64_t steady_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 const unsigned char* ubytes(const std::string& s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 
@@ -402,82 +396,109 @@ asio::awaitable<FetchResult> http_get(const HttpUrl& url, std::chrono::milliseco
 
 }  // namespace
 
-struct JwksSource::Impl {
-  asio::io_context io{1};
-  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
+struct JwksSource::State {
+  State(Options o, HttpUrl u, asio::any_io_executor ex, const core::Clock& c)
+      : opt(std::move(o)), url(std::move(u)), control(std::move(ex)), clock(c) {}
+  const Options opt;
+  const HttpUrl url;
+  const asio::any_io_executor control;
+  const core::Clock& clock;
+  std::atomic<std::shared_ptr<const KeySet>> current;
+  std::atomic<bool> in_flight{false};
+  std::atomic<std::int64_t> last_start_ns{0};  // clock.now_ns() of the latest fetch start
+  std::atomic<std::uint64_t> started{0};
+  std::atomic<std::uint64_t> finished{0};
+  std::atomic<bool> stopped{false};  // the source is gone: publish nothing, refresh no more
+  // Touched only on the control executor:
   std::string last_body;  // of the published set: an unchanged document is not republished
   std::uint64_t generation = 0;
+  asio::steady_timer* refresh_timer = nullptr;  // the refresher's, while it waits
 
-  // One fetch; publishes on success, keeps the old set otherwise. REQUIRES: in_flight_ claimed.
-  static asio::awaitable<void> fetch(JwksSource* self) {
-    Impl& impl = *self->impl_;
-    FetchResult r = co_await http_get(self->url_, self->opt_.timeout, self->opt_.max_bytes);
+  // One fetch; publishes on success, keeps the old set otherwise. REQUIRES: in_flight claimed.
+  static asio::awaitable<void> fetch(std::shared_ptr<State> self) {
+    FetchResult r = co_await http_get(self->url, self->opt.timeout, self->opt.max_bytes);
     std::string error = r.error;
-    if (r.ok && r.body != impl.last_body) {
+    if (self->stopped.load(std::memory_order_acquire)) co_return;
+    if (r.ok && r.body != self->last_body) {
       std::vector<std::string> skipped;
-      auto set = KeySet::parse(r.body, impl.generation + 1, error, &skipped);
+      auto set = KeySet::parse(r.body, self->generation + 1, error, &skipped);
       if (set && set->size() == 0) {
         error = "no usable key" + (skipped.empty() ? std::string() : " (" + skipped.front() + ")");
         set = nullptr;
       }
       if (set) {
-        ++impl.generation;
-        impl.last_body = std::move(r.body);
-        self->current_.store(std::move(set), std::memory_order_release);
+        ++self->generation;
+        self->last_body = std::move(r.body);
+        self->current.store(std::move(set), std::memory_order_release);
       }
     }
     if (!error.empty()) {
-      auto have = self->current();
-      log::warn("JWKS fetch from {} failed: {}; keeping {} key(s)", self->opt_.url, error, have ? have->size() : 0);
+      auto have = self->current.load(std::memory_order_acquire);
+      log::warn("JWKS fetch from {} failed: {}; keeping {} key(s)", self->opt.url, error, have ? have->size() : 0);
     }
-    self->finished_.fetch_add(1, std::memory_order_release);
-    self->in_flight_.store(false, std::memory_order_release);
+    self->finished.fetch_add(1, std::memory_order_release);
+    self->in_flight.store(false, std::memory_order_release);
   }
 
-  // Fetches now, then every `refresh`.
-  static asio::awaitable<void> refresher(JwksSource* self) {
+  // Fetches now, then every `refresh`, until the source is gone.
+  static asio::awaitable<void> refresher(std::shared_ptr<State> self) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
-    for (;;) {
-      if (!self->in_flight_.exchange(true, std::memory_order_acq_rel)) {
-        self->last_start_ns_.store(steady_ns(), std::memory_order_relaxed);
-        self->started_.fetch_add(1, std::memory_order_relaxed);
+    while (!self->stopped.load(std::memory_order_acquire)) {
+      if (!self->in_flight.exchange(true, std::memory_order_acq_rel)) {
+        self->last_start_ns.store(self->clock.now_ns(), std::memory_order_relaxed);
+        self->started.fetch_add(1, std::memory_order_relaxed);
         co_await fetch(self);
       }
-      timer.expires_after(self->opt_.refresh);
+      if (self->stopped.load(std::memory_order_acquire)) break;
+      timer.expires_after(self->opt.refresh);
+      self->refresh_timer = &timer;
       auto [ec] = co_await timer.async_wait(use_nothrow);
-      if (ec) co_return;
+      self->refresh_timer = nullptr;
+      if (ec) break;
     }
   }
 };
 
-JwksSource::JwksSource(Options options) : opt_(std::move(options)), impl_(std::make_unique<Impl>()) {
+JwksSource::JwksSource(Options options, asio::any_io_executor control, const core::Clock& clock) {
   std::string error;
-  auto url = parse_http_url(opt_.url, error);
+  auto url = parse_http_url(options.url, error);
   GH_CHECK(url.has_value());
-  url_ = std::move(*url);
-  asio::co_spawn(impl_->io, Impl::refresher(this), asio::detached);
-  thread_ = std::thread([this] { impl_->io.run(); });
+  state_ = std::make_shared<State>(std::move(options), std::move(*url), std::move(control), clock);
+  asio::co_spawn(state_->control, State::refresher(state_), asio::detached);
 }
 
 JwksSource::~JwksSource() {
-  impl_->io.stop();
-  thread_.join();
+  state_->stopped.store(true, std::memory_order_release);
+  asio::post(state_->control, [s = state_] {
+    if (s->refresh_timer != nullptr) s->refresh_timer->cancel();
+  });
+}
+
+const JwksSource::Options& JwksSource::options() const noexcept { return state_->opt; }
+
+std::shared_ptr<const KeySet> JwksSource::current() const { return state_->current.load(std::memory_order_acquire); }
+
+std::uint64_t JwksSource::fetches_started() const noexcept { return state_->started.load(std::memory_order_relaxed); }
+
+std::uint64_t JwksSource::fetches_finished() const noexcept {
+  return state_->finished.load(std::memory_order_acquire);
 }
 
 bool JwksSource::request_refresh() {
-  if (in_flight_.load(std::memory_order_acquire)) return true;
-  const std::int64_t now = steady_ns();
-  const std::int64_t min_gap = std::chrono::duration_cast<std::chrono::nanoseconds>(opt_.min_refetch).count();
-  if (now - last_start_ns_.load(std::memory_order_relaxed) < min_gap) return false;
-  if (in_flight_.exchange(true, std::memory_order_acq_rel)) return true;  // another thread started one
+  State& s = *state_;
+  if (s.in_flight.load(std::memory_order_acquire)) return true;
+  const std::int64_t now = s.clock.now_ns();
+  const std::int64_t min_gap = std::chrono::duration_cast<std::chrono::nanoseconds>(s.opt.min_refetch).count();
+  if (now - s.last_start_ns.load(std::memory_order_relaxed) < min_gap) return false;
+  if (s.in_flight.exchange(true, std::memory_order_acq_rel)) return true;  // another thread started one
   // Owned now; the window may have been taken by a fetch that just ended.
-  if (now - last_start_ns_.load(std::memory_order_relaxed) < min_gap) {
-    in_flight_.store(false, std::memory_order_release);
+  if (now - s.last_start_ns.load(std::memory_order_relaxed) < min_gap) {
+    s.in_flight.store(false, std::memory_order_release);
     return false;
   }
-  last_start_ns_.store(now, std::memory_order_relaxed);
-  started_.fetch_add(1, std::memory_order_relaxed);
-  asio::co_spawn(impl_->io, Impl::fetch(this), asio::detached);
+  s.last_start_ns.store(now, std::memory_order_relaxed);
+  s.started.fetch_add(1, std::memory_order_relaxed);
+  asio::co_spawn(s.control, State::fetch(state_), asio::detached);
   return true;
 }
 

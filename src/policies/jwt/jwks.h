@@ -1,13 +1,20 @@
 // JWKS for the jwt policy (SPEC §2 `jwks_url`, RFC 7517, RFC 7518 §6): an immutable KeySet parsed
 // from a JWK Set document, and a JwksSource that fetches it over plain HTTP/1.1 and keeps it fresh.
 //
-// Thread: a JwksSource owns one io_context and one background thread; every fetch runs there, so
-// a gateway worker never waits on the network. The current KeySet is published as a
-// std::atomic<std::shared_ptr<const KeySet>>: readers (any worker) load it, the fetch thread
-// stores a whole new set; nobody mutates a published set. request_refresh() may be called from
-// any thread; it never blocks.
+// Thread: every fetch runs on the executor given at construction: the control io_context (the
+// main thread's loop), never a thread of its own, and never a worker, so a gateway worker never
+// waits on the network. The current KeySet is published as a
+// std::atomic<std::shared_ptr<const KeySet>>: readers (any worker) load it, the fetch stores a
+// whole new set; nobody mutates a published set. request_refresh() may be called from any
+// thread; it never blocks. The source may be destroyed on any thread (the last snapshot that
+// holds it may die on a worker): it posts its own stop to the control executor, and the fetch
+// coroutines keep the shared state they use alive until they end.
+// Time: the refetch rate limit reads the Clock given at construction (a FakeClock in tests);
+// the periodic refresh and the fetch deadline are timers on the control loop.
 // Failure: a failed or malformed fetch keeps the previous key set and logs one line.
 #pragma once
+
+#include <boost/asio/any_io_executor.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -16,10 +23,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "core/clock.h"
 #include "policies/jwt/jwt_config.h"
 
 namespace gh::policies {
@@ -67,24 +74,33 @@ class KeySet {
   std::uint64_t generation_ = 0;
 };
 
+// What one key source fetches and how often. Two policies with equal options share a source.
+struct JwksOptions {
+  std::string url;
+  std::chrono::milliseconds refresh = std::chrono::minutes(5);
+  std::chrono::milliseconds min_refetch = std::chrono::seconds(30);  // between fetches for unknown kids
+  std::chrono::milliseconds timeout = std::chrono::seconds(5);       // connect + request + response
+  std::size_t max_bytes = 1024 * 1024;                               // response body cap
+  bool operator==(const JwksOptions&) const = default;
+};
+
 class JwksSource {
  public:
-  struct Options {
-    std::string url;
-    std::chrono::milliseconds refresh = std::chrono::minutes(5);
-    std::chrono::milliseconds min_refetch = std::chrono::seconds(30);  // between fetches for unknown kids
-    std::chrono::milliseconds timeout = std::chrono::seconds(5);       // connect + request + response
-    std::size_t max_bytes = 1024 * 1024;                               // response body cap
-  };
+  using Options = JwksOptions;
 
-  // Starts the background thread and the first fetch. REQUIRES: parse_http_url(options.url) succeeds.
-  explicit JwksSource(Options options);
-  ~JwksSource();  // cancels any fetch and joins the thread
+  // Spawns the refresher on `control`: the first fetch starts when that loop runs, then one
+  // every `refresh`. REQUIRES: parse_http_url(options.url) succeeds; `clock` outlives every
+  // fetch (the process clock, or a test's FakeClock).
+  JwksSource(Options options, boost::asio::any_io_executor control, const core::Clock& clock = core::Clock::real());
+  // Stops the refresher (posted to the control executor); a fetch in flight ends by its deadline
+  // and publishes nothing. REQUIRES: the control io_context is still alive.
+  ~JwksSource();
   JwksSource(const JwksSource&) = delete;
   JwksSource& operator=(const JwksSource&) = delete;
 
+  const Options& options() const noexcept;
   // The latest key set; null until the first successful fetch. Never blocks on a fetch.
-  std::shared_ptr<const KeySet> current() const { return current_.load(std::memory_order_acquire); }
+  std::shared_ptr<const KeySet> current() const;
 
   // Asks for a refetch because a token named a kid that the set lacks. Single-flight and rate
   // limited: starts a fetch only when none is running and none started within min_refetch.
@@ -92,21 +108,13 @@ class JwksSource {
   // for; false when the rate limit refused.
   bool request_refresh();
 
-  std::uint64_t fetches_started() const noexcept { return started_.load(std::memory_order_relaxed); }
+  std::uint64_t fetches_started() const noexcept;
   // Fetches that ended, successfully or not; a waiter compares it before and after.
-  std::uint64_t fetches_finished() const noexcept { return finished_.load(std::memory_order_acquire); }
+  std::uint64_t fetches_finished() const noexcept;
 
  private:
-  struct Impl;
-  Options opt_;
-  HttpUrl url_;
-  std::atomic<std::shared_ptr<const KeySet>> current_;
-  std::atomic<bool> in_flight_{false};
-  std::atomic<std::int64_t> last_start_ns_{0};  // steady_clock, of the latest fetch start
-  std::atomic<std::uint64_t> started_{0};
-  std::atomic<std::uint64_t> finished_{0};
-  std::unique_ptr<Impl> impl_;  // io_context, timer, last body: touched only by the thread
-  std::thread thread_;
+  struct State;  // shared with the fetch coroutines, which may outlive this object
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace gh::policies

@@ -1,8 +1,14 @@
 // JWKS: keys and tokens minted by the npm `jose` package (tests/fixtures/jose/jwks.mjs), served by
 // a real loopback HTTP server thread whose document the test changes (rotation, outage, junk),
-// fetched by the policy's JwksSource. Needs node and the fixture's packages, like jwt_jose_test.cc.
+// fetched by the policy's JwksSource on a control loop of its own thread (as the gateway's main
+// thread runs it). Time that the sources and policies read is a FakeClock: the tests advance it
+// past a refetch window instead of sleeping. Needs node and the fixture's packages, like
+// jwt_jose_test.cc.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -164,6 +170,17 @@ class Jwks : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(error_.empty()) << error_;
     server_.set_body(fx_["initial"].dump());
+    clock_.set_wall(core::Clock::Wall(std::chrono::seconds(fx_["now"].get<long long>())));
+    control_thread_ = std::thread([this] { control_.run(); });
+  }
+  void TearDown() override {
+    work_.reset();
+    control_.stop();
+    if (control_thread_.joinable()) control_thread_.join();
+  }
+
+  std::shared_ptr<JwksSource> source(JwksSource::Options o) {
+    return std::make_shared<JwksSource>(std::move(o), control_.get_executor(), clock_);
   }
 
   // A policy on `url`, on a clock fixed at the minting time.
@@ -183,8 +200,11 @@ class Jwks : public ::testing::Test {
     for (const auto& d : diag.list()) ADD_FAILURE() << d.to_string();
     if (!diag.empty()) return nullptr;
     cfg.jwks_min_refetch = min_refetch;
-    const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(fx_["now"].get<long long>()));
-    return std::make_unique<JwtPolicy>("auth", std::move(cfg), [now] { return now; });
+    JwksSource::Options o;
+    o.url = cfg.jwks_url;
+    o.refresh = cfg.jwks_refresh;
+    o.min_refetch = cfg.jwks_min_refetch;
+    return std::make_unique<JwtPolicy>("auth", std::move(cfg), clock_, 4, source(std::move(o)));
   }
 
   // Waits until the source has finished `n` fetches.
@@ -216,6 +236,10 @@ class Jwks : public ::testing::Test {
   }
 
   JwksServer server_;
+  core::FakeClock clock_;
+  boost::asio::io_context control_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ = boost::asio::make_work_guard(control_);
+  std::thread control_thread_;
   static inline std::string error_;
   static inline fs::path out_dir_;
   static inline json fx_;
@@ -358,7 +382,7 @@ TEST_F(Jwks, RotatedKeyIsAcceptedAfterTheRefetch) {
   EXPECT_EQ(p->check("Bearer " + rotated).detail, "unknown kid");
 
   server_.set_body(fx_["rotated"].dump());
-  std::this_thread::sleep_for(250ms);  // past the refetch window
+  clock_.advance(250ms);  // past the refetch window
   {
     // An unknown kid cannot be decided at once: the session must await on_request.
     jwt_test::Harness h(0);
@@ -390,9 +414,8 @@ TEST_F(Jwks, AFloodOfMadeUpKidsFetchesAtMostOncePerWindow) {
   const int before = server_.requests();
   auto p = policy(server_.url(), 1s);
   ASSERT_TRUE(wait_fetches(*p, 1));
-  std::this_thread::sleep_for(1100ms);
+  clock_.advance(1100ms);
   std::atomic<int> refused{0};
-  const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> workers;
   for (unsigned w = 0; w < 4; ++w)
     workers.emplace_back([&, w] {
@@ -400,7 +423,6 @@ TEST_F(Jwks, AFloodOfMadeUpKidsFetchesAtMostOncePerWindow) {
         if (!accepted(run(*p, made_up("w" + std::to_string(w) + "-" + std::to_string(i)), w))) ++refused;
     });
   for (auto& t : workers) t.join();
-  ASSERT_LT(std::chrono::steady_clock::now() - start, 900ms) << "the burst outlasted the window";
   EXPECT_EQ(refused.load(), 200);
   EXPECT_EQ(server_.requests() - before, 2);  // the first fetch and one refetch
   EXPECT_EQ(p->jwks()->fetches_started(), 2u);
@@ -417,14 +439,14 @@ TEST_F(Jwks, OldKeysKeepWorkingWhenTheEndpointFails) {
   for (JwksServer::Mode m : {JwksServer::Mode::Junk, JwksServer::Mode::Status500, JwksServer::Mode::Huge,
                              JwksServer::Mode::Hang}) {
     server_.set_mode(m);
-    std::this_thread::sleep_for(120ms);
+    clock_.advance(120ms);
     EXPECT_FALSE(accepted(run(*p, made_up("unknown"))));  // triggers a refetch, which fails
     ASSERT_TRUE(wait_fetches(*p, ++fetches));
     EXPECT_EQ(p->jwks()->current()->generation(), generation);
     EXPECT_EQ(p->check("Bearer " + token_of("ec-384")).status, Status::Valid);
   }
   server_.stop();
-  std::this_thread::sleep_for(120ms);
+  clock_.advance(120ms);
   EXPECT_FALSE(accepted(run(*p, made_up("unknown"))));
   ASSERT_TRUE(wait_fetches(*p, ++fetches));
   for (const auto& t : fx_["tokens"])
@@ -455,15 +477,40 @@ TEST_F(Jwks, EveryFetchHasADeadline) {
   JwksSource::Options o;
   o.url = server_.url();
   o.timeout = 200ms;
+  // The deadline is a real timer on the control loop: measured on the real clock.
   const auto start = std::chrono::steady_clock::now();
-  JwksSource source(o);
-  while (source.fetches_finished() == 0 && std::chrono::steady_clock::now() - start < 900ms)
+  auto s = source(o);
+  while (s->fetches_finished() == 0 && std::chrono::steady_clock::now() - start < 900ms)
     std::this_thread::sleep_for(5ms);
-  EXPECT_EQ(source.fetches_finished(), 1u);
+  EXPECT_EQ(s->fetches_finished(), 1u);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 900ms);
-  EXPECT_EQ(source.current(), nullptr);
-  EXPECT_EQ(source.fetches_started(), 1u);
-  EXPECT_FALSE(source.request_refresh());  // inside the 30s window
+  EXPECT_EQ(s->current(), nullptr);
+  EXPECT_EQ(s->fetches_started(), 1u);
+  EXPECT_FALSE(s->request_refresh());  // inside the 30s window
+  clock_.advance(30s);
+  EXPECT_TRUE(s->request_refresh());  // the window has passed on the source's clock
+}
+
+TEST_F(Jwks, RefetchWindowIsReadFromTheClock) {
+  JwksSource::Options o;
+  o.url = server_.url();
+  o.refresh = 1h;
+  o.min_refetch = 10s;
+  auto s = source(o);
+  const auto wait = [&](std::uint64_t n) {
+    const auto until = std::chrono::steady_clock::now() + 5s;  // bounds a real fetch, not the window
+    while (s->fetches_finished() < n && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(2ms);
+    return s->fetches_finished() >= n;
+  };
+  ASSERT_TRUE(wait(1));
+  clock_.advance(10s - 1ns);
+  EXPECT_FALSE(s->request_refresh());  // one nanosecond short of the window
+  clock_.advance(1ns);
+  EXPECT_TRUE(s->request_refresh());
+  ASSERT_TRUE(wait(2));
+  EXPECT_EQ(s->fetches_started(), 2u);
+  EXPECT_FALSE(s->request_refresh());  // the window starts again at that fetch
+  EXPECT_EQ(server_.requests(), 2);
 }
 
 TEST_F(Jwks, KidWithPathCharactersIsJustAnUnknownKid) {

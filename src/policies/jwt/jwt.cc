@@ -161,17 +161,12 @@ std::string short_duration(double seconds) {
 
 }  // namespace
 
-JwtPolicy::JwtPolicy(std::string name, JwtConfig cfg, Clock clock)
-    : name_(std::move(name)), cfg_(std::move(cfg)), clock_(std::move(clock)),
-      slots_(std::make_unique<std::array<Slot, kMaxWorkers>>()) {
+JwtPolicy::JwtPolicy(std::string name, JwtConfig cfg, const core::Clock& clock, unsigned workers,
+                     std::shared_ptr<JwksSource> jwks)
+    : name_(std::move(name)), cfg_(std::move(cfg)), clock_(clock), jwks_(std::move(jwks)), slots_(workers) {
   GH_CHECK(!cfg_.algorithms.empty());
-  if (cfg_.key_kind == JwtKeyKind::Jwks) {
-    JwksSource::Options o;
-    o.url = cfg_.jwks_url;
-    o.refresh = cfg_.jwks_refresh;
-    o.min_refetch = cfg_.jwks_min_refetch;
-    jwks_ = std::make_unique<JwksSource>(std::move(o));
-  } else if (cfg_.key_kind != JwtKeyKind::Secret) {
+  GH_CHECK((cfg_.key_kind == JwtKeyKind::Jwks) == (jwks_ != nullptr));
+  if (cfg_.key_kind != JwtKeyKind::Jwks && cfg_.key_kind != JwtKeyKind::Secret) {
     std::string error;
     key_ = load_public_key(cfg_.public_key_pem, error);
     GH_CHECK(key_ != nullptr);
@@ -335,20 +330,16 @@ std::uint64_t JwtPolicy::key_generation() const {
   return set ? set->generation() : 0;
 }
 
-void JwtPolicy::count_rejected(unsigned worker_id) const {
-  Counters& counters = worker_id < kMaxWorkers ? (*slots_)[worker_id].counters : overflow_;
-  counters.rejected.fetch_add(1, std::memory_order_relaxed);
-}
+namespace {
+// Single writer per slot: load + store instead of a locked read-modify-write.
+void bump(std::atomic<std::uint64_t>& c) { c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+}  // namespace
+
+void JwtPolicy::count_rejected(unsigned worker_id) const { bump(slots_.local(worker_id).counters.rejected); }
 
 JwtCheck JwtPolicy::check_cached(std::string_view authorization, unsigned worker_id, bool defer_unknown_kid) const {
-  const bool has_slot = worker_id < kMaxWorkers;
-  Slot* slot = has_slot ? &(*slots_)[worker_id] : nullptr;
-  Counters& counters = has_slot ? slot->counters : overflow_;
-  // Single writer per slot: load + store instead of a locked read-modify-write.
-  auto bump = [has_slot](std::atomic<std::uint64_t>& c) {
-    if (has_slot) c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    else c.fetch_add(1, std::memory_order_relaxed);
-  };
+  Slot* slot = &slots_.local(worker_id);
+  Counters& counters = slot->counters;
   auto finish = [&](JwtCheck c) {
     bump(c.status == Status::Valid ? counters.accepted : counters.rejected);
     return c;
@@ -357,7 +348,7 @@ JwtCheck JwtPolicy::check_cached(std::string_view authorization, unsigned worker
   std::string_view token;
   if (auto refused = bearer_token(authorization, token)) return finish(std::move(*refused));
 
-  if (slot != nullptr) {
+  {
     auto it = slot->cache.find(token);
     // A token verified against an older key set is checked again (its key may be gone).
     if (it != slot->cache.end() && jwks_ && it->second.key_generation != key_generation()) {
@@ -386,7 +377,7 @@ JwtCheck JwtPolicy::check_cached(std::string_view authorization, unsigned worker
   const std::uint64_t generation = key_generation();  // before the check: never newer than the set used
   JwtCheck c = check_token(token);
   if (defer_unknown_kid && c.unknown_kid) return c;
-  if (slot != nullptr && c.status == Status::Valid) {
+  if (c.status == Status::Valid) {
     auto& cache = slot->cache;
     if (cache.size() >= kCacheEntries) {
       const double now = seconds_since_epoch(this->now());
@@ -455,8 +446,9 @@ boost::asio::awaitable<proxy::Verdict> JwtPolicy::on_request(proxy::RequestConte
     const std::uint64_t seen = jwks_->fetches_finished();
     if (jwks_->request_refresh()) {
       boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
-      const auto deadline = std::chrono::steady_clock::now() + cfg_.jwks_wait;
-      while (jwks_->fetches_finished() == seen && std::chrono::steady_clock::now() < deadline) {
+      // A number of polls rather than a deadline: the wait is the timer's, no clock is read.
+      const std::int64_t polls = (cfg_.jwks_wait + kJwksPoll - std::chrono::milliseconds(1)) / kJwksPoll;
+      for (std::int64_t i = 0; i < polls && jwks_->fetches_finished() == seen; ++i) {
         timer.expires_after(kJwksPoll);
         co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
       }
@@ -493,10 +485,23 @@ JwtPolicy::Stats JwtPolicy::stats() const {
     s.accepted += c.accepted.load(std::memory_order_relaxed);
     s.rejected += c.rejected.load(std::memory_order_relaxed);
   };
-  for (const Slot& slot : *slots_) add(slot.counters);
-  add(overflow_);
+  slots_.for_each([&](const Slot& slot) { add(slot.counters); });
   if (jwks_) s.jwks_fetches = jwks_->fetches_started();
   return s;
+}
+
+std::shared_ptr<JwtPolicy> make_jwt_policy(const config::PolicyConfig& entry, Resources& resources) {
+  config::Diagnostics ignore;  // the entry was validated when the config was loaded
+  JwtConfig cfg = parse_jwt(entry, ignore);
+  std::shared_ptr<JwksSource> jwks;
+  if (cfg.key_kind == JwtKeyKind::Jwks) {
+    JwksOptions o;
+    o.url = cfg.jwks_url;
+    o.refresh = cfg.jwks_refresh;
+    o.min_refetch = cfg.jwks_min_refetch;
+    jwks = resources.jwks_source(o);
+  }
+  return std::make_shared<JwtPolicy>(entry.name, std::move(cfg), resources.clock(), resources.workers(), std::move(jwks));
 }
 
 std::string explain(const JwtPolicy& policy, std::string_view authorization_header_value) {

@@ -4,18 +4,19 @@
 // after removing any copies the client sent.
 //
 // Thread: the configuration, the key and the algorithm list are immutable after construction
-// and shared by every worker. With `jwks_url` the keys come from a JwksSource (its own thread);
-// the request path only loads its current key set. A token whose kid the set lacks asks for a
-// refetch (single-flight, at most one per 30s) and, when one is running, waits for it on the
-// worker's own executor (a timer, polling; never blocking the thread) for up to `jwks_wait`. The verification cache and the counters live in one Slot per
-// worker, indexed by `ctx.worker().id()`: each slot is touched only by its own worker thread
-// (no lock), except that stats() reads the counters, which are relaxed atomics with a single
-// writer. Workers with an id of kMaxWorkers or more skip the cache and count into shared
-// atomics.
+// and shared by every worker. With `jwks_url` the keys come from a JwksSource (fetched on the
+// control loop, shared with every policy of the same options and kept across reloads by
+// app::Runtime); the request path only loads its current key set. A token whose kid the set
+// lacks asks for a refetch (single-flight, at most one per `jwks_min_refetch`) and, when one is
+// running, waits for it on the worker's own executor (a timer, polling; never blocking the
+// thread) for up to `jwks_wait`. The verification cache and the counters live in a
+// PerWorker<Slot>, indexed by `ctx.worker().id()`: each slot is touched only by its own worker
+// thread (no lock), except that stats() reads the counters, which are relaxed atomics with a
+// single writer.
+// Time: exp/nbf/iat are compared with the wall time of the Clock given at construction.
 // Failure: every problem with a token is a 401 LocalReply, never an exception.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -28,6 +29,9 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.h"
+#include "core/per_worker.h"
+#include "policies/common/resources.h"
 #include "policies/jwt/jwks.h"
 #include "policies/jwt/jwt_config.h"
 #include "proxy/policy.h"
@@ -47,13 +51,13 @@ struct JwtCheck {
 
 class JwtPolicy final : public proxy::Policy {
  public:
-  using Clock = std::function<std::chrono::system_clock::time_point()>;
   static constexpr std::size_t kMaxTokenBytes = 8 * 1024;
   static constexpr std::size_t kCacheEntries = 1024;  // per worker
-  static constexpr unsigned kMaxWorkers = 256;        // workers with a cache slot
 
-  // REQUIRES: `cfg` came from parse_jwt without errors. `clock` defaults to the system clock.
-  JwtPolicy(std::string name, JwtConfig cfg, Clock clock = {});
+  // REQUIRES: `cfg` came from parse_jwt without errors; `jwks` is given exactly when the key
+  // kind is Jwks; `clock` outlives the policy; requests come from workers 0 .. workers - 1.
+  JwtPolicy(std::string name, JwtConfig cfg, const core::Clock& clock, unsigned workers,
+            std::shared_ptr<JwksSource> jwks = nullptr);
   ~JwtPolicy() override;
 
   std::string_view name() const override { return name_; }
@@ -73,7 +77,7 @@ class JwtPolicy final : public proxy::Policy {
   const JwtConfig& config() const noexcept { return cfg_; }
   // The key source with `jwks_url`, else null.
   const JwksSource* jwks() const noexcept { return jwks_.get(); }
-  std::chrono::system_clock::time_point now() const { return clock_ ? clock_() : std::chrono::system_clock::now(); }
+  std::chrono::system_clock::time_point now() const { return clock_.wall_now(); }
 
   struct Stats {
     std::uint64_t signature_checks = 0;  // tokens whose signature was verified (cache misses)
@@ -107,15 +111,14 @@ class JwtPolicy final : public proxy::Policy {
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
   // One worker's cache and counters. REQUIRES: touched only by that worker's thread.
-  // Cache-line aligned so that neighbouring workers do not share a line.
-  struct alignas(64) Slot {
+  struct Slot {
     std::unordered_map<std::string, CacheEntry, TokenHash, std::equal_to<>> cache;  // keyed by the whole token
     Counters counters;
   };
 
   JwtCheck check_token(std::string_view token) const;
   bool verify_signature(JwtAlg alg, EVP_PKEY* key, std::string_view signing_input, std::string_view signature) const;
-  // The verdict for a token, through this worker's cache when it has a slot. With
+  // The verdict for a token, through this worker's cache. With
   // `defer_unknown_kid`, a refusal for an unknown kid is returned without being counted.
   JwtCheck check_cached(std::string_view authorization, unsigned worker_id, bool defer_unknown_kid = false) const;
   std::uint64_t key_generation() const;
@@ -123,13 +126,16 @@ class JwtPolicy final : public proxy::Policy {
 
   std::string name_;
   JwtConfig cfg_;
-  Clock clock_;
+  const core::Clock& clock_;
   PublicKey key_;  // null with an HMAC secret or a JWKS
-  std::unique_ptr<JwksSource> jwks_;
+  std::shared_ptr<JwksSource> jwks_;
   // Per-worker state: the policy object is shared, each slot belongs to one worker.
-  mutable std::unique_ptr<std::array<Slot, kMaxWorkers>> slots_;
-  mutable Counters overflow_;  // workers past kMaxWorkers (shared, so fetch_add)
+  mutable core::PerWorker<Slot> slots_;
 };
+
+// Builds a policy from a validated entry; a JWKS source comes from `resources` (shared by the
+// policies with the same URL and options, kept across reloads).
+std::shared_ptr<JwtPolicy> make_jwt_policy(const config::PolicyConfig& entry, Resources& resources);
 
 // One line for `gatehouse route`: "valid, sub=42, role=admin, expires in 59m",
 // "401 Access token required", "401 Token expired" or "401 Invalid token: <why>".

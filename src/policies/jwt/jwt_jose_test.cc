@@ -58,13 +58,14 @@ class JoseTokens : public ::testing::Test {
     JwtConfig cfg = parse_jwt(entry, diag);
     for (const auto& d : diag.list()) ADD_FAILURE() << key["alg"] << ": " << d.to_string();
     if (!diag.empty()) return nullptr;
-    const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(tokens_["now"].get<long long>()));
-    return std::make_unique<JwtPolicy>("auth", std::move(cfg), [now] { return now; });
+    clock_.set_wall(core::Clock::Wall(std::chrono::seconds(tokens_["now"].get<long long>())));
+    return std::make_unique<JwtPolicy>("auth", std::move(cfg), clock_, 1);
   }
 
   static inline std::string error_;
   static inline fs::path out_dir_;
   static inline json tokens_;
+  static inline core::FakeClock clock_;  // at the minting time
 };
 
 TEST_F(JoseTokens, CoversEveryAlgorithm) {

@@ -48,15 +48,6 @@ YAML::Node with_pem(const std::string& pem, const std::string& extra = "") {
   return n;
 }
 
-// A fake clock the tests advance by hand.
-struct FakeClock {
-  std::shared_ptr<long long> now = std::make_shared<long long>(kNow);
-  JwtPolicy::Clock fn() const {
-    auto p = now;
-    return [p] { return std::chrono::system_clock::time_point(std::chrono::seconds(*p)); };
-  }
-};
-
 std::string hs256(const std::string& payload, const std::string& header = R"({"alg":"HS256","typ":"JWT"})") {
   return mint("HS256", header, payload, kSecret);
 }
@@ -66,9 +57,10 @@ std::string claims(const std::string& extra = "") {
 }
 
 struct Fixture {
-  FakeClock clock;
+  core::FakeClock clock{core::Clock::Wall(std::chrono::seconds(kNow))};
   std::unique_ptr<JwtPolicy> policy;
-  explicit Fixture(const YAML::Node& n) : policy(std::make_unique<JwtPolicy>("auth", parse_ok(n), clock.fn())) {}
+  // Four workers: the tests use ids 0 and 3.
+  explicit Fixture(const YAML::Node& n) : policy(std::make_unique<JwtPolicy>("auth", parse_ok(n), clock, 4)) {}
   JwtCheck check(const std::string& token) const { return policy->check("Bearer " + token); }
 };
 
@@ -555,7 +547,7 @@ TEST(JwtPolicy, CachedTokenStillExpires) {
   Harness h;
   h.bearer(token);
   ASSERT_TRUE(std::holds_alternative<proxy::Continue>(h.run(*f.policy)));
-  *f.clock.now += 60 + 30;  // past exp + leeway
+  f.clock.advance(std::chrono::seconds(60 + 30));  // past exp + leeway
   Harness later;
   later.bearer(token);
   proxy::Verdict v = later.run(*f.policy);

@@ -69,7 +69,7 @@ std::uint64_t siphash24(std::uint64_t k0, std::uint64_t k1, std::string_view dat
 }
 
 MemoryStore::MemoryStore(Options opts)
-    : clock_(opts.clock ? std::move(opts.clock) : std::make_shared<SteadyClock>()),
+    : clock_(opts.clock ? *opts.clock : core::Clock::real()),
       stripe_count_(std::bit_ceil(std::max<std::size_t>(opts.stripes, 1))),
       max_per_stripe_(std::max<std::size_t>(opts.max_entries_per_stripe, 1)),
       seed_{opts.hash_seed[0], opts.hash_seed[1]},
@@ -190,7 +190,7 @@ Decision MemoryStore::hit_now(std::string key, const Rule& rule) {
   Key k{std::move(key), h};
   std::lock_guard lock(s.mu);
   // Read under the lock, so the hits of one key see time move forward only.
-  const std::int64_t now = clock_->now_ns();
+  const std::int64_t now = clock_.now_ns();
   auto it = s.map.find(k);
   if (it != s.map.end()) {
     Entry& e = it->second;
@@ -259,15 +259,10 @@ std::size_t MemoryStore::purge_expired() {
   for (std::size_t i = 0; i < stripe_count_; ++i) {
     Stripe& s = stripes_[i];
     std::lock_guard lock(s.mu);
-    const std::int64_t now = clock_->now_ns();
+    const std::int64_t now = clock_.now_ns();
     removed += std::erase_if(s.map, [now](const auto& kv) { return kv.second.expires <= now; });
   }
   return removed;
-}
-
-std::shared_ptr<MemoryStore> shared_memory_store() {
-  static const std::shared_ptr<MemoryStore> store = std::make_shared<MemoryStore>();
-  return store;
 }
 
 }  // namespace gh::policies

@@ -25,7 +25,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "policies/rate_limit/clock.h"
+#include "core/clock.h"
 #include "policies/rate_limit/store.h"
 
 namespace gh::policies {
@@ -35,7 +35,7 @@ class MemoryStore final : public RateLimitStore {
   struct Options {
     std::size_t stripes = 64;                     // rounded up to a power of two
     std::size_t max_entries_per_stripe = 8192;    // the hard cap: stripes × this entries in all
-    std::shared_ptr<const Clock> clock;           // null: the steady clock
+    const core::Clock* clock = nullptr;           // null: core::Clock::real(); must outlive the store
     std::uint64_t hash_seed[2] = {0, 0};          // {0, 0}: a random seed per store
   };
 
@@ -88,7 +88,7 @@ class MemoryStore final : public RateLimitStore {
   // REQUIRES: s.mu held and s.map at its cap. Frees at least one entry.
   void evict_one(Stripe& s, std::int64_t now);
 
-  std::shared_ptr<const Clock> clock_;
+  const core::Clock& clock_;
   std::size_t stripe_count_;
   std::size_t max_per_stripe_;
   std::uint64_t seed_[2];
@@ -99,9 +99,5 @@ class MemoryStore final : public RateLimitStore {
 // SipHash-2-4 of `data` under the 128-bit key {k0, k1}: a keyed hash, so clients who choose
 // their own key values (header:NAME) cannot aim them all at one bucket.
 std::uint64_t siphash24(std::uint64_t k0, std::uint64_t k1, std::string_view data) noexcept;
-
-// The process-wide memory store that `store: memory` policies share. It outlives reloads, so
-// a reload does not hand every client a fresh budget.
-std::shared_ptr<MemoryStore> shared_memory_store();
 
 }  // namespace gh::policies

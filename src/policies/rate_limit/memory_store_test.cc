@@ -16,13 +16,13 @@ namespace {
 using namespace std::chrono_literals;
 
 struct StoreFixture {
-  std::shared_ptr<FakeClock> clock = std::make_shared<FakeClock>();
+  std::shared_ptr<core::FakeClock> clock = std::make_shared<core::FakeClock>();
   std::shared_ptr<MemoryStore> store;
   explicit StoreFixture(std::size_t stripes = 64, std::size_t cap = 8192) {
     MemoryStore::Options o;
     o.stripes = stripes;
     o.max_entries_per_stripe = cap;
-    o.clock = clock;
+    o.clock = clock.get();
     store = std::make_shared<MemoryStore>(o);
   }
   Decision hit(const std::string& key, const Rule& rule) { return store->hit_now(key, rule); }

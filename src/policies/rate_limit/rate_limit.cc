@@ -29,8 +29,9 @@ bool more_restrictive(const proxy::RateLimitState& a, const proxy::RateLimitStat
 
 }  // namespace
 
-RateLimitPolicy::RateLimitPolicy(std::string name, RateLimitConfig cfg, std::shared_ptr<RateLimitStore> store)
-    : name_(std::move(name)), config_(std::move(cfg)), store_(std::move(store)) {}
+RateLimitPolicy::RateLimitPolicy(std::string name, RateLimitConfig cfg, std::shared_ptr<RateLimitStore> store,
+                                 const core::Clock& clock)
+    : name_(std::move(name)), config_(std::move(cfg)), store_(std::move(store)), clock_(clock) {}
 
 std::string RateLimitPolicy::key_for(const proxy::RequestContext& ctx) const {
   std::string key;
@@ -116,9 +117,7 @@ proxy::Verdict RateLimitPolicy::conclude(proxy::RequestContext& ctx, const Resul
 void RateLimitPolicy::store_error(const Error& e) {
   stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
   stats_.unlogged_errors.fetch_add(1, std::memory_order_relaxed);
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::steady_clock::now().time_since_epoch())
-                               .count();
+  const std::int64_t now = clock_.now_ns();
   std::int64_t last = stats_.last_log_ns.load(std::memory_order_relaxed);
   if (last != 0 && now - last < 1'000'000'000) return;
   if (!stats_.last_log_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
@@ -148,19 +147,14 @@ void RateLimitPolicy::on_response(proxy::RequestContext& ctx, http::ResponseHead
   head.fields.set("RateLimit-Policy", parts[3]);
 }
 
-std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry) {
-  config::Diagnostics ignore;
-  return std::make_shared<RateLimitPolicy>(entry.name, parse_rate_limit(entry, ignore), shared_memory_store());
-}
-
-std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry,
-                                                      const std::string& redis_url) {
+std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry, const std::string& redis_url,
+                                                      Resources& resources) {
   config::Diagnostics ignore;
   RateLimitConfig cfg = parse_rate_limit(entry, ignore, !redis_url.empty());
   std::shared_ptr<RateLimitStore> store;
-  if (cfg.store == StoreKind::Redis && !redis_url.empty()) store = shared_redis_store(redis_url);
-  if (!store) store = shared_memory_store();
-  return std::make_shared<RateLimitPolicy>(entry.name, std::move(cfg), std::move(store));
+  if (cfg.store == StoreKind::Redis && !redis_url.empty()) store = resources.redis_store(redis_url);
+  if (!store) store = resources.memory_store();
+  return std::make_shared<RateLimitPolicy>(entry.name, std::move(cfg), std::move(store), resources.clock());
 }
 
 std::string explain(const RateLimitPolicy& policy, const http::Fields* request_headers) {

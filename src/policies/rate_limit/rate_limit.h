@@ -14,6 +14,8 @@
 #include <string>
 
 #include "config/config.h"
+#include "core/clock.h"
+#include "policies/common/resources.h"
 #include "policies/rate_limit/rate_limit_config.h"
 #include "policies/rate_limit/store.h"
 #include "proxy/policy.h"
@@ -36,7 +38,9 @@ struct RateLimitStats {
 
 class RateLimitPolicy final : public proxy::Policy {
  public:
-  RateLimitPolicy(std::string name, RateLimitConfig cfg, std::shared_ptr<RateLimitStore> store);
+  // `clock` times the store-error log lines; it must outlive the policy.
+  RateLimitPolicy(std::string name, RateLimitConfig cfg, std::shared_ptr<RateLimitStore> store,
+                  const core::Clock& clock = core::Clock::real());
 
   std::string_view name() const override { return name_; }
   std::string_view type() const override { return "rate_limit"; }
@@ -64,6 +68,7 @@ class RateLimitPolicy final : public proxy::Policy {
   RateLimitConfig config_;
   std::shared_ptr<RateLimitStore> store_;
   RateLimitStats stats_;
+  const core::Clock& clock_;
 
   // Counts a decision taken without the store and logs it (rate-limited).
   void store_error(const Error& e);
@@ -71,12 +76,11 @@ class RateLimitPolicy final : public proxy::Policy {
   proxy::Verdict conclude(proxy::RequestContext& ctx, const Result<Decision>& hit);
 };
 
-// Builds a policy from a validated entry, on the process-wide memory store.
-std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry);
-// The same for a file whose top-level `redis` is `redis_url` (empty: none). `store: redis`, or
-// no `store` when `redis_url` is set, uses the process-wide RedisStore of that URL (one per
-// URL, kept across reloads); `store: memory` the process-wide memory store.
-std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry, const std::string& redis_url);
+// Builds a policy from a validated entry of a file whose top-level `redis` is `redis_url`
+// (empty: none). `store: redis`, or no `store` when `redis_url` is set, uses the resources'
+// RedisStore of that URL (one per URL, kept across reloads); `store: memory` their memory store.
+std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry, const std::string& redis_url,
+                                                      Resources& resources);
 
 // For `gatehouse route`: what the limit is, without consuming any budget, e.g.
 // `100 per 15m by client_ip (fixed_window, memory)`. With the request's headers, says when a

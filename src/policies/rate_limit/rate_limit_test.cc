@@ -25,7 +25,7 @@ class FailingStore final : public RateLimitStore {
 
 // io_context + FakeClock + one worker + a memory store on that clock.
 struct Harness {
-  std::shared_ptr<FakeClock> clock = std::make_shared<FakeClock>();
+  std::shared_ptr<core::FakeClock> clock = std::make_shared<core::FakeClock>();
   std::shared_ptr<MemoryStore> store;
   proxy::GatewayShared shared;
   proxy::Worker worker{0, shared, nullptr};
@@ -35,7 +35,7 @@ struct Harness {
 
   Harness() {
     MemoryStore::Options o;
-    o.clock = clock;
+    o.clock = clock.get();
     store = std::make_shared<MemoryStore>(o);
   }
 
@@ -368,19 +368,6 @@ TEST(RateLimitPolicy, ExplainDescribesWithoutConsumingBudget) {
   http::Fields with;
   with.add("X-Api-Key", "k");
   EXPECT_EQ(explain(*combo, &with), "10 per 1h by header:X-Api-Key + route (token_bucket, memory)");
-}
-
-TEST(RateLimitPolicy, FactoryBuildsFromAnEntry) {
-  config::PolicyConfig e;
-  e.name = "per-ip";
-  e.type = "rate_limit";
-  e.path = "policies.per-ip";
-  e.options = YAML::Load(kPerIp);
-  auto p = make_rate_limit_policy(e);
-  ASSERT_NE(p, nullptr);
-  EXPECT_EQ(p->name(), "per-ip");
-  EXPECT_EQ(p->type(), "rate_limit");
-  EXPECT_EQ(explain(static_cast<const RateLimitPolicy&>(*p)), "100 per 15m by client_ip (fixed_window, memory)");
 }
 
 }  // namespace

@@ -241,22 +241,4 @@ boost::asio::awaitable<Result<Decision>> RedisStore::hit_on(boost::asio::io_cont
   co_return d;
 }
 
-std::shared_ptr<RedisStore> shared_redis_store(const std::string& url) {
-  static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<RedisStore>> stores;
-  std::lock_guard lock(mu);
-  auto& s = stores[url];
-  if (!s) {
-    RedisStore::Options o;
-    o.url = url;
-    auto created = RedisStore::create(o);
-    if (!created) {
-      stores.erase(url);
-      return nullptr;
-    }
-    s = std::move(*created);
-  }
-  return s;
-}
-
 }  // namespace gh::policies

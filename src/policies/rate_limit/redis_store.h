@@ -61,8 +61,4 @@ const std::string& redis_script(Algorithm a);
 
 Decision fixed_window_decision(const Rule& rule, std::uint64_t count, std::chrono::milliseconds left);
 
-// The process-wide RedisStore for `url`, one per URL, kept across reloads (so a reload keeps
-// the connections). Null when the URL is malformed (the config loader refuses those first).
-std::shared_ptr<RedisStore> shared_redis_store(const std::string& url);
-
 }  // namespace gh::policies

@@ -647,7 +647,8 @@ proxy::Verdict run_policy(proxy::Worker& worker, proxy::Policy& p, proxy::Reques
 }
 
 std::shared_ptr<RateLimitPolicy> policy(const std::string& name, const std::string& yaml,
-                                        std::shared_ptr<RateLimitStore> store) {
+                                        std::shared_ptr<RateLimitStore> store,
+                                        const core::Clock& clock = core::Clock::real()) {
   config::PolicyConfig e;
   e.name = name;
   e.type = "rate_limit";
@@ -656,7 +657,7 @@ std::shared_ptr<RateLimitPolicy> policy(const std::string& name, const std::stri
   config::Diagnostics diag("t.yaml");
   RateLimitConfig cfg = parse_rate_limit(e, diag, true);
   EXPECT_TRUE(diag.empty());
-  return std::make_shared<RateLimitPolicy>(name, cfg, std::move(store));
+  return std::make_shared<RateLimitPolicy>(name, cfg, std::move(store), clock);
 }
 
 bool continues(const proxy::Verdict& v) { return std::holds_alternative<proxy::Continue>(v); }
@@ -717,54 +718,32 @@ TEST(RedisStore, StoreErrorsAreCountedAndLoggedSparingly) {
   proxy::GatewayShared shared;
   proxy::Worker worker{0, shared, nullptr};
   auto store = make_store("redis://127.0.0.1:" + std::to_string(free_port()), 100ms);  // nobody listens
-  auto p = policy("down", "{type: rate_limit, key: global, limit: 5, window: 1m}", store);
+  core::FakeClock clock;
+  auto p = policy("down", "{type: rate_limit, key: global, limit: 5, window: 1m}", store, clock);
   http::RequestHead head;
   head.method = "GET";
   head.path = "/";
   proxy::RequestContext ctx(worker, nullptr, head);
-  testing::internal::CaptureStderr();
-  const auto t0 = Clock::now();
-  for (int i = 0; i < 20; ++i) EXPECT_TRUE(continues(run_policy(worker, *p, ctx)));  // allow by default
-  const bool within_a_second = Clock::now() - t0 < 900ms;
-  const std::string err = testing::internal::GetCapturedStderr();
-  EXPECT_EQ(p->stats().store_errors.load(), 20u);
-  std::size_t lines = 0;
-  for (std::size_t at = 0; (at = err.find("rate_limit \"down\"", at)) != std::string::npos; ++at) ++lines;
-  if (within_a_second) {
-    EXPECT_EQ(lines, 1u) << err;
-  }
-  EXPECT_NE(err.find("allowed 1 request without counting"), std::string::npos) << err;
-}
-
-config::PolicyConfig entry(const std::string& name, const std::string& yaml) {
-  config::PolicyConfig e;
-  e.name = name;
-  e.type = "rate_limit";
-  e.path = "policies." + name;
-  e.options = YAML::Load(yaml);
-  return e;
-}
-
-// The factory src/app calls: redis when asked for or by default with a top-level redis, one
-// shared store per URL (kept across reloads); memory otherwise. Nothing connects yet.
-TEST(MakeRateLimitPolicy, PicksTheStore) {
-  const std::string url = "redis://127.0.0.1:1";
-  auto kind = [](const std::shared_ptr<proxy::Policy>& p) {
-    return std::string(static_cast<const RateLimitPolicy&>(*p).store().kind());
+  auto lines_in = [](const std::string& err) {
+    std::size_t lines = 0;
+    for (std::size_t at = 0; (at = err.find("rate_limit \"down\"", at)) != std::string::npos; ++at) ++lines;
+    return lines;
   };
-  auto by_default = make_rate_limit_policy(entry("a", "{type: rate_limit, limit: 1, window: 1s}"), url);
-  auto given = make_rate_limit_policy(entry("b", "{type: rate_limit, limit: 1, window: 1s, store: redis}"), url);
-  auto memory = make_rate_limit_policy(entry("c", "{type: rate_limit, limit: 1, window: 1s, store: memory}"), url);
-  auto no_redis = make_rate_limit_policy(entry("d", "{type: rate_limit, limit: 1, window: 1s}"), "");
-  EXPECT_EQ(kind(by_default), "redis");
-  EXPECT_EQ(kind(given), "redis");
-  EXPECT_EQ(kind(memory), "memory");
-  EXPECT_EQ(kind(no_redis), "memory");
-  EXPECT_EQ(&static_cast<const RateLimitPolicy&>(*by_default).store(),
-            &static_cast<const RateLimitPolicy&>(*given).store());
-  EXPECT_EQ(shared_redis_store(url).get(), &static_cast<const RateLimitPolicy&>(*given).store());
-  EXPECT_NE(shared_redis_store("redis://127.0.0.1:2").get(), shared_redis_store(url).get());
-  EXPECT_EQ(explain(static_cast<const RateLimitPolicy&>(*given)), "1 per 1s by client_ip (fixed_window, redis)");
+  testing::internal::CaptureStderr();
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(continues(run_policy(worker, *p, ctx)));  // allow by default
+  clock.advance(999ms);
+  EXPECT_TRUE(continues(run_policy(worker, *p, ctx)));
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(p->stats().store_errors.load(), 21u);
+  EXPECT_EQ(lines_in(err), 1u) << err;  // within one second: one line
+  EXPECT_NE(err.find("allowed 1 request without counting"), std::string::npos) << err;
+  // A second later the next decision logs again, for the 20 it stands for.
+  testing::internal::CaptureStderr();
+  clock.advance(1ms);
+  EXPECT_TRUE(continues(run_policy(worker, *p, ctx)));
+  err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(lines_in(err), 1u) << err;
+  EXPECT_NE(err.find("allowed 21 requests without counting"), std::string::npos) << err;
 }
 
 }  // namespace
