@@ -50,10 +50,10 @@ struct World {
   jwt_test::Key rsa = jwt_test::generate("RSA");
   jwt_test::Key ec = jwt_test::generate("EC", "P-256");
   jwt_test::Key ed = jwt_test::generate("ED25519");
+  gh::core::FakeClock clock{gh::core::Clock::Wall(std::chrono::seconds(kNow))};
   std::vector<std::unique_ptr<JwtPolicy>> policies;  // indexed by Owner
 
   World() {
-    auto clock = [] { return std::chrono::system_clock::time_point(std::chrono::seconds(kNow)); };
     auto make = [&](JwtKeyKind kind, const std::string& pem) {
       JwtConfig c;
       c.key_kind = kind;
@@ -66,10 +66,10 @@ struct World {
     hmac.secret = kSecret;
     hmac.issuer = kIssuer;
     hmac.audience = {"api", "web"};
-    policies.push_back(std::make_unique<JwtPolicy>("hmac", hmac, clock));
-    policies.push_back(std::make_unique<JwtPolicy>("rsa", make(JwtKeyKind::Rsa, rsa.public_pem), clock));
-    policies.push_back(std::make_unique<JwtPolicy>("ec", make(JwtKeyKind::EcP256, ec.public_pem), clock));
-    policies.push_back(std::make_unique<JwtPolicy>("ed", make(JwtKeyKind::Ed25519, ed.public_pem), clock));
+    policies.push_back(std::make_unique<JwtPolicy>("hmac", hmac, clock, 1));
+    policies.push_back(std::make_unique<JwtPolicy>("rsa", make(JwtKeyKind::Rsa, rsa.public_pem), clock, 1));
+    policies.push_back(std::make_unique<JwtPolicy>("ec", make(JwtKeyKind::EcP256, ec.public_pem), clock, 1));
+    policies.push_back(std::make_unique<JwtPolicy>("ed", make(JwtKeyKind::Ed25519, ed.public_pem), clock, 1));
   }
 
   std::string sign(const Signer& s, std::string_view input) const {
