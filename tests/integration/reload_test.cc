@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "harness/assertions.h"
 
@@ -143,6 +146,70 @@ routes:
   ASSERT_TRUE(gw.reload());
   EXPECT_TRUE(eventually([&] { return http_get(gw.port(), "/added").body == "new-b"; }, 5s));
   EXPECT_TRUE(IsJsonError(http_get(gw.port(), "/r"), 404, "No route"));
+}
+
+// What outlives a config is kept by a reload: the JWKS key set (no new fetch for the same URL
+// and options) and the memory rate-limit budgets. Changed JWKS options make a new source.
+TEST(Reload, KeepsTheJwksKeySetAndTheRateLimitBudgets) {
+  namespace fs = std::filesystem;
+  const fs::path jose = fs::path(GH_FIXTURES_DIR) / "jose";
+  ASSERT_TRUE(fs::exists(jose / "node_modules" / "jose")) << "the npm fixtures are missing: run scripts/deps.sh";
+  TempDir dir;
+  const std::string cmd = "timeout 60 node '" + (jose / "jwks.mjs").string() + "' '" + dir.path() + "' >/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const auto minted = nlohmann::json::parse(read_file(dir.path() + "/jwks.json"), nullptr, false);
+  ASSERT_TRUE(minted.is_object() && minted["tokens"].is_array() && !minted["tokens"].empty());
+  const std::string token = minted["tokens"][0]["token"];
+  const std::string keys = minted["initial"].dump();
+  Upstream idp("idp");
+  idp.set_handler([keys](const Request&) {
+    Reply r = Reply::text(keys);
+    r.headers.add("Content-Type", "application/json");
+    return r;
+  });
+  Upstream svc("svc");
+  auto config = [&](const std::string& refresh, const std::string& extra_route) {
+    return fill(R"(
+services:
+  svc: {instances: ["{SVC}"]}
+policies:
+  auth: {type: jwt, jwks_url: "{IDP}/.well-known/jwks.json", jwks_refresh: {REFRESH}, issuer: "{ISS}", audience: "{AUD}"}
+  three: {type: rate_limit, limit: 3, window: 1h, key: global}
+routes:
+  - path: /api
+    service: svc
+    policies: [auth]
+  - path: /limited
+    service: svc
+    policies: [three]
+{EXTRA})",
+                {{"SVC", svc.url()},
+                 {"IDP", idp.url()},
+                 {"REFRESH", refresh},
+                 {"ISS", minted["issuer"].get<std::string>()},
+                 {"AUD", minted["audience"].get<std::string>()},
+                 {"EXTRA", extra_route}});
+  };
+  const Headers bearer = {{"Authorization", "Bearer " + token}};
+  Gateway gw(config("5m", ""));
+  GH_START(gw);
+  ASSERT_TRUE(eventually([&] { return http_get(gw.port(), "/api/x", bearer).status == 200; }, 10s)) << gw.diagnostics();
+  EXPECT_EQ(idp.request_count(), 1u);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(http_get(gw.port(), "/limited").status, 200);
+
+  gw.write_config(config("5m", "  - path: /added\n    service: svc\n"));
+  ASSERT_TRUE(gw.reload());
+  ASSERT_TRUE(eventually([&] { return http_get(gw.port(), "/added").status == 200; }, 5s)) << gw.diagnostics();
+  EXPECT_EQ(http_get(gw.port(), "/api/x", bearer).status, 200);  // the keys were kept...
+  EXPECT_EQ(idp.request_count(), 1u);                             // ...without fetching them again
+  EXPECT_EQ(http_get(gw.port(), "/limited").status, 200);         // the third of three
+  EXPECT_EQ(http_get(gw.port(), "/limited").status, 429);         // the budget survived the reload
+
+  // Other JWKS options: another source, which fetches its own keys.
+  gw.write_config(config("10m", ""));
+  ASSERT_TRUE(gw.reload());
+  EXPECT_TRUE(eventually([&] { return idp.request_count() == 2u; }, 5s)) << gw.diagnostics();
+  EXPECT_EQ(http_get(gw.port(), "/api/x", bearer).status, 200);
 }
 
 TEST(Lifecycle, SigtermExitsZero) {
