@@ -97,6 +97,30 @@ routes:
   EXPECT_GE(idp.request_count(), 1u);
 }
 
+// An identity provider that cannot be reached: the answer comes once the first fetch has
+// failed, with a note, not after waiting out a fixed delay.
+TEST(RouteCommand, UnreachableJwksIsNotedWithoutWaiting) {
+  TempDir dir;
+  const std::string cfg = dir.write("gw.yaml", fill(R"(
+services:
+  user: {instances: ["http://127.0.0.1:9"]}
+policies:
+  auth: {type: jwt, jwks_url: "http://127.0.0.1:{PORT}/jwks", issuer: x, audience: y}
+routes:
+  - path: /api
+    service: user
+    policies: [auth]
+)",
+                                                    {{"PORT", std::to_string(free_port())}}));
+  const auto start = std::chrono::steady_clock::now();
+  auto r = run_gatehouse({"route", "-c", cfg, "GET", "/api/x", "-H", "Authorization: Bearer a.b.c"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_TRUE(has_line(r.out, "note:     the JWKS keys could not be fetched (see the log above)")) << r.out;
+  EXPECT_NE(r.err.find("JWKS fetch from"), std::string::npos) << r.err;
+  EXPECT_TRUE(has_line(r.out, "policy 1: auth (jwt): 401 Invalid token (token_invalid)")) << r.out;
+}
+
 TEST(RouteCommand, CorsPreflightIsRoutedByItsAnnouncedMethod) {
   TempDir dir;
   const std::string cfg = dir.write("gw.yaml", R"(
