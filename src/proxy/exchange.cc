@@ -137,17 +137,18 @@ asio::awaitable<void> Exchange::route() {
 
   routing::MatchInput mi{routing_method(req), req.host, ctx_.path_, &req.fields};
   int idx = snap_->table->match(mi);
+  if (idx >= 0) ctx_.set_route(&snap_->routes[static_cast<std::size_t>(idx)]);
+  if (observer_) observer_->routed(ctx_, idx);
   if (idx < 0) co_return co_await local_reply(404, "no_route", false);
-  ctx_.set_route(&snap_->routes[static_cast<std::size_t>(idx)]);
   websocket_ = admitted.websocket && ctx_.route()->config->websocket;
 
   const auto& chain = ctx_.route()->chain;
   for (std::size_t i = 0; i < chain.size(); ++i) {
     Policy& p = *chain[i];
-    if (observer_ && !observer_->run_policy(i, p)) continue;
+    if (observer_ && !observer_->run_policy(ctx_, i, p)) continue;
     std::optional<Verdict> v = p.decide_now(ctx_);
     if (!v) v = co_await p.on_request(ctx_);
-    if (observer_) observer_->policy_decided(i, p, *v);
+    if (observer_) observer_->policy_decided(ctx_, i, p, *v);
     if (auto* r = std::get_if<LocalReply>(&*v)) co_return co_await local_reply(*r, false);
   }
 
@@ -279,7 +280,7 @@ void Exchange::build_request(const upstream::Endpoint& ep, http::OutgoingRequest
 asio::awaitable<Result<void>> Exchange::send_request(const upstream::Endpoint& ep) {
   http::OutgoingRequest out;
   build_request(ep, out);
-  if (observer_) observer_->sending(ep, out);
+  if (observer_) observer_->sending(ctx_, ep, out);
   up_.send_head(out);
   const auto& lim = snap_->config->limits;
   for (;;) {

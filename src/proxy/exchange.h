@@ -43,12 +43,18 @@ struct ExchangeScratch {
 class ExchangeObserver {
  public:
   virtual ~ExchangeObserver() = default;
+  // The request passed the checks before routing; ctx.route() is the match, or null.
+  virtual void routed(const RequestContext& /*ctx*/, int /*route_index*/) {}
   // Whether the exchange runs `policy` (index in the route's chain). false: it is skipped as
   // if it continued (`gatehouse route` describes rate limits instead of spending budget).
-  virtual bool run_policy(std::size_t /*index*/, const Policy& /*policy*/) { return true; }
-  virtual void policy_decided(std::size_t /*index*/, const Policy& /*policy*/, const Verdict& /*verdict*/) {}
+  virtual bool run_policy(const RequestContext& /*ctx*/, std::size_t /*index*/, const Policy& /*policy*/) {
+    return true;
+  }
+  virtual void policy_decided(const RequestContext& /*ctx*/, std::size_t /*index*/, const Policy& /*policy*/,
+                              const Verdict& /*verdict*/) {}
   // The request as it is about to go to `endpoint`.
-  virtual void sending(const upstream::Endpoint& /*endpoint*/, const http::OutgoingRequest& /*request*/) {}
+  virtual void sending(const RequestContext& /*ctx*/, const upstream::Endpoint& /*endpoint*/,
+                       const http::OutgoingRequest& /*request*/) {}
 };
 
 class Exchange {
