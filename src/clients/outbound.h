@@ -38,8 +38,6 @@ class Outbound {
   // Sends a piece of the request body (framed for the wire), the queued head first.
   // Error: UpstreamClosed, retryable when no byte of this request was written.
   virtual boost::asio::awaitable<Result<void>> send_body(std::string_view data, bool last) = 0;
-  // Whether a byte of the current request reached the socket.
-  virtual bool request_bytes_sent() const noexcept = 0;
 
   // Reads the response head, skipping interim 1xx answers other than 101. `head_request`: the
   // request was HEAD (no body follows). Error: UpstreamClosed (retryable when the connection

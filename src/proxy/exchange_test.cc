@@ -59,19 +59,16 @@ class ScriptedOutbound final : public clients::Outbound {
     if (current_.kind == Attempt::Kind::Refuse)
       co_return Error::upstream(ErrorCode::ConnectRefused, "refused", true);
     request_.clear();
-    sent_ = false;
     co_return Result<void>{};
   }
   bool reused() const noexcept override { return reused_; }
   void send_head(const http::OutgoingRequest& req) override { http::write_request_head(request_, req); }
   asio::awaitable<Result<void>> send_body(std::string_view data, bool last) override {
     if (current_.kind == Attempt::Kind::WriteFails) co_return Error::upstream(ErrorCode::UpstreamClosed, "reset", true);
-    sent_ = true;
     request_.append(data);
     if (last) delivered.push_back(request_);
     co_return Result<void>{};
   }
-  bool request_bytes_sent() const noexcept override { return sent_; }
   asio::awaitable<Result<http::ResponseHead*>> read_head(bool) override {
     if (current_.kind == Attempt::Kind::ResetAfterRead)
       co_return Error::upstream(ErrorCode::UpstreamClosed, "reset", false);
@@ -100,7 +97,7 @@ class ScriptedOutbound final : public clients::Outbound {
   Attempt current_;
   std::string request_;
   http::ResponseHead head_;
-  bool reused_ = false, sent_ = false, body_done_ = false;
+  bool reused_ = false, body_done_ = false;
 };
 
 // Counts its hooks; refuses, or throws, when told to by a request field.

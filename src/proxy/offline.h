@@ -64,7 +64,6 @@ class DryRunOutbound final : public clients::Outbound {
   bool reused() const noexcept override { return false; }
   void send_head(const http::OutgoingRequest& req) override;
   boost::asio::awaitable<Result<void>> send_body(std::string_view data, bool last) override;
-  bool request_bytes_sent() const noexcept override { return false; }
   boost::asio::awaitable<Result<http::ResponseHead*>> read_head(bool head_request) override;
   boost::asio::awaitable<Result<http::BodyPart>> read_body() override;
   void finish(bool) override {}
