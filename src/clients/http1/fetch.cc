@@ -286,7 +286,11 @@ FetchTarget FetchTarget::at(tcp::endpoint address, std::string host_header, std:
 FetchClient::FetchClient(asio::any_io_executor ex, bool keep_connection)
     : ex_(std::move(ex)), keep_connection_(keep_connection) {}
 
-FetchClient::~FetchClient() { close(); }
+FetchClient::~FetchClient() {
+  // Only the kept connection: a fetch in flight holds its own state (the client outliving it
+  // is the caller's duty), and its frame may be torn down with the io_context right now.
+  if (idle_) idle_->close();
+}
 
 void FetchClient::close() {
   if (idle_) idle_->close();
