@@ -1,8 +1,8 @@
-#include "upstream/pool.h"
+#include "clients/http1/pool.h"
 
 #include <algorithm>
 
-namespace gh::upstream {
+namespace gh::clients::http1 {
 
 bool ConnectionPool::take(const std::string& key, std::int64_t now_ms, boost::asio::ip::tcp::socket& out) {
   auto it = idle_.find(key);
@@ -58,4 +58,4 @@ std::size_t ConnectionPool::idle_count() const {
   return n;
 }
 
-}  // namespace gh::upstream
+}  // namespace gh::clients::http1

@@ -1,4 +1,4 @@
-// ConnectionPool: idle keep-alive connections to upstream endpoints, for one worker.
+// ConnectionPool: idle keep-alive connections to instances, for one worker.
 // Thread: owned by its worker; never shared. Keyed by endpoint address, so connections
 // survive a config reload. Most recently idle first (LIFO): warm connections are reused and
 // the oldest age out.
@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace gh::upstream {
+namespace gh::clients::http1 {
 
 // An idle connection older than this is closed instead of reused. Short, because many
 // services (Node's http server among them) close idle keep-alive connections after 5 s.
@@ -38,4 +38,4 @@ class ConnectionPool {
   std::unordered_map<std::string, std::vector<Idle>> idle_;
 };
 
-}  // namespace gh::upstream
+}  // namespace gh::clients::http1
