@@ -18,6 +18,7 @@
 #include "http/body.h"
 #include "http/head_writer.h"
 #include "http/parser.h"
+#include "net/stream.h"
 
 namespace gh::clients {
 
@@ -55,10 +56,10 @@ class Outbound {
   // Cancels the operation in progress (the caller's deadline fired).
   virtual void cancel() noexcept = 0;
 
-  // After a 101: the bytes already read past the response head, then the socket itself, for
+  // After a 101: the bytes already read past the response head, then the stream itself, for
   // a tunnel. REQUIRES: read_head returned status 101.
   virtual std::string_view take_buffered() noexcept = 0;
-  virtual boost::asio::ip::tcp::socket* tunnel_socket() noexcept = 0;
+  virtual net::Stream* tunnel_stream() noexcept = 0;
 };
 
 }  // namespace gh::clients

@@ -91,7 +91,7 @@ class ScriptedOutbound final : public clients::Outbound {
   void close() noexcept override {}
   void cancel() noexcept override {}
   std::string_view take_buffered() noexcept override { return {}; }
-  asio::ip::tcp::socket* tunnel_socket() noexcept override { return nullptr; }
+  net::Stream* tunnel_stream() noexcept override { return nullptr; }
 
  private:
   Attempt current_;

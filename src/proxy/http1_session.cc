@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "http/head_writer.h"
+#include "net/stream.h"
 #include "proxy/downstream.h"
 #include "proxy/exchange.h"
 #include "proxy/local_reply.h"
@@ -59,8 +60,7 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
     cancel_all();
   }
   void close_now() override {
-    boost::system::error_code ignore;
-    client_.close(ignore);
+    client_.close();
     if (sc_) sc_->upstream.close();
   }
 
@@ -95,7 +95,7 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
   }
   void cancel_all() {
     boost::system::error_code ignore;
-    client_.cancel(ignore);
+    client_.socket().cancel(ignore);
     if (sc_) sc_->upstream.cancel();
   }
   // Limits between requests come from the worker's current snapshot; within a request, from
@@ -125,10 +125,10 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
                                                     : (sc_->req.body == http::BodyKind::Length && body_left_ > 0);
   }
   asio::awaitable<Result<void>> read_client_more();
-  asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to, std::uint64_t& counter, std::chrono::milliseconds idle);
+  asio::awaitable<void> pump(net::Stream& from, net::Stream& to, std::uint64_t& counter, std::chrono::milliseconds idle);
 
   Worker& w_;
-  tcp::socket client_;
+  net::Stream client_;
   Clock::time_point accepted_;
   Clock::time_point deadline_ = Clock::time_point::max();
   bool timed_out_ = false;
@@ -173,8 +173,8 @@ void start_session(Worker& worker, tcp::socket socket) {
 
 void Http1Session::begin() {
   boost::system::error_code ec;
-  client_.set_option(tcp::no_delay(true), ec);
-  auto peer = client_.remote_endpoint(ec);
+  client_.socket().set_option(tcp::no_delay(true), ec);
+  auto peer = client_.socket().remote_endpoint(ec);
   if (!ec) {
     auto addr = peer.address();
     if (addr.is_v6() && addr.to_v6().is_v4_mapped())
@@ -458,7 +458,7 @@ asio::awaitable<Result<void>> Http1Session::send_body(std::string_view data, boo
 asio::awaitable<void> Http1Session::tunnel(clients::Outbound& up, std::chrono::milliseconds idle,
                                            std::uint64_t& bytes_in, std::uint64_t& bytes_out) {
   using namespace asio::experimental::awaitable_operators;
-  tcp::socket* upstream = up.tunnel_socket();
+  net::Stream* upstream = up.tunnel_stream();
   if (!upstream) co_return;
   // Bytes the client sent after its head belong to the new protocol.
   if (in_end_ > in_begin_) {
@@ -472,14 +472,13 @@ asio::awaitable<void> Http1Session::tunnel(clients::Outbound& up, std::chrono::m
   co_await (pump(client_, *upstream, bytes_in, idle) && pump(*upstream, client_, bytes_out, idle));
 }
 
-asio::awaitable<void> Http1Session::pump(tcp::socket& from, tcp::socket& to, std::uint64_t& counter,
+asio::awaitable<void> Http1Session::pump(net::Stream& from, net::Stream& to, std::uint64_t& counter,
                                          std::chrono::milliseconds idle) {
   std::array<char, 8192> buf;
-  boost::system::error_code ignore;
   for (;;) {
     auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), nothrow);
     if (ec == asio::error::eof) {
-      to.shutdown(tcp::socket::shutdown_send, ignore);
+      co_await to.async_shutdown(nothrow);
       co_return;
     }
     if (ec) break;
@@ -489,8 +488,8 @@ asio::awaitable<void> Http1Session::pump(tcp::socket& from, tcp::socket& to, std
     if (wec) break;
   }
   // Reset, idle timeout or drain: both directions end.
-  from.close(ignore);
-  to.close(ignore);
+  from.close();
+  to.close();
 }
 
 }  // namespace gh::proxy

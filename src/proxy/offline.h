@@ -70,7 +70,7 @@ class DryRunOutbound final : public clients::Outbound {
   void close() noexcept override {}
   void cancel() noexcept override {}
   std::string_view take_buffered() noexcept override { return {}; }
-  boost::asio::ip::tcp::socket* tunnel_socket() noexcept override { return nullptr; }
+  net::Stream* tunnel_stream() noexcept override { return nullptr; }
 
   // The request head as it would have been written (HTTP/1.1), and the body bytes.
   const std::string& request() const noexcept { return request_; }

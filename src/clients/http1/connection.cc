@@ -4,11 +4,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <chrono>
 #include <cstring>
 
@@ -25,14 +22,6 @@ std::int64_t now_ms() noexcept {
       .count();
 }
 
-// Whether a pooled connection is still open with nothing unread: a non-blocking peek sees
-// neither EOF, an error, nor bytes the service sent unasked.
-bool idle_connection_usable(tcp::socket& s) noexcept {
-  char c;
-  ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
 }  // namespace
 
 Connection::~Connection() { release_buffer(); }
@@ -44,14 +33,13 @@ void Connection::release_buffer() noexcept {
 }
 
 void Connection::close() noexcept {
-  boost::system::error_code ignore;
-  socket_.close(ignore);
+  stream_.close();
   release_buffer();
 }
 
 void Connection::cancel() noexcept {
   boost::system::error_code ignore;
-  if (socket_.is_open()) socket_.cancel(ignore);
+  if (stream_.is_open()) stream_.socket().cancel(ignore);
 }
 
 asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, const std::string& pool_key, bool pooled,
@@ -61,8 +49,8 @@ asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, con
   sent_ = false;
   head_pending_ = false;
   body_started_ = body_done_ = false;
-  reused_ = pooled && pool_.take(pool_key, now_ms(), socket_);
-  if (reused_ && check_idle && !idle_connection_usable(socket_)) {
+  reused_ = pooled && pool_.take(pool_key, now_ms(), stream_);
+  if (reused_ && check_idle && !stream_.still_idle()) {
     // A request that may not be replayed never goes on a pooled connection the service has
     // already closed (or that holds stray bytes): it would fail after being sent. One peek,
     // for such requests only; a replayable one is sent again instead if it fails.
@@ -70,14 +58,14 @@ asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, con
     reused_ = false;
   }
   if (reused_) co_return Result<void>{};
-  socket_ = tcp::socket(socket_.get_executor());
-  auto [ec] = co_await socket_.async_connect(address, nothrow);
+  stream_ = net::Stream(stream_.get_executor());
+  auto [ec] = co_await stream_.socket().async_connect(address, nothrow);
   if (ec) {
     close();
     co_return Error::upstream(ErrorCode::ConnectRefused, ec.message(), true);
   }
   boost::system::error_code ignore;
-  socket_.set_option(tcp::no_delay(true), ignore);
+  stream_.socket().set_option(tcp::no_delay(true), ignore);
   co_return Result<void>{};
 }
 
@@ -105,7 +93,7 @@ asio::awaitable<Result<void>> Connection::send_body(std::string_view data, bool 
       asio::buffer(head_pending_ ? head_out_.data() : nullptr, head_pending_ ? head_out_.size() : 0),
       asio::buffer(hdr, hn), asio::buffer(data.data(), data.size()), asio::buffer(tail.data(), tail.size())};
   head_pending_ = false;
-  auto [ec, n] = co_await asio::async_write(socket_, bufs, nothrow);
+  auto [ec, n] = co_await asio::async_write(stream_, bufs, nothrow);
   if (n > 0) sent_ = true;
   if (ec) co_return Error::upstream(ErrorCode::UpstreamClosed, ec.message(), !sent_);
   co_return Result<void>{};
@@ -130,7 +118,7 @@ asio::awaitable<Result<http::ResponseHead*>> Connection::read_head(bool head_req
       begin_ = 0;
     }
     if (end_ >= in_.cap) co_return Error::upstream(ErrorCode::BadResponse, "response head too large");
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_.data.get() + end_, in_.cap - end_), nothrow);
+    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(in_.data.get() + end_, in_.cap - end_), nothrow);
     if (ec) {
       // Retryable: a pooled connection that closed before a byte of answer came.
       const bool nothing = end_ == 0 && begin_ == 0;
@@ -202,7 +190,7 @@ asio::awaitable<Result<http::BodyPart>> Connection::read_body() {
     if (end_ == in_.cap) co_return Error::upstream(ErrorCode::BadResponse, "body framing line too long");
     std::size_t want = in_.cap - end_;
     if (resp_.body == http::BodyKind::Length) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, left_));
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_.data.get() + end_, want), nothrow);
+    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(in_.data.get() + end_, want), nothrow);
     if (ec) {
       if (resp_.body == http::BodyKind::UntilClose && ec == asio::error::eof) {
         body_done_ = true;
@@ -217,10 +205,11 @@ asio::awaitable<Result<http::BodyPart>> Connection::read_body() {
 }
 
 void Connection::finish(bool complete) {
-  const bool clean = complete && body_done_ && begin_ == end_ && resp_.keep_alive && socket_.is_open();
+  const bool clean = complete && body_done_ && begin_ == end_ && resp_.keep_alive && stream_.is_open();
   if (clean && pool_key_) {
-    pool_.put(*pool_key_, std::move(socket_), now_ms());
-    socket_ = tcp::socket(socket_.get_executor());
+    auto ex = stream_.get_executor();
+    pool_.put(*pool_key_, std::move(stream_), now_ms());
+    stream_ = net::Stream(ex);
     release_buffer();
   } else {
     close();

@@ -1,7 +1,7 @@
 // Connection: one HTTP/1.1 connection to an instance, as the proxy uses it — open (pooled or
 // new), send the head and body (one gather write for the head and what is at hand of the body),
 // read the response head strictly, stream the body decoded, give the connection back to the
-// worker's pool or close it. Implements clients::Outbound.
+// worker's pool or close it, over a net::Stream (where TLS goes in). Implements clients::Outbound.
 // Thread: owned by one worker; one request at a time. Reused across requests: its head buffer
 // and field vectors keep their capacity; the read buffer is borrowed from the worker's
 // BufferPool for the request only.
@@ -23,7 +23,7 @@ namespace gh::clients::http1 {
 class Connection final : public Outbound {
  public:
   Connection(const boost::asio::any_io_executor& ex, ConnectionPool& pool, BufferPool& buffers)
-      : socket_(ex), pool_(pool), buffers_(buffers) {}
+      : stream_(ex), pool_(pool), buffers_(buffers) {}
   ~Connection() override;
 
   // The limits response heads are parsed with (the pinned snapshot's). REQUIRES: set before
@@ -41,13 +41,13 @@ class Connection final : public Outbound {
   void close() noexcept override;
   void cancel() noexcept override;
   std::string_view take_buffered() noexcept override;
-  boost::asio::ip::tcp::socket* tunnel_socket() noexcept override { return &socket_; }
+  net::Stream* tunnel_stream() noexcept override { return &stream_; }
 
  private:
   void release_buffer() noexcept;
   Result<http::BodyPart> decode_buffered();
 
-  boost::asio::ip::tcp::socket socket_;
+  net::Stream stream_;
   ConnectionPool& pool_;
   BufferPool& buffers_;
   const http::ParseLimits* limits_ = nullptr;

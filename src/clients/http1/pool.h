@@ -4,7 +4,7 @@
 // the oldest age out.
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
+#include "net/stream.h"
 
 #include <cstdint>
 #include <string>
@@ -21,14 +21,14 @@ constexpr std::size_t kPoolMaxIdlePerEndpoint = 64;
 class ConnectionPool {
  public:
   struct Idle {
-    boost::asio::ip::tcp::socket socket;
+    net::Stream stream;
     std::int64_t since_ms;
   };
 
   // Takes the most recently idle connection to `key`, if one is fresh enough.
-  bool take(const std::string& key, std::int64_t now_ms, boost::asio::ip::tcp::socket& out);
+  bool take(const std::string& key, std::int64_t now_ms, net::Stream& out);
   // Returns a connection that finished a response cleanly and may be reused.
-  void put(const std::string& key, boost::asio::ip::tcp::socket&& s, std::int64_t now_ms);
+  void put(const std::string& key, net::Stream&& s, std::int64_t now_ms);
   // Closes connections idle for too long; called periodically by the worker.
   void sweep(std::int64_t now_ms);
   void clear();
