@@ -41,14 +41,8 @@ std::string openssl_reason() {
   return buf;
 }
 
-std::string describe(const YAML::Node& n) {
-  if (!n.IsDefined() || n.IsNull()) return "nothing";
-  if (n.IsSequence()) return "a list";
-  if (n.IsMap()) return "a mapping";
-  std::string s = n.Scalar();
-  if (s.size() > 60) s = s.substr(0, 60) + "...";
-  return "\"" + s + "\"";
-}
+// As the loader describes a value (config/reader.h's dialect).
+std::string describe(const YAML::Node& n) { return config::describe_value(n); }
 
 std::string kind_name(JwtKeyKind k) {
   switch (k) {
