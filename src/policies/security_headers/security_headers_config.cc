@@ -59,9 +59,8 @@ SecurityHeadersConfig parse_security_headers(const config::PolicyConfig& entry, 
           diag.error(h.first, hpath, "expected a header field name");
           continue;
         }
-        bool b = true;
-        if (h.second.IsScalar() && h.second.Tag() != "!" && YAML::convert<bool>::decode(h.second, b) && !b &&
-            h.second.Scalar() == "false") {
+        // Plain `false` turns the header off; any other text (`"false"`, `no`) is its value.
+        if (h.second.IsScalar() && h.second.Tag() != "!" && h.second.Scalar() == "false") {
           out.headers.emplace_back(name, std::nullopt);
         } else if (h.second.IsScalar()) {
           std::string v = h.second.Scalar();
