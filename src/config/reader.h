@@ -101,7 +101,6 @@ class Reader {
   // One of a fixed set of words; a near miss gets a suggestion.
   std::optional<std::string> choice(const Val& v, std::string_view what, const std::vector<std::string>& choices);
 
-  Diagnostics& diagnostics() { return d_; }
 
  protected:
   Diagnostics& d_;
