@@ -16,8 +16,9 @@ using PolicyFactory = std::function<std::shared_ptr<proxy::Policy>(const config:
 
 // Validators for the supported types, and the types still to come ("not yet supported").
 const config::PolicyCatalog& policy_catalog();
-// Builds a policy object from a validated entry; nullptr for an unknown type. `redis_url` is the
-// top-level `redis` (empty: none), the default store of rate limits.
+// Builds a policy object from the config its validation built (the entry is not parsed again);
+// nullptr for an unknown type, or an entry that was not loaded with policy_catalog().
+// `redis_url` is the top-level `redis` (empty: none), the default store of rate limits.
 std::shared_ptr<proxy::Policy> make_policy(const config::PolicyConfig& entry, const std::string& redis_url = {});
 
 }  // namespace gh::app

@@ -156,11 +156,16 @@ std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig
 std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry,
                                                       const std::string& redis_url) {
   config::Diagnostics ignore;
-  RateLimitConfig cfg = parse_rate_limit(entry, ignore, !redis_url.empty());
+  return make_rate_limit_policy(entry.name, parse_rate_limit(entry, ignore), redis_url);
+}
+
+std::shared_ptr<proxy::Policy> make_rate_limit_policy(std::string name, RateLimitConfig cfg,
+                                                      const std::string& redis_url) {
+  if (!cfg.store_given && !redis_url.empty()) cfg.store = StoreKind::Redis;
   std::shared_ptr<RateLimitStore> store;
   if (cfg.store == StoreKind::Redis && !redis_url.empty()) store = shared_redis_store(redis_url);
   if (!store) store = shared_memory_store();
-  return std::make_shared<RateLimitPolicy>(entry.name, std::move(cfg), std::move(store));
+  return std::make_shared<RateLimitPolicy>(std::move(name), std::move(cfg), std::move(store));
 }
 
 std::string explain(const RateLimitPolicy& policy, const http::Fields* request_headers) {
