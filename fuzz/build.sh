@@ -3,7 +3,7 @@
 # UBSan) and runs each for a bounded time:
 #   http_parser_fuzz  the HTTP/1.1 head parser and chunked decoder (src/http/parser.h)
 #   chunked_fuzz      the chunked decoder alone, against a reference decoder, in random splits
-#   resp_reader_fuzz  the Redis reply reader (src/policies/rate_limit/resp_reader.h)
+#   resp_reader_fuzz  the Redis reply reader (src/clients/redis/resp_reader.h)
 #   normalize_fuzz    request path normalization (src/routing/normalize.h), against a reference
 #   jwt_fuzz          JWT parsing and verification (src/policies/jwt/jwt.h) with fixed keys
 #   config_fuzz       the config loader: ${VAR} substitution, YAML, every policy's options

@@ -1,4 +1,4 @@
-// libFuzzer target for ReplyReader (src/policies/rate_limit/resp_reader.h): what a Redis server,
+// libFuzzer target for ReplyReader (src/clients/redis/resp_reader.h): what a Redis server,
 // or anything answering on its port, sends. Feeds the bytes whole and split at a point the
 // input chooses, and checks that both readings agree reply by reply, that an error stays an
 // error, and that no array exceeds the reader's cap. ASan and UBSan watch the rest.
@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "fuzz_check.h"
-#include "policies/rate_limit/resp_reader.h"
+#include "clients/redis/resp_reader.h"
 
 namespace {
 
-using gh::policies::redis::Reply;
-using gh::policies::redis::ReplyReader;
+using gh::clients::redis::Reply;
+using gh::clients::redis::ReplyReader;
 
 // A canonical text of a reply, to compare two readings.
 void describe(const Reply& r, std::string& out) {

@@ -1,5 +1,7 @@
 #include "app/registry.h"
 
+#include <any>
+
 #include "policies/api_key/api_key.h"
 #include "policies/cors/cors.h"
 #include "policies/ip_filter/ip_filter.h"
@@ -11,24 +13,53 @@
 
 namespace gh::app {
 
+namespace {
+
+// A validator that keeps what `parse` built, so that make_policy builds from it (each entry is
+// parsed once, when the file is loaded).
+template <class Config, class Parse>
+config::PolicyValidator keep(Parse parse) {
+  return [parse](const config::PolicyConfig& e, config::Diagnostics& d) -> std::any {
+    return std::make_shared<const Config>(parse(e, d));
+  };
+}
+
+// What the entry's validation built; null when the entry did not come from load_* with
+// policy_catalog() (or was built for another type).
+template <class Config>
+const Config* built(const config::PolicyConfig& entry) {
+  const auto* p = std::any_cast<std::shared_ptr<const Config>>(&entry.built);
+  return p ? p->get() : nullptr;
+}
+
+// Builds `Policy` from the entry's built config; nullptr when there is none.
+template <class Policy, class Config>
+std::shared_ptr<proxy::Policy> from_built(const config::PolicyConfig& entry) {
+  const Config* c = built<Config>(entry);
+  return c ? std::make_shared<Policy>(entry.name, *c) : nullptr;
+}
+
+}  // namespace
+
 const config::PolicyCatalog& policy_catalog() {
   static const config::PolicyCatalog catalog = [] {
+    using namespace policies;
     config::PolicyCatalog c;
-    c.supported["security_headers"] = [](const config::PolicyConfig& e, config::Diagnostics& d) {
-      policies::parse_security_headers(e, d);
-    };
-    c.supported["require_role"] = [](const config::PolicyConfig& e, config::Diagnostics& d) {
-      policies::parse_require_role(e, d);
-    };
-    c.supported["api_key"] = [](const config::PolicyConfig& e, config::Diagnostics& d) { policies::parse_api_key(e, d); };
-    c.supported["ip_filter"] = [](const config::PolicyConfig& e, config::Diagnostics& d) {
-      policies::parse_ip_filter(e, d);
-    };
-    c.supported["cors"] = [](const config::PolicyConfig& e, config::Diagnostics& d) { policies::parse_cors(e, d); };
-    c.supported["jwt"] = [](const config::PolicyConfig& e, config::Diagnostics& d) { policies::parse_jwt(e, d); };
-    c.supported["rate_limit"] = [](const config::PolicyConfig& e, config::Diagnostics& d) {
-      policies::parse_rate_limit(e, d);
-    };
+    c.supported["security_headers"] = keep<SecurityHeadersConfig>(
+        [](const config::PolicyConfig& e, config::Diagnostics& d) { return parse_security_headers(e, d); });
+    c.supported["require_role"] = keep<RequireRoleConfig>(
+        [](const config::PolicyConfig& e, config::Diagnostics& d) { return parse_require_role(e, d); });
+    c.supported["api_key"] =
+        keep<ApiKeyConfig>([](const config::PolicyConfig& e, config::Diagnostics& d) { return parse_api_key(e, d); });
+    c.supported["ip_filter"] = keep<IpFilterConfig>(
+        [](const config::PolicyConfig& e, config::Diagnostics& d) { return parse_ip_filter(e, d); });
+    c.supported["cors"] =
+        keep<CorsConfig>([](const config::PolicyConfig& e, config::Diagnostics& d) { return parse_cors(e, d); });
+    c.supported["jwt"] =
+        keep<JwtConfig>([](const config::PolicyConfig& e, config::Diagnostics& d) { return parse_jwt(e, d); });
+    // The file's `redis` is not known here: no `store` is resolved by make_policy.
+    c.supported["rate_limit"] = keep<RateLimitConfig>(
+        [](const config::PolicyConfig& e, config::Diagnostics& d) { return parse_rate_limit(e, d); });
     return c;
   }();
   return catalog;
@@ -36,21 +67,20 @@ const config::PolicyCatalog& policy_catalog() {
 
 std::shared_ptr<proxy::Policy> make_policy(const config::PolicyConfig& entry, Runtime& runtime,
                                            const std::string& redis_url) {
-  if (entry.type == "security_headers") {
-    config::Diagnostics ignore;
-    return std::make_shared<policies::SecurityHeadersPolicy>(entry.name,
-                                                             policies::parse_security_headers(entry, ignore));
+  using namespace policies;
+  if (entry.type == "security_headers") return from_built<SecurityHeadersPolicy, SecurityHeadersConfig>(entry);
+  if (entry.type == "require_role") return from_built<RequireRolePolicy, RequireRoleConfig>(entry);
+  if (entry.type == "api_key") return from_built<ApiKeyPolicy, ApiKeyConfig>(entry);
+  if (entry.type == "ip_filter") return from_built<IpFilterPolicy, IpFilterConfig>(entry);
+  if (entry.type == "cors") return from_built<CorsPolicy, CorsConfig>(entry);
+  if (entry.type == "jwt") {
+    const JwtConfig* c = built<JwtConfig>(entry);
+    return c ? make_jwt_policy(entry.name, *c, runtime) : nullptr;
   }
-  config::Diagnostics ignore;  // the entry was validated when the config was loaded
-  if (entry.type == "require_role")
-    return std::make_shared<policies::RequireRolePolicy>(entry.name, policies::parse_require_role(entry, ignore));
-  if (entry.type == "api_key")
-    return std::make_shared<policies::ApiKeyPolicy>(entry.name, policies::parse_api_key(entry, ignore));
-  if (entry.type == "ip_filter")
-    return std::make_shared<policies::IpFilterPolicy>(entry.name, policies::parse_ip_filter(entry, ignore));
-  if (entry.type == "jwt") return policies::make_jwt_policy(entry, runtime);
-  if (entry.type == "rate_limit") return policies::make_rate_limit_policy(entry, redis_url, runtime);
-  if (entry.type == "cors") return std::make_shared<policies::CorsPolicy>(entry.name, policies::parse_cors(entry, ignore));
+  if (entry.type == "rate_limit") {
+    const RateLimitConfig* c = built<RateLimitConfig>(entry);
+    return c ? make_rate_limit_policy(entry.name, *c, redis_url, runtime) : nullptr;
+  }
   return nullptr;
 }
 

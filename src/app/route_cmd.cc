@@ -10,13 +10,15 @@
 
 #include "app/runtime.h"
 #include "app/snapshot_builder.h"
-#include "core/check.h"
 #include "core/cidr.h"
 #include "core/strings.h"
 #include "http/parser.h"
 #include "policies/jwt/jwt.h"
 #include "policies/rate_limit/rate_limit.h"
+#include "http/websocket.h"
+#include "proxy/exchange.h"
 #include "proxy/local_reply.h"
+#include "proxy/offline.h"
 #include "proxy/request_checks.h"
 #include "proxy/request_context.h"
 #include "proxy/worker.h"
@@ -24,24 +26,6 @@
 namespace gh::app {
 
 namespace {
-
-// The policy's decision as the session takes it: at once when it can, else awaited. `io` is
-// also the control loop (JWKS fetches): it runs until this decision is in, not until idle.
-proxy::Verdict decide(proxy::Policy& p, proxy::RequestContext& ctx, boost::asio::io_context& io) {
-  if (auto now = p.decide_now(ctx)) return std::move(*now);
-  std::optional<proxy::Verdict> out;
-  std::exception_ptr failure;
-  boost::asio::co_spawn(io, p.on_request(ctx), [&](std::exception_ptr e, proxy::Verdict v) {
-    failure = e;
-    if (!e) out = std::move(v);
-  });
-  io.restart();
-  while (!out && !failure && io.run_one() > 0) {
-  }
-  if (failure) std::rethrow_exception(failure);
-  GH_CHECK(out.has_value());
-  return std::move(*out);
-}
 
 std::string describe(const proxy::LocalReply& r) {
   std::string_view message = r.message.empty() ? proxy::error_message(r.status) : std::string_view(r.message);
@@ -68,6 +52,100 @@ void wait_for_keys(const proxy::Policy& p, boost::asio::io_context& control) {
     fmt::print("note:     the JWKS keys could not be fetched{}\n", expired ? " within 10s" : " (see the log above)");
 }
 
+// Prints what the exchange meets, as it meets it.
+class RouteReport final : public proxy::ExchangeObserver {
+ public:
+  // `control`: the command's control loop, run while a JWKS policy waits for its keys.
+  RouteReport(const http::RequestHead& req, std::string_view peer, boost::asio::io_context& control)
+      : req_(req), peer_(peer), control_(control) {}
+
+  void routed(const proxy::RequestContext& ctx, int idx) override {
+    print_client(ctx);
+    if (ctx.normalized_path() != req_.path) fmt::print("path:     {} (normalized)\n", ctx.normalized_path());
+    const std::string_view routed_as = proxy::routing_method(req_);
+    if (routed_as != req_.method)
+      fmt::print("routed:   as {} (a CORS preflight is routed as the request it announces)\n", routed_as);
+    if (idx < 0) {
+      fmt::print("route:    none matches\n");
+      return;
+    }
+    const proxy::CompiledRoute& route = *ctx.route();
+    const auto& rc = *route.config;
+    const char* kind =
+        rc.kind == config::MatchKind::Exact ? "exact" : rc.kind == config::MatchKind::Prefix ? "path" : "regex";
+    fmt::print("route:    routes[{}] \"{}\" ({} {}{})\n", idx, rc.name, kind, rc.pattern,
+               rc.strip_prefix ? ", strip_prefix" : "");
+    if (req_.fields.count("upgrade") == 1 && http::is_websocket_upgrade(req_.fields.get("upgrade")))
+      fmt::print("upgrade:  {}\n", rc.websocket ? "WebSocket (a tunnel opens on the service's valid 101)"
+                                                : "WebSocket not allowed on this route: sent as a plain request");
+    if (route.chain.empty()) fmt::print("policies: none\n");
+  }
+
+  // Rate limits are described, not run, so that asking does not spend anybody's budget.
+  bool run_policy(const proxy::RequestContext&, std::size_t i, const proxy::Policy& p) override {
+    if (p.type() == "rate_limit") {
+      fmt::print("policy {}: {} ({}): not run (would spend budget): {}\n", i + 1, p.name(), p.type(),
+                 policies::explain(static_cast<const policies::RateLimitPolicy&>(p), &req_.fields));
+      return false;
+    }
+    wait_for_keys(p, control_);
+    return true;
+  }
+
+  void policy_decided(const proxy::RequestContext& ctx, std::size_t i, const proxy::Policy& p,
+                      const proxy::Verdict& v) override {
+    if (const auto* reply = std::get_if<proxy::LocalReply>(&v)) {
+      fmt::print("policy {}: {} ({}): {}\n", i + 1, p.name(), p.type(), describe(*reply));
+      const auto& chain = ctx.route()->chain;
+      for (std::size_t j = i + 1; j < chain.size(); ++j)
+        fmt::print("policy {}: {} ({}): not reached\n", j + 1, chain[j]->name(), chain[j]->type());
+      stopped_ = fmt::format("verdict:  {}: the chain stops at policy {} \"{}\"", describe(*reply), i + 1, p.name());
+      return;
+    }
+    std::string verdict = "continues";
+    if (p.type() == "jwt" && ctx.principal) verdict += fmt::format(" (verified, sub \"{}\")", ctx.principal->subject);
+    fmt::print("policy {}: {} ({}): {}\n", i + 1, p.name(), p.type(), verdict);
+  }
+
+  void sending(const proxy::RequestContext& ctx, const upstream::Endpoint& ep,
+               const http::OutgoingRequest& out) override {
+    const upstream::Service& svc = *ctx.route()->service;
+    fmt::print("service:  {} ({} instance{})\n", svc.name(), svc.endpoints().size(),
+               svc.endpoints().size() == 1 ? "" : "s");
+    fmt::print("instance: {} (assuming every instance healthy)\n", ep.url);
+    fmt::print("upstream: {} {}{}{}\n", out.method, out.path, out.has_query ? "?" : "", out.query);
+    proxied_ = true;
+  }
+
+  // The last line: what the client would get.
+  void conclude(const proxy::RequestContext& ctx, const proxy::MemoryDownstream& down) {
+    print_client(ctx);
+    if (proxied_) {
+      fmt::print("verdict:  proxied to {}\n", ctx.route()->service->name());
+    } else if (!stopped_.empty()) {
+      fmt::print("{}\n", stopped_);
+    } else if (ctx.reply_reason == "health") {
+      fmt::print("verdict:  answered by the gateway: aggregated health ({})\n", ctx.normalized_path());
+    } else {
+      fmt::print("verdict:  {} {} ({})\n", down.status(), proxy::error_message(down.status()), ctx.reply_reason);
+    }
+  }
+
+ private:
+  void print_client(const proxy::RequestContext& ctx) {
+    if (client_printed_) return;
+    client_printed_ = true;
+    fmt::print("client:   {}{}\n", ctx.client_ip(), ctx.client_ip() == peer_ ? "" : " (from X-Forwarded-For)");
+  }
+
+  const http::RequestHead& req_;
+  std::string peer_;
+  boost::asio::io_context& control_;
+  std::string stopped_;
+  bool proxied_ = false;
+  bool client_printed_ = false;
+};
+
 }  // namespace
 
 int explain_route(const std::string& config_path, const std::string& method, const std::string& target,
@@ -78,7 +156,7 @@ int explain_route(const std::string& config_path, const std::string& method, con
     return 1;
   }
   auto cfg = std::make_shared<const config::Config>(std::move(*loaded.config));
-  // The command's control loop: JWKS fetches run on it, and the policies' awaited decisions.
+  // The command's control loop: JWKS fetches run on it (the exchange runs on the worker's).
   boost::asio::io_context io;
   Runtime runtime(io.get_executor(), 1);  // one worker: the one below
   auto built = build_snapshot(cfg, nullptr, runtime);
@@ -114,77 +192,22 @@ int explain_route(const std::string& config_path, const std::string& method, con
     return 0;
   }
 
+  // The gateway's own exchange runs the request, with a dry-run upstream: nothing is sent.
   proxy::GatewayShared shared;
   proxy::Worker worker(0, shared, nullptr);
   worker.set_snapshot(snap);
-  proxy::RequestContext ctx(worker, snap, req);
-  std::string_view xff = req.fields.count("x-forwarded-for") == 1 ? req.fields.get("x-forwarded-for") : std::string_view{};
-  ctx.client_ip_.assign(client_address(client_ip, xff, snap->trusted_proxies));
-  fmt::print("client:   {}{}\n", ctx.client_ip(), ctx.client_ip() == client_ip ? "" : " (from X-Forwarded-For)");
-
-  const proxy::Admission admitted = proxy::admit(req, cfg->limits, ctx.path_);
-  if (admitted.status != 0) {
-    fmt::print("verdict:  {} {} ({})\n", admitted.status, proxy::error_message(admitted.status), admitted.reason);
-    return 0;
+  RouteReport report(req, client_ip, io);
+  proxy::MemoryDownstream down(req, client_ip);
+  proxy::DryRunOutbound up;
+  proxy::ExchangeScratch scratch;
+  std::exception_ptr failure;
+  {
+    proxy::Exchange exchange(worker, snap, down, up, scratch, &report);
+    boost::asio::co_spawn(worker.io(), exchange.run(), [&](std::exception_ptr e) { failure = e; });
+    worker.io().run();
+    if (failure) std::rethrow_exception(failure);
+    report.conclude(exchange.context(), down);
   }
-  if (ctx.path_ != req.path) fmt::print("path:     {} (normalized)\n", ctx.path_);
-  if (cfg->health_endpoint && ctx.path_ == *cfg->health_endpoint && (req.method == "GET" || req.method == "HEAD")) {
-    fmt::print("verdict:  answered by the gateway: aggregated health ({})\n", *cfg->health_endpoint);
-    return 0;
-  }
-  const std::string_view routed_as = proxy::routing_method(req);
-  if (routed_as != req.method) fmt::print("routed:   as {} (a CORS preflight is routed as the request it announces)\n", routed_as);
-  int idx = snap->table->match({routed_as, req.host, ctx.path_, &req.fields});
-  if (idx < 0) {
-    fmt::print("route:    none matches\n");
-    fmt::print("verdict:  404 No route (no_route)\n");
-    return 0;
-  }
-  const proxy::CompiledRoute& route = snap->routes[static_cast<std::size_t>(idx)];
-  ctx.set_route(&route);
-  const auto& rc = *route.config;
-  const char* kind = rc.kind == config::MatchKind::Exact ? "exact" : rc.kind == config::MatchKind::Prefix ? "path" : "regex";
-  fmt::print("route:    routes[{}] \"{}\" ({} {}{})\n", idx, rc.name, kind, rc.pattern,
-             rc.strip_prefix ? ", strip_prefix" : "");
-  if (admitted.websocket)
-    fmt::print("upgrade:  {}\n", rc.websocket ? "WebSocket (a tunnel opens on the service's valid 101)"
-                                              : "WebSocket not allowed on this route: sent as a plain request");
-
-  // The chain, run by the gateway's own policy code. Rate limits are described, not run, so
-  // that asking does not spend anybody's budget.
-  if (route.chain.empty()) fmt::print("policies: none\n");
-  for (std::size_t i = 0; i < route.chain.size(); ++i) {
-    proxy::Policy& p = *route.chain[i];
-    std::string verdict;
-    if (p.type() == "rate_limit") {
-      verdict = "not run (would spend budget): " +
-                policies::explain(static_cast<const policies::RateLimitPolicy&>(p), &req.fields);
-    } else {
-      wait_for_keys(p, io);
-      proxy::Verdict v = decide(p, ctx, io);
-      if (auto* reply = std::get_if<proxy::LocalReply>(&v)) {
-        fmt::print("policy {}: {} ({}): {}\n", i + 1, p.name(), p.type(), describe(*reply));
-        for (std::size_t j = i + 1; j < route.chain.size(); ++j)
-          fmt::print("policy {}: {} ({}): not reached\n", j + 1, route.chain[j]->name(), route.chain[j]->type());
-        fmt::print("verdict:  {}: the chain stops at policy {} \"{}\"\n", describe(*reply), i + 1, p.name());
-        return 0;
-      }
-      verdict = "continues";
-      if (p.type() == "jwt" && ctx.principal)
-        verdict += fmt::format(" (verified, sub \"{}\")", ctx.principal->subject);
-    }
-    fmt::print("policy {}: {} ({}): {}\n", i + 1, p.name(), p.type(), verdict);
-  }
-
-  const upstream::Service& svc = *route.service;
-  fmt::print("service:  {} ({} instance{})\n", svc.name(), svc.endpoints().size(), svc.endpoints().size() == 1 ? "" : "s");
-  if (const upstream::Endpoint* ep = svc.pick(proxy::pick_input(ctx, svc.config())))
-    fmt::print("instance: {} (assuming every instance healthy)\n", ep->url);
-  std::string_view up_path = ctx.path_;
-  if (!route.strip.empty()) up_path = routing::strip_prefix(up_path, route.strip);
-  const bool has_query = !req.query.empty() || req.target.find('?') != std::string_view::npos;
-  fmt::print("upstream: {} {}{}{}\n", req.method, up_path, has_query ? "?" : "", req.query);
-  fmt::print("verdict:  proxied to {}\n", svc.name());
   return 0;
 }
 

@@ -146,6 +146,9 @@ TEST(Runtime, PolicyFactoryPicksTheStore) {
     e.type = "rate_limit";
     e.path = "policies." + name;
     e.options = YAML::Load(yaml);
+    config::Diagnostics diag("t.yaml");
+    e.built = policy_catalog().supported.at("rate_limit")(e, diag);  // as the loader does
+    EXPECT_TRUE(diag.empty());
     return e;
   };
   auto kind = [](const std::shared_ptr<proxy::Policy>& p) {

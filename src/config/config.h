@@ -5,6 +5,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <any>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -153,6 +154,10 @@ struct PolicyConfig {
   YAML::Node options;  // the whole mapping, `type` included
   std::string path;    // "policies.per-ip", for diagnostics
   Mark mark;
+  // What the catalog's validator built from `options` (the policy's typed config, usually a
+  // std::shared_ptr<const XConfig>), so that the entry is parsed once; empty when the type
+  // has no validator.
+  std::any built;
 };
 
 enum class MatchKind { Prefix, Exact, Regex };
@@ -204,8 +209,9 @@ struct Config {
   const PolicyConfig* find_policy(std::string_view name) const;
 };
 
-// Validates one policy entry's options; adds diagnostics at the entry's path.
-using PolicyValidator = std::function<void(const PolicyConfig&, Diagnostics&)>;
+// Parses and validates one policy entry's options; adds diagnostics at the entry's path and
+// returns the built config, which the loader keeps in PolicyConfig::built.
+using PolicyValidator = std::function<std::any(const PolicyConfig&, Diagnostics&)>;
 
 // What policy types the binary knows. `planned` types are refused as "not yet supported".
 struct PolicyCatalog {

@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "config/reader.h"
 
 #include <gtest/gtest.h>
 
@@ -16,9 +17,9 @@ using namespace std::chrono_literals;
 
 PolicyCatalog test_catalog() {
   PolicyCatalog c;
-  c.supported["jwt"] = [](const PolicyConfig&, Diagnostics&) {};
-  c.supported["require_role"] = [](const PolicyConfig&, Diagnostics&) {};
-  c.supported["rate_limit"] = [](const PolicyConfig&, Diagnostics&) {};
+  c.supported["jwt"] = [](const PolicyConfig&, Diagnostics&) { return std::any(); };
+  c.supported["require_role"] = [](const PolicyConfig&, Diagnostics&) { return std::any(); };
+  c.supported["rate_limit"] = [](const PolicyConfig&, Diagnostics&) { return std::any(); };
   c.planned = {"api_key", "cors", "ip_filter"};
   return c;
 }
@@ -68,9 +69,16 @@ TEST(ConfigLoader, LoadsTheSeedFile) {
     ++validated;
     secret_seen = p.options["secret"].as<std::string>();
     EXPECT_EQ(p.path, "policies.jwt");
+    return std::any(std::string("built from ") + secret_seen);
   };
-  catalog.supported["rate_limit"] = [&](const PolicyConfig&, Diagnostics&) { ++validated; };
-  catalog.supported["require_role"] = [&](const PolicyConfig&, Diagnostics&) { ++validated; };
+  catalog.supported["rate_limit"] = [&](const PolicyConfig&, Diagnostics&) {
+    ++validated;
+    return std::any();
+  };
+  catalog.supported["require_role"] = [&](const PolicyConfig&, Diagnostics&) {
+    ++validated;
+    return std::any();
+  };
 
   LoadResult r = load_file(GH_EXAMPLES_DIR "/seed.yaml", catalog);
   ::unsetenv("PRODUCT_SERVICE_URL");
@@ -100,6 +108,10 @@ TEST(ConfigLoader, LoadsTheSeedFile) {
   // Five entries from the file, then the built-in security_headers that defaults names.
   ASSERT_EQ(c.policies.size(), 6u);
   EXPECT_EQ(c.policies[0].name, "jwt");
+  // What the validator built is kept with the entry: it is parsed once.
+  const auto* built = std::any_cast<std::string>(&c.policies[0].built);
+  ASSERT_NE(built, nullptr);
+  EXPECT_EQ(*built, "built from seed-secret");
   EXPECT_EQ(c.policies[1].type, "require_role");
   const PolicyConfig* sh = c.find_policy("security_headers");
   ASSERT_NE(sh, nullptr);
@@ -506,7 +518,8 @@ INSTANTIATE_TEST_SUITE_P(
              "you mean \"connect_failure\"?"},
         Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    preserve_host: yes\n"
              "routes: [{path: /, service: user}]\n",
-             "gw.yaml:4:20: services.user.preserve_host: expected true or false, got \"yes\""},
+             "gw.yaml:4:20: services.user.preserve_host: expected true or false, got \"yes\" (YAML 1.2 reads "
+             "\"yes\" as a string; write true)"},
         Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    max_in_flight: 0\n"
              "routes: [{path: /, service: user}]\n",
              "gw.yaml:4:20: services.user.max_in_flight: expected a positive integer, got 0"}));
@@ -635,6 +648,59 @@ TEST(ConfigLoader, BareNumberDurationIsSeconds) {
   EXPECT_EQ(c.services[0].connect_timeout, 2s);
 }
 
+// ---- booleans -------------------------------------------------------------------------------
+
+// YAML 1.1's booleans are text in YAML 1.2: every boolean key refuses them the same way, with
+// the word to write instead (policies' booleans are tested with the same words and message).
+TEST(ConfigLoader, EveryBooleanRefusesYaml11Words) {
+  const std::vector<std::pair<std::string, std::string>> words = {
+      {"yes", "true"}, {"No", "false"}, {"on", "true"},   {"OFF", "false"},
+      {"True", "true"}, {"FALSE", "false"}, {"y", "true"}, {"N", "false"}};
+  // {config with the word at WORD, the key's path}
+  const std::vector<std::pair<std::string, std::string>> keys = {
+      {"services:\n  user:\n    instances: [\"http://a:1\"]\n    preserve_host: WORD\n"
+       "routes:\n  - path: /a\n    service: user\n",
+       "services.user.preserve_host"},
+      {"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: /a\n    service: user\n"
+       "    strip_prefix: WORD\n",
+       "routes[0].strip_prefix"},
+      {"services:\n  user: {instances: [\"http://a:1\"]}\nroutes:\n  - path: /a\n    service: user\n"
+       "    websocket: WORD\n",
+       "routes[0].websocket"},
+  };
+  for (const auto& [yaml, path] : keys) {
+    for (const auto& [word, write] : words) {
+      std::string text = yaml;
+      text.replace(text.find("WORD"), 4, word);
+      LoadResult r = load_string(text, "gw.yaml", test_catalog());
+      ASSERT_EQ(r.errors.size(), 1u) << text;
+      EXPECT_EQ(r.errors[0].path, path);
+      EXPECT_EQ(r.errors[0].message, "expected true or false, got \"" + word + "\" (YAML 1.2 reads \"" + word +
+                                         "\" as a string; write " + write + ")");
+    }
+    // Other text gets no suggestion; true and false are read.
+    std::string maybe = yaml;
+    maybe.replace(maybe.find("WORD"), 4, "maybe");
+    auto errors = errors_of(maybe);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_NE(errors[0].find(path + ": expected true or false, got \"maybe\""), std::string::npos) << errors[0];
+    EXPECT_EQ(errors[0].find("YAML 1.2"), std::string::npos) << errors[0];
+    for (const char* ok : {"true", "false"}) {
+      std::string good = yaml;
+      good.replace(good.find("WORD"), 4, ok);
+      EXPECT_EQ(errors_of(good), std::vector<std::string>{}) << good;
+    }
+  }
+}
+
+TEST(ConfigReader, BooleanHint) {
+  EXPECT_EQ(boolean_hint("yes"), "(YAML 1.2 reads \"yes\" as a string; write true)");
+  EXPECT_EQ(boolean_hint("Off"), "(YAML 1.2 reads \"Off\" as a string; write false)");
+  EXPECT_EQ(boolean_hint("TRUE"), "(YAML 1.2 reads \"TRUE\" as a string; write true)");
+  EXPECT_EQ(boolean_hint("maybe"), "");
+  EXPECT_EQ(boolean_hint(""), "");
+}
+
 // ---- several at once -------------------------------------------------------------------------
 
 TEST(ConfigLoader, ReportsEveryErrorInFileOrder) {
@@ -643,6 +709,7 @@ TEST(ConfigLoader, ReportsEveryErrorInFileOrder) {
     const YAML::Node limit = p.options["limit"];
     if (limit && limit.as<int>() <= 0)
       d.error(limit, p.path + ".limit", "expected a positive integer, got " + limit.Scalar());
+    return std::any();
   };
   auto errors = errors_of(R"(listen: ":3000"
 workers: many
@@ -675,7 +742,7 @@ routes:
 
 TEST(ConfigLoader, ValidatorExceptionsBecomeDiagnostics) {
   PolicyCatalog catalog = test_catalog();
-  catalog.supported["rate_limit"] = [](const PolicyConfig& p, Diagnostics&) { (void)p.options["limit"].as<int>(); };
+  catalog.supported["rate_limit"] = [](const PolicyConfig& p, Diagnostics&) { return std::any(p.options["limit"].as<int>()); };
   auto errors = errors_of(std::string(kMinimal) + "policies:\n  per-ip: {type: rate_limit, limit: lots}\n", catalog);
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].rfind("gw.yaml:8:37: policies.per-ip: invalid options: ", 0), 0u) << errors[0];

@@ -18,6 +18,7 @@
 
 #include "config/config.h"
 #include "config/env.h"
+#include "config/reader.h"
 #include "core/cidr.h"
 #include "core/url.h"
 #include "core/strings.h"
@@ -27,64 +28,10 @@ namespace gh::config {
 namespace {
 
 constexpr std::string_view kSecurityHeaders = "security_headers";
-constexpr std::string_view kRootPath = "(root)";  // the field path of the whole document
-constexpr std::string_view kDurationExpected = "a duration like 250ms, 30s, 15m or 1h";
-constexpr std::string_view kSizeExpected = "a size like 8KiB, 10MiB or 1024";
 constexpr std::string_view kInstanceExpected = "a URL like http://10.0.0.5:3001";
 constexpr std::string_view kListenExpected = "an address like \":3000\" or \"0.0.0.0:3000\"";
 
-// ---- describing values in messages --------------------------------------------------------
-
-std::string quote(std::string_view s) {
-  constexpr std::size_t kMax = 80;
-  std::string out = "\"";
-  for (std::size_t i = 0; i < s.size() && i < kMax; ++i) {
-    char c = s[i];
-    if (c == '"' || c == '\\') out += '\\', out += c;
-    else if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-    else out += c;
-  }
-  if (s.size() > kMax) out += "...";
-  return out + "\"";
-}
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
 std::string describe(const YAML::Node& n) { return describe_value(n); }
-
-std::string join(const std::vector<std::string>& items, std::string_view last_sep = " or ") {
-  std::string out;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += (i + 1 == items.size()) ? std::string(last_sep) : std::string(", ");
-    out += items[i];
-  }
-  return out;
-}
-
-// The candidate `got` most likely meant: a near miss, or the one name that `got` abbreviates
-// (`max_body` for `max_body_bytes`). Empty when nothing is close.
-std::string closest(std::string_view got, const std::vector<std::string>& candidates) {
-  std::string best = suggest(got, candidates);
-  if (!best.empty() || got.size() < 3) return best;
-  for (const auto& c : candidates) {
-    if (c.size() <= got.size() || c.compare(0, got.size(), got) != 0) continue;
-    if (!best.empty()) return {};  // ambiguous
-    best = c;
-  }
-  return best;
-}
-
-// `unknown WHAT "x"; did you mean "y"?`, or the list of choices when nothing is close.
-std::string unknown_name(std::string_view what, std::string_view got, const std::vector<std::string>& candidates) {
-  std::string best = closest(got, candidates);
-  if (!best.empty()) return fmt::format("unknown {} {}; did you mean {}?", what, quote(got), quote(best));
-  if (candidates.empty()) return fmt::format("unknown {} {}", what, quote(got));
-  return fmt::format("unknown {} {}; expected one of: {}", what, quote(got), join(candidates, ", "));
-}
 
 // ---- small syntax checks ------------------------------------------------------------------
 
@@ -162,116 +109,11 @@ bool valid_path(std::string_view s) {
   });
 }
 
-// ---- a value with its place -----------------------------------------------------------------
-
-// A node with where it stands and its field path. `node` is undefined when the key is absent;
-// then `mark` is the enclosing mapping's.
-struct Val {
-  YAML::Node node;
-  Mark mark;
-  std::string path;
-
-  bool present() const { return node.IsDefined(); }
-  bool is_null() const { return !node.IsDefined() || node.IsNull(); }
-};
-
-std::string join_path(std::string_view parent, std::string_view key) {
-  if (key.empty()) key = "\"\"";  // an empty key still names a place
-  if (parent.empty()) return std::string(key);
-  return fmt::format("{}.{}", parent, key);
-}
-
-// The keys of one mapping, checked against the keys it may have.
-class Fields {
- public:
-  // An `open` mapping takes any key: only its duplicates are reported (a policy's own
-  // validator judges the rest of its keys).
-  Fields(Diagnostics& d, const Val& map, const std::vector<std::string>& allowed, bool open = false) : map_(map) {
-    for (auto it = map.node.begin(); it != map.node.end(); ++it) {
-      const YAML::Node key = it->first;
-      const YAML::Node value = it->second;
-      std::string name = key.IsScalar() ? key.Scalar() : std::string();
-      Mark key_mark = mark_of(key);
-      if (!key.IsScalar()) {
-        d.error(key_mark, map.path.empty() ? std::string(kRootPath) : map.path,
-                fmt::format("expected a key name, got {}", describe(key)));
-        continue;
-      }
-      if (!open && std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-        d.error(key_mark, join_path(map.path, name), unknown_name("key", name, allowed));
-        continue;
-      }
-      if (find(name)) {
-        d.error(key_mark, join_path(map.path, name), fmt::format("duplicate key {}", quote(name)));
-        continue;
-      }
-      // An empty value has no place of its own (yaml-cpp puts it on the next line): use the key's.
-      Mark value_mark = mark_of(value);
-      if (value.IsNull() && value_mark.line != key_mark.line) value_mark = key_mark;
-      entries_.push_back({name, Val{value, value_mark, join_path(map.path, name)}});
-    }
-  }
-
-  // The value under `key`, or an absent Val placed at the mapping.
-  Val get(std::string_view key) const {
-    if (const Val* v = find(key)) return *v;
-    return Val{YAML::Node(YAML::NodeType::Undefined), map_.mark, join_path(map_.path, key)};
-  }
-
-  bool has(std::string_view key) const { return find(key) != nullptr; }
-
- private:
-  const Val* find(std::string_view key) const {
-    for (const auto& [name, v] : entries_)
-      if (name == key) return &v;
-    return nullptr;
-  }
-
-  Val map_;
-  std::vector<std::pair<std::string, Val>> entries_;
-};
-
-// Every entry of a mapping whose keys are user-chosen names (services, policies, headers).
-std::vector<std::pair<std::string, Val>> named_entries(Diagnostics& d, const Val& map) {
-  std::vector<std::pair<std::string, Val>> out;
-  for (auto it = map.node.begin(); it != map.node.end(); ++it) {
-    const YAML::Node key = it->first;
-    const YAML::Node value = it->second;
-    Mark key_mark = mark_of(key);
-    if (!key.IsScalar()) {
-      d.error(key_mark, map.path, fmt::format("expected a name, got {}", describe(key)));
-      continue;
-    }
-    std::string name = key.Scalar();
-    std::string path = join_path(map.path, name);
-    bool seen = std::any_of(out.begin(), out.end(), [&](const auto& e) { return e.first == name; });
-    if (seen) {
-      d.error(key_mark, path, fmt::format("duplicate name {}", quote(name)));
-      continue;
-    }
-    Mark value_mark = mark_of(value);
-    if (value.IsNull() && value_mark.line != key_mark.line) value_mark = key_mark;
-    out.push_back({name, Val{value, value_mark, path}});
-  }
-  return out;
-}
-
-std::vector<Val> items(const Val& list) {
-  std::vector<Val> out;
-  std::size_t i = 0;
-  for (const YAML::Node& item : list.node) {
-    Mark m = mark_of(item);
-    if (m.line == 0) m = list.mark;
-    out.push_back(Val{item, m, fmt::format("{}[{}]", list.path, i++)});
-  }
-  return out;
-}
-
 // ---- the loader -----------------------------------------------------------------------------
 
-class Loader {
+class Loader : Reader {
  public:
-  Loader(Diagnostics& d, const PolicyCatalog& catalog) : d_(d), catalog_(catalog) {}
+  Loader(Diagnostics& d, const PolicyCatalog& catalog) : Reader(d), catalog_(catalog) {}
 
   Config load(const YAML::Node& root, std::string file) {
     Config c;
@@ -304,102 +146,6 @@ class Loader {
   }
 
  private:
-  void error(const Val& v, std::string message) {
-    d_.error(v.mark, v.path.empty() ? std::string(kRootPath) : v.path, std::move(message));
-  }
-
-  void missing(const Val& v, std::string_view expected) { error(v, fmt::format("missing; expected {}", expected)); }
-
-  void expected(const Val& v, std::string_view what) {
-    error(v, fmt::format("expected {}, got {}", what, describe(v.node)));
-  }
-
-  // ---- typed readers: each reports and returns nullopt when the value does not fit ----------
-
-  bool want_map(const Val& v, std::string_view what) {
-    if (v.node.IsMap()) return true;
-    expected(v, what);
-    return false;
-  }
-
-  bool want_list(const Val& v, std::string_view what) {
-    if (v.node.IsSequence()) return true;
-    expected(v, what);
-    return false;
-  }
-
-  std::optional<std::string> text(const Val& v, std::string_view what) {
-    if (v.node.IsScalar()) return v.node.Scalar();
-    expected(v, what);
-    return std::nullopt;
-  }
-
-  std::optional<std::string> nonempty_text(const Val& v, std::string_view what) {
-    if (v.node.IsScalar() && !v.node.Scalar().empty()) return v.node.Scalar();
-    expected(v, what);
-    return std::nullopt;
-  }
-
-  std::optional<bool> boolean(const Val& v) {
-    if (v.node.IsScalar()) {
-      const std::string& s = v.node.Scalar();
-      if (s == "true" || s == "True" || s == "TRUE") return true;
-      if (s == "false" || s == "False" || s == "FALSE") return false;
-    }
-    expected(v, "true or false");
-    return std::nullopt;
-  }
-
-  std::optional<std::uint64_t> integer(const Val& v, std::uint64_t min, std::string_view what) {
-    if (v.node.IsScalar()) {
-      std::string_view s = v.node.Scalar();
-      std::uint64_t n = 0;
-      if (all_digits(s) && s.size() <= 18) {
-        std::from_chars(s.data(), s.data() + s.size(), n);
-        if (n >= min) return n;
-      }
-    }
-    expected(v, what);
-    return std::nullopt;
-  }
-
-  std::optional<std::uint64_t> positive(const Val& v) { return integer(v, 1, "a positive integer"); }
-
-  std::optional<Duration> duration(const Val& v, bool allow_zero = false) {
-    if (v.node.IsScalar()) {
-      if (auto d = parse_duration(v.node.Scalar()); d && (allow_zero || d->count() > 0)) return *d;
-    }
-    expected(v, allow_zero ? kDurationExpected : "a positive duration like 250ms, 30s, 15m or 1h");
-    return std::nullopt;
-  }
-
-  std::optional<std::uint64_t> size(const Val& v, bool allow_zero = false, std::string_view per = "") {
-    if (v.node.IsScalar()) {
-      std::string_view s = v.node.Scalar();
-      if (!per.empty() && s.size() > per.size() && s.substr(s.size() - per.size()) == per)
-        s.remove_suffix(per.size());
-      if (auto n = parse_size(s); n && (allow_zero || *n > 0)) return *n;
-    }
-    std::string what = allow_zero ? std::string(kSizeExpected) : fmt::format("a positive {}", kSizeExpected.substr(2));
-    if (!per.empty()) what = "a rate like 1KiB/s, 64KiB/s or 1024";
-    expected(v, what);
-    return std::nullopt;
-  }
-
-  // One of a fixed set of words; a near miss gets a suggestion.
-  std::optional<std::string> choice(const Val& v, std::string_view what, const std::vector<std::string>& choices) {
-    if (v.node.IsScalar()) {
-      const std::string& s = v.node.Scalar();
-      if (std::find(choices.begin(), choices.end(), s) != choices.end()) return s;
-      if (!closest(s, choices).empty()) {
-        error(v, unknown_name(what, s, choices));
-        return std::nullopt;
-      }
-    }
-    expected(v, fmt::format("one of {}", join(choices)));
-    return std::nullopt;
-  }
-
   // ---- top level ------------------------------------------------------------------------------
 
   std::optional<ListenerConfig> listener_address(const Val& v, bool allow_zero_port = true) {
@@ -865,9 +611,9 @@ class Loader {
       }
       auto t = nonempty_text(type, "a policy type");
       if (!t) continue;
-      PolicyConfig p{name, *t, pv.node, pv.path, pv.mark};
+      PolicyConfig p{name, *t, pv.node, pv.path, pv.mark, {}};
       if (auto it = catalog_.supported.find(*t); it != catalog_.supported.end()) {
-        run_validator(it->second, p);
+        p.built = run_validator(it->second, p);
       } else if (catalog_.planned.count(*t)) {
         error(type, fmt::format("policy type {} is not yet supported", quote(*t)));
         continue;
@@ -879,16 +625,17 @@ class Loader {
     }
   }
 
-  void run_validator(const PolicyValidator& validate, const PolicyConfig& p) {
-    if (!validate) return;
+  std::any run_validator(const PolicyValidator& validate, const PolicyConfig& p) {
+    if (!validate) return {};
     try {
-      validate(p, d_);
+      return validate(p, d_);
     } catch (const YAML::Exception& e) {
       Mark m = e.mark.is_null() ? p.mark : Mark{e.mark.line + 1, e.mark.column + 1};
       d_.error(m, p.path, fmt::format("invalid options: {}", e.msg));
     } catch (const std::exception& e) {
       d_.error(p.mark, p.path, fmt::format("invalid options: {}", e.what()));
     }
+    return {};
   }
 
   // Checks a list of policy names; `chain` holds the names already run before this list.
@@ -929,9 +676,11 @@ class Loader {
   void synthesize_builtins(Config& c) {
     if (!uses_security_headers_ || c.find_policy(kSecurityHeaders)) return;
     if (std::find(policy_names_.begin(), policy_names_.end(), kSecurityHeaders) != policy_names_.end()) return;
-    c.policies.push_back(PolicyConfig{std::string(kSecurityHeaders), std::string(kSecurityHeaders),
-                                      YAML::Node(YAML::NodeType::Map),
-                                      join_path("policies", kSecurityHeaders), Mark{}});
+    PolicyConfig p{std::string(kSecurityHeaders), std::string(kSecurityHeaders), YAML::Node(YAML::NodeType::Map),
+                   join_path("policies", kSecurityHeaders), Mark{}, {}};
+    if (auto it = catalog_.supported.find(std::string(kSecurityHeaders)); it != catalog_.supported.end())
+      p.built = run_validator(it->second, p);
+    c.policies.push_back(std::move(p));
   }
 
   // ---- routes ---------------------------------------------------------------------------------
@@ -1116,7 +865,6 @@ class Loader {
     return lr;
   }
 
-  Diagnostics& d_;
   const PolicyCatalog& catalog_;
   std::vector<std::string> service_names_;  // every service defined, valid or not
   std::vector<std::string> policy_names_;   // every policy entry defined, valid or not

@@ -1,5 +1,5 @@
 // Fault points: places where a test build can make the gateway fail on purpose, to test what
-// happens when something that "cannot fail" does (an exception at the session boundary).
+// happens when something that "cannot fail" does (an exception at the request boundary).
 // With GH_FAULT_INJECTION defined (the presets' builds), GH_FAULT("name") throws
 // std::runtime_error when the environment variable GATEHOUSE_FAULTS, read once, lists NAME
 // (comma-separated). Without it (a packager's plain build), GH_FAULT compiles to nothing.

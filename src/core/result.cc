@@ -16,6 +16,8 @@ const char* to_string(ErrorCode c) noexcept {
     case ErrorCode::NotFound: return "not_found";
     case ErrorCode::Internal: return "internal";
     case ErrorCode::InvalidConfig: return "invalid_config";
+    case ErrorCode::ClientGone: return "client_gone";
+    case ErrorCode::PayloadTooLarge: return "payload_too_large";
   }
   return "unknown";
 }

@@ -21,6 +21,8 @@ enum class ErrorCode {
   NotFound,
   Internal,
   InvalidConfig,
+  ClientGone,       // the client closed or reset its connection mid-request
+  PayloadTooLarge,  // a request body over limits.max_body_bytes
 };
 
 // Who caused the failure: decides 4xx vs 5xx and which counter moves.

@@ -5,11 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "policies/api_key/api_key.h"
-#include "policies/common/options.h"
+#include "policies/common/credentials.h"
 #include "policies/cors/cors.h"
 #include "policies/ip_filter/ip_filter.h"
+#include "policies/jwt/jwt_config.h"
 #include "policies/require_role/require_role.h"
+#include "policies/security_headers/security_headers_config.h"
 #include "proxy/request_context.h"
 #include "proxy/worker.h"
 
@@ -230,6 +234,49 @@ TEST(Cors, WildcardWithoutCredentials) {
   config::Diagnostics bad("t.yaml");
   parse_cors(entry("cors", "{type: cors, origins: \"*\", credentials: true}"), bad);
   EXPECT_EQ(bad.list().size(), 1u);
+}
+
+
+// Every boolean option of every policy reads booleans as the loader does (config/reader.h):
+// YAML 1.1's words are refused with the same message as `preserve_host: yes` in a route file.
+TEST(PolicyOptions, EveryBooleanRefusesYaml11Words) {
+  using Parse = std::function<void(const config::PolicyConfig&, config::Diagnostics&)>;
+  struct Option {
+    std::string type;
+    std::string yaml;  // WORD stands for the value
+    std::string path;
+    Parse parse;
+  };
+  const std::vector<Option> options = {
+      {"cors", "{type: cors, origins: [\"https://a.example\"], credentials: WORD}", "policies.p.credentials",
+       [](const config::PolicyConfig& e, config::Diagnostics& d) { parse_cors(e, d); }},
+      {"jwt", "{type: jwt, secret: s, require_exp: WORD}", "policies.p.require_exp",
+       [](const config::PolicyConfig& e, config::Diagnostics& d) { parse_jwt(e, d); }},
+      {"security_headers", "{type: security_headers, override: WORD}", "policies.p.override",
+       [](const config::PolicyConfig& e, config::Diagnostics& d) { parse_security_headers(e, d); }},
+  };
+  const std::vector<std::pair<std::string, std::string>> words = {
+      {"yes", "true"}, {"No", "false"}, {"on", "true"},   {"OFF", "false"},
+      {"True", "true"}, {"FALSE", "false"}, {"y", "true"}, {"N", "false"}};
+  for (const auto& o : options) {
+    for (const auto& [word, write] : words) {
+      std::string yaml = o.yaml;
+      yaml.replace(yaml.find("WORD"), 4, word);
+      config::Diagnostics d("gw.yaml");
+      o.parse(entry(o.type, yaml), d);
+      ASSERT_EQ(d.list().size(), 1u) << yaml;
+      EXPECT_EQ(d.list()[0].path, o.path);
+      EXPECT_EQ(d.list()[0].message, "expected true or false, got \"" + word + "\" (YAML 1.2 reads \"" + word +
+                                         "\" as a string; write " + write + ")");
+    }
+    for (const char* ok : {"true", "false"}) {
+      std::string yaml = o.yaml;
+      yaml.replace(yaml.find("WORD"), 4, ok);
+      config::Diagnostics d("gw.yaml");
+      o.parse(entry(o.type, yaml), d);
+      EXPECT_TRUE(d.empty()) << yaml << ": " << d.list()[0].to_string();
+    }
+  }
 }
 
 }  // namespace

@@ -38,8 +38,8 @@ class Policy {
   virtual std::string_view name() const = 0;
   virtual std::string_view type() const = 0;
   // Request head is read, nothing has gone upstream. The decision, when it can be taken at once
-  // without waiting on I/O (most policies, most of the time): the session then spends no
-  // coroutine on this step. std::nullopt: it must wait; the session co_awaits on_request.
+  // without waiting on I/O (most policies, most of the time): the exchange then spends no
+  // coroutine on this step. std::nullopt: it must wait; the exchange co_awaits on_request.
   virtual std::optional<Verdict> decide_now(RequestContext&) { return std::nullopt; }
   // The decision, waiting on I/O where it must. By default decide_now's, or Continue.
   virtual boost::asio::awaitable<Verdict> on_request(RequestContext& ctx) {

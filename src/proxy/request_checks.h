@@ -1,6 +1,6 @@
 // Request checks: the decisions every request meets between its head and the policy chain,
 // and the balancing key it is picked with. Pure functions over the parsed head and the pinned
-// config, shared by the HTTP/1.1 session and `gatehouse route`, so the two cannot drift.
+// config, taken by the exchange (and so by `gatehouse route`, which runs the same exchange).
 // Thread: pure; no state.
 #pragma once
 

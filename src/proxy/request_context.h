@@ -1,5 +1,5 @@
 // RequestContext: what one request carries through the policy chain and the proxy loop.
-// Thread: owned by the session coroutine of one connection; never shared.
+// Thread: owned by the exchange of one request, on its worker; never shared.
 #pragma once
 
 #include <array>
@@ -80,7 +80,7 @@ class RequestContext {
   std::chrono::steady_clock::time_point start;
   std::chrono::system_clock::time_point start_wall;
 
-  // Filled in by the session as the request progresses; read by on_log and the access log.
+  // Filled in by the exchange as the request progresses; read by on_log and the access log.
   std::string client_ip_;
   std::string request_id_;
   std::string path_;                   // normalized

@@ -13,33 +13,13 @@
 
 #include <fmt/format.h>
 
-#include "proxy/session.h"
+#include "proxy/http1_session.h"
 
 namespace gh::proxy {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-
-void BufferUnmap::operator()(char* p) const noexcept { ::munmap(p, size); }
-
-BufferPool::Buffer BufferPool::get(std::size_t min_size) {
-  std::size_t size = std::max(kDefaultSize, min_size);
-  size = (size + 4095) & ~std::size_t{4095};
-  if (size == kDefaultSize && !free_.empty()) {
-    Buffer b = std::move(free_.back());
-    free_.pop_back();
-    return b;
-  }
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  return Buffer{std::unique_ptr<char[], BufferUnmap>(static_cast<char*>(p), BufferUnmap{size}), size};
-}
-
-void BufferPool::put(Buffer&& b) {
-  if (b.data && b.cap == kDefaultSize && free_.size() < kMaxFree) free_.push_back(std::move(b));
-  b = {};
-}
 
 Worker::Worker(unsigned id, GatewayShared& shared, std::shared_ptr<AccessLogSink> log_sink)
     : id_(id), shared_(shared), access_log_(std::move(log_sink)) {
@@ -64,7 +44,7 @@ void Worker::remove_session(SessionBase* s) {
 }
 
 std::unique_ptr<RequestScratch> Worker::take_scratch() {
-  if (scratch_.empty()) return std::make_unique<RequestScratch>(io_.get_executor());
+  if (scratch_.empty()) return std::make_unique<RequestScratch>(io_.get_executor(), pool_, buffers_);
   auto s = std::move(scratch_.back());
   scratch_.pop_back();
   return s;

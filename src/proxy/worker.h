@@ -15,9 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "clients/http1/connection.h"
+#include "clients/http1/pool.h"
+#include "core/buffer_pool.h"
 #include "proxy/access_log.h"
+#include "proxy/exchange.h"
 #include "proxy/snapshot.h"
-#include "upstream/pool.h"
 
 namespace gh::proxy {
 
@@ -29,48 +32,20 @@ struct GatewayShared {
   std::atomic<std::uint64_t> internal_errors{0};
 };
 
-// Fixed-size read buffers, borrowed when data arrives and returned when a connection goes idle.
-// Buffers are mapped pages of their own, not heap memory: bursts of buffers come and go
-// without scattering the long-lived small objects of idle connections over the heap, so the
-// memory a burst used goes back to the kernel when it ends.
-struct BufferUnmap {
-  std::size_t size = 0;
-  void operator()(char* p) const noexcept;
-};
-struct IoBuffer {
-  std::unique_ptr<char[], BufferUnmap> data;
-  std::size_t cap = 0;
-};
-
-class BufferPool {
- public:
-  using Buffer = IoBuffer;
-  Buffer get(std::size_t min_size);
-  void put(Buffer&& b);
-
- private:
-  static constexpr std::size_t kDefaultSize = 16 * 1024;
-  static constexpr std::size_t kMaxFree = 64;
-  std::vector<Buffer> free_;
-};
-
-// What one request in progress needs beyond its read buffers. Reused across requests (its
+// What one request in progress needs beyond its read buffer. Reused across requests (its
 // vectors and strings keep their capacity) and held only while a request is being served.
 struct RequestScratch {
-  explicit RequestScratch(const boost::asio::any_io_executor& ex) : upstream(ex) {}
-  boost::asio::ip::tcp::socket upstream;  // the request's upstream connection (pooled after)
-  http::ChunkedDecoder chunked_in;        // the request body's decoder
+  RequestScratch(const boost::asio::any_io_executor& ex, clients::http1::ConnectionPool& pool, BufferPool& buffers)
+      : upstream(ex, pool, buffers) {}
+  clients::http1::Connection upstream;  // the request's connection to its instance (pooled after)
+  http::ChunkedDecoder chunked_in;      // the request body's decoder
   http::RequestHead req;
-  http::ResponseHead resp;
-  std::string head_out;                 // the head being written (upstream or client)
-  std::vector<http::Field> out_fields;  // fields forwarded upstream
-  // Lent to the request's RequestContext (its client_ip_, request_id_, path_) and taken back,
-  // so their capacity is reused.
-  std::string client_ip, request_id, path;
+  std::string head_out;                 // the response head being written
+  ExchangeScratch exchange;
 };
 
 // What the worker needs of a connection: an intrusive list link (no allocation per connection)
-// and the three ways it acts on one. Implemented by Session (session.cc).
+// and the three ways it acts on one. Implemented by Http1Session (http1_session.cc).
 class SessionBase {
  public:
   virtual ~SessionBase() = default;
@@ -98,7 +73,7 @@ class Worker {
   boost::asio::io_context& io() noexcept { return io_; }
   GatewayShared& shared() noexcept { return shared_; }
   const std::shared_ptr<const Snapshot>& snapshot() const noexcept { return snapshot_; }
-  upstream::ConnectionPool& pool() noexcept { return pool_; }
+  clients::http1::ConnectionPool& pool() noexcept { return pool_; }
   BufferPool& buffers() noexcept { return buffers_; }
   AccessLog& access_log() noexcept { return access_log_; }
   // Request ids: a random per-worker prefix and a counter.
@@ -141,7 +116,7 @@ class Worker {
   boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::shared_ptr<const Snapshot> snapshot_;
-  upstream::ConnectionPool pool_;
+  clients::http1::ConnectionPool pool_;
   BufferPool buffers_;
   AccessLog access_log_;
   SessionBase* sessions_ = nullptr;  // intrusive list head

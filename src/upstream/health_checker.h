@@ -1,8 +1,11 @@
 // HealthChecker: active health checks of the services that configure `health_check`.
-// A probe is `GET path` over HTTP/1.1; its response is read with the proxy's strict parser, the
-// body read and discarded up to kMaxProbeBodyBytes. Healthy: a well-formed response whose
-// status is in `expected_status` (default 200-399). Each endpoint keeps one idle probe
-// connection for its next probe when the response allowed keep-alive.
+// A probe is `GET path` over HTTP/1.1 through clients/http1's fetch: the response is read with
+// the proxy's strict parser, the head up to kMaxProbeHeadBytes and the body up to
+// kMaxProbeBodyBytes, within `timeout`. Healthy: a well-formed response whose status is in
+// `expected_status` (default 200-399); redirects are not followed. Each endpoint keeps one idle
+// probe connection for its next probe when the response allowed keep-alive.
+// Layering: this is the decision (thresholds, schedule, the single writer of active_healthy);
+// the I/O is clients/http1, which knows nothing of services, so upstream links clients.
 // Thread: runs on the control io_context only; it is the single writer of
 // Endpoint::active_healthy. One checker per config generation; stop() ends its probes
 // (a reload starts a new checker on the new generation's endpoints).

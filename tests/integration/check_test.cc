@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <regex>
 #include <sstream>
+#include <tuple>
 
 #include "harness/assertions.h"
 
@@ -200,6 +201,35 @@ routes:
   const std::string line = error_at(c, 9, 24, "routes[0].policies[1]");
   ASSERT_FALSE(line.empty()) << c.result.err;
   EXPECT_NE(line.find("did you mean \"per-ip\"?"), std::string::npos) << line;
+}
+
+// `yes` is refused the same way by every boolean, the loader's and each policy's, in one run.
+TEST(Check, EveryBooleanRefusesYesTheSameWay) {
+  auto c = check(R"(services:
+  user:
+    instances: ["http://127.0.0.1:3001"]
+    preserve_host: yes
+policies:
+  auth: {type: jwt, secret: s, require_exp: yes}
+  web: {type: cors, origins: ["https://app.example"], credentials: yes}
+  sec: {type: security_headers, override: yes}
+routes:
+  - path: /api
+    service: user
+    strip_prefix: yes
+    policies: [web, auth, sec]
+)");
+  EXPECT_EQ(c.result.exit_code, 1);
+  const std::string refused = "expected true or false, got \"yes\" (YAML 1.2 reads \"yes\" as a string; write true)";
+  for (auto [line, col, field] : {std::tuple{4, 20, "services.user.preserve_host"},
+                                  std::tuple{6, 45, "policies.auth.require_exp"},
+                                  std::tuple{7, 68, "policies.web.credentials"},
+                                  std::tuple{8, 43, "policies.sec.override"},
+                                  std::tuple{12, 19, "routes[0].strip_prefix"}}) {
+    const std::string at = c.path + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " + field + ": ";
+    EXPECT_EQ(error_at(c, line, col, field), at + refused) << c.result.err;
+  }
+  EXPECT_EQ(lines(c.result.err).size(), 5u) << c.result.err;
 }
 
 }  // namespace

@@ -2,24 +2,26 @@
 
 #include <algorithm>
 
+#include "config/reader.h"
 #include "core/strings.h"
-#include "policies/common/options.h"
+#include "policies/common/credentials.h"
 #include "proxy/request_context.h"
 
 namespace gh::policies {
 
 ApiKeyConfig parse_api_key(const config::PolicyConfig& e, config::Diagnostics& d) {
   ApiKeyConfig c;
-  check_keys(e, d, {"header", "query", "keys"});
-  auto header = string_opt(e, d, "header");
-  auto query = string_opt(e, d, "query");
+  config::OptionReader r(e, d);
+  r.check_keys({"header", "query", "keys"});
+  auto header = r.string_opt("header");
+  auto query = r.string_opt("query");
   if (bool(header) == bool(query))
     d.error(e.mark, e.path, "expected exactly one of `header` (e.g. X-API-Key) or `query` (e.g. api_key)");
   if (header) c.header = *header;
   if (query) c.query = *query;
   const YAML::Node keys = e.options["keys"];
   if (!keys) {
-    require(e, d, "keys", "a map of key to consumer name");
+    r.require("keys", "a map of key to consumer name");
   } else if (!keys.IsMap() || keys.size() == 0) {
     d.error(keys, e.path + ".keys", "expected a non-empty map of key to consumer name");
   } else {

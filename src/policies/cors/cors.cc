@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "config/reader.h"
 #include "core/strings.h"
-#include "policies/common/options.h"
 #include "proxy/request_context.h"
 
 namespace gh::policies {
@@ -22,9 +22,10 @@ bool is_preflight(const http::RequestHead& req) {
 
 CorsConfig parse_cors(const config::PolicyConfig& e, config::Diagnostics& d) {
   CorsConfig c;
-  check_keys(e, d, {"origins", "methods", "headers", "expose_headers", "credentials", "max_age"});
-  require(e, d, "origins", "a list of allowed origins, or \"*\"");
-  if (auto origins = string_list(e, d, "origins")) {
+  config::OptionReader r(e, d);
+  r.check_keys({"origins", "methods", "headers", "expose_headers", "credentials", "max_age"});
+  r.require("origins", "a list of allowed origins, or \"*\"");
+  if (auto origins = r.string_list("origins")) {
     for (std::size_t i = 0; i < origins->size(); ++i) {
       const std::string& o = (*origins)[i];
       if (o == "*") {
@@ -37,13 +38,13 @@ CorsConfig parse_cors(const config::PolicyConfig& e, config::Diagnostics& d) {
       }
     }
   }
-  if (auto m = string_list(e, d, "methods")) {
+  if (auto m = r.string_list("methods")) {
     for (auto& s : *m) s = to_lower(s), std::transform(s.begin(), s.end(), s.begin(), ::toupper);
     c.methods = join(*m);
   }
-  if (auto h = string_list(e, d, "headers")) c.headers = join(*h);
-  if (auto h = string_list(e, d, "expose_headers")) c.expose_headers = join(*h);
-  if (auto b = bool_opt(e, d, "credentials")) c.credentials = *b;
+  if (auto h = r.string_list("headers")) c.headers = join(*h);
+  if (auto h = r.string_list("expose_headers")) c.expose_headers = join(*h);
+  if (auto b = r.bool_opt("credentials")) c.credentials = *b;
   if (c.credentials && c.any_origin && c.origins.empty())
     d.error(e.options["credentials"], e.path + ".credentials",
             "credentials cannot be allowed for every origin (\"*\"); list the origins");

@@ -1,13 +1,14 @@
 #include "policies/ip_filter/ip_filter.h"
 
-#include "policies/common/options.h"
+#include "config/reader.h"
 #include "proxy/request_context.h"
 
 namespace gh::policies {
 
 IpFilterConfig parse_ip_filter(const config::PolicyConfig& e, config::Diagnostics& d) {
   IpFilterConfig c;
-  check_keys(e, d, {"allow", "deny"});
+  config::OptionReader r(e, d);
+  r.check_keys({"allow", "deny"});
   bool has_allow = bool(e.options["allow"]), has_deny = bool(e.options["deny"]);
   if (has_allow == has_deny) {
     d.error(e.mark, e.path, "expected exactly one of `allow` or `deny` (a list of CIDRs)");
@@ -15,7 +16,7 @@ IpFilterConfig parse_ip_filter(const config::PolicyConfig& e, config::Diagnostic
   }
   std::string key = has_allow ? "allow" : "deny";
   c.allow_list = has_allow;
-  auto list = string_list(e, d, key);
+  auto list = r.string_list(key);
   if (!list) return c;
   std::vector<Cidr> cidrs;
   for (std::size_t i = 0; i < list->size(); ++i) {

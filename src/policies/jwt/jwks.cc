@@ -18,6 +18,7 @@
 #include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "clients/http1/fetch.h"
 #include "core/check.h"
 #include "core/log.h"
 #include "core/url.h"
@@ -288,110 +289,24 @@ struct FetchResult {
   std::string error;
 };
 
-// One connection with its deadline; the deadline's handler holds it alive.
-struct Conn {
-  explicit Conn(const asio::any_io_executor& ex) : resolver(ex), sock(ex), deadline(ex) {}
-  tcp::resolver resolver;
-  tcp::socket sock;
-  asio::steady_timer deadline;
-  bool timed_out = false;
-};
-
-// GET url with HTTP/1.1 and `Connection: close`; the body of a 200 response, at most max_bytes.
-asio::awaitable<FetchResult> http_get(const HttpUrl& url, std::chrono::milliseconds timeout, std::size_t max_bytes) {
-  FetchResult r;
-  auto ex = co_await asio::this_coro::executor;
-  auto conn = std::make_shared<Conn>(ex);
-  conn->deadline.expires_after(timeout);
-  conn->deadline.async_wait([conn](boost::system::error_code ec) {
-    if (ec) return;
-    conn->timed_out = true;
-    conn->resolver.cancel();
-    boost::system::error_code ignored;
-    conn->sock.close(ignored);
-  });
-  auto fail = [&](std::string what) {
-    r.error = conn->timed_out ? "timed out after " + std::to_string(timeout.count()) + "ms" : std::move(what);
-    conn->deadline.cancel();
-    return r;
-  };
-
-  auto [rec, endpoints] = co_await conn->resolver.async_resolve(url.host, url.port, use_nothrow);
-  if (rec) co_return fail("cannot resolve " + url.host + ": " + rec.message());
-  auto [cec, ep] = co_await asio::async_connect(conn->sock, endpoints, use_nothrow);
-  (void)ep;
-  if (cec) co_return fail("cannot connect: " + cec.message());
-  std::string request = "GET " + url.target + " HTTP/1.1\r\nHost: " + url.host_header +
-                        "\r\nAccept: application/jwk-set+json, application/json\r\nUser-Agent: gatehouse\r\n"
-                        "Connection: close\r\n\r\n";
-  auto [wec, wn] = co_await asio::async_write(conn->sock, asio::buffer(request), use_nothrow);
-  (void)wn;
-  if (wec) co_return fail("cannot send the request: " + wec.message());
-
-  http::ParseLimits limits;
-  std::string buf;
-  bool have_head = false;
-  http::BodyKind kind = http::BodyKind::None;
-  std::uint64_t content_length = 0;
-  std::size_t pos = 0;  // start of the unconsumed body bytes in buf
-  http::ChunkedDecoder chunked;
-  std::array<char, 16 * 1024> chunk;
-  for (;;) {
-    if (!have_head) {
-      http::ResponseHead head;
-      http::ParseOutcome o = http::parse_response(buf, limits, false, head);
-      if (o.state == http::ParseState::Invalid) co_return fail(std::string("malformed response: ") + o.detail);
-      if (o.state == http::ParseState::Complete) {
-        if (head.status != 200) co_return fail("status " + std::to_string(head.status));
-        have_head = true;
-        kind = head.body;
-        content_length = head.content_length;
-        pos = head.head_size;
-        if (kind == http::BodyKind::Length && content_length > max_bytes)
-          co_return fail("response larger than " + std::to_string(max_bytes) + " bytes");
-      } else if (buf.size() > limits.max_header_bytes) {
-        co_return fail("response head too large");
-      }
-    }
-    if (have_head) {
-      if (kind == http::BodyKind::None) break;
-      if (kind == http::BodyKind::Length && buf.size() - pos >= content_length) {
-        r.body = buf.substr(pos, content_length);
-        break;
-      }
-      if (kind == http::BodyKind::Chunked) {
-        bool done = false;
-        while (pos < buf.size()) {
-          http::ChunkedDecoder::Step step = chunked.feed(std::string_view(buf).substr(pos));
-          pos += step.consumed;
-          r.body.append(step.data);
-          if (step.error) co_return fail(std::string("malformed chunked body: ") + step.detail);
-          if (r.body.size() > max_bytes) co_return fail("response larger than " + std::to_string(max_bytes) + " bytes");
-          if (step.done) {
-            done = true;
-            break;
-          }
-          if (step.consumed == 0) break;
-        }
-        if (done) break;
-      }
-      if (kind == http::BodyKind::UntilClose && buf.size() - pos > max_bytes)
-        co_return fail("response larger than " + std::to_string(max_bytes) + " bytes");
-    }
-    auto [ec, n] = co_await conn->sock.async_read_some(asio::buffer(chunk), use_nothrow);
-    if (ec == asio::error::eof && have_head && kind == http::BodyKind::UntilClose) {
-      r.body = buf.substr(pos);
-      break;
-    }
-    if (ec == asio::error::eof) co_return fail("connection closed before the end of the response");
-    if (ec) co_return fail(ec.message());
-    buf.append(chunk.data(), n);
+// GET url once (`Connection: close`) through clients/http1: the body of a 200 response, at most
+// max_bytes, within timeout. Any other status, a malformed or oversize response are failures.
+asio::awaitable<FetchResult> http_get(std::string url, std::chrono::milliseconds timeout, std::size_t max_bytes) {
+  clients::http1::FetchOptions options;
+  options.timeout = timeout;
+  options.max_body_bytes = max_bytes;
+  options.fields = {{"Accept", "application/jwk-set+json, application/json"}, {"User-Agent", "gatehouse"}};
+  auto r = co_await clients::http1::fetch(std::move(url), std::move(options));
+  FetchResult out;
+  if (!r) {
+    out.error = r.error().context;
+  } else if (r->status != 200) {
+    out.error = "status " + std::to_string(r->status);
+  } else {
+    out.ok = true;
+    out.body = std::move(r->body);
   }
-  conn->deadline.cancel();
-  boost::system::error_code ignored;
-  conn->sock.close(ignored);
-  r.ok = true;
-  co_return r;
+  co_return out;
 }
 
 }  // namespace
@@ -416,7 +331,7 @@ struct JwksSource::State {
 
   // One fetch; publishes on success, keeps the old set otherwise. REQUIRES: in_flight claimed.
   static asio::awaitable<void> fetch(std::shared_ptr<State> self) {
-    FetchResult r = co_await http_get(self->url, self->opt.timeout, self->opt.max_bytes);
+    FetchResult r = co_await http_get(self->opt.url, self->opt.timeout, self->opt.max_bytes);
     std::string error = r.error;
     if (self->stopped.load(std::memory_order_acquire)) co_return;
     if (r.ok && r.body != self->last_body) {

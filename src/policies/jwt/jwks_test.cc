@@ -384,7 +384,7 @@ TEST_F(Jwks, RotatedKeyIsAcceptedAfterTheRefetch) {
   server_.set_body(fx_["rotated"].dump());
   clock_.advance(250ms);  // past the refetch window
   {
-    // An unknown kid cannot be decided at once: the session must await on_request.
+    // An unknown kid cannot be decided at once: the exchange must await on_request.
     jwt_test::Harness h(0);
     h.bearer(rotated);
     EXPECT_FALSE(p->decide_now(*h.ctx).has_value());

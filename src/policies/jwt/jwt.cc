@@ -492,7 +492,10 @@ JwtPolicy::Stats JwtPolicy::stats() const {
 
 std::shared_ptr<JwtPolicy> make_jwt_policy(const config::PolicyConfig& entry, Resources& resources) {
   config::Diagnostics ignore;  // the entry was validated when the config was loaded
-  JwtConfig cfg = parse_jwt(entry, ignore);
+  return make_jwt_policy(entry.name, parse_jwt(entry, ignore), resources);
+}
+
+std::shared_ptr<JwtPolicy> make_jwt_policy(std::string name, JwtConfig cfg, Resources& resources) {
   std::shared_ptr<JwksSource> jwks;
   if (cfg.key_kind == JwtKeyKind::Jwks) {
     JwksOptions o;
@@ -501,7 +504,8 @@ std::shared_ptr<JwtPolicy> make_jwt_policy(const config::PolicyConfig& entry, Re
     o.min_refetch = cfg.jwks_min_refetch;
     jwks = resources.jwks_source(o);
   }
-  return std::make_shared<JwtPolicy>(entry.name, std::move(cfg), resources.clock(), resources.workers(), std::move(jwks));
+  return std::make_shared<JwtPolicy>(std::move(name), std::move(cfg), resources.clock(), resources.workers(),
+                                     std::move(jwks));
 }
 
 std::string explain(const JwtPolicy& policy, std::string_view authorization_header_value) {

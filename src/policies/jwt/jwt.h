@@ -136,6 +136,8 @@ class JwtPolicy final : public proxy::Policy {
 // Builds a policy from a validated entry; a JWKS source comes from `resources` (shared by the
 // policies with the same URL and options, kept across reloads).
 std::shared_ptr<JwtPolicy> make_jwt_policy(const config::PolicyConfig& entry, Resources& resources);
+// The same from the config the entry's validation built.
+std::shared_ptr<JwtPolicy> make_jwt_policy(std::string name, JwtConfig cfg, Resources& resources);
 
 // One line for `gatehouse route`: "valid, sub=42, role=admin, expires in 59m",
 // "401 Access token required", "401 Token expired" or "401 Invalid token: <why>".

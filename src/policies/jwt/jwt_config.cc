@@ -12,6 +12,7 @@
 #include <fstream>
 #include <optional>
 
+#include "config/reader.h"
 #include "core/strings.h"
 #include "policies/jwt/jwks.h"
 
@@ -40,14 +41,8 @@ std::string openssl_reason() {
   return buf;
 }
 
-std::string describe(const YAML::Node& n) {
-  if (!n.IsDefined() || n.IsNull()) return "nothing";
-  if (n.IsSequence()) return "a list";
-  if (n.IsMap()) return "a mapping";
-  std::string s = n.Scalar();
-  if (s.size() > 60) s = s.substr(0, 60) + "...";
-  return "\"" + s + "\"";
-}
+// As the loader describes a value (config/reader.h's dialect).
+std::string describe(const YAML::Node& n) { return config::describe_value(n); }
 
 std::string kind_name(JwtKeyKind k) {
   switch (k) {
@@ -228,25 +223,15 @@ JwtConfig parse_jwt(const config::PolicyConfig& entry, config::Diagnostics& diag
                                                  "jwks_url", "jwks_refresh", "algorithms",     "issuer",
                                                  "audience", "leeway",      "require_exp",    "forward_claims"};
   auto path_of = [&](std::string_view key) { return entry.path + "." + std::string(key); };
-  auto string_value = [&](const YAML::Node& v, const std::string& path, std::string& dst) {
-    if (!v.IsScalar() || v.Scalar().empty()) {
-      diag.error(v, path, "expected a non-empty string, got " + describe(v));
-      return false;
-    }
-    dst = v.Scalar();
-    return true;
+  // Every option is read with the config's own readers (config/reader.h).
+  config::OptionReader r(entry, diag);
+  auto string_value = [&](const config::Val& v, std::string& dst) {
+    auto s = r.nonempty_text(v, "a non-empty string");
+    if (s) dst = std::move(*s);
+    return s.has_value();
   };
-  auto duration_value = [&](const YAML::Node& v, const std::string& path, bool allow_zero,
-                            std::chrono::milliseconds& dst) {
-    if (v.IsScalar()) {
-      if (auto d = parse_duration(v.Scalar()); d && (allow_zero || d->count() > 0)) {
-        dst = *d;
-        return;
-      }
-    }
-    diag.error(v, path,
-               std::string("expected ") + (allow_zero ? "a duration" : "a positive duration") +
-                   " like 250ms, 30s, 15m or 1h, got " + describe(v));
+  auto duration_value = [&](const config::Val& v, bool allow_zero, std::chrono::milliseconds& dst) {
+    if (auto d = r.duration(v, allow_zero)) dst = *d;
   };
 
   // The key: exactly one of four options.
@@ -259,21 +244,22 @@ JwtConfig parse_jwt(const config::PolicyConfig& entry, config::Diagnostics& diag
     std::string key = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
     std::string path = path_of(key);
+    const config::Val val{v, config::mark_of(v), path};
     if (key == "type") continue;
     if (key == "secret") {
       key_options.push_back(key);
-      string_value(v, path, out.secret);
+      string_value(val, out.secret);
     } else if (key == "public_key") {
       key_options.push_back(key);
-      string_value(v, path, out.public_key_pem);
+      string_value(val, out.public_key_pem);
     } else if (key == "public_key_file") {
       key_options.push_back(key);
-      if (string_value(v, path, out.public_key_file)) {
+      if (string_value(val, out.public_key_file)) {
         if (auto problem = read_key_file(out.public_key_file, out.public_key_pem)) diag.error(v, path, *problem);
       }
     } else if (key == "jwks_url") {
       key_options.push_back(key);
-      if (string_value(v, path, out.jwks_url)) {
+      if (string_value(val, out.jwks_url)) {
         std::string error;
         if (!parse_http_url(out.jwks_url, error)) {
           diag.error(v, path, error + ", got " + describe(v));
@@ -283,30 +269,29 @@ JwtConfig parse_jwt(const config::PolicyConfig& entry, config::Diagnostics& diag
     } else if (key == "jwks_refresh") {
       have_refresh = true;
       refresh_node = v;
-      duration_value(v, path, false, out.jwks_refresh);
+      duration_value(val, false, out.jwks_refresh);
     } else if (key == "algorithms") {
       algorithms_node = v;
       have_algorithms = true;
     } else if (key == "issuer") {
       std::string s;
-      if (string_value(v, path, s)) out.issuer = s;
+      if (string_value(val, s)) out.issuer = s;
     } else if (key == "audience") {
       if (v.IsScalar() && !v.Scalar().empty()) {
         out.audience.push_back(v.Scalar());
       } else if (v.IsSequence() && v.size() > 0) {
         for (std::size_t i = 0; i < v.size(); ++i) {
           std::string s;
-          if (string_value(v[i], path + "[" + std::to_string(i) + "]", s)) out.audience.push_back(s);
+          if (string_value(config::Val{v[i], config::mark_of(v[i]), path + "[" + std::to_string(i) + "]"}, s))
+            out.audience.push_back(s);
         }
       } else {
         diag.error(v, path, "expected an audience string or a non-empty list of them, got " + describe(v));
       }
     } else if (key == "leeway") {
-      duration_value(v, path, true, out.leeway);
+      duration_value(val, true, out.leeway);
     } else if (key == "require_exp") {
-      bool b = true;
-      if (!v.IsScalar() || !YAML::convert<bool>::decode(v, b)) diag.error(v, path, "expected true or false, got " + describe(v));
-      out.require_exp = b;
+      if (auto b = r.boolean(val)) out.require_exp = *b;
     } else if (key == "forward_claims") {
       if (!v.IsMap()) {
         diag.error(v, path, "expected a mapping of claim name to header name, got " + describe(v));
@@ -327,9 +312,7 @@ JwtConfig parse_jwt(const config::PolicyConfig& entry, config::Diagnostics& diag
         }
       }
     } else {
-      std::string hint = suggest(key, kKeys);
-      diag.error(kv.first, path,
-                 "unknown option \"" + key + "\"" + (hint.empty() ? "" : "; did you mean \"" + hint + "\"?"));
+      r.unknown_option(kv.first, key, kKeys);
     }
   }
 

@@ -293,7 +293,7 @@ TEST(JwtPolicy, ExpiredTokenSaysSo) {
   EXPECT_EQ(strict.check(hs256(R"({"exp":)" + std::to_string(kNow + 1) + "}")).status, Status::Valid);
 }
 
-// The session takes a jwt decision at once (decide_now) unless a key set must be fetched;
+// The exchange takes a jwt decision at once (decide_now) unless a key set must be fetched;
 // on_request, which waits when it must, decides every case alike.
 TEST(JwtPolicy, AwaitedAndImmediateDecisionsAgree) {
   Fixture f(with_secret());

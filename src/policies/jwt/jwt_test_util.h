@@ -151,7 +151,7 @@ struct Harness {
   }
   Harness& bearer(const std::string& token) { return header("Authorization", "Bearer " + token); }
 
-  // As the session does: the decision at once when the policy can take it, else awaited.
+  // As the exchange does: the decision at once when the policy can take it, else awaited.
   proxy::Verdict run(proxy::Policy& p) {
     if (auto now = p.decide_now(*ctx)) return std::move(*now);
     return run_async(p);

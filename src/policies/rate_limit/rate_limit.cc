@@ -150,11 +150,16 @@ void RateLimitPolicy::on_response(proxy::RequestContext& ctx, http::ResponseHead
 std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry, const std::string& redis_url,
                                                       Resources& resources) {
   config::Diagnostics ignore;
-  RateLimitConfig cfg = parse_rate_limit(entry, ignore, !redis_url.empty());
+  return make_rate_limit_policy(entry.name, parse_rate_limit(entry, ignore), redis_url, resources);
+}
+
+std::shared_ptr<proxy::Policy> make_rate_limit_policy(std::string name, RateLimitConfig cfg,
+                                                      const std::string& redis_url, Resources& resources) {
+  if (!cfg.store_given && !redis_url.empty()) cfg.store = StoreKind::Redis;
   std::shared_ptr<RateLimitStore> store;
   if (cfg.store == StoreKind::Redis && !redis_url.empty()) store = resources.redis_store(redis_url);
   if (!store) store = resources.memory_store();
-  return std::make_shared<RateLimitPolicy>(entry.name, std::move(cfg), std::move(store), resources.clock());
+  return std::make_shared<RateLimitPolicy>(std::move(name), std::move(cfg), std::move(store), resources.clock());
 }
 
 std::string explain(const RateLimitPolicy& policy, const http::Fields* request_headers) {

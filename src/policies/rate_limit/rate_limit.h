@@ -81,6 +81,10 @@ class RateLimitPolicy final : public proxy::Policy {
 // RedisStore of that URL (one per URL, kept across reloads); `store: memory` their memory store.
 std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry, const std::string& redis_url,
                                                       Resources& resources);
+// The same from the config the entry's validation built (parse_rate_limit without the file's
+// `redis`): no `store` means redis when `redis_url` is set.
+std::shared_ptr<proxy::Policy> make_rate_limit_policy(std::string name, RateLimitConfig cfg,
+                                                      const std::string& redis_url, Resources& resources);
 
 // For `gatehouse route`: what the limit is, without consuming any budget, e.g.
 // `100 per 15m by client_ip (fixed_window, memory)`. With the request's headers, says when a

@@ -5,6 +5,7 @@
 #include <limits>
 #include <optional>
 
+#include "config/reader.h"
 #include "core/strings.h"
 
 namespace gh::policies {
@@ -14,37 +15,18 @@ namespace {
 constexpr std::uint64_t kMaxLimit = 1'000'000'000;
 constexpr std::chrono::hours kMaxWindow{24 * 365};
 
-// Appended piece by piece: `"\"" + std::string(s) + "\""` draws a false -Wrestrict from GCC 12 at -O3.
-std::string quote(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  out += s;
-  out += '"';
-  return out;
-}
+// The config dialect's own describing and did-you-mean (config/reader.h).
+using config::quote;
 
 std::string describe(const YAML::Node& n) { return config::describe_value(n); }
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i];
-  return out;
-}
+std::string join(const std::vector<std::string>& items) { return config::join(items, ", "); }
 
+// `unknown WHAT "x"; did you mean "y"?` (a near miss or a unique prefix: "sliding" for
+// sliding_window), or `...; expected one of: ` the `shown` choices.
 std::string unknown(std::string_view what, std::string_view got, const std::vector<std::string>& choices,
                     const std::vector<std::string>& shown) {
-  std::string hint = suggest(got, choices);
-  if (hint.empty() && got.size() >= 3) {  // "sliding" for sliding_window: a unique prefix
-    for (const auto& c : choices) {
-      if (!c.starts_with(got)) continue;
-      if (!hint.empty()) {
-        hint.clear();
-        break;
-      }
-      hint = c;
-    }
-  }
+  std::string hint = config::closest(got, choices);
   if (!hint.empty()) return "unknown " + std::string(what) + " " + quote(got) + "; did you mean " + quote(hint) + "?";
   return "unknown " + std::string(what) + " " + quote(got) + "; expected one of: " + join(shown);
 }

@@ -62,7 +62,7 @@ struct Harness {
     return routes.back().get();
   }
 
-  // As the session does: the decision at once when the policy can take it, else awaited.
+  // As the exchange does: the decision at once when the policy can take it, else awaited.
   proxy::Verdict run(proxy::Policy& p, proxy::RequestContext& ctx) {
     if (auto now = p.decide_now(ctx)) return std::move(*now);
     return run_async(p, ctx);
@@ -105,7 +105,7 @@ std::string header(const proxy::LocalReply& r, std::string_view name) {
   return "";
 }
 
-// Runs `chain` in order as the session does, stopping at the first local reply, then every
+// Runs `chain` in order as the exchange does, stopping at the first local reply, then every
 // on_response in reverse order. Returns the verdict and fills `head`.
 proxy::Verdict run_chain(Harness& h, const std::vector<std::shared_ptr<RateLimitPolicy>>& chain, Request& req,
                          http::ResponseHead& head) {

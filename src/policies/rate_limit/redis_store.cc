@@ -12,6 +12,8 @@
 
 namespace gh::policies {
 
+namespace redis = clients::redis;
+
 namespace {
 
 // Shared by the scripts: the server's clock in microseconds (exact in a double until 2255), and

@@ -22,7 +22,7 @@
 #include <memory>
 #include <string>
 
-#include "policies/rate_limit/redis_client.h"
+#include "clients/redis/redis_client.h"
 #include "policies/rate_limit/store.h"
 
 namespace gh::policies {
@@ -45,12 +45,12 @@ class RedisStore final : public RateLimitStore {
   // REQUIRES: called on the thread running `io`.
   boost::asio::awaitable<Result<Decision>> hit_on(boost::asio::io_context& io, std::string key, Rule rule) const;
 
-  const redis::RedisClient& client() const noexcept { return client_; }
+  const clients::redis::RedisClient& client() const noexcept { return client_; }
 
-  explicit RedisStore(redis::RedisClient client);
+  explicit RedisStore(clients::redis::RedisClient client);
 
  private:
-  redis::RedisClient client_;
+  clients::redis::RedisClient client_;
 };
 
 // The Lua source of an algorithm's script (KEYS[1] = the key). fixed_window: ARGV = window in

@@ -1,19 +1,20 @@
 #include "policies/require_role/require_role.h"
 
-#include "policies/common/options.h"
+#include "config/reader.h"
 #include "proxy/request_context.h"
 
 namespace gh::policies {
 
 RequireRoleConfig parse_require_role(const config::PolicyConfig& e, config::Diagnostics& d) {
   RequireRoleConfig c;
-  check_keys(e, d, {"roles", "claim"});
-  require(e, d, "roles", "a role or a list of roles, e.g. roles: [admin]");
-  if (auto roles = string_list(e, d, "roles")) {
+  config::OptionReader r(e, d);
+  r.check_keys({"roles", "claim"});
+  r.require("roles", "a role or a list of roles, e.g. roles: [admin]");
+  if (auto roles = r.string_list("roles")) {
     if (roles->empty()) d.error(e.options["roles"], e.path + ".roles", "expected at least one role");
     c.roles = std::move(*roles);
   }
-  if (auto claim = string_opt(e, d, "claim")) {
+  if (auto claim = r.string_opt("claim")) {
     if (claim->empty()) d.error(e.options["claim"], e.path + ".claim", "expected a claim name");
     c.claim = std::move(*claim);
   }

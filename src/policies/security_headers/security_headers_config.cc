@@ -1,5 +1,6 @@
 #include "policies/security_headers/security_headers_config.h"
 
+#include "config/reader.h"
 #include "core/strings.h"
 
 namespace gh::policies {
@@ -39,15 +40,13 @@ SecurityHeadersConfig parse_security_headers(const config::PolicyConfig& entry, 
   const YAML::Node& n = entry.options;
   if (!n || !n.IsMap()) return out;
   static const std::vector<std::string> kKeys = {"type", "override", "headers"};
+  config::OptionReader r(entry, diag);
   for (const auto& kv : n) {
     std::string key = kv.first.as<std::string>();
     std::string path = entry.path + "." + key;
     if (key == "type") continue;
     if (key == "override") {
-      bool v = false;
-      if (!kv.second.IsScalar() || !YAML::convert<bool>::decode(kv.second, v))
-        diag.error(kv.second, path, "expected true or false");
-      out.override_existing = v;
+      if (auto b = r.boolean(config::Val{kv.second, config::mark_of(kv.second), path})) out.override_existing = *b;
     } else if (key == "headers") {
       if (!kv.second.IsMap()) {
         diag.error(kv.second, path, "expected a map of header name to a value or false");
@@ -60,9 +59,8 @@ SecurityHeadersConfig parse_security_headers(const config::PolicyConfig& entry, 
           diag.error(h.first, hpath, "expected a header field name");
           continue;
         }
-        bool b = true;
-        if (h.second.IsScalar() && h.second.Tag() != "!" && YAML::convert<bool>::decode(h.second, b) && !b &&
-            h.second.Scalar() == "false") {
+        // Plain `false` turns the header off; any other text (`"false"`, `no`) is its value.
+        if (h.second.IsScalar() && h.second.Tag() != "!" && h.second.Scalar() == "false") {
           out.headers.emplace_back(name, std::nullopt);
         } else if (h.second.IsScalar()) {
           std::string v = h.second.Scalar();
@@ -73,9 +71,7 @@ SecurityHeadersConfig parse_security_headers(const config::PolicyConfig& entry, 
         }
       }
     } else {
-      std::string hint = suggest(key, kKeys);
-      diag.error(kv.first, path,
-                 "unknown option \"" + key + "\"" + (hint.empty() ? "" : "; did you mean \"" + hint + "\"?"));
+      r.unknown_option(kv.first, key, kKeys);
     }
   }
   return out;

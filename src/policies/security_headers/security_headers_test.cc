@@ -86,5 +86,25 @@ TEST(SecurityHeaders, ReportsBadOptionsWithPaths) {
   EXPECT_EQ(diag.list()[1].path, "policies.sec.headers.bad name");
 }
 
+
+// Only a plain `false` turns a header off: quoted "false", and YAML 1.1's `no` or `off`, are the
+// header's value (YAML 1.2 reads them as strings, and so does every other option).
+TEST(SecurityHeaders, OnlyPlainFalseTurnsAHeaderOff) {
+  config::Diagnostics diag("t.yaml");
+  SecurityHeadersPolicy p("sec", parse_security_headers(entry(R"yaml({type: security_headers, headers: {
+      X-A: false, X-B: "false", X-C: no, X-D: Off}})yaml"),
+                                                        diag));
+  ASSERT_TRUE(diag.empty());
+  Harness h;
+  http::ResponseHead head;
+  head.fields.add("X-A", "kept");
+  p.on_response(h.ctx, head);
+  EXPECT_EQ(head.fields.get("X-A"), "kept");  // not set, so the service's own stays
+  EXPECT_EQ(head.fields.count("X-A"), 1u);
+  EXPECT_EQ(head.fields.get("X-B"), "false");
+  EXPECT_EQ(head.fields.get("X-C"), "no");
+  EXPECT_EQ(head.fields.get("X-D"), "Off");
+}
+
 }  // namespace
 }  // namespace gh::policies

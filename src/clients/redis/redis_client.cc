@@ -1,4 +1,4 @@
-#include "policies/rate_limit/redis_client.h"
+#include "clients/redis/redis_client.h"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -25,7 +25,7 @@
 #include "core/log.h"
 #include "core/url.h"
 
-namespace gh::policies::redis {
+namespace gh::clients::redis {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -396,4 +396,4 @@ Command& Command::arg(std::uint64_t n) {
   return arg(std::string_view(text.data(), text.size()));
 }
 
-}  // namespace gh::policies::redis
+}  // namespace gh::clients::redis

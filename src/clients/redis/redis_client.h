@@ -1,4 +1,5 @@
-// RedisClient: an asynchronous Redis client on the calling worker's own event loop. hiredis
+// RedisClient: an asynchronous Redis client on the calling worker's own event loop (generic:
+// it knows nothing of rate limits; rate_limit's RedisStore is its user today). hiredis
 // parses the replies (ReplyReader); commands are written in RESP by Command; the networking
 // is Boost.Asio.
 //
@@ -31,10 +32,10 @@
 #include <string_view>
 #include <vector>
 
+#include "clients/redis/resp_reader.h"
 #include "core/result.h"
-#include "policies/rate_limit/resp_reader.h"
 
-namespace gh::policies::redis {
+namespace gh::clients::redis {
 
 // `redis://[user:pass@]host:port[/db]`; the port defaults to 6379 and the db to 0. Parsed by
 // core's parse_redis_url: reserved characters in the user or password are written %XX.
@@ -98,4 +99,4 @@ class RedisClient {
   std::shared_ptr<const Shared> shared_;
 };
 
-}  // namespace gh::policies::redis
+}  // namespace gh::clients::redis

@@ -1,17 +1,17 @@
-// ConnectionPool: idle keep-alive connections to upstream endpoints, for one worker.
+// ConnectionPool: idle keep-alive connections to instances, for one worker.
 // Thread: owned by its worker; never shared. Keyed by endpoint address, so connections
 // survive a config reload. Most recently idle first (LIFO): warm connections are reused and
 // the oldest age out.
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
+#include "net/stream.h"
 
 #include <cstdint>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-namespace gh::upstream {
+namespace gh::clients::http1 {
 
 // An idle connection older than this is closed instead of reused. Short, because many
 // services (Node's http server among them) close idle keep-alive connections after 5 s.
@@ -21,14 +21,14 @@ constexpr std::size_t kPoolMaxIdlePerEndpoint = 64;
 class ConnectionPool {
  public:
   struct Idle {
-    boost::asio::ip::tcp::socket socket;
+    net::Stream stream;
     std::int64_t since_ms;
   };
 
   // Takes the most recently idle connection to `key`, if one is fresh enough.
-  bool take(const std::string& key, std::int64_t now_ms, boost::asio::ip::tcp::socket& out);
+  bool take(const std::string& key, std::int64_t now_ms, net::Stream& out);
   // Returns a connection that finished a response cleanly and may be reused.
-  void put(const std::string& key, boost::asio::ip::tcp::socket&& s, std::int64_t now_ms);
+  void put(const std::string& key, net::Stream&& s, std::int64_t now_ms);
   // Closes connections idle for too long; called periodically by the worker.
   void sweep(std::int64_t now_ms);
   void clear();
@@ -38,4 +38,4 @@ class ConnectionPool {
   std::unordered_map<std::string, std::vector<Idle>> idle_;
 };
 
-}  // namespace gh::upstream
+}  // namespace gh::clients::http1

@@ -1,4 +1,4 @@
-#include "policies/rate_limit/resp_reader.h"
+#include "clients/redis/resp_reader.h"
 
 #include <hiredis/hiredis.h>
 
@@ -6,7 +6,7 @@
 
 #include "core/check.h"
 
-namespace gh::policies::redis {
+namespace gh::clients::redis {
 
 namespace {
 
@@ -97,4 +97,4 @@ Result<std::optional<Reply>> ReplyReader::next() {
   return std::optional<Reply>{std::move(building_)};
 }
 
-}  // namespace gh::policies::redis
+}  // namespace gh::clients::redis

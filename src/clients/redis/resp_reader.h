@@ -13,7 +13,7 @@
 
 struct redisReader;
 
-namespace gh::policies::redis {
+namespace gh::clients::redis {
 
 // One RESP reply, owned.
 struct Reply {
@@ -51,4 +51,4 @@ class ReplyReader {
   bool broken_ = false;  // feed() failed: next() reports it
 };
 
-}  // namespace gh::policies::redis
+}  // namespace gh::clients::redis

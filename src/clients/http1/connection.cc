@@ -1,0 +1,225 @@
+#include "clients/http1/connection.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstring>
+
+namespace gh::clients::http1 {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+std::int64_t now_ms() noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Connection::~Connection() { release_buffer(); }
+
+void Connection::release_buffer() noexcept {
+  if (in_.data) buffers_.put(std::move(in_));
+  in_ = {};
+  begin_ = end_ = 0;
+}
+
+void Connection::close() noexcept {
+  stream_.close();
+  release_buffer();
+}
+
+void Connection::cancel() noexcept {
+  boost::system::error_code ignore;
+  if (stream_.is_open()) stream_.socket().cancel(ignore);
+}
+
+asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, const std::string& pool_key, bool pooled,
+                                               bool check_idle) {
+  close();
+  pool_key_ = &pool_key;
+  sent_ = false;
+  head_pending_ = false;
+  body_started_ = body_done_ = false;
+  reused_ = pooled && pool_.take(pool_key, now_ms(), stream_);
+  if (reused_ && check_idle && !stream_.still_idle()) {
+    // A request that may not be replayed never goes on a pooled connection the service has
+    // already closed (or that holds stray bytes): it would fail after being sent. One peek,
+    // for such requests only; a replayable one is sent again instead if it fails.
+    close();
+    reused_ = false;
+  }
+  if (reused_) co_return Result<void>{};
+  stream_ = net::Stream(stream_.get_executor());
+  auto [ec] = co_await stream_.socket().async_connect(address, nothrow);
+  if (ec) {
+    close();
+    co_return Error::upstream(ErrorCode::ConnectRefused, ec.message(), true);
+  }
+  boost::system::error_code ignore;
+  stream_.socket().set_option(tcp::no_delay(true), ignore);
+  co_return Result<void>{};
+}
+
+void Connection::send_head(const http::OutgoingRequest& req) {
+  head_out_.clear();
+  http::write_request_head(head_out_, req);
+  head_pending_ = true;
+  request_body_ = req.body;
+}
+
+asio::awaitable<Result<void>> Connection::send_body(std::string_view data, bool last) {
+  char hdr[24];
+  std::size_t hn = 0;
+  std::string_view tail;
+  if (request_body_ == http::BodyKind::Chunked) {
+    if (!data.empty()) {
+      hn = http::format_chunk_header(hdr, data.size());
+      tail = last ? std::string_view("\r\n0\r\n\r\n") : std::string_view("\r\n");
+    } else if (last) {
+      tail = "0\r\n\r\n";
+    }
+  }
+  if (!head_pending_ && data.empty() && tail.empty()) co_return Result<void>{};
+  std::array<asio::const_buffer, 4> bufs{
+      asio::buffer(head_pending_ ? head_out_.data() : nullptr, head_pending_ ? head_out_.size() : 0),
+      asio::buffer(hdr, hn), asio::buffer(data.data(), data.size()), asio::buffer(tail.data(), tail.size())};
+  head_pending_ = false;
+  auto [ec, n] = co_await asio::async_write(stream_, bufs, nothrow);
+  if (n > 0) sent_ = true;
+  if (ec) co_return Error::upstream(ErrorCode::UpstreamClosed, ec.message(), !sent_);
+  co_return Result<void>{};
+}
+
+asio::awaitable<Result<http::ResponseHead*>> Connection::read_head(bool head_request) {
+  if (!in_.data) in_ = buffers_.get(limits_->max_header_bytes);
+  begin_ = end_ = 0;
+  for (;;) {
+    http::ParseOutcome out =
+        http::parse_response(std::string_view(in_.data.get() + begin_, end_ - begin_), *limits_, head_request, resp_);
+    if (out.state == http::ParseState::Complete && resp_.status >= 100 && resp_.status < 200 && resp_.status != 101) {
+      begin_ += resp_.head_size;  // interim response: skip it
+      continue;
+    }
+    if (out.state == http::ParseState::Invalid)
+      co_return Error::upstream(ErrorCode::BadResponse, out.detail);
+    if (out.state == http::ParseState::Complete) break;
+    if (begin_ > 0) {
+      std::memmove(in_.data.get(), in_.data.get() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (end_ >= in_.cap) co_return Error::upstream(ErrorCode::BadResponse, "response head too large");
+    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(in_.data.get() + end_, in_.cap - end_), nothrow);
+    if (ec) {
+      // Retryable: a pooled connection that closed before a byte of answer came.
+      const bool nothing = end_ == 0 && begin_ == 0;
+      co_return Error::upstream(ErrorCode::UpstreamClosed, ec.message(), reused_ && nothing);
+    }
+    end_ += n;
+  }
+  begin_ += resp_.head_size;
+  chunked_ = http::ChunkedDecoder{};
+  left_ = resp_.body == http::BodyKind::Length ? resp_.content_length : 0;
+  body_started_ = false;
+  body_done_ = resp_.body == http::BodyKind::None;
+  co_return &resp_;
+}
+
+// What the buffered bytes hold of the body, decoded (chunked: in place).
+Result<http::BodyPart> Connection::decode_buffered() {
+  switch (resp_.body) {
+    case http::BodyKind::None: body_done_ = true; return http::BodyPart{{}, true};
+    case http::BodyKind::Length: {
+      std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(end_ - begin_, left_));
+      std::string_view part(in_.data.get() + begin_, take);
+      begin_ += take;
+      left_ -= take;
+      body_done_ = left_ == 0;
+      return http::BodyPart{part, body_done_};
+    }
+    case http::BodyKind::UntilClose: {
+      std::string_view part(in_.data.get() + begin_, end_ - begin_);
+      begin_ = end_;
+      return http::BodyPart{part, false};
+    }
+    case http::BodyKind::Chunked: break;
+  }
+  char* base = in_.data.get();
+  const std::size_t start = begin_;
+  std::size_t pos = begin_, write_pos = begin_;
+  while (pos < end_ && !body_done_) {
+    auto step = chunked_.feed(std::string_view(base + pos, end_ - pos));
+    if (step.error) return Error::upstream(ErrorCode::BadResponse, step.detail);
+    if (!step.data.empty()) {
+      std::memmove(base + write_pos, step.data.data(), step.data.size());
+      write_pos += step.data.size();
+    }
+    pos += step.consumed;
+    body_done_ = step.done;
+    if (step.consumed == 0 && step.data.empty() && !step.done) break;
+  }
+  begin_ = pos;
+  return http::BodyPart{std::string_view(base + start, write_pos - start), body_done_};
+}
+
+asio::awaitable<Result<http::BodyPart>> Connection::read_body() {
+  if (body_done_) co_return http::BodyPart{{}, true};
+  if (!body_started_) {
+    // The first piece is what came with the head, without waiting: the head reaches the
+    // client at once even when the body is slow to follow.
+    body_started_ = true;
+    co_return decode_buffered();
+  }
+  for (;;) {
+    if (begin_ == end_) {
+      begin_ = end_ = 0;
+    } else if (begin_ > 0) {
+      std::memmove(in_.data.get(), in_.data.get() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (end_ == in_.cap) co_return Error::upstream(ErrorCode::BadResponse, "body framing line too long");
+    std::size_t want = in_.cap - end_;
+    if (resp_.body == http::BodyKind::Length) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, left_));
+    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(in_.data.get() + end_, want), nothrow);
+    if (ec) {
+      if (resp_.body == http::BodyKind::UntilClose && ec == asio::error::eof) {
+        body_done_ = true;
+        co_return http::BodyPart{{}, true};
+      }
+      co_return Error::upstream(ErrorCode::UpstreamClosed, ec.message());
+    }
+    end_ += n;
+    Result<http::BodyPart> part = decode_buffered();
+    if (!part || !part->data.empty() || part->last) co_return part;
+  }
+}
+
+void Connection::finish(bool complete) {
+  const bool clean = complete && body_done_ && begin_ == end_ && resp_.keep_alive && stream_.is_open();
+  if (clean && pool_key_) {
+    auto ex = stream_.get_executor();
+    pool_.put(*pool_key_, std::move(stream_), now_ms());
+    stream_ = net::Stream(ex);
+    release_buffer();
+  } else {
+    close();
+  }
+}
+
+std::string_view Connection::take_buffered() noexcept {
+  std::string_view rest(in_.data.get() + begin_, end_ - begin_);
+  begin_ = end_;
+  return rest;
+}
+
+}  // namespace gh::clients::http1

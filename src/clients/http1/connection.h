@@ -1,0 +1,73 @@
+// Connection: one HTTP/1.1 connection to an instance, as the proxy uses it — open (pooled or
+// new), send the head and body (one gather write for the head and what is at hand of the body),
+// read the response head strictly, stream the body decoded, give the connection back to the
+// worker's pool or close it, over a net::Stream (where TLS goes in). Implements clients::Outbound.
+// Thread: owned by one worker; one request at a time. Reused across requests: its head buffer
+// and field vectors keep their capacity; the read buffer is borrowed from the worker's
+// BufferPool for the request only.
+// Deadlines: none of its own (see Outbound); cancel() aborts the operation in progress.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "clients/http1/pool.h"
+#include "clients/outbound.h"
+#include "core/buffer_pool.h"
+
+namespace gh::clients::http1 {
+
+class Connection final : public Outbound {
+ public:
+  Connection(const boost::asio::any_io_executor& ex, ConnectionPool& pool, BufferPool& buffers)
+      : stream_(ex), pool_(pool), buffers_(buffers) {}
+  ~Connection() override;
+
+  // The limits response heads are parsed with (the pinned snapshot's). REQUIRES: set before
+  // read_head; the object must outlive the request.
+  void set_parse_limits(const http::ParseLimits* limits) noexcept { limits_ = limits; }
+
+  boost::asio::awaitable<Result<void>> open(const boost::asio::ip::tcp::endpoint& address, const std::string& pool_key,
+                                            bool pooled, bool check_idle) override;
+  bool reused() const noexcept override { return reused_; }
+  void send_head(const http::OutgoingRequest& req) override;
+  boost::asio::awaitable<Result<void>> send_body(std::string_view data, bool last) override;
+  boost::asio::awaitable<Result<http::ResponseHead*>> read_head(bool head_request) override;
+  boost::asio::awaitable<Result<http::BodyPart>> read_body() override;
+  void finish(bool complete) override;
+  void close() noexcept override;
+  void cancel() noexcept override;
+  std::string_view take_buffered() noexcept override;
+  net::Stream* tunnel_stream() noexcept override { return &stream_; }
+
+ private:
+  void release_buffer() noexcept;
+  Result<http::BodyPart> decode_buffered();
+
+  net::Stream stream_;
+  ConnectionPool& pool_;
+  BufferPool& buffers_;
+  const http::ParseLimits* limits_ = nullptr;
+  const std::string* pool_key_ = nullptr;
+  bool reused_ = false;
+
+  // Request side.
+  std::string head_out_;
+  bool head_pending_ = false;
+  bool sent_ = false;
+  http::BodyKind request_body_ = http::BodyKind::None;
+
+  // Response side.
+  IoBuffer in_;
+  std::size_t begin_ = 0, end_ = 0;
+  http::ResponseHead resp_;
+  http::ChunkedDecoder chunked_;
+  std::uint64_t left_ = 0;  // Length bodies: bytes not yet handed out
+  bool body_started_ = false;
+  bool body_done_ = false;
+};
+
+}  // namespace gh::clients::http1

@@ -1,0 +1,65 @@
+// Outbound: what one proxied request needs of a connection to an instance, whatever the
+// protocol spoken to it — HTTP/1.1 today (clients::http1::Connection), HTTP/2 later — and what
+// a test or `gatehouse route` fakes. One object serves one request at a time and is reused.
+// Thread: owned by one request on one worker.
+// Deadlines: operations carry none of their own; the caller's per-connection deadline
+// cancels them (cancel()), and the caller knows whether it fired.
+// Failure: every operation returns an Error, never throws on I/O. `retryable` is set only when
+// nothing of this request can have reached the instance.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+#include "http/body.h"
+#include "http/head_writer.h"
+#include "http/parser.h"
+#include "net/stream.h"
+
+namespace gh::clients {
+
+class Outbound {
+ public:
+  virtual ~Outbound() = default;
+
+  // A connection to `address`: the pool's most recent idle one under `pool_key` when `pooled`
+  // allows, else a new one. `check_idle`: a pooled connection is first checked to be open with
+  // nothing unread (for a request that may not be replayed). Error: ConnectRefused (retryable).
+  virtual boost::asio::awaitable<Result<void>> open(const boost::asio::ip::tcp::endpoint& address,
+                                                    const std::string& pool_key, bool pooled, bool check_idle) = 0;
+  // Whether the open connection came from the pool.
+  virtual bool reused() const noexcept = 0;
+
+  // Queues the request head; it goes out with the first body part, in one write.
+  virtual void send_head(const http::OutgoingRequest& req) = 0;
+  // Sends a piece of the request body (framed for the wire), the queued head first.
+  // Error: UpstreamClosed, retryable when no byte of this request was written.
+  virtual boost::asio::awaitable<Result<void>> send_body(std::string_view data, bool last) = 0;
+
+  // Reads the response head, skipping interim 1xx answers other than 101. `head_request`: the
+  // request was HEAD (no body follows). Error: UpstreamClosed (retryable when the connection
+  // was pooled and not a byte of response came), BadResponse.
+  virtual boost::asio::awaitable<Result<http::ResponseHead*>> read_head(bool head_request) = 0;
+  // The next decoded piece of the response body. Error: UpstreamClosed (truncated),
+  // BadResponse (bad chunked framing).
+  virtual boost::asio::awaitable<Result<http::BodyPart>> read_body() = 0;
+
+  // Ends the request: a connection whose response was read whole, with nothing stray after
+  // it, and that the instance keeps alive goes back to the pool; any other closes.
+  virtual void finish(bool complete) = 0;
+  // Closes the connection (if any).
+  virtual void close() noexcept = 0;
+  // Cancels the operation in progress (the caller's deadline fired).
+  virtual void cancel() noexcept = 0;
+
+  // After a 101: the bytes already read past the response head, then the stream itself, for
+  // a tunnel. REQUIRES: read_head returned status 101.
+  virtual std::string_view take_buffered() noexcept = 0;
+  virtual net::Stream* tunnel_stream() noexcept = 0;
+};
+
+}  // namespace gh::clients

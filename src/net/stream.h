@@ -1,0 +1,129 @@
+// net::Stream: one TCP connection, plain today, with the seam where a TLS session goes later.
+// It is an Asio AsyncReadStream and AsyncWriteStream (async_read_some, async_write_some), so
+// asio::async_write gathers a head and a body into one send through it; async_wait(wait_read)
+// lets an idle connection wait for readability without holding a buffer (STYLE §11).
+// Plain costs one branch per operation: `tls_` is null and the socket is called directly.
+// TLS: the TLS work defines TlsSession (net/tls.h) and fills in the out-of-line tls_* operations
+// of stream.cc; callers do not change. No Stream has a TLS session yet.
+// Thread: like an Asio socket: one strand (here, one worker or the control loop) uses it.
+// Failure: every operation completes with an error_code (EOF, reset and cancellation are normal
+// outcomes); nothing throws.
+#pragma once
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstddef>
+#include <memory>
+
+namespace gh::net {
+
+class TlsSession;  // the TLS state of one connection; defined by the TLS work
+
+class Stream {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+  using socket_type = boost::asio::ip::tcp::socket;
+  using IoHandler = boost::asio::any_completion_handler<void(boost::system::error_code, std::size_t)>;
+  using WaitHandler = boost::asio::any_completion_handler<void(boost::system::error_code)>;
+
+  // A stream that is not open yet: connect socket(), then use it.
+  explicit Stream(const executor_type& ex);
+  // A stream over a connected (or accepted) plain socket.
+  explicit Stream(socket_type socket);
+  Stream(Stream&&) noexcept;
+  Stream& operator=(Stream&&) noexcept;
+  ~Stream();
+
+  executor_type get_executor() noexcept { return socket_.get_executor(); }
+  // The TCP socket under any TLS: connect, socket options, addresses.
+  socket_type& socket() noexcept { return socket_; }
+  const socket_type& socket() const noexcept { return socket_; }
+  bool is_open() const noexcept { return socket_.is_open(); }
+  bool is_tls() const noexcept { return tls_ != nullptr; }
+
+  // Reads some bytes (of the first non-empty buffer when TLS). EOF is asio::error::eof.
+  template <class MutableBufferSequence, class Token>
+  auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const MutableBufferSequence& b) {
+          if (tls_) [[unlikely]]
+            tls_read_some(first_buffer<boost::asio::mutable_buffer>(b), IoHandler(std::move(handler)));
+          else
+            socket_.async_read_some(b, std::move(handler));
+        },
+        token, buffers);
+  }
+
+  // Writes some bytes; plain: one gathering send of the whole sequence. Use asio::async_write
+  // to write everything.
+  template <class ConstBufferSequence, class Token>
+  auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const ConstBufferSequence& b) {
+          if (tls_) [[unlikely]]
+            tls_write_some(first_buffer<boost::asio::const_buffer>(b), IoHandler(std::move(handler)));
+          else
+            socket_.async_write_some(b, std::move(handler));
+        },
+        token, buffers);
+  }
+
+  // Waits until the stream is readable (wait_read) or writable, without reading: an idle
+  // connection holds no buffer while it waits.
+  template <class Token>
+  auto async_wait(socket_type::wait_type what, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this](auto handler, socket_type::wait_type w) {
+          if (tls_) [[unlikely]]
+            tls_wait(w, WaitHandler(std::move(handler)));
+          else
+            socket_.async_wait(w, std::move(handler));
+        },
+        token, what);
+  }
+
+  // Ends the sending direction (plain: shutdown(SHUT_WR), the peer reads EOF); reading still
+  // works. Completes with the shutdown's error, if any.
+  template <class Token>
+  auto async_shutdown(Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this](auto handler) {
+          if (tls_) [[unlikely]]
+            tls_shutdown(WaitHandler(std::move(handler)));
+          else
+            plain_shutdown(WaitHandler(std::move(handler)));
+        },
+        token);
+  }
+
+  // Whether a connection kept idle can carry another request: open, nothing unread and no EOF
+  // or error pending. One non-blocking peek; never waits. A stale answer (e.g. a 408 sent while
+  // idle) makes it false, so a reused connection never reads a response to no request.
+  bool still_idle() noexcept;
+
+  // Closes the socket and drops any TLS state at once (no close_notify). Operations in flight
+  // complete with operation_aborted. Safe to call more than once.
+  void close() noexcept;
+
+ private:
+  template <class Buffer, class Sequence>
+  static Buffer first_buffer(const Sequence& seq) {
+    for (auto it = boost::asio::buffer_sequence_begin(seq); it != boost::asio::buffer_sequence_end(seq); ++it)
+      if (Buffer b(*it); b.size() != 0) return b;
+    return Buffer();
+  }
+
+  void plain_shutdown(WaitHandler handler);
+  void tls_read_some(boost::asio::mutable_buffer buffer, IoHandler handler);
+  void tls_write_some(boost::asio::const_buffer buffer, IoHandler handler);
+  void tls_wait(socket_type::wait_type what, WaitHandler handler);
+  void tls_shutdown(WaitHandler handler);
+
+  socket_type socket_;
+  std::unique_ptr<TlsSession> tls_;  // null: plain
+};
+
+}  // namespace gh::net

@@ -1,0 +1,495 @@
+#include "proxy/http1_session.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "core/log.h"
+#include "http/head_writer.h"
+#include "net/stream.h"
+#include "proxy/downstream.h"
+#include "proxy/exchange.h"
+#include "proxy/local_reply.h"
+#include "proxy/worker.h"
+
+namespace gh::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+constexpr int kLingerMillis = 100;
+
+}  // namespace
+
+class Http1Session final : public SessionBase, public Downstream, public std::enable_shared_from_this<Http1Session> {
+ public:
+  Http1Session(Worker& w, tcp::socket s) : w_(w), client_(std::move(s)) { accepted_ = Clock::now(); }
+
+  // Connection life: begin() -> [idle: async_wait readable] -> serve() while bytes are buffered
+  // -> idle again, until the peer leaves, a deadline passes or the gateway drains. While idle the
+  // connection holds no coroutine frame, no buffer, no scratch and no timer: one handler on
+  // its socket.
+  void begin();
+  void wait_idle();
+  void on_readable(boost::system::error_code ec);
+  void after_serve(std::exception_ptr e, bool keep);
+  void shutdown();
+  asio::awaitable<bool> serve();
+
+  // SessionBase.
+  void close_if_idle() override {
+    if (phase_ == Phase::Idle || phase_ == Phase::Linger) cancel_all();
+  }
+  void check_deadline(Clock::time_point now) override {
+    if (now < deadline_) return;
+    timed_out_ = true;
+    deadline_ = Clock::time_point::max();
+    cancel_all();
+  }
+  void close_now() override {
+    client_.close();
+    if (sc_) sc_->upstream.close();
+  }
+
+  // Downstream.
+  http::RequestHead& head() noexcept override { return sc_->req; }
+  std::string_view peer_ip() const noexcept override { return peer_ip_; }
+  std::string_view scheme() const noexcept override { return "http"; }
+  asio::awaitable<Result<http::BodyPart>> read_body() override;
+  bool body_replayable() const noexcept override { return replayable_; }
+  void rewind_body() noexcept override {
+    in_begin_ = body_begin_;
+    body_left_ = sc_->req.content_length;
+    body_read_ = 0;
+    body_first_ = true;
+  }
+  void send_head(const http::ResponseHead& head, bool close) override;
+  asio::awaitable<Result<void>> send_body(std::string_view data, bool last) override;
+  bool response_started() const noexcept override { return response_started_; }
+  void abort() noexcept override { aborted_ = true; }
+  asio::awaitable<void> tunnel(clients::Outbound& up, std::chrono::milliseconds idle, std::uint64_t& bytes_in,
+                               std::uint64_t& bytes_out) override;
+  void arm_after(std::chrono::milliseconds d) noexcept override { arm(Clock::now() + d); }
+  bool timed_out() const noexcept override { return timed_out_; }
+  bool draining() const noexcept override { return w_.shared().draining.load(std::memory_order_relaxed); }
+
+ private:
+  enum class Phase { Idle, Linger, Busy };
+
+  void arm(Clock::time_point tp) noexcept {
+    timed_out_ = false;
+    deadline_ = tp;
+  }
+  void cancel_all() {
+    boost::system::error_code ignore;
+    client_.socket().cancel(ignore);
+    if (sc_) sc_->upstream.cancel();
+  }
+  // Limits between requests come from the worker's current snapshot; within a request, from
+  // the one the request pinned.
+  const config::Limits& limits() const { return (snap_ ? snap_ : w_.snapshot())->config->limits; }
+
+  void acquire_in() {
+    if (!in_.data) in_ = w_.buffers().get(w_.snapshot()->parse_limits.max_header_bytes);
+    if (!sc_) sc_ = w_.take_scratch();
+  }
+  void release_in() {
+    if (in_.data) w_.buffers().put(std::move(in_));
+    in_ = {};
+    in_begin_ = in_end_ = 0;
+    if (sc_) w_.return_scratch(std::move(sc_));
+  }
+
+  asio::awaitable<bool> handle_request(bool head_error, int status);
+  // Whether the connection may carry another request after this one. A request that asked for
+  // any upgrade closes the connection after its answer: what the client sent after that head
+  // belongs to the protocol it asked for and is never read as a new request.
+  bool may_keep_alive() const {
+    return sc_->req.keep_alive && !upgrade_asked_ && !draining();
+  }
+  bool request_body_pending() const {
+    return sc_->req.body == http::BodyKind::Chunked ? !sc_->chunked_in.done()
+                                                    : (sc_->req.body == http::BodyKind::Length && body_left_ > 0);
+  }
+  asio::awaitable<Result<void>> read_client_more();
+  asio::awaitable<void> pump(net::Stream& from, net::Stream& to, std::uint64_t& counter, std::chrono::milliseconds idle);
+
+  Worker& w_;
+  net::Stream client_;
+  Clock::time_point accepted_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool timed_out_ = false;
+  bool alive_ = true;
+  bool first_ = true;
+  Phase phase_ = Phase::Idle;
+
+  IoBuffer in_;
+  std::size_t in_begin_ = 0, in_end_ = 0;
+
+  // Per-request scratch (heads, field lists, the upstream connection), borrowed from the worker
+  // while a request is served, so an idle connection holds none of it.
+  std::unique_ptr<RequestScratch> sc_;
+  std::shared_ptr<const Snapshot> snap_;  // the request's pinned snapshot
+  std::string peer_ip_;
+
+  // Request body.
+  std::size_t body_begin_ = 0;     // where the body starts in in_ (for a rewind)
+  std::uint64_t body_left_ = 0;    // Length bodies: bytes not yet read from the client
+  std::uint64_t body_read_ = 0;    // decoded bytes handed out in this attempt
+  Clock::time_point body_start_;
+  bool body_first_ = true;         // the next read_body returns what is buffered, without waiting
+  bool replayable_ = false;
+  bool sent_continue_ = false;
+  bool upgrade_asked_ = false;
+
+  // Response.
+  bool head_pending_ = false;      // sc_->head_out waits for the first send_body
+  bool client_chunked_ = false;
+  bool keep_ = false;              // the head promised to keep the connection
+  bool last_sent_ = false;
+  bool response_started_ = false;
+  bool aborted_ = false;
+  friend void start_session(Worker&, tcp::socket);
+};
+
+void start_session(Worker& worker, tcp::socket socket) {
+  auto s = std::make_shared<Http1Session>(worker, std::move(socket));
+  worker.add_session(s.get());
+  s->begin();
+}
+
+void Http1Session::begin() {
+  boost::system::error_code ec;
+  client_.socket().set_option(tcp::no_delay(true), ec);
+  auto peer = client_.socket().remote_endpoint(ec);
+  if (!ec) {
+    auto addr = peer.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+      addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+    peer_ip_ = addr.to_string();
+  }
+  arm(accepted_ + limits().header_timeout);  // the first head is timed from the accept
+  wait_idle();
+}
+
+void Http1Session::wait_idle() {
+  phase_ = Phase::Idle;
+  client_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); });
+}
+
+void Http1Session::on_readable(boost::system::error_code ec) {
+  if (ec || !alive_) return shutdown();  // idle timeout, drain or peer gone: close quietly
+  if (!first_) arm_after(limits().header_timeout);
+  first_ = false;
+  asio::co_spawn(client_.get_executor(), serve(),
+                 [self = shared_from_this()](std::exception_ptr e, bool keep) { self->after_serve(e, keep); });
+}
+
+void Http1Session::after_serve(std::exception_ptr e, bool keep) {
+  snap_.reset();
+  if (e) {
+    keep = false;
+    w_.shared().internal_errors.fetch_add(1, std::memory_order_relaxed);
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      log::error("internal error on a connection from {}: {}", peer_ip_, ex.what());
+    } catch (...) {
+      log::error("internal error on a connection from {}", peer_ip_);
+    }
+  }
+  if (!keep || !alive_ || draining()) return shutdown();
+  release_in();
+  arm_after(limits().idle_timeout);
+  wait_idle();
+}
+
+void Http1Session::shutdown() {
+  if (!alive_ && !client_.is_open()) return;
+  bool was_alive = alive_;
+  alive_ = false;
+  close_now();
+  release_in();
+  if (was_alive) {
+    w_.remove_session(this);
+    w_.shared().open_connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+// Serves requests while their bytes are at hand; true: the connection may wait for the next.
+asio::awaitable<bool> Http1Session::serve() {
+  for (;;) {
+    if (in_begin_ > 0) {
+      std::memmove(in_.data.get(), in_.data.get() + in_begin_, in_end_ - in_begin_);
+      in_end_ -= in_begin_;
+      in_begin_ = 0;
+      arm_after(limits().header_timeout);
+    }
+    phase_ = Phase::Busy;
+    acquire_in();
+    const auto& plimits = w_.snapshot()->parse_limits;
+    const std::size_t cap = std::min(in_.cap, std::max<std::size_t>(plimits.max_header_bytes, 1024));
+    http::ParseOutcome out;
+    for (;;) {
+      out = http::parse_request(std::string_view(in_.data.get(), in_end_), plimits, sc_->req);
+      if (out.state != http::ParseState::Partial) break;
+      if (in_end_ >= cap) {
+        out = {http::ParseState::Invalid, 431, "head too large"};
+        break;
+      }
+      auto [rec, n] = co_await client_.async_read_some(asio::buffer(in_.data.get() + in_end_, in_.cap - in_end_), nothrow);
+      if (rec) {
+        if (timed_out_ && in_end_ > 0) {
+          arm_after(std::chrono::seconds(1));
+          co_await handle_request(true, 408);
+        }
+        co_return false;
+      }
+      in_end_ += n;
+    }
+    if (out.state == http::ParseState::Invalid) {
+      co_await handle_request(true, out.status);
+      co_return false;
+    }
+    if (!co_await handle_request(false, 0)) co_return false;
+    if (in_begin_ < in_end_) continue;  // pipelined: the next head is already here
+    // Linger: wait for the next request with the buffer still held. A read costs no system call
+    // until data comes (the socket is known drained), where waiting for readability without a
+    // buffer costs an epoll_ctl per request; a connection quiet for kLingerMillis goes idle.
+    if (draining()) co_return false;
+    if (!w_.try_linger()) co_return true;  // enough lingering already: go idle at once
+    phase_ = Phase::Linger;
+    in_begin_ = in_end_ = 0;
+    arm_after(std::chrono::milliseconds(kLingerMillis));
+    auto [lec, ln] = co_await client_.async_read_some(asio::buffer(in_.data.get(), in_.cap), nothrow);
+    w_.end_linger();
+    if (lec) co_return timed_out_ && alive_;  // quiet: go idle (no buffer held); else closed
+    in_end_ = ln;
+    arm_after(limits().header_timeout);
+  }
+}
+
+// One request: its exchange, with this session as the Downstream. `head_error`: the head could
+// not be read; `status` is the answer. Returns whether the connection may carry another request.
+asio::awaitable<bool> Http1Session::handle_request(bool head_error, int status) {
+  snap_ = w_.snapshot();
+  http::RequestHead& req = sc_->req;
+  if (head_error) req.reset();
+  in_begin_ = head_error ? in_end_ : req.head_size;
+  body_begin_ = in_begin_;
+  body_left_ = req.body == http::BodyKind::Length ? req.content_length : 0;
+  body_read_ = 0;
+  body_first_ = true;
+  replayable_ = req.body == http::BodyKind::None ||
+                (req.body == http::BodyKind::Length && body_left_ <= in_end_ - in_begin_);
+  sc_->chunked_in = http::ChunkedDecoder{};
+  sent_continue_ = false;
+  upgrade_asked_ = !head_error && req.fields.has("upgrade");
+  head_pending_ = client_chunked_ = keep_ = last_sent_ = response_started_ = aborted_ = false;
+  sc_->upstream.set_parse_limits(&snap_->parse_limits);
+
+  {
+    Exchange exchange(w_, snap_, *this, sc_->upstream, sc_->exchange);
+    if (head_error) co_await exchange.reject_head(status, status == 408 ? "head_timeout" : "bad_head");
+    else co_await exchange.run();
+  }
+  co_return keep_ && last_sent_ && !aborted_;
+}
+
+asio::awaitable<Result<void>> Http1Session::read_client_more() {
+  // REQUIRES: every buffered byte of the body was consumed (in_begin_ == in_end_).
+  in_begin_ = in_end_ = 0;
+  const auto& lim = limits();
+  if (sc_->req.expect_continue && !sent_continue_) {
+    sent_continue_ = true;
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    arm_after(lim.body_timeout);
+    auto [ec, n] = co_await asio::async_write(client_, asio::buffer(kContinue), nothrow);
+    (void)n;
+    if (ec) co_return Error::downstream(ErrorCode::ClientGone, ec.message());
+  }
+  arm_after(lim.body_timeout);
+  std::size_t want = in_.cap;
+  if (sc_->req.body == http::BodyKind::Length) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, body_left_));
+  auto [ec, n] = co_await client_.async_read_some(asio::buffer(in_.data.get(), want), nothrow);
+  if (ec)
+    co_return timed_out_ ? Error::downstream(ErrorCode::Timeout, "request body timeout")
+                         : Error::downstream(ErrorCode::ClientGone, ec.message());
+  in_end_ = n;
+  co_return Result<void>{};
+}
+
+// The request body, decoded. Chunked bodies are decoded in place and checked as they come, so
+// an error anywhere aborts before the last chunk reaches the service.
+asio::awaitable<Result<http::BodyPart>> Http1Session::read_body() {
+  const http::RequestHead& req = sc_->req;
+  const auto& lim = limits();
+  if (body_first_) body_start_ = Clock::now();
+  // Slower than min_body_rate once body_timeout has passed.
+  auto too_slow = [&]() {
+    auto elapsed = Clock::now() - body_start_;
+    if (elapsed <= lim.body_timeout) return false;
+    double secs = std::chrono::duration<double>(elapsed).count();
+    return static_cast<double>(body_read_) / secs < static_cast<double>(lim.min_body_rate);
+  };
+  if (req.body == http::BodyKind::None) {
+    body_first_ = false;
+    co_return http::BodyPart{{}, true};
+  }
+  for (;;) {
+    const bool first = body_first_;  // the first piece is what is buffered, even if nothing
+    body_first_ = false;
+    if (!first && in_begin_ == in_end_) {
+      if (too_slow()) co_return Error::downstream(ErrorCode::Timeout, "request body too slow");
+      if (Result<void> more = co_await read_client_more(); !more) co_return more.error();
+    }
+    if (req.body == http::BodyKind::Length) {
+      std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(in_end_ - in_begin_, body_left_));
+      std::string_view part(in_.data.get() + in_begin_, take);
+      in_begin_ += take;
+      body_left_ -= take;
+      body_read_ += take;
+      if (take > 0 || body_left_ == 0 || first) co_return http::BodyPart{part, body_left_ == 0};
+      continue;
+    }
+    // Chunked.
+    char* base = in_.data.get();
+    const std::size_t start = in_begin_;
+    std::size_t pos = in_begin_, write_pos = in_begin_;
+    bool done = false;
+    while (pos < in_end_ && !done) {
+      auto step = sc_->chunked_in.feed(std::string_view(base + pos, in_end_ - pos));
+      if (step.error) co_return Error::downstream(ErrorCode::BadRequest, step.detail);
+      if (!step.data.empty()) {
+        std::memmove(base + write_pos, step.data.data(), step.data.size());
+        write_pos += step.data.size();
+      }
+      pos += step.consumed;
+      done = step.done;
+      if (step.consumed == 0 && step.data.empty() && !done) break;
+    }
+    in_begin_ = pos;
+    const std::size_t payload = write_pos - start;
+    body_read_ += payload;
+    if (body_read_ > lim.max_body_bytes) co_return Error::downstream(ErrorCode::PayloadTooLarge, "chunked body");
+    if (payload > 0 || done || first) co_return http::BodyPart{std::string_view(base + start, payload), done};
+    // Only framing was buffered: read on. The chunked decoder keeps its state across reads,
+    // so what it consumed is gone from the buffer.
+    in_begin_ = in_end_;
+  }
+}
+
+void Http1Session::send_head(const http::ResponseHead& head, bool close) {
+  const http::RequestHead& req = sc_->req;
+  const bool upgrade = head.status == 101;
+  http::ResponseFraming framing;
+  client_chunked_ = false;
+  bool keep = !close && may_keep_alive() && !request_body_pending();
+  if (upgrade) {
+    keep = false;  // the connection becomes a tunnel; its Connection field is the exchange's
+  } else if (head.body == http::BodyKind::Length) {
+    framing.body = http::BodyKind::Length;
+    framing.content_length = head.content_length;
+  } else if (head.body == http::BodyKind::Chunked || head.body == http::BodyKind::UntilClose) {
+    if (req.version_minor == 1) {
+      client_chunked_ = true;
+      framing.body = http::BodyKind::Chunked;
+    } else {
+      keep = false;  // an HTTP/1.0 client learns the end of the body from the close
+    }
+  }
+  if (!upgrade) {
+    framing.close = !keep;
+    framing.keep_alive_10 = keep && req.version_minor == 0;
+  }
+  keep_ = keep;
+  sc_->head_out.clear();
+  http::write_response_head(sc_->head_out, head.status,
+                            head.reason.empty() ? reason_phrase(head.status) : head.reason, head.fields, framing);
+  head_pending_ = true;
+  response_started_ = true;
+}
+
+asio::awaitable<Result<void>> Http1Session::send_body(std::string_view data, bool last) {
+  if (sc_->req.method == "HEAD") data = {};
+  char hdr[24];
+  std::size_t hn = 0;
+  std::string_view tail;
+  if (client_chunked_) {
+    if (!data.empty()) {
+      hn = http::format_chunk_header(hdr, data.size());
+      tail = last ? std::string_view("\r\n0\r\n\r\n") : std::string_view("\r\n");
+    } else if (last) {
+      tail = "0\r\n\r\n";
+    }
+  }
+  if (!head_pending_ && data.empty() && tail.empty()) {
+    last_sent_ = last_sent_ || last;
+    co_return Result<void>{};
+  }
+  std::array<asio::const_buffer, 4> bufs{
+      asio::buffer(head_pending_ ? sc_->head_out.data() : nullptr, head_pending_ ? sc_->head_out.size() : 0),
+      asio::buffer(hdr, hn), asio::buffer(data.data(), data.size()), asio::buffer(tail.data(), tail.size())};
+  head_pending_ = false;
+  auto [ec, n] = co_await asio::async_write(client_, bufs, nothrow);
+  (void)n;
+  if (ec) co_return Error::downstream(ErrorCode::ClientGone, ec.message());
+  if (last) last_sent_ = true;
+  co_return Result<void>{};
+}
+
+// Relays bytes both ways until both sides have finished sending. A half-close (EOF from one
+// side) is passed on as a shutdown of sending towards the other, which may go on talking; an
+// error on either side, or `idle` without a byte either way, closes both.
+asio::awaitable<void> Http1Session::tunnel(clients::Outbound& up, std::chrono::milliseconds idle,
+                                           std::uint64_t& bytes_in, std::uint64_t& bytes_out) {
+  using namespace asio::experimental::awaitable_operators;
+  net::Stream* upstream = up.tunnel_stream();
+  if (!upstream) co_return;
+  // Bytes the client sent after its head belong to the new protocol.
+  if (in_end_ > in_begin_) {
+    auto [ec, n] = co_await asio::async_write(*upstream, asio::buffer(in_.data.get() + in_begin_, in_end_ - in_begin_),
+                                              nothrow);
+    bytes_in += n;
+    in_begin_ = in_end_;
+    if (ec) co_return;
+  }
+  arm_after(idle);
+  co_await (pump(client_, *upstream, bytes_in, idle) && pump(*upstream, client_, bytes_out, idle));
+}
+
+asio::awaitable<void> Http1Session::pump(net::Stream& from, net::Stream& to, std::uint64_t& counter,
+                                         std::chrono::milliseconds idle) {
+  std::array<char, 8192> buf;
+  for (;;) {
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), nothrow);
+    if (ec == asio::error::eof) {
+      co_await to.async_shutdown(nothrow);
+      co_return;
+    }
+    if (ec) break;
+    arm_after(idle);
+    auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), nothrow);
+    counter += wn;
+    if (wec) break;
+  }
+  // Reset, idle timeout or drain: both directions end.
+  from.close();
+  to.close();
+}
+
+}  // namespace gh::proxy
