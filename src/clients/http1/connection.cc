@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstring>
 
+#include "core/clock.h"
+
 namespace gh::clients::http1 {
 
 namespace asio = boost::asio;
@@ -17,10 +19,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-std::int64_t now_ms() noexcept {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t now_ms() noexcept { return core::Clock::real().now_ms(); }
 
 }  // namespace
 

@@ -22,6 +22,7 @@
 #include <unordered_map>
 
 #include "core/check.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/url.h"
 
@@ -59,7 +60,9 @@ namespace {
 
 Error unavailable(std::string why) { return Error::upstream(ErrorCode::StoreUnavailable, std::move(why)); }
 
-using Clock = std::chrono::steady_clock;
+// Deadlines are armed on steady_timers, so they are read from the real monotonic clock.
+using Clock = core::Clock;
+Clock::Monotonic monotonic_now() noexcept { return core::Clock::real().now(); }
 // The handler of a co_await on command(): held by the call's Pending entry and invoked in
 // place when the reply is read, so a call costs no type erasure and no extra dispatch.
 using Handler = asio::async_result<asio::use_awaitable_t<>, void(Result<Reply>)>::handler_type;
@@ -73,7 +76,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Queues `resp` and completes `handler` with its reply, or with an Error by its deadline.
   void start(const std::string& resp, Handler handler) {
-    const auto now = Clock::now();
+    const auto now = monotonic_now();
     if (state_ == State::Idle) {
       if (now < retry_at_) {
         // Not from inside the initiation: the waiter has not suspended yet.
@@ -108,7 +111,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   struct Pending {
     std::optional<Handler> handler;   // empty for a connect step
-    Clock::time_point deadline;       // nondecreasing along the FIFO
+    Clock::Monotonic deadline;       // nondecreasing along the FIFO
     const char* step = nullptr;       // a connect step (AUTH, SELECT, ...): its name
     bool last_step = false;
   };
@@ -121,7 +124,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::move(h)(std::move(result));
   }
 
-  void start_connect(Clock::time_point now) {
+  void start_connect(Clock::Monotonic now) {
     state_ = State::Connecting;
     const RedisUrl& u = shared_->url;
     const auto deadline = now + shared_->opts.timeout;
@@ -179,7 +182,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     deadline_.async_wait([self = shared_from_this()](boost::system::error_code) {
       self->deadline_armed_ = false;
       if (self->shut_ || self->fifo_.empty()) return;
-      if (self->fifo_.front().deadline <= Clock::now()) {
+      if (self->fifo_.front().deadline <= monotonic_now()) {
         // Replies are matched by order, so a late one cannot be told apart: the connection goes.
         self->fail(fmt::format("no reply within {}ms", self->shared_->opts.timeout.count()), ErrorCode::Timeout);
         return;
@@ -286,7 +289,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     writing_ = false;
     flush_posted_ = false;
     last_error_ = why;
-    retry_at_ = Clock::now() + backoff_;
+    retry_at_ = monotonic_now() + backoff_;
     if (!logged_down_)
       log::warn("redis {}: {}; retrying in {}ms", shared_->url.endpoint(), why, backoff_.count());
     logged_down_ = true;
@@ -313,7 +316,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool shut_ = false;  // the loop is being torn down
   State state_ = State::Idle;
   std::uint64_t gen_ = 0;  // bumped by every close; loops of an older generation stop
-  Clock::time_point retry_at_{};
+  Clock::Monotonic retry_at_{};
   std::chrono::milliseconds backoff_;
   std::string last_error_;
   bool logged_down_ = false;  // the outage was logged; the next success logs the recovery
