@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "proxy/request_context.h"
+#include "proxy/worker.h"
 
 namespace gh::proxy {
 
@@ -90,7 +91,7 @@ void AccessLog::record(const RequestContext& ctx) {
   std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                 tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   const auto& req = ctx.request();
-  double total_ms = duration<double, std::milli>(steady_clock::now() - ctx.start).count();
+  double total_ms = duration<double, std::milli>(ctx.worker().clock().now() - ctx.start).count();
 
   buf_ += "{\"time\":\"";
   buf_ += ts;

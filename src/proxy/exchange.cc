@@ -42,7 +42,6 @@ bool valid_request_id(std::string_view id) noexcept {
   return true;
 }
 
-double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 }  // namespace
 
@@ -68,8 +67,8 @@ void Exchange::lend_strings() noexcept {
 
 void Exchange::begin() {
   const http::RequestHead& req = down_.head();
-  ctx_.start = Clock::now();
-  ctx_.start_wall = std::chrono::system_clock::now();
+  ctx_.start = worker_.clock().now();
+  ctx_.start_wall = worker_.clock().wall_now();
   std::string_view xff = req.fields.count("x-forwarded-for") == 1 ? req.fields.get("x-forwarded-for")
                                                                    : std::string_view{};
   ctx_.client_ip_.assign(client_address(down_.peer_ip(), xff, snap_->trusted_proxies));
@@ -342,7 +341,10 @@ asio::awaitable<void> Exchange::proxy() {
       upstream::Endpoint* e;
       ~InFlight() { e->in_flight.fetch_sub(1, std::memory_order_relaxed); }
     } in_flight{ep};
-    const auto t0 = Clock::now();
+    const auto t0 = worker_.clock().now();
+    auto ms_since = [this](Clock::time_point t) {
+      return std::chrono::duration<double, std::milli>(worker_.clock().now() - t).count();
+    };
 
     // Connection: the pool's most recent idle one (checked first when the request may not be
     // replayed), or a new one.
@@ -350,7 +352,7 @@ asio::awaitable<void> Exchange::proxy() {
     Result<void> opened = co_await up_.open(ep->address, ep->pool_key, !fresh_retry_used, !idempotent);
     if (!opened) {
       const bool timeout = down_.timed_out();
-      ep->report_connect_failure(upstream::steady_now_ms());
+      ep->report_connect_failure(worker_.clock().now_ms());
       // Nothing was sent: safe to try another instance whatever the method.
       if (retries_left > 0 && scfg.retries.on_connect_failure) {
         --retries_left;
@@ -376,7 +378,7 @@ asio::awaitable<void> Exchange::proxy() {
           continue;
         }
         up_.close();
-        ep->report_connect_failure(upstream::steady_now_ms());
+        ep->report_connect_failure(worker_.clock().now_ms());
         if (e.retryable && replayable && retries_left > 0 && scfg.retries.on_connect_failure) {
           // Nothing reached the instance: as a connect failure, another instance may take it.
           --retries_left;
@@ -413,7 +415,7 @@ asio::awaitable<void> Exchange::proxy() {
         continue;
       }
       const int status = timeout ? 504 : 502;
-      if (!timeout) ep->report_status(502, upstream::steady_now_ms());
+      if (!timeout) ep->report_status(502, worker_.clock().now_ms());
       if (idempotent && replayable && retries_left > 0 && retries_on(status)) {
         --retries_left;
         rewind();
@@ -422,7 +424,7 @@ asio::awaitable<void> Exchange::proxy() {
       co_return co_await local_reply(status, timeout ? "upstream_timeout" : "bad_response", false);
     }
     http::ResponseHead& resp = **head;
-    ep->report_status(resp.status, upstream::steady_now_ms());
+    ep->report_status(resp.status, worker_.clock().now_ms());
     if (idempotent && replayable && retries_left > 0 && retries_on(resp.status)) {
       --retries_left;
       up_.close();

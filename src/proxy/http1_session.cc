@@ -36,7 +36,7 @@ constexpr int kLingerMillis = 100;
 
 class Http1Session final : public SessionBase, public Downstream, public std::enable_shared_from_this<Http1Session> {
  public:
-  Http1Session(Worker& w, tcp::socket s) : w_(w), client_(std::move(s)) { accepted_ = Clock::now(); }
+  Http1Session(Worker& w, tcp::socket s) : w_(w), client_(std::move(s)) { accepted_ = w_.clock().now(); }
 
   // Connection life: begin() -> [idle: async_wait readable] -> serve() while bytes are buffered
   // -> idle again, until the peer leaves, a deadline passes or the gateway drains. While idle the
@@ -82,7 +82,7 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
   void abort() noexcept override { aborted_ = true; }
   asio::awaitable<void> tunnel(clients::Outbound& up, std::chrono::milliseconds idle, std::uint64_t& bytes_in,
                                std::uint64_t& bytes_out) override;
-  void arm_after(std::chrono::milliseconds d) noexcept override { arm(Clock::now() + d); }
+  void arm_after(std::chrono::milliseconds d) noexcept override { arm(w_.clock().now() + d); }
   bool timed_out() const noexcept override { return timed_out_; }
   bool draining() const noexcept override { return w_.shared().draining.load(std::memory_order_relaxed); }
 
@@ -338,10 +338,10 @@ asio::awaitable<Result<void>> Http1Session::read_client_more() {
 asio::awaitable<Result<http::BodyPart>> Http1Session::read_body() {
   const http::RequestHead& req = sc_->req;
   const auto& lim = limits();
-  if (body_first_) body_start_ = Clock::now();
+  if (body_first_) body_start_ = w_.clock().now();
   // Slower than min_body_rate once body_timeout has passed.
   auto too_slow = [&]() {
-    auto elapsed = Clock::now() - body_start_;
+    auto elapsed = w_.clock().now() - body_start_;
     if (elapsed <= lim.body_timeout) return false;
     double secs = std::chrono::duration<double>(elapsed).count();
     return static_cast<double>(body_read_) / secs < static_cast<double>(lim.min_body_rate);

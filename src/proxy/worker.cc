@@ -21,8 +21,8 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-Worker::Worker(unsigned id, GatewayShared& shared, std::shared_ptr<AccessLogSink> log_sink)
-    : id_(id), shared_(shared), access_log_(std::move(log_sink)) {
+Worker::Worker(unsigned id, GatewayShared& shared, std::shared_ptr<AccessLogSink> log_sink, const core::Clock& clock)
+    : id_(id), shared_(shared), clock_(clock), access_log_(std::move(log_sink)) {
   std::random_device rd;
   request_prefix_ = (std::uint64_t(rd()) << 32) ^ rd();
 }
@@ -44,7 +44,7 @@ void Worker::remove_session(SessionBase* s) {
 }
 
 std::unique_ptr<RequestScratch> Worker::take_scratch() {
-  if (scratch_.empty()) return std::make_unique<RequestScratch>(io_.get_executor(), pool_, buffers_);
+  if (scratch_.empty()) return std::make_unique<RequestScratch>(io_.get_executor(), pool_, buffers_, clock_);
   auto s = std::move(scratch_.back());
   scratch_.pop_back();
   return s;
@@ -138,9 +138,9 @@ asio::awaitable<void> Worker::housekeeping() {
     access_log_.flush();
     if (ec && stopping_) break;
     // check_deadline only cancels sockets (handlers run later), so the list stays intact.
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock_.now();
     for (SessionBase* s = sessions_; s; s = s->next_) s->check_deadline(now);
-    if (++ticks % 10 == 0) pool_.sweep(upstream::steady_now_ms());
+    if (++ticks % 10 == 0) pool_.sweep(clock_.now_ms());
     // Give back to the kernel the pages that bursts of requests left free between long-lived
     // allocations (idle connections): cheap at this rate, and it keeps idle memory near its floor.
     if (id_ == 0 && ticks % 10 == 0) ::malloc_trim(0);

@@ -18,6 +18,7 @@
 #include "clients/http1/connection.h"
 #include "clients/http1/pool.h"
 #include "core/buffer_pool.h"
+#include "core/clock.h"
 #include "proxy/access_log.h"
 #include "proxy/exchange.h"
 #include "proxy/snapshot.h"
@@ -35,8 +36,9 @@ struct GatewayShared {
 // What one request in progress needs beyond its read buffer. Reused across requests (its
 // vectors and strings keep their capacity) and held only while a request is being served.
 struct RequestScratch {
-  RequestScratch(const boost::asio::any_io_executor& ex, clients::http1::ConnectionPool& pool, BufferPool& buffers)
-      : upstream(ex, pool, buffers) {}
+  RequestScratch(const boost::asio::any_io_executor& ex, clients::http1::ConnectionPool& pool, BufferPool& buffers,
+                 const core::Clock& clock)
+      : upstream(ex, pool, buffers, clock) {}
   clients::http1::Connection upstream;  // the request's connection to its instance (pooled after)
   http::ChunkedDecoder chunked_in;      // the request body's decoder
   http::RequestHead req;
@@ -66,12 +68,15 @@ constexpr int kDeadlineTickMillis = 100;
 
 class Worker {
  public:
-  Worker(unsigned id, GatewayShared& shared, std::shared_ptr<AccessLogSink> log_sink);
+  // `clock`: what every read of the time on this worker uses (a FakeClock in tests).
+  Worker(unsigned id, GatewayShared& shared, std::shared_ptr<AccessLogSink> log_sink,
+         const core::Clock& clock = core::Clock::real());
   ~Worker();
 
   unsigned id() const noexcept { return id_; }
   boost::asio::io_context& io() noexcept { return io_; }
   GatewayShared& shared() noexcept { return shared_; }
+  const core::Clock& clock() const noexcept { return clock_; }
   const std::shared_ptr<const Snapshot>& snapshot() const noexcept { return snapshot_; }
   clients::http1::ConnectionPool& pool() noexcept { return pool_; }
   BufferPool& buffers() noexcept { return buffers_; }
@@ -111,6 +116,7 @@ class Worker {
 
   unsigned id_;
   GatewayShared& shared_;
+  const core::Clock& clock_;
   // Every socket of a worker is used only on its thread, so the reactor needs no locking;
   // the scheduler keeps its lock for what other threads post (snapshots, drain).
   boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};

@@ -19,7 +19,6 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-std::int64_t now_ms() noexcept { return core::Clock::real().now_ms(); }
 
 }  // namespace
 
@@ -48,7 +47,7 @@ asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, con
   sent_ = false;
   head_pending_ = false;
   body_started_ = body_done_ = false;
-  reused_ = pooled && pool_.take(pool_key, now_ms(), stream_);
+  reused_ = pooled && pool_.take(pool_key, clock_.now_ms(), stream_);
   if (reused_ && check_idle && !stream_.still_idle()) {
     // A request that may not be replayed never goes on a pooled connection the service has
     // already closed (or that holds stray bytes): it would fail after being sent. One peek,
@@ -207,7 +206,7 @@ void Connection::finish(bool complete) {
   const bool clean = complete && body_done_ && begin_ == end_ && resp_.keep_alive && stream_.is_open();
   if (clean && pool_key_) {
     auto ex = stream_.get_executor();
-    pool_.put(*pool_key_, std::move(stream_), now_ms());
+    pool_.put(*pool_key_, std::move(stream_), clock_.now_ms());
     stream_ = net::Stream(ex);
     release_buffer();
   } else {

@@ -17,13 +17,15 @@
 #include "clients/http1/pool.h"
 #include "clients/outbound.h"
 #include "core/buffer_pool.h"
+#include "core/clock.h"
 
 namespace gh::clients::http1 {
 
 class Connection final : public Outbound {
  public:
-  Connection(const boost::asio::any_io_executor& ex, ConnectionPool& pool, BufferPool& buffers)
-      : stream_(ex), pool_(pool), buffers_(buffers) {}
+  Connection(const boost::asio::any_io_executor& ex, ConnectionPool& pool, BufferPool& buffers,
+             const core::Clock& clock = core::Clock::real())
+      : stream_(ex), pool_(pool), buffers_(buffers), clock_(clock) {}
   ~Connection() override;
 
   // The limits response heads are parsed with (the pinned snapshot's). REQUIRES: set before
@@ -50,6 +52,7 @@ class Connection final : public Outbound {
   net::Stream stream_;
   ConnectionPool& pool_;
   BufferPool& buffers_;
+  const core::Clock& clock_;
   const http::ParseLimits* limits_ = nullptr;
   const std::string* pool_key_ = nullptr;
   bool reused_ = false;
