@@ -31,6 +31,9 @@ class Outbound {
   // nothing unread (for a request that may not be replayed). Error: ConnectRefused (retryable).
   virtual boost::asio::awaitable<Result<void>> open(const boost::asio::ip::tcp::endpoint& address,
                                                     const std::string& pool_key, bool pooled, bool check_idle) = 0;
+  // open() without waiting, when the pool has a usable connection to `pool_key`: true and the
+  // connection is open (reused() is true); false: call open().
+  virtual bool open_pooled_now(const std::string& /*pool_key*/, bool /*check_idle*/) noexcept { return false; }
   // Whether the open connection came from the pool.
   virtual bool reused() const noexcept = 0;
 
@@ -44,6 +47,9 @@ class Outbound {
   // request was HEAD (no body follows). Error: UpstreamClosed (retryable when the connection
   // was pooled and not a byte of response came), BadResponse.
   virtual boost::asio::awaitable<Result<http::ResponseHead*>> read_head(bool head_request) = 0;
+  // The next piece of the response body when it is at hand without waiting (no body, or the
+  // part of a Content-Length body that came with the head); false: call read_body.
+  virtual bool body_now(http::BodyPart& /*out*/) noexcept { return false; }
   // The next decoded piece of the response body. Error: UpstreamClosed (truncated),
   // BadResponse (bad chunked framing).
   virtual boost::asio::awaitable<Result<http::BodyPart>> read_body() = 0;

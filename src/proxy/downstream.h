@@ -34,6 +34,10 @@ class Downstream {
   // head without waiting. Error: Timeout (body_timeout, or slower than min_body_rate),
   // BadRequest (malformed chunked framing), PayloadTooLarge, ClientGone.
   virtual boost::asio::awaitable<Result<http::BodyPart>> read_body() = 0;
+  // The next piece when it is at hand without waiting (a request without a body, or the
+  // part of a Content-Length body that came with the head), so the exchange spends no
+  // coroutine on it; false: call read_body.
+  virtual bool body_now(http::BodyPart& /*out*/) noexcept { return false; }
   // Whether the whole body is still held, so that it can be sent again from its start.
   virtual bool body_replayable() const noexcept = 0;
   // Back to the start of the body. REQUIRES: body_replayable().

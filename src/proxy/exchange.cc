@@ -283,13 +283,17 @@ asio::awaitable<Result<void>> Exchange::send_request(const upstream::Endpoint& e
   up_.send_head(out);
   const auto& lim = snap_->config->limits;
   for (;;) {
-    Result<http::BodyPart> part = co_await down_.read_body();
-    if (!part) co_return part.error();
-    ctx_.bytes_in += part->data.size();
+    http::BodyPart part;
+    if (!down_.body_now(part)) {
+      Result<http::BodyPart> read = co_await down_.read_body();
+      if (!read) co_return read.error();
+      part = *read;
+    }
+    ctx_.bytes_in += part.data.size();
     down_.arm_after(lim.body_timeout);
-    Result<void> sent = co_await up_.send_body(part->data, part->last);
+    Result<void> sent = co_await up_.send_body(part.data, part.last);
     if (!sent) co_return sent.error();
-    if (part->last) co_return Result<void>{};
+    if (part.last) co_return Result<void>{};
   }
 }
 
@@ -349,7 +353,9 @@ asio::awaitable<void> Exchange::proxy() {
     // Connection: the pool's most recent idle one (checked first when the request may not be
     // replayed), or a new one.
     down_.arm_after(scfg.connect_timeout);
-    Result<void> opened = co_await up_.open(ep->address, ep->pool_key, !fresh_retry_used, !idempotent);
+    Result<void> opened = Result<void>{};
+    if (fresh_retry_used || !up_.open_pooled_now(ep->pool_key, !idempotent))
+      opened = co_await up_.open(ep->address, ep->pool_key, !fresh_retry_used, !idempotent);
     if (!opened) {
       const bool timeout = down_.timed_out();
       ep->report_connect_failure(worker_.clock().now_ms());
@@ -495,21 +501,25 @@ asio::awaitable<void> Exchange::relay_response(http::ResponseHead& resp) {
   bool first = true;
   for (;;) {
     if (!first) down_.arm_after(scfg.response_timeout);
-    Result<http::BodyPart> part = co_await up_.read_body();
-    if (!part) {
-      down_.abort();  // truncated or malformed: the client sees the connection close
-      break;
+    http::BodyPart part;
+    if (!up_.body_now(part)) {
+      Result<http::BodyPart> read = co_await up_.read_body();
+      if (!read) {
+        down_.abort();  // truncated or malformed: the client sees the connection close
+        break;
+      }
+      part = *read;
     }
-    ctx_.bytes_out += part->data.size();
+    ctx_.bytes_out += part.data.size();
     down_.arm_after(lim.idle_timeout);
-    Result<void> sent = co_await down_.send_body(part->data, part->last);
+    Result<void> sent = co_await down_.send_body(part.data, part.last);
     if (!sent) {
       down_.abort();
       break;
     }
     if (first) GH_FAULT("after_response_head");
     first = false;
-    if (part->last) {
+    if (part.last) {
       complete = true;
       break;
     }

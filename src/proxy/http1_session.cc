@@ -69,6 +69,7 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
   std::string_view peer_ip() const noexcept override { return peer_ip_; }
   std::string_view scheme() const noexcept override { return "http"; }
   asio::awaitable<Result<http::BodyPart>> read_body() override;
+  bool body_now(http::BodyPart& out) noexcept override;
   bool body_replayable() const noexcept override { return replayable_; }
   void rewind_body() noexcept override {
     in_begin_ = body_begin_;
@@ -331,6 +332,23 @@ asio::awaitable<Result<void>> Http1Session::read_client_more() {
                          : Error::downstream(ErrorCode::ClientGone, ec.message());
   in_end_ = n;
   co_return Result<void>{};
+}
+
+bool Http1Session::body_now(http::BodyPart& out) noexcept {
+  const http::RequestHead& req = sc_->req;
+  if (!body_first_ || req.body == http::BodyKind::Chunked) return false;
+  body_first_ = false;
+  body_start_ = w_.clock().now();
+  if (req.body == http::BodyKind::None) {
+    out = http::BodyPart{{}, true};
+    return true;
+  }
+  std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(in_end_ - in_begin_, body_left_));
+  out = http::BodyPart{std::string_view(in_.data.get() + in_begin_, take), body_left_ == take};
+  in_begin_ += take;
+  body_left_ -= take;
+  body_read_ += take;
+  return true;
 }
 
 // The request body, decoded. Chunked bodies are decoded in place and checked as they come, so

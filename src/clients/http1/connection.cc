@@ -40,6 +40,20 @@ void Connection::cancel() noexcept {
   if (stream_.is_open()) stream_.socket().cancel(ignore);
 }
 
+bool Connection::open_pooled_now(const std::string& pool_key, bool check_idle) noexcept {
+  close();
+  pool_key_ = &pool_key;
+  sent_ = false;
+  head_pending_ = false;
+  body_started_ = body_done_ = false;
+  reused_ = pool_.take(pool_key, clock_.now_ms(), stream_);
+  if (reused_ && check_idle && !stream_.still_idle()) {
+    close();  // see open()
+    reused_ = false;
+  }
+  return reused_;
+}
+
 asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, const std::string& pool_key, bool pooled,
                                                bool check_idle) {
   close();
@@ -167,6 +181,18 @@ Result<http::BodyPart> Connection::decode_buffered() {
   }
   begin_ = pos;
   return http::BodyPart{std::string_view(base + start, write_pos - start), body_done_};
+}
+
+bool Connection::body_now(http::BodyPart& out) noexcept {
+  if (body_done_) {
+    out = http::BodyPart{{}, true};
+    return true;
+  }
+  if (body_started_ || (resp_.body != http::BodyKind::Length && resp_.body != http::BodyKind::None)) return false;
+  body_started_ = true;
+  Result<http::BodyPart> part = decode_buffered();  // never fails for these two framings
+  out = *part;
+  return true;
 }
 
 asio::awaitable<Result<http::BodyPart>> Connection::read_body() {

@@ -34,10 +34,12 @@ class Connection final : public Outbound {
 
   boost::asio::awaitable<Result<void>> open(const boost::asio::ip::tcp::endpoint& address, const std::string& pool_key,
                                             bool pooled, bool check_idle) override;
+  bool open_pooled_now(const std::string& pool_key, bool check_idle) noexcept override;
   bool reused() const noexcept override { return reused_; }
   void send_head(const http::OutgoingRequest& req) override;
   boost::asio::awaitable<Result<void>> send_body(std::string_view data, bool last) override;
   boost::asio::awaitable<Result<http::ResponseHead*>> read_head(bool head_request) override;
+  bool body_now(http::BodyPart& out) noexcept override;
   boost::asio::awaitable<Result<http::BodyPart>> read_body() override;
   void finish(bool complete) override;
   void close() noexcept override;
