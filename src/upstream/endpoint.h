@@ -22,6 +22,13 @@ constexpr std::int64_t kEjectMillis = 10'000;
 // `const core::Clock&` reads that instead, so that tests can fake it.
 std::int64_t steady_now_ms() noexcept;
 
+// Where an endpoint comes from: an IP address in the config file, a host name in the file (one
+// endpoint per address it resolves to), or a registration through the admin API.
+enum class Source : std::uint8_t { Static, Dns, Registered };
+constexpr const char* source_name(Source s) noexcept {
+  return s == Source::Static ? "static" : s == Source::Dns ? "dns" : "registered";
+}
+
 struct Endpoint {
   std::string url;          // as configured, e.g. http://127.0.0.1:3001
   std::string host;         // host part of the url
@@ -31,6 +38,7 @@ struct Endpoint {
   std::string pool_key;     // "ip:port": connection pools are keyed by address, not by snapshot
   boost::asio::ip::tcp::endpoint address;
   bool has_health_check = false;
+  Source source = Source::Static;
   // Set by the control thread when a DNS refresh drops this address (cleared if it comes back):
   // the endpoint is no longer picked; requests already holding it finish normally.
   std::atomic<bool> retired{false};

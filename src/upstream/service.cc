@@ -107,6 +107,7 @@ std::shared_ptr<Endpoint> Service::make_endpoint(std::size_t i, const asio::ip::
   const std::string host = inst.host.find(':') != std::string::npos ? "[" + inst.host + "]" : inst.host;  // IPv6
   e->host_header = inst.port == 80 ? host : host + ":" + std::to_string(inst.port);
   e->has_health_check = config_.health_check.has_value();
+  e->source = is_ip_literal(inst.host) ? Source::Static : Source::Dns;
   e->address = asio::ip::tcp::endpoint(a, inst.port);
   e->pool_key = a.is_v6() ? "[" + a.to_string() + "]:" + std::to_string(inst.port)
                           : a.to_string() + ":" + std::to_string(inst.port);
