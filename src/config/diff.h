@@ -20,6 +20,9 @@
 // Only names and field paths are ever reported, never values, so a changed jwt secret, api key
 // list, Redis password or admin token shows as its field name alone.
 //
+// Files the config names (certificates, keys) are compared by path, not read: new contents under
+// the same path are no change here, though a reload re-reads them.
+//
 // How fields are compared: the loaded structs, field by field, rather than the YAML they came
 // from, so that `5s` and `5000ms`, a default written out and the same default left out, or a
 // reordered mapping are no change. Each struct's fields are walked with Boost.PFR against a
