@@ -134,7 +134,13 @@ int main(int argc, char** argv) {
   const auto flag_level = gh::log::parse_level(log_level);  // nullopt: not given
   gh::log::setup(flag_level.value_or(gh::log::Level::Info), gh::log::Format::Text);
 
-  if (*check && !diff_paths.empty()) return check_diff(diff_paths[0], diff_paths[1]);
+  if (*check && !diff_paths.empty()) {
+    if (diff_paths.size() != 2) {
+      fmt::print(stderr, "gatehouse: check --diff: give two files, OLD NEW\n");
+      return kExitUsage;
+    }
+    return check_diff(diff_paths[0], diff_paths[1]);
+  }
   if (*run || *check || *route) {
     config_path = default_config(config_path);
     if (config_path.empty()) {
