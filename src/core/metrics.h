@@ -90,9 +90,11 @@ class Histogram {
     return i;
   }
 
-  // REQUIRES: on the slot's own thread. A negative duration counts as 0.
+  // REQUIRES: on the slot's own thread. A negative duration counts as 0, one past 10^9 s (a
+  // clock gone wrong) as 10^9 s, so the sum in nanoseconds never overflows one observation.
   void observe(unsigned slot, double seconds) noexcept {
     if (!(seconds > 0)) seconds = 0;  // also NaN
+    if (seconds > 1e9) seconds = 1e9;
     Cell& c = cells_.local(slot);
     std::atomic<std::uint64_t>& b = c.buckets[bucket_of(seconds)];
     b.store(b.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

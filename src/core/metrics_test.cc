@@ -81,6 +81,10 @@ TEST(Histogram, ObservationsAreSummedOverWorkers) {
   h.observe(m.control_slot(), std::numeric_limits<double>::quiet_NaN());
   Histogram::Data d = h.read();
   EXPECT_EQ(d.count(), 2022u);
+  Histogram& wild = m.histogram("gatehouse_request_duration_seconds", {{"route", "wild"}});
+  wild.observe(0, std::numeric_limits<double>::infinity());
+  EXPECT_EQ(wild.read().buckets[17], 1u);
+  EXPECT_DOUBLE_EQ(wild.read().sum, 1e9);
   EXPECT_EQ(d.buckets[0], 2u);
   EXPECT_EQ(d.buckets[4], 2000u);
   EXPECT_EQ(d.buckets[17], 20u);
