@@ -14,6 +14,8 @@ command -v npm >/dev/null || packages+=(npm)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk); fi
 # groff: the install test lints the generated man page with it.
 packages+=(groff-base)
+# prometheus: its promtool checks the /metrics scrape in the admin tests.
+packages+=(prometheus)
 
 missing=()
 for p in "${packages[@]}"; do
