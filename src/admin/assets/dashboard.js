@@ -86,6 +86,7 @@
       for (const s of series) for (const [, v] of s.points) if (isNum(v) && v > max) max = v;
       const step = niceStep(max > 0 ? max : 1);
       const ymax = Math.max(step, Math.ceil(max / step) * step);
+      const decimals = step >= 1 ? 0 : Math.ceil(-Math.log10(step));
       const x = (t) => left + ((t - t0) / (t1 - t0)) * w;
       const y = (v) => top + h - (v / ymax) * h;
 
@@ -94,7 +95,7 @@
       for (let v = 0; v <= ymax + step / 2; v += step) {
         svg('line', {x1: left, x2: left + w, y1: y(v), y2: y(v)}, grid);
         const label = svg('text', {x: left - 6, y: y(v) + 4, class: 'y-label'}, grid);
-        label.textContent = this.format(v).replace(' %', '%');
+        label.textContent = v.toFixed(decimals) + (this.figure.dataset.unit === 'percent' ? '%' : '');
       }
       for (const [frac, text] of [[0, '−120 s'], [0.5, '−60 s'], [1, 'now']]) {
         const label = svg('text', {x: left + frac * w, y: this.height - 6, class: 'x-label x' + frac * 2}, grid);
@@ -136,6 +137,10 @@
         setValue(value, current, this.format);
         li.append(swatch, name, value);
         legendItems.push(li);
+      }
+      if (!series.length) {
+        const none = svg('text', {x: left + w / 2, y: top + h / 2, class: 'none'}, this.svg);
+        none.textContent = this.figure.dataset.none || 'nothing to show';
       }
       this.legend.replaceChildren(...legendItems);
       this.svg.dataset.series = String(series.length);
@@ -183,10 +188,8 @@
     charts.p99.draw(perGroup('p99_ms'), t0, t1);
     charts.e4.draw(perGroup('error_rate_4xx', 100), t0, t1);
     charts.e5.draw(perGroup('error_rate_5xx', 100), t0, t1);
-    charts.rejections.draw(collect((s) => [
-      ...Object.entries(s.rate_limit_rejections || {}).map(([n, v]) => [n + ' (rate limit)', v]),
-      ...Object.entries(s.auth_failures || {}).map(([n, v]) => [n + ' (auth)', v]),
-    ]), t0, t1);
+    charts.rejections.draw(collect((s) => Object.entries(s.rate_limit_rejections || {})), t0, t1);
+    charts.auth.draw(collect((s) => Object.entries(s.auth_failures || {})), t0, t1);
     charts.connections.draw(collect((s) => [['connections', s.connections_open],
                                             ['websocket tunnels', s.websocket_tunnels_open]]), t0, t1);
   }
@@ -450,7 +453,7 @@
   function start() {
     charts = {};
     for (const [key, id] of [['rps', 'chart-rps'], ['p50', 'chart-p50'], ['p99', 'chart-p99'], ['e4', 'chart-4xx'],
-                             ['e5', 'chart-5xx'], ['rejections', 'chart-rejections'],
+                             ['e5', 'chart-5xx'], ['rejections', 'chart-rejections'], ['auth', 'chart-auth'],
                              ['connections', 'chart-connections']]) {
       charts[key] = new LineChart($(id));
     }
