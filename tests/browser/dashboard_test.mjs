@@ -414,7 +414,7 @@ routes:
       const failed = path.join(opts.out, 'dashboard-failure.png');
       await page.screenshot({path: failed, fullPage: true}).then(() => console.error(`failure screenshot: ${failed}`), () => {});
     }
-    if (gateway && e instanceof Failure) e.message += '\n' + gateway.diagnostics();
+    if (gateway && e instanceof Failure && !e.message.includes('--- config ---')) e.message += '\n' + gateway.diagnostics();
     throw e;
   } finally {
     for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch(() => {});
