@@ -173,10 +173,20 @@
     return [...byName].map(([name, points]) => ({name, points}));
   }
 
-  // "total" and one series per route (or service) of a field of the summary, times scale.
+  // "total" and one series per route (or service) of a field of the summary, times scale. With
+  // many routes, only the MAX_LINES busiest of the latest second get a line (the tables list all).
+  const MAX_LINES = 8;
   const groups = (s) => (groupBy === 'service' ? s.services : s.routes) || [];
-  const perGroup = (field, scale = 1) =>
-    collect((s) => [['total', s.totals && s.totals[field]], ...groups(s).map((g) => [g.name, g[field]])]
+  function busiest() {
+    const latest = groups(history[history.length - 1].s);
+    if (latest.length <= MAX_LINES) return null;
+    const ranked = latest.map((g, i) => [g.name, isNum(g.rps) ? g.rps : 0, i]);
+    ranked.sort((a, b) => b[1] - a[1] || a[2] - b[2]);
+    return new Set(ranked.slice(0, MAX_LINES).map(([name]) => name));
+  }
+  const perGroup = (field, scale = 1, shown = busiest()) =>
+    collect((s) => [['total', s.totals && s.totals[field]],
+                    ...groups(s).filter((g) => !shown || shown.has(g.name)).map((g) => [g.name, g[field]])]
       .map(([name, v]) => [name, isNum(v) ? v * scale : null]));
 
   function drawCharts() {
