@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "admin/server.h"
+#include "admin/service_registry.h"
 #include "app/runtime.h"
 #include "app/snapshot_builder.h"
 #include "core/cpu.h"
@@ -51,6 +53,30 @@ std::vector<tcp::endpoint> listen_endpoints(const config::Config& c, std::string
     out.emplace_back(addr, l.port);
   }
   return out;
+}
+
+std::optional<tcp::endpoint> admin_endpoint(const config::AdminConfig& a, std::string& error) {
+  boost::system::error_code ec;
+  auto addr = a.host.empty() ? asio::ip::address(asio::ip::address_v4::loopback()) : asio::ip::make_address(a.host, ec);
+  if (!ec) return tcp::endpoint(addr, a.port);
+  asio::io_context io;
+  tcp::resolver r(io);
+  auto res = r.resolve(a.host, std::to_string(a.port), ec);
+  if (ec || res.empty()) {
+    error = "cannot resolve the admin address " + a.host;
+    return std::nullopt;
+  }
+  return *res.begin();
+}
+
+// Gives every service of `snap` the instances registered for it; endpoints that were in
+// `previous` keep their health state.
+void apply_registrations(const proxy::Snapshot& snap, const proxy::Snapshot* previous, const admin::ServiceRegistry& registry) {
+  for (const auto& svc : snap.services) {
+    auto registered = registry.instances(svc->name());
+    if (registered.empty() || !svc->set_registered(registered) || !previous) continue;
+    if (const auto* old = previous->find_service(svc->name())) svc->inherit_health(*old);
+  }
 }
 
 unsigned worker_count(const config::Config& c) {
@@ -135,18 +161,19 @@ int run_gateway(RunOptions opts) {
 
   proxy::GatewayShared shared;
   std::vector<std::unique_ptr<proxy::Worker>> workers;
-  for (unsigned i = 0; i < n; ++i) {
-    auto w = std::make_unique<proxy::Worker>(i, shared, sink);
-    if (!w->listen(endpoints, error)) {
-      log::error("{}", error);
-      return 1;
-    }
-    w->set_snapshot(*snap);
-    workers.push_back(std::move(w));
-  }
 
   std::shared_ptr<const proxy::Snapshot> current = *snap;
-  auto checker = std::make_unique<upstream::HealthChecker>(control, current->services);
+  // Registered instances outlive config generations: the registry belongs to the process.
+  admin::ServiceRegistry registry(control, runtime.clock(), opts.config->redis, runtime.metrics());
+  std::unique_ptr<upstream::HealthChecker> checker;
+  registry.on_change([&](const std::string& name) {
+    auto instances = registry.instances(name);
+    log::debug("registry: service \"{}\" has {} registered instance{}", name, instances.size(), instances.size() == 1 ? "" : "s");
+    for (const auto& svc : current->services)
+      if (svc->name() == name && svc->set_registered(instances) && checker) checker->sync();
+  });
+  registry.start();
+  checker = std::make_unique<upstream::HealthChecker>(control, current->services);
   checker->start();
   // Instance host names are resolved again on this loop; new addresses get health probes.
   auto make_dns = [&] {
@@ -157,22 +184,35 @@ int run_gateway(RunOptions opts) {
   };
   auto dns = make_dns();
 
-  auto reload = [&]() -> std::vector<std::string> {
+  std::unique_ptr<admin::AdminServer> admin_server;
+  auto reload = [&]() -> admin::Control::ReloadOutcome {
+    admin::Control::ReloadOutcome outcome;
     auto loaded = load_config(opts.config_path);
-    std::vector<std::string> errors;
-    for (const auto& d : loaded.errors) errors.push_back(d.to_string());
-    if (!loaded.config) return errors;
+    for (const auto& d : loaded.errors) outcome.errors.push_back(d.to_string());
+    if (!loaded.config) return outcome;
     auto cfg = std::make_shared<const config::Config>(std::move(*loaded.config));
     auto next = build_snapshot(cfg, current.get(), runtime);
-    if (!next) return {next.error().context};
+    if (!next) {
+      outcome.errors.push_back(next.error().context);
+      return outcome;
+    }
+    apply_registrations(**next, current.get(), registry);
     std::string sink_error;
     std::shared_ptr<proxy::AccessLogSink> next_sink;
     if (cfg->access_log != current->config->access_log) {
       next_sink = proxy::AccessLogSink::open(cfg->access_log, sink_error);
-      if (!next_sink) return {sink_error};
+      if (!next_sink) {
+        outcome.errors.push_back(sink_error);
+        return outcome;
+      }
     }
     if (cfg->listeners.size() != current->config->listeners.size())
       log::warn("reload: listener changes take effect after a restart");
+    const auto* was = current->config->admin ? &*current->config->admin : nullptr;
+    const auto* now = cfg->admin ? &*cfg->admin : nullptr;
+    if (!was != !now || (was && now && (was->host != now->host || was->port != now->port)))
+      log::warn("reload: a change of the admin address takes effect after a restart");
+    if (admin_server && now) admin_server->set_token(now->token);
     current = *next;
     for (auto& w : workers)
       asio::post(w->io(), [w = w.get(), s = current, next_sink] {
@@ -187,8 +227,45 @@ int run_gateway(RunOptions opts) {
     if (next_sink) sink = next_sink;
     if (opts.on_reload) opts.on_reload(*cfg);
     log::info("reloaded {} (generation {})", opts.config_path, current->generation);
-    return {};
+    outcome.ok = true;
+    outcome.changes_json = "{}";
+    return outcome;
   };
+
+  struct ControlImpl final : admin::Control {
+    std::shared_ptr<const proxy::Snapshot>& current;
+    std::function<ReloadOutcome()> do_reload;
+    ControlImpl(std::shared_ptr<const proxy::Snapshot>& c, std::function<ReloadOutcome()> r)
+        : current(c), do_reload(std::move(r)) {}
+    std::shared_ptr<const proxy::Snapshot> snapshot() const override { return current; }
+    ReloadOutcome reload() override {
+      auto outcome = do_reload();
+      for (const auto& e : outcome.errors) log::error("reload refused: {}", e);
+      return outcome;
+    }
+  } admin_control(current, reload);
+  if (opts.config->admin) {
+    auto where = admin_endpoint(*opts.config->admin, error);
+    admin_server = std::make_unique<admin::AdminServer>(control, opts.config->admin->token, admin_control, registry,
+                                                        runtime.metrics(), runtime.clock());
+    if (!where || !admin_server->listen(*where, error)) {
+      log::error("{}", error);
+      return 1;
+    }
+    admin_server->start();
+    auto bound = admin_server->local_endpoint();
+    log::info("admin API on {}:{}", bound.address().to_string(), bound.port());
+  }
+  // The workers listen last: once the public port accepts, the admin API does too.
+  for (unsigned i = 0; i < n; ++i) {
+    auto w = std::make_unique<proxy::Worker>(i, shared, sink);
+    if (!w->listen(endpoints, error)) {
+      log::error("{}", error);
+      return 1;
+    }
+    w->set_snapshot(*snap);
+    workers.push_back(std::move(w));
+  }
 
   asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
   signals.add(SIGUSR1);
@@ -211,6 +288,8 @@ int run_gateway(RunOptions opts) {
         for (auto& w : workers) w->terminate();
         checker->stop();
         dns->stop();
+        registry.stop();
+        if (admin_server) admin_server->stop();
         signals.cancel();
         control.stop();
         return;
@@ -223,8 +302,8 @@ int run_gateway(RunOptions opts) {
     signals.async_wait([&](boost::system::error_code ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        auto errors = reload();
-        for (const auto& e : errors) log::error("reload refused: {}", e);
+        auto outcome = reload();
+        for (const auto& e : outcome.errors) log::error("reload refused: {}", e);
         reopen_logs();
       } else if (sig == SIGUSR1) {
         reopen_logs();

@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -13,6 +16,7 @@
 #include "app/route_cmd.h"
 #include "app/snapshot_builder.h"
 #include "app/token.h"
+#include "config/diff.h"
 #include "core/log.h"
 #include "core/strings.h"
 
@@ -31,9 +35,28 @@ std::string default_config(const std::string& given) {
 // Exit status (documented in --help).
 constexpr int kExitOk = 0, kExitFailure = 1, kExitUsage = 2;
 
-int check_or_print(const gh::config::LoadResult& r) {
-  for (const auto& e : r.errors) fmt::print(stderr, "{}\n", e.to_string());
-  return r.config ? kExitOk : kExitFailure;
+// `check`'s steps on one file, the same as `run`'s up to its listening sockets, so the two cannot
+// disagree: every error printed to stderr, and the config only when the file is valid.
+std::shared_ptr<const gh::config::Config> checked_config(const std::string& path) {
+  auto loaded = gh::app::load_config(path);
+  for (const auto& e : loaded.errors) fmt::print(stderr, "{}\n", e.to_string());
+  if (!loaded.config) return nullptr;
+  auto config = std::make_shared<const gh::config::Config>(std::move(*loaded.config));
+  if (std::string error = gh::app::check_runtime(config); !error.empty()) {
+    fmt::print(stderr, "{}\n", error);
+    return nullptr;
+  }
+  return config;
+}
+
+// `check --diff OLD NEW`: both files checked (every error of each printed), then what a reload
+// from OLD to NEW would change, as the JSON `POST /reload` answers with.
+int check_diff(const std::string& old_path, const std::string& new_path) {
+  auto before = checked_config(old_path);
+  auto after = checked_config(new_path);
+  if (!before || !after) return kExitFailure;
+  fmt::print("{{\"changes\":{}}}\n", gh::config::diff_json(gh::config::diff_configs(*before, *after)));
+  return kExitOk;
 }
 
 std::string version_text() {
@@ -57,8 +80,20 @@ int main(int argc, char** argv) {
   run->add_option("--log-level", log_level, "debug, info, warn or error: overrides the config's log.level")
       ->check(CLI::IsMember(kLogLevels));
 
-  auto* check = app.add_subcommand("check", "validate a config file: exit 0, or print every error and exit 1");
-  check->add_option("-c,--config", config_path, "config file (default ./gatehouse.yaml)");
+  std::vector<std::string> diff_paths;
+  auto* check = app.add_subcommand(
+      "check", "validate a config file: exit 0, or print every error and exit 1; --diff OLD NEW: what a reload changes");
+  auto* check_config = check->add_option("-c,--config", config_path, "config file (default ./gatehouse.yaml)");
+  auto* check_diff_opt =
+      check
+          ->add_option("--diff", diff_paths,
+                       "validate OLD and NEW, then print what a reload from OLD to NEW changes, as JSON "
+                       "({\"changes\": {...}}, as POST /reload answers)")
+          ->type_size(2)
+          ->expected(1)
+          ->type_name("OLD NEW");
+  check_config->excludes(check_diff_opt);
+  check_diff_opt->excludes(check_config);
 
   unsigned demo_port = 3000;
   auto* demo = app.add_subcommand("demo", "run built-in demo services behind the gateway");
@@ -99,6 +134,13 @@ int main(int argc, char** argv) {
   const auto flag_level = gh::log::parse_level(log_level);  // nullopt: not given
   gh::log::setup(flag_level.value_or(gh::log::Level::Info), gh::log::Format::Text);
 
+  if (*check && !diff_paths.empty()) {
+    if (diff_paths.size() != 2) {
+      fmt::print(stderr, "gatehouse: check --diff: give two files, OLD NEW\n");
+      return kExitUsage;
+    }
+    return check_diff(diff_paths[0], diff_paths[1]);
+  }
   if (*run || *check || *route) {
     config_path = default_config(config_path);
     if (config_path.empty()) {
@@ -107,18 +149,9 @@ int main(int argc, char** argv) {
     }
   }
   if (*check) {
-    // The same steps as `run` up to its listening sockets, so the two cannot disagree.
-    auto loaded = gh::app::load_config(config_path);
-    int rc = check_or_print(loaded);
-    if (rc == kExitOk) {
-      std::string error = gh::app::check_runtime(std::make_shared<const gh::config::Config>(std::move(*loaded.config)));
-      if (!error.empty()) {
-        fmt::print(stderr, "{}\n", error);
-        return kExitFailure;
-      }
-      fmt::print("{}: ok\n", config_path);
-    }
-    return rc;
+    if (!checked_config(config_path)) return kExitFailure;
+    fmt::print("{}: ok\n", config_path);
+    return kExitOk;
   }
   if (*run) {
     auto loaded = gh::app::load_config(config_path);

@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include <fmt/format.h>
+
 #include "app/registry.h"
 #include "policies/rate_limit/rate_limit_config.h"
 #include "upstream/dns.h"
@@ -16,8 +18,12 @@ config::LoadResult load_config(const std::string& path) {
   policies::check_rate_limit_stores(*r.config, d);
   // What the format describes but this version does not do is refused, not accepted and
   // ignored: `check` must not pass a file that `run` would not honour.
-  if (r.config->admin)
-    d.error(r.config->admin->mark, "admin", "the admin API is not available in this version of gatehouse; remove `admin:`");
+  // The admin API is never served on the public listener: it needs a port of its own.
+  if (const auto& admin = r.config->admin)
+    for (const config::ListenerConfig& l : r.config->listeners)
+      if (l.port == admin->port && admin->port != 0 && (l.host == admin->host || l.host.empty() || admin->host.empty()))
+        d.error(admin->mark, "admin.address",
+                fmt::format("the admin API needs a port of its own; {}:{} is also a listener", admin->host, admin->port));
   for (std::size_t i = 0; i < r.config->listeners.size(); ++i) {
     const config::ListenerConfig& l = r.config->listeners[i];
     if (l.tls)

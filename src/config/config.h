@@ -102,6 +102,11 @@ struct InstanceConfig {
   Mark mark;
 };
 
+// Parses one instance URL (`http://host[:port]`, no user, path or query) into url, host and
+// port. Not Ok: `why` says what is wrong, in words an error message can quote.
+enum class InstanceUrl { Ok, Invalid, Unsupported, HasPath };
+InstanceUrl parse_instance(std::string_view text, InstanceConfig& inst, std::string& why);
+
 enum class Balance { RoundRobin, Weighted, LeastRequest, Random, Hash };
 
 struct HashOn {
@@ -204,6 +209,9 @@ struct Config {
   std::vector<PolicyConfig> policies;   // in file order
   std::vector<std::string> default_policies;
   std::vector<RouteConfig> routes;
+  // The file as parsed, after ${VAR} substitution: what the admin API's GET /config shows (with
+  // its secrets masked). Read on the control thread only.
+  YAML::Node document;
 
   const ServiceConfig* find_service(std::string_view name) const;
   const PolicyConfig* find_policy(std::string_view name) const;

@@ -438,24 +438,11 @@ class Loader : Reader {
   bool parse_instance_url(const Val& v, InstanceConfig& inst) {
     const std::string& text = v.node.Scalar();
     std::string why;
-    if (auto url = Url::parse(text, &why)) {
-      if (url->scheme == "https") {
-        error(v, fmt::format("https instances are not yet supported; got {}", quote(text)));
-        return false;
-      }
-      if (url->scheme != "http") {
-        why = "the scheme is not http://";
-      } else if (url->has_userinfo) {
-        why = "an instance URL has no user or password";
-      } else if (url->path.size() > 1 || url->query || url->has_fragment) {
-        error(v, fmt::format("expected {} with no path, got {}", kInstanceExpected, quote(text)));
-        return false;
-      } else {
-        inst.url = text;
-        inst.host = url->host;
-        inst.port = url->port.value_or(80);
-        return true;
-      }
+    switch (parse_instance(text, inst, why)) {
+      case InstanceUrl::Ok: return true;
+      case InstanceUrl::Unsupported:
+      case InstanceUrl::HasPath: error(v, why); return false;
+      case InstanceUrl::Invalid: break;
     }
     if (text.find("://") == std::string::npos) expected(v, kInstanceExpected);
     else error(v, fmt::format("expected {}, got {}: {}", kInstanceExpected, describe(v.node), why));
@@ -873,6 +860,31 @@ class Loader : Reader {
 
 }  // namespace
 
+InstanceUrl parse_instance(std::string_view text, InstanceConfig& inst, std::string& why) {
+  auto url = Url::parse(text, &why);
+  if (!url) return InstanceUrl::Invalid;
+  if (url->scheme == "https") {
+    why = fmt::format("https instances are not yet supported; got {}", quote(text));
+    return InstanceUrl::Unsupported;
+  }
+  if (url->scheme != "http") {
+    why = "the scheme is not http://";
+    return InstanceUrl::Invalid;
+  }
+  if (url->has_userinfo) {
+    why = "an instance URL has no user or password";
+    return InstanceUrl::Invalid;
+  }
+  if (url->path.size() > 1 || url->query || url->has_fragment) {
+    why = fmt::format("expected {} with no path, got {}", kInstanceExpected, quote(text));
+    return InstanceUrl::HasPath;
+  }
+  inst.url = std::string(text);
+  inst.host = url->host;
+  inst.port = url->port.value_or(80);
+  return InstanceUrl::Ok;
+}
+
 LoadResult load_string(const std::string& text, const std::string& file_name, const PolicyCatalog& catalog) {
   SubstitutedText sub = substitute_env(text);
   Diagnostics d(file_name);
@@ -880,6 +892,7 @@ LoadResult load_string(const std::string& text, const std::string& file_name, co
   try {
     YAML::Node root = YAML::Load(sub.text);
     config = Loader(d, catalog).load(root, file_name);
+    config.document = root;
   } catch (const YAML::Exception& e) {
     Mark m = e.mark.is_null() ? Mark{} : Mark{e.mark.line + 1, e.mark.column + 1};
     d.error(m, "(yaml)", e.msg.empty() ? std::string(e.what()) : e.msg);

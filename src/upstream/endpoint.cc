@@ -11,6 +11,7 @@ void Endpoint::report_connect_failure(std::int64_t now_ms) noexcept {
   if (connect_failures.fetch_add(1, std::memory_order_relaxed) + 1 >= kEjectAfterConnectFailures) {
     connect_failures.store(0, std::memory_order_relaxed);
     ejected_until_ms.store(now_ms + kEjectMillis, std::memory_order_relaxed);
+    ejections.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
@@ -21,6 +22,8 @@ void Endpoint::report_status(int status, std::int64_t now_ms) noexcept {
     if (server_errors.fetch_add(1, std::memory_order_relaxed) + 1 >= kEjectAfter5xx) {
       server_errors.store(0, std::memory_order_relaxed);
       ejected_until_ms.store(now_ms + kEjectMillis, std::memory_order_relaxed);
+      ejections.fetch_add(1, std::memory_order_relaxed);
+    ejections.fetch_add(1, std::memory_order_relaxed);
     }
   } else {
     server_errors.store(0, std::memory_order_relaxed);

@@ -24,9 +24,9 @@ std::int64_t steady_now_ms() noexcept;
 
 // Where an endpoint comes from: an IP address in the config file, a host name in the file (one
 // endpoint per address it resolves to), or a registration through the admin API.
-enum class Source : std::uint8_t { Static, Dns, Registered };
-constexpr const char* source_name(Source s) noexcept {
-  return s == Source::Static ? "static" : s == Source::Dns ? "dns" : "registered";
+enum class Origin : std::uint8_t { Static, Dns, Registered };
+constexpr const char* origin_name(Origin s) noexcept {
+  return s == Origin::Static ? "static" : s == Origin::Dns ? "dns" : "registered";
 }
 
 struct Endpoint {
@@ -38,7 +38,7 @@ struct Endpoint {
   std::string pool_key;     // "ip:port": connection pools are keyed by address, not by snapshot
   boost::asio::ip::tcp::endpoint address;
   bool has_health_check = false;
-  Source source = Source::Static;
+  Origin source = Origin::Static;
   // Set by the control thread when a DNS refresh drops this address (cleared if it comes back):
   // the endpoint is no longer picked; requests already holding it finish normally.
   std::atomic<bool> retired{false};
@@ -47,6 +47,7 @@ struct Endpoint {
   std::atomic<std::uint32_t> connect_failures{0};
   std::atomic<std::uint32_t> server_errors{0};
   std::atomic<std::int64_t> ejected_until_ms{0};
+  std::atomic<std::uint32_t> ejections{0};  // passive ejections so far (the admin API shows them)
   std::atomic<std::uint32_t> in_flight{0};
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> errors{0};

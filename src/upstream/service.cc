@@ -98,7 +98,11 @@ Result<std::shared_ptr<Service>> Service::build(const config::ServiceConfig& cfg
 }
 
 std::shared_ptr<Endpoint> Service::make_endpoint(std::size_t i, const asio::ip::address& a) const {
-  const auto& inst = config_.instances[i];
+  return make_endpoint(config_.instances[i], a, is_ip_literal(config_.instances[i].host) ? Origin::Static : Origin::Dns);
+}
+
+std::shared_ptr<Endpoint> Service::make_endpoint(const config::InstanceConfig& inst, const asio::ip::address& a,
+                                                 Origin source) const {
   auto e = std::make_shared<Endpoint>();
   e->url = inst.url;
   e->host = inst.host;
@@ -107,17 +111,59 @@ std::shared_ptr<Endpoint> Service::make_endpoint(std::size_t i, const asio::ip::
   const std::string host = inst.host.find(':') != std::string::npos ? "[" + inst.host + "]" : inst.host;  // IPv6
   e->host_header = inst.port == 80 ? host : host + ":" + std::to_string(inst.port);
   e->has_health_check = config_.health_check.has_value();
-  e->source = is_ip_literal(inst.host) ? Source::Static : Source::Dns;
+  e->source = source;
   e->address = asio::ip::tcp::endpoint(a, inst.port);
   e->pool_key = a.is_v6() ? "[" + a.to_string() + "]:" + std::to_string(inst.port)
                           : a.to_string() + ":" + std::to_string(inst.port);
   return e;
 }
 
+bool Service::set_registered(const std::vector<config::InstanceConfig>& instances) {
+  std::vector<std::shared_ptr<Endpoint>> next;
+  for (const auto& inst : instances) {
+    std::vector<asio::ip::address> addresses;
+    if (is_ip_literal(inst.host)) {
+      addresses.push_back(asio::ip::make_address(inst.host));
+    } else {
+      Answer answer = resolve_now(inst.host);
+      if (answer.addresses.empty()) {
+        log::warn("service \"{}\": registered instance {}: cannot resolve host \"{}\"{}{}; not used until it does",
+                  config_.name, inst.url, inst.host, answer.error.empty() ? "" : ": ", answer.error);
+        continue;
+      }
+      addresses = std::move(answer.addresses);
+    }
+    for (const auto& a : addresses) {
+      auto same = [&](const std::shared_ptr<Endpoint>& e) {
+        return e->url == inst.url && e->address.address() == a && e->weight == std::max<std::uint32_t>(1, inst.weight);
+      };
+      if (auto it = std::find_if(registered_.begin(), registered_.end(), same); it != registered_.end()) {
+        next.push_back(*it);
+      } else if (auto r = std::find_if(retired_.begin(), retired_.end(), same); r != retired_.end()) {
+        (*r)->retired.store(false, std::memory_order_relaxed);  // back again: with its old state
+        next.push_back(*r);
+        retired_.erase(r);
+      } else {
+        next.push_back(make_endpoint(inst, a, Origin::Registered));
+      }
+    }
+  }
+  if (next == registered_) return false;
+  for (const auto& e : registered_)
+    if (std::find(next.begin(), next.end(), e) == next.end()) {
+      e->retired.store(true, std::memory_order_relaxed);
+      retired_.push_back(e);
+    }
+  registered_ = std::move(next);
+  publish();
+  return true;
+}
+
 void Service::publish() {
   auto set = std::make_unique<Set>();
   for (const auto& list : per_instance_)
     for (const auto& e : list) set->endpoints.push_back(e);
+  for (const auto& e : registered_) set->endpoints.push_back(e);
   set->weighted_sequence = smooth_sequence(set->endpoints);
   if (config_.load_balancing == config::Balance::Hash) {
     for (std::uint32_t i = 0; i < set->endpoints.size(); ++i) {
@@ -340,6 +386,7 @@ void Service::inherit_health(const Service& previous) {
         e->ejected_until_ms.store(old->ejected_until_ms.load());
         e->requests.store(old->requests.load());
         e->errors.store(old->errors.load());
+        e->ejections.store(old->ejections.load());
       }
 }
 

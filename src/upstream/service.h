@@ -50,6 +50,12 @@ class Service : public std::enable_shared_from_this<Service> {
   // answered. Control thread only.
   void refresh(Resolver& resolver, std::function<void(bool changed)> done);
 
+  // The instances registered through the admin API: replaces those set before (an endpoint
+  // whose url, address and weight stay keeps its state; one dropped is retired like a DNS
+  // change), resolving host names now (blocking: control thread only). A name that does not
+  // resolve is skipped with a warning. Returns whether the endpoint set changed.
+  bool set_registered(const std::vector<config::InstanceConfig>& instances);
+
   // Picks an available endpoint, preferring one not in `in.avoid`; nullptr when none is available.
   Endpoint* pick(const PickInput& in) const;
   // Number of endpoints available now.
@@ -74,6 +80,8 @@ class Service : public std::enable_shared_from_this<Service> {
   explicit Service(config::ServiceConfig cfg) : config_(std::move(cfg)) {}
   Endpoint* pick_hash(const Set& set, const PickInput& in, std::int64_t now) const;
   std::shared_ptr<Endpoint> make_endpoint(std::size_t instance, const boost::asio::ip::address& a) const;
+  std::shared_ptr<Endpoint> make_endpoint(const config::InstanceConfig& inst, const boost::asio::ip::address& a,
+                                          Origin source) const;
   // Applies an answer for instance `i`; true when its endpoints changed. Control thread only.
   bool apply(std::size_t i, const Answer& answer);
   void publish();  // builds a Set from per_instance_ and makes it current
@@ -93,6 +101,7 @@ class Service : public std::enable_shared_from_this<Service> {
   std::vector<std::unique_ptr<const Set>> sets_;  // control thread only; back() is current
   // Control thread only: each instance's endpoints, and the endpoints a refresh dropped.
   std::vector<std::vector<std::shared_ptr<Endpoint>>> per_instance_;
+  std::vector<std::shared_ptr<Endpoint>> registered_;  // set_registered's, in its order
   std::vector<std::shared_ptr<Endpoint>> retired_;
   mutable std::atomic<std::uint64_t> rotation_{0};
   mutable std::atomic<std::uint32_t> in_flight_{0};

@@ -1,5 +1,6 @@
 // `gatehouse check`: every error printed as FILE:LINE:COL: PATH: message, exit 1; exit 0 on a
-// valid file, the project's seed example (examples/seed.yaml) included (docs/configuration.md).
+// valid file, the project's seed example (examples/seed.yaml) included (docs/configuration.md);
+// `check --diff OLD NEW` prints what a reload from OLD to NEW changes (docs/operations.md).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -250,6 +251,154 @@ TEST(Check, UnreadableOrEndlessFilesAreRefusedNotRead) {
   auto missing = run_gatehouse({"check", "-c", dir.path() + "/none.yaml"});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("cannot read the file"), std::string::npos) << missing.err;
+}
+
+}  // namespace
+}  // namespace gh::integ
+
+// `check --diff OLD NEW` (SPEC §6): both files checked as `check` does, then what a reload from
+// OLD to NEW changes, as the JSON `POST /reload` answers with, on stdout.
+namespace gh::integ {
+namespace {
+
+constexpr const char* kDiffOld = R"(listen: "127.0.0.1:3000"
+services:
+  user:
+    instances: ["http://127.0.0.1:3001", "http://127.0.0.1:3002"]
+    timeouts: {response: 30s}
+  order:
+    instances: ["http://127.0.0.1:3003"]
+policies:
+  auth: {type: jwt, secret: old-jwt-secret}
+  per-ip: {type: rate_limit, limit: 10, window: 1m}
+routes:
+  - name: users
+    path: /api/users
+    service: user
+    policies: [auth]
+  - path: /api/orders
+    service: order
+)";
+
+constexpr const char* kDiffNew = R"(listen: ["127.0.0.1:3000", "127.0.0.1:3100"]
+limits: {max_body_bytes: 1MiB}
+services:
+  user:
+    instances: ["http://127.0.0.1:3001"]
+    timeouts: {response: 5s}
+  billing:
+    instances: ["http://127.0.0.1:3004"]
+policies:
+  auth: {type: jwt, secret: new-jwt-secret}
+  per-ip: {type: rate_limit, limit: 10, window: 1m}
+routes:
+  - name: users
+    path: /api/users
+    methods: [GET]
+    service: user
+    policies: [auth, per-ip]
+  - path: /api/billing
+    service: billing
+)";
+
+ProcessResult check_diff(const std::string& old_yaml, const std::string& new_yaml, std::string* old_path = nullptr,
+                         std::string* new_path = nullptr) {
+  static TempDir dir;
+  static int n = 0;
+  ++n;
+  const std::string a = dir.write("old" + std::to_string(n) + ".yaml", old_yaml);
+  const std::string b = dir.write("new" + std::to_string(n) + ".yaml", new_yaml);
+  if (old_path) *old_path = a;
+  if (new_path) *new_path = b;
+  return run_gatehouse({"check", "--diff", a, b});
+}
+
+TEST(CheckDiff, PrintsWhatChanges) {
+  auto r = check_diff(kDiffOld, kDiffNew);
+  EXPECT_FALSE(r.timed_out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.out,
+            R"({"changes":{)"
+            R"("routes":{"added":["/api/billing"],"removed":["/api/orders"],)"
+            R"("changed":[{"name":"users","fields":["methods","policies"]}]},)"
+            R"("services":{"added":["billing"],"removed":["order"],)"
+            R"("changed":[{"name":"user","fields":["instances","timeouts.response"]}]},)"
+            R"("policies":{"added":[],"removed":[],"changed":[{"name":"auth","fields":["secret"]}]},)"
+            R"("listeners":{"added":["127.0.0.1:3100"],"removed":[],"changed":[]},)"
+            R"("settings":{"changed":["limits.max_body_bytes"]}}})"
+            "\n");
+  auto json = Json::parse(r.out);
+  ASSERT_TRUE(json.has_value()) << r.out;
+  ASSERT_NE(json->get("changes"), nullptr);
+  EXPECT_EQ(r.out.find("jwt-secret"), std::string::npos) << "a secret's value is printed: " << r.out;
+
+  // The other way round: what was added is removed.
+  auto back = check_diff(kDiffNew, kDiffOld);
+  ASSERT_EQ(back.exit_code, 0) << back.err;
+  auto reverse = Json::parse(back.out);
+  ASSERT_TRUE(reverse.has_value()) << back.out;
+  const Json* listeners = reverse->get("changes")->get("listeners");
+  ASSERT_NE(listeners, nullptr);
+  ASSERT_EQ(listeners->get("removed")->array.size(), 1u) << back.out;
+  EXPECT_TRUE(listeners->get("removed")->array[0].is_string("127.0.0.1:3100"));
+  EXPECT_TRUE(listeners->get("added")->array.empty());
+}
+
+TEST(CheckDiff, IdenticalFilesPrintEmptyChanges) {
+  auto r = check_diff(kDiffOld, kDiffOld);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            R"({"changes":{"routes":{"added":[],"removed":[],"changed":[]},)"
+            R"("services":{"added":[],"removed":[],"changed":[]},)"
+            R"("policies":{"added":[],"removed":[],"changed":[]},)"
+            R"("listeners":{"added":[],"removed":[],"changed":[]},"settings":{"changed":[]}}})"
+            "\n");
+}
+
+TEST(CheckDiff, InvalidNewPrintsItsErrorsAndExits1) {
+  std::string old_path, new_path;
+  const std::string broken = std::string(kDiffNew) + "  - path: /api/stock\n    service: stock\n";
+  auto r = check_diff(kDiffOld, broken, &old_path, &new_path);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find(new_path + ":21:14: routes[2].service: unknown service \"stock\""), std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find(old_path), std::string::npos) << "the valid OLD file is blamed: " << r.err;
+}
+
+// Both files are checked in full: the errors of each are printed, OLD's first.
+TEST(CheckDiff, InvalidOldAndNewPrintEveryError) {
+  std::string old_path, new_path;
+  const std::string bad_old = std::string(kDiffOld) + "workers: none\n";
+  const std::string bad_new = std::string(kDiffNew) + "access_log: [a]\n";
+  auto r = check_diff(bad_old, bad_new, &old_path, &new_path);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  const auto old_at = r.err.find(old_path + ":18:10: workers: ");
+  const auto new_at = r.err.find(new_path + ":20:13: access_log: ");
+  EXPECT_NE(old_at, std::string::npos) << r.err;
+  EXPECT_NE(new_at, std::string::npos) << r.err;
+  EXPECT_LT(old_at, new_at) << r.err;
+
+  // A file that cannot be read is an invalid file too.
+  auto missing = run_gatehouse({"check", "--diff", old_path + ".none", new_path});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find(old_path + ".none: (file): cannot read the file"), std::string::npos) << missing.err;
+}
+
+TEST(CheckDiff, NeedsExactlyTwoFilesAndNoConfigOption) {
+  TempDir dir;
+  const std::string a = dir.write("a.yaml", kDiffOld);
+  auto one = run_gatehouse({"check", "--diff", a});
+  EXPECT_EQ(one.exit_code, 2) << one.err;
+  EXPECT_EQ(one.out, "");
+  auto both = run_gatehouse({"check", "-c", a, "--diff", a, a});
+  EXPECT_EQ(both.exit_code, 2) << both.err;
+  EXPECT_NE(both.err.find("excludes"), std::string::npos) << both.err;
+  auto help = run_gatehouse({"check", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("--diff OLD NEW"), std::string::npos) << help.out;
 }
 
 }  // namespace
