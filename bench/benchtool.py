@@ -282,6 +282,7 @@ def cmd_meta(args):
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
         "busy_percent_at_start": args.busy,
+        "baseline": args.baseline,
         "versions": {"nginx": _version(["nginx", "-v"]),
                      "haproxy": _version(["haproxy", "-v"]),
                      "wrk": _version(["wrk", "-v"])},
@@ -530,12 +531,15 @@ def cmd_summarize(args):
         lines.append("  ".join(cells))
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
-    # Extra gatehouse rows (--gatehouse-config) against plain proxying in the same run.
-    plain = rows.get("gatehouse", {})
-    extra = [t for t in rows if t not in ("direct", "gatehouse", "nginx", "haproxy")]
+    # Extra gatehouse rows (--gatehouse-config) against plain proxying (or --baseline) in the
+    # same run.
+    base = meta.get("baseline", "gatehouse")
+    plain = rows.get(base, {})
+    extra = [t for t in rows if t not in ("direct", "gatehouse", "nginx", "haproxy", base)]
     if extra and plain.get("rps"):
         store = any(rows[t].get("store_cpu_us_per_req") is not None for t in extra)
-        sub = [["vs plain gatehouse", "req/s", "throughput cost", "CPU us/req"]
+        sub = [["vs plain gatehouse" if base == "gatehouse" else f"vs {base}", "req/s", "throughput cost",
+                "CPU us/req"]
                + (["Redis CPU us/req"] if store else [])]
         for t in extra:
             r = rows[t]
@@ -651,6 +655,7 @@ def main():
     s.add_argument("--warmup", type=int, required=True)
     s.add_argument("--idle-connections", type=int, required=True)
     s.add_argument("--busy", type=int)
+    s.add_argument("--baseline", default="gatehouse")
     s.set_defaults(fn=cmd_meta)
 
     s = sub.add_parser("idle")

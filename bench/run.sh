@@ -31,6 +31,8 @@ usage: bench/run.sh [options]
                             (one a line) on each request, in turn
   --header NAME='Field: value'
                             send this header field to target NAME (repeatable)
+  --baseline NAME           the row the extra gatehouse rows are compared with in
+                            the second table (default gatehouse: plain proxying)
   --redis                   start a redis-server on a free port for the run; its
                             URL replaces ${BENCH_REDIS_URL} in --gatehouse-config
                             files, and its CPU per request is reported
@@ -60,6 +62,7 @@ REDIS_PID=""
 IDLE_CONNECTIONS=10000
 WARMUP=2
 OUT=""
+BASELINE=gatehouse
 EXTRA_NAMES=()
 declare -A EXTRA_FILE=() TARGET_PATH=() TARGET_HEADERS=() TARGET_TOKENS=()
 
@@ -83,7 +86,7 @@ while (($#)); do
     --skip-memory) SKIP_MEMORY=1; shift; continue ;;
     --redis) REDIS=1; shift; continue ;;
     --duration|--rounds|--connections|--idle-connections|--warmup|--only|--out) ;;
-    --gatehouse-config|--path|--header|--tokens) ;;
+    --gatehouse-config|--path|--header|--tokens|--baseline) ;;
     *) die "unknown option $opt (see --help)" ;;
   esac
   (($# >= 2)) || die "$opt needs a value (see --help)"
@@ -97,6 +100,7 @@ while (($#)); do
     --warmup) [[ $val =~ ^[0-9]+$ ]] || die "--warmup needs an integer"; WARMUP=$val ;;
     --only) ONLY=$val ;;
     --out) OUT=$val ;;
+    --baseline) BASELINE=$val ;;
     --gatehouse-config)
       name=${val%%=*} file=${val#*=}
       [[ $val == *=* && $name =~ ^[A-Za-z0-9._-]+$ ]] || die "--gatehouse-config wants NAME=FILE"
@@ -117,6 +121,7 @@ while (($#)); do
 done
 
 ALL_TARGETS=(direct gatehouse "${EXTRA_NAMES[@]}" nginx haproxy)
+[[ " ${ALL_TARGETS[*]} " == *" $BASELINE "* ]] || die "--baseline: unknown target '$BASELINE' (known: ${ALL_TARGETS[*]})"
 if [[ -n $ONLY ]]; then
   IFS=, read -r -a wanted <<<"$ONLY"
   for w in "${wanted[@]}"; do
@@ -473,7 +478,7 @@ done
 python3 "$TOOL" meta "$OUT/meta.json" --targets "${TARGETS[*]}" \
   --skipped "$(printf '%s\n' "${SKIPPED[@]}")" --duration "$DURATION" --rounds "$ROUNDS" \
   --connections "$CONNECTIONS" --warmup "$WARMUP" \
-  --idle-connections "$((SKIP_MEMORY ? 0 : IDLE_CONNECTIONS))" --busy "$BUSY"
+  --idle-connections "$((SKIP_MEMORY ? 0 : IDLE_CONNECTIONS))" --busy "$BUSY" --baseline "$BASELINE"
 
 # --- throughput, latency, CPU ----------------------------------------------
 

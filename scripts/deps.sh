@@ -16,6 +16,8 @@ if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk); fi
 packages+=(groff-base)
 # chromium: the dashboard's browser test (tests/browser) drives it headless.
 packages+=(chromium)
+# prometheus: its promtool checks the /metrics scrape in the admin tests.
+packages+=(prometheus)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -17,6 +17,7 @@
 #include "admin/service_registry.h"
 #include "app/runtime.h"
 #include "app/snapshot_builder.h"
+#include "config/diff.h"
 #include "core/cpu.h"
 #include "core/log.h"
 #include "proxy/worker.h"
@@ -213,6 +214,7 @@ int run_gateway(RunOptions opts) {
     if (!was != !now || (was && now && (was->host != now->host || was->port != now->port)))
       log::warn("reload: a change of the admin address takes effect after a restart");
     if (admin_server && now) admin_server->set_token(now->token);
+    const config::ConfigDiff changes = config::diff_configs(*current->config, *cfg);
     current = *next;
     for (auto& w : workers)
       asio::post(w->io(), [w = w.get(), s = current, next_sink] {
@@ -226,9 +228,9 @@ int run_gateway(RunOptions opts) {
     dns = make_dns();
     if (next_sink) sink = next_sink;
     if (opts.on_reload) opts.on_reload(*cfg);
-    log::info("reloaded {} (generation {})", opts.config_path, current->generation);
+    log::info("reloaded {} (generation {}): {}", opts.config_path, current->generation, config::diff_summary(changes));
     outcome.ok = true;
-    outcome.changes_json = "{}";
+    outcome.changes_json = config::diff_json(changes);
     return outcome;
   };
 

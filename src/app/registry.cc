@@ -69,8 +69,14 @@ std::shared_ptr<proxy::Policy> make_policy(const config::PolicyConfig& entry, Ru
                                            const std::string& redis_url) {
   using namespace policies;
   if (entry.type == "security_headers") return from_built<SecurityHeadersPolicy, SecurityHeadersConfig>(entry);
-  if (entry.type == "require_role") return from_built<RequireRolePolicy, RequireRoleConfig>(entry);
-  if (entry.type == "api_key") return from_built<ApiKeyPolicy, ApiKeyConfig>(entry);
+  if (entry.type == "require_role") {
+    const RequireRoleConfig* c = built<RequireRoleConfig>(entry);
+    return c ? std::make_shared<RequireRolePolicy>(entry.name, *c, &runtime.metrics()) : nullptr;
+  }
+  if (entry.type == "api_key") {
+    const ApiKeyConfig* c = built<ApiKeyConfig>(entry);
+    return c ? std::make_shared<ApiKeyPolicy>(entry.name, *c, &runtime.metrics()) : nullptr;
+  }
   if (entry.type == "ip_filter") return from_built<IpFilterPolicy, IpFilterConfig>(entry);
   if (entry.type == "cors") return from_built<CorsPolicy, CorsConfig>(entry);
   if (entry.type == "jwt") {

@@ -2,9 +2,16 @@
 
 #include <algorithm>
 
+#include "proxy/metrics.h"
+
 namespace gh::app {
 
 namespace {
+
+core::Metrics& described(core::Metrics& m) {
+  proxy::describe_metrics(m);
+  return m;
+}
 
 std::shared_ptr<policies::MemoryStore> make_memory_store(const core::Clock& clock) {
   policies::MemoryStore::Options o;
@@ -16,6 +23,8 @@ std::shared_ptr<policies::MemoryStore> make_memory_store(const core::Clock& cloc
 
 Runtime::Runtime(boost::asio::any_io_executor control, unsigned workers, const core::Clock& clock)
     : control_(std::move(control)), workers_(workers), clock_(clock), metrics_(workers),
+      reloads_ok_(described(metrics_).counter(proxy::kConfigReloads, {{"result", "success"}})),
+      reloads_failed_(metrics_.counter(proxy::kConfigReloads, {{"result", "failure"}})),
       memory_(make_memory_store(clock)) {}
 
 std::shared_ptr<policies::RedisStore> Runtime::redis_store(const std::string& url) {

@@ -2,7 +2,8 @@
 // and policies without losing what they use: the Redis stores by URL (a reload with the same
 // `redis` keeps the connections), the JWKS sources by URL and options (a reload keeps the key
 // set and starts no fetch), the memory rate-limit store (a reload keeps every budget), the
-// metrics registry (counters survive reloads), the clock and the worker count. Policies reach
+// metrics registry (counters survive reloads; every family of SPEC §6 is described in it from
+// the start), the clock and the worker count. Policies reach
 // it through policies::Resources; the snapshot builder takes a Runtime&.
 //
 // JWKS sources fetch on the control executor given here (the main thread's loop in
@@ -49,6 +50,10 @@ class Runtime final : public policies::Resources {
   std::shared_ptr<policies::JwksSource> jwks_source(const policies::JwksOptions& options) override;
   core::Metrics& metrics() override { return metrics_; }
 
+  // Counts a configuration reload in gatehouse_config_reloads_total{result="success"|"failure"}.
+  // REQUIRES: called on the control thread.
+  void count_reload(bool ok) noexcept { (ok ? reloads_ok_ : reloads_failed_).inc(metrics_.control_slot()); }
+
   const boost::asio::any_io_executor& control() const noexcept { return control_; }
   // The number of the next snapshot generation: 1, 2, ... over the life of the process.
   std::uint64_t next_generation() noexcept { return ++generation_; }
@@ -58,6 +63,8 @@ class Runtime final : public policies::Resources {
   unsigned workers_;
   const core::Clock& clock_;
   core::Metrics metrics_;
+  core::Counter& reloads_ok_;
+  core::Counter& reloads_failed_;
   std::shared_ptr<policies::MemoryStore> memory_;
   std::uint64_t generation_ = 0;
   std::mutex mu_;  // guards the two maps (builds run on the control thread; tools may differ)

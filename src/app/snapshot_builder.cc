@@ -101,6 +101,25 @@ Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(std::shared_ptr<co
       cr.strip = std::string(snap->table->prefix(static_cast<int>(i)));
     snap->routes.push_back(std::move(cr));
   }
+
+  // Listeners change only with a restart: a reload keeps the labels of those the workers opened.
+  if (previous) {
+    snap->listeners = previous->listeners;
+  } else {
+    for (const auto& l : config->listeners) snap->listeners.push_back(proxy::listener_label(l.host, l.port));
+  }
+  if (config->admin) {
+    // Every series is taken here, once per generation; the request path only writes to them.
+    core::Metrics& m = runtime.metrics();
+    auto pm = std::make_shared<proxy::ProxyMetrics>();
+    pm->routes.reserve(snap->routes.size());
+    for (const auto& cr : snap->routes) pm->routes.push_back(proxy::RouteMetrics::make(m, cr.config->name, cr.service->name()));
+    pm->unmatched = proxy::RouteMetrics::make(m, "", "");
+    pm->websocket_tunnels = &m.gauge(proxy::kWebsocketTunnelsOpen);
+    for (const auto& l : snap->listeners) pm->connections_open.push_back(&m.gauge(proxy::kConnectionsOpen, {{"listener", l}}));
+    for (std::size_t i = 0; i < snap->routes.size(); ++i) snap->routes[i].metrics = &pm->routes[i];
+    snap->metrics = std::move(pm);
+  }
   return std::shared_ptr<const proxy::Snapshot>(std::move(snap));
 }
 

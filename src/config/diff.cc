@@ -110,14 +110,15 @@ struct FieldNames<LogConfig> {
 
 template <>
 struct FieldNames<Config> {
-  static constexpr std::array<std::string_view, 14> names{
+  static constexpr std::array<std::string_view, 15> names{
       "",                  // file: where each came from is not a change
       "",                  // listeners: their own section
       "admin.",        "workers",     "redis", "trusted_proxies", "limits.", "health_endpoint", "access_log", "log.",
       "",                  // services: their own section
       "",                  // policies: their own section
       "defaults.policies",
-      ""};                 // routes: their own section
+      "",                  // routes: their own section
+      ""};                 // document: the parsed file, compared through the fields above
 };
 
 // PolicyConfig is compared by hand (policy_fields): its options stay YAML and `built` is derived

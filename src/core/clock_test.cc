@@ -2,10 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include <thread>
-#include <vector>
+#include <cstdint>
 
-#include "core/metrics.h"
 #include "core/per_worker.h"
 
 namespace gh::core {
@@ -59,35 +57,6 @@ TEST(PerWorker, OneAlignedSlotPerWorkerWithoutAMaximum) {
   slots.for_each([&](const Tally& t) { sum += t.hits; });
   EXPECT_EQ(sum, 6);
   EXPECT_DEATH(slots.local(300), "worker_id < size_");
-}
-
-TEST(Metrics, CountersAreSummedOverWorkersAndKeptByName) {
-  Metrics m(4);
-  Counter& rejected = m.counter("gatehouse_rate_limit_rejected_total", {{"policy", "per-ip"}});
-  std::vector<std::thread> workers;
-  for (unsigned w = 0; w < 4; ++w)
-    workers.emplace_back([&rejected, w] {
-      for (int i = 0; i < 10000; ++i) rejected.inc(w);
-    });
-  for (auto& t : workers) t.join();
-  rejected.inc(m.control_slot(), 2);
-  EXPECT_EQ(rejected.value(), 40002u);
-  // A second generation asking for the same series gets the same counter and its count.
-  Counter& again = m.counter("gatehouse_rate_limit_rejected_total", {{"policy", "per-ip"}});
-  EXPECT_EQ(&again, &rejected);
-  EXPECT_NE(&m.counter("gatehouse_rate_limit_rejected_total", {{"policy", "other"}}), &rejected);
-  m.counter("gatehouse_jwt_rejected_total").inc(0);
-  m.counter("gatehouse_odd_total", {{"route", "a\"b\\c\nd"}});
-  auto samples = m.collect();
-  ASSERT_EQ(samples.size(), 4u);
-  EXPECT_EQ(samples[0].series, "gatehouse_jwt_rejected_total");
-  EXPECT_EQ(samples[0].value, 1u);
-  EXPECT_EQ(samples[1].series, R"(gatehouse_odd_total{route="a\"b\\c\nd"})");
-  EXPECT_EQ(samples[2].series, R"(gatehouse_rate_limit_rejected_total{policy="other"})");
-  EXPECT_EQ(samples[3].series, R"(gatehouse_rate_limit_rejected_total{policy="per-ip"})");
-  EXPECT_EQ(samples[3].value, 40002u);
-  EXPECT_DEATH(m.counter("bad name"), "valid_name");
-  EXPECT_DEATH(m.counter("ok", {{"bad-label", "x"}}), "valid_name");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <functional>
 
 #include "policies/api_key/api_key.h"
@@ -84,19 +85,31 @@ TEST(RequireRole, AllowsMatchingRoleStringOrArray) {
   EXPECT_FALSE(reply(h.run(p)));
 }
 
+// Refusals counted by reason, for the policy's name, on the request's worker.
+std::uint64_t failures(core::Metrics& m, const std::string& policy, const std::string& reason) {
+  return m.counter("gatehouse_auth_failures_total", {{"policy", policy}, {"reason", reason}}).value();
+}
+
 TEST(RequireRole, RefusesOtherRolesAndMissingPrincipal) {
   config::Diagnostics d("t.yaml");
-  RequireRolePolicy p("p", parse_require_role(entry("require_role", "{type: require_role, roles: admin}"), d));
+  core::Metrics metrics(1);
+  RequireRolePolicy p("admins", parse_require_role(entry("require_role", "{type: require_role, roles: admin}"), d),
+                      &metrics);
   Harness h("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   h.ctx->principal = principal_with_role("user");
   auto v = h.run(p);
   ASSERT_TRUE(reply(v));
   EXPECT_EQ(reply(v)->status, 403);
   EXPECT_EQ(reply(v)->message, "Insufficient permissions");
+  EXPECT_EQ(failures(metrics, "admins", "insufficient_role"), 1u);
   h.ctx->principal = nullptr;
   v = h.run(p);
   ASSERT_TRUE(reply(v));
   EXPECT_EQ(reply(v)->status, 401);
+  EXPECT_EQ(failures(metrics, "admins", "no_principal"), 1u);
+  h.ctx->principal = principal_with_role("admin");
+  EXPECT_FALSE(reply(h.run(p)));  // an admission counts nothing
+  EXPECT_EQ(failures(metrics, "admins", "insufficient_role") + failures(metrics, "admins", "no_principal"), 2u);
 }
 
 TEST(RequireRole, ReportsBadOptions) {
@@ -120,7 +133,9 @@ TEST(ApiKey, KeysCompareWholeAndExact) {
 
 TEST(ApiKey, HeaderKeys) {
   config::Diagnostics d("t.yaml");
-  ApiKeyPolicy p("p", parse_api_key(entry("api_key", "{type: api_key, header: X-API-Key, keys: {k1: mobile}}"), d));
+  core::Metrics metrics(1);
+  ApiKeyPolicy p("keys", parse_api_key(entry("api_key", "{type: api_key, header: X-API-Key, keys: {k1: mobile}}"), d),
+                 &metrics);
   ASSERT_TRUE(d.empty());
   Harness none("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   auto v = none.run(p);
@@ -131,8 +146,12 @@ TEST(ApiKey, HeaderKeys) {
   v = bad.run(p);
   ASSERT_TRUE(reply(v));
   EXPECT_EQ(reply(v)->message, "Invalid API key");
+  v = bad.run(p);
+  EXPECT_EQ(failures(metrics, "keys", "no_api_key"), 1u);
+  EXPECT_EQ(failures(metrics, "keys", "invalid_api_key"), 2u);
   Harness good("GET / HTTP/1.1\r\nHost: x\r\nX-API-Key: k1\r\nX-Consumer-Name: spoofed\r\n\r\n");
   EXPECT_FALSE(reply(good.run(p)));
+  EXPECT_EQ(failures(metrics, "keys", "invalid_api_key"), 2u);
   ASSERT_TRUE(good.ctx->principal);
   EXPECT_EQ(good.ctx->principal->subject, "mobile");
   std::vector<http::Field> fields(good.req.fields.begin(), good.req.fields.end());

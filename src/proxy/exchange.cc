@@ -72,7 +72,6 @@ void Exchange::begin() {
   std::string_view xff = req.fields.count("x-forwarded-for") == 1 ? req.fields.get("x-forwarded-for")
                                                                    : std::string_view{};
   ctx_.client_ip_.assign(client_address(down_.peer_ip(), xff, snap_->trusted_proxies));
-  worker_.shared().requests_total.fetch_add(1, std::memory_order_relaxed);
   std::string_view sent_id = req.fields.get("x-request-id");
   if (valid_request_id(sent_id) && req.fields.count("x-request-id") == 1) ctx_.request_id_.assign(sent_id);
   else worker_.next_request_id(ctx_.request_id_);
@@ -84,6 +83,11 @@ void Exchange::finish() {
   ctx_.logged = true;
   if (ctx_.route())
     for (const auto& p : ctx_.route()->chain) p->on_log(ctx_);
+  if (const ProxyMetrics* m = snap_->metrics.get()) {
+    const RouteMetrics& rm = ctx_.route() && ctx_.route()->metrics ? *ctx_.route()->metrics : m->unmatched;
+    rm.record(worker_.id(), ctx_.status,
+              std::chrono::duration<double>(worker_.clock().now() - ctx_.start).count(), ctx_.upstream_ms);
+  }
   worker_.access_log().record(ctx_);
 }
 
@@ -489,6 +493,15 @@ asio::awaitable<void> Exchange::relay_response(http::ResponseHead& resp) {
     ctx_.bytes_out += rest.size();
     if (sent) {
       const std::chrono::milliseconds idle = route.config->websocket_idle_timeout.value_or(lim.websocket_idle_timeout);
+      // Counted open while it runs, on the gauge of the snapshot it started on.
+      struct Open {
+        core::Gauge* g;
+        unsigned worker;
+        ~Open() {
+          if (g) g->add(worker, -1);
+        }
+      } open{snap_->metrics ? snap_->metrics->websocket_tunnels : nullptr, worker_.id()};
+      if (open.g) open.g->add(open.worker, 1);
       co_await down_.tunnel(up_, idle, ctx_.bytes_in, ctx_.bytes_out);
     }
     finish();  // the tunnel's line is written when it ends, with the bytes of both ways

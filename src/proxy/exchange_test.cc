@@ -138,9 +138,13 @@ class ExchangeTest : public ::testing::Test {
   boost::asio::io_context control_;
   app::Runtime runtime_{control_.get_executor(), 1};
 
-  void SetUp() override {
+  void SetUp() override { build(false); }
+
+  // With `admin`, the snapshot records metrics (as when the file has `admin:`).
+  void build(bool admin) {
     auto loaded = config::load_string(kConfig, "exchange_test.yaml", app::policy_catalog());
     ASSERT_TRUE(loaded.config) << (loaded.errors.empty() ? "" : loaded.errors[0].to_string());
+    if (admin) loaded.config->admin = config::AdminConfig{"127.0.0.1", 0, "token", {}};
     auto built = app::build_snapshot(std::make_shared<const config::Config>(std::move(*loaded.config)), nullptr, runtime_);
     ASSERT_TRUE(built) << built.error().context;
     Snapshot copy = **built;
@@ -346,6 +350,61 @@ TEST_F(ExchangeTest, AHeadErrorIsAnsweredAndLoggedWithoutPolicies) {
   EXPECT_TRUE(down.closes());
   EXPECT_TRUE(logged);
   EXPECT_EQ(probe_->requests, 0);
+}
+
+std::uint64_t requests(core::Metrics& m, const std::string& route, const std::string& service, const std::string& code) {
+  return m.counter(kRequestsTotal, {{"route", route}, {"service", service}, {"code", code}}).value();
+}
+
+// Every request is counted once, when its log line is written, under its route (or route=""
+// when none matched) and its status class; the upstream time only when an instance was asked.
+TEST_F(ExchangeTest, MetricsCountEachRequestOnceByRouteAndStatusClass) {
+  build(true);
+  core::Metrics& m = runtime_.metrics();
+  up_.script.push_back({Attempt::Kind::Answer, 200, "ok"});
+  EXPECT_EQ(run("GET", "/api/a").status, 200);
+  up_.script.push_back({Attempt::Kind::Answer, 204, ""});
+  EXPECT_EQ(run("DELETE", "/api/a").status, 204);
+  up_.script.push_back({Attempt::Kind::ResetAfterRead});  // 502, after one retry on the other instance
+  up_.script.push_back({Attempt::Kind::ResetAfterRead});
+  EXPECT_EQ(run("GET", "/api/b").status, 502);
+  EXPECT_EQ(run("GET", "/api/c", {}, {{"X-Refuse", "1"}}).status, 403);  // a policy's local reply
+  EXPECT_EQ(run("GET", "/elsewhere").status, 404);
+
+  EXPECT_EQ(requests(m, "/api", "api", "2xx"), 2u);
+  EXPECT_EQ(requests(m, "/api", "api", "4xx"), 1u);
+  EXPECT_EQ(requests(m, "/api", "api", "5xx"), 1u);
+  EXPECT_EQ(requests(m, "/api", "api", "3xx"), 0u);
+  EXPECT_EQ(requests(m, "", "", "4xx"), 1u);
+  EXPECT_EQ(m.histogram(kRequestDuration, {{"route", "/api"}}).read().count(), 4u);
+  EXPECT_EQ(m.histogram(kRequestDuration, {{"route", ""}}).read().count(), 1u);
+  // The 403 asked no instance; the 502 counts its last attempt.
+  EXPECT_EQ(m.histogram(kUpstreamDuration, {{"route", "/api"}}).read().count(), 3u);
+  EXPECT_EQ(m.histogram(kUpstreamDuration, {{"route", ""}}).read().count(), 0u);
+
+  // A head that could not be read: no route.
+  http::RequestHead req;
+  MemoryDownstream down(req, "198.51.100.7");
+  {
+    Exchange exchange(worker_, snap_, down, up_, scratch_);
+    asio::co_spawn(worker_.io(), exchange.reject_head(431, "bad_head"), asio::detached);
+    worker_.io().restart();
+    worker_.io().run();
+  }
+  EXPECT_EQ(requests(m, "", "", "4xx"), 2u);
+}
+
+// Without `admin:` nothing is recorded: the snapshot has no metrics and no series is made.
+TEST_F(ExchangeTest, NoMetricsWithoutAdmin) {
+  EXPECT_EQ(snap_->metrics, nullptr);
+  EXPECT_EQ(snap_->routes[0].metrics, nullptr);
+  up_.script.push_back({Attempt::Kind::Answer, 200, "ok"});
+  EXPECT_EQ(run("GET", "/api/a").status, 200);
+  for (const auto& f : runtime_.metrics().families()) {
+    if (f.name == kRequestsTotal || f.name == kRequestDuration) {
+      EXPECT_TRUE(f.series.empty()) << f.name;
+    }
+  }
 }
 
 }  // namespace

@@ -36,7 +36,10 @@ constexpr int kLingerMillis = 100;
 
 class Http1Session final : public SessionBase, public Downstream, public std::enable_shared_from_this<Http1Session> {
  public:
-  Http1Session(Worker& w, tcp::socket s) : w_(w), client_(std::move(s)) { accepted_ = w_.clock().now(); }
+  Http1Session(Worker& w, tcp::socket s, core::Gauge* open) : w_(w), client_(std::move(s)), open_(open) {
+    accepted_ = w_.clock().now();
+    if (open_) open_->add(w_.id(), 1);
+  }
 
   // Connection life: begin() -> [idle: async_wait readable] -> serve() while bytes are buffered
   // -> idle again, until the peer leaves, a deadline passes or the gateway drains. While idle the
@@ -130,6 +133,7 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
 
   Worker& w_;
   net::Stream client_;
+  core::Gauge* open_;  // connections_open{listener}, or null
   Clock::time_point accepted_;
   Clock::time_point deadline_ = Clock::time_point::max();
   bool timed_out_ = false;
@@ -163,11 +167,11 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
   bool last_sent_ = false;
   bool response_started_ = false;
   bool aborted_ = false;
-  friend void start_session(Worker&, tcp::socket);
+  friend void start_session(Worker&, tcp::socket, core::Gauge*);
 };
 
-void start_session(Worker& worker, tcp::socket socket) {
-  auto s = std::make_shared<Http1Session>(worker, std::move(socket));
+void start_session(Worker& worker, tcp::socket socket, core::Gauge* open) {
+  auto s = std::make_shared<Http1Session>(worker, std::move(socket), open);
   worker.add_session(s.get());
   s->begin();
 }
@@ -228,6 +232,7 @@ void Http1Session::shutdown() {
   if (was_alive) {
     w_.remove_session(this);
     w_.shared().open_connections.fetch_sub(1, std::memory_order_relaxed);
+    if (open_) open_->add(w_.id(), -1);
   }
 }
 

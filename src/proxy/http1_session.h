@@ -12,11 +12,14 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "core/metrics.h"
+
 namespace gh::proxy {
 
 class Worker;
 
 // Starts serving `socket` on `worker`. The session owns itself until the connection ends.
-void start_session(Worker& worker, boost::asio::ip::tcp::socket socket);
+// `open` (may be null): the gauge of open connections it counts in while it lives.
+void start_session(Worker& worker, boost::asio::ip::tcp::socket socket, core::Gauge* open = nullptr);
 
 }  // namespace gh::proxy

@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "core/cidr.h"
 #include "http/parser.h"
+#include "proxy/metrics.h"
 #include "proxy/policy.h"
 #include "routing/route_table.h"
 #include "upstream/service.h"
@@ -22,6 +23,7 @@ struct CompiledRoute {
   std::shared_ptr<upstream::Service> service;
   std::vector<std::shared_ptr<Policy>> chain;  // defaults.policies then the route's own
   std::string strip;                           // normalized prefix to strip, empty when none
+  const RouteMetrics* metrics = nullptr;       // in Snapshot::metrics; null when metrics are off
 };
 
 struct Snapshot {
@@ -32,6 +34,11 @@ struct Snapshot {
   http::ParseLimits parse_limits;
   CidrSet trusted_proxies;
   std::uint64_t generation = 0;
+  // The listeners the workers opened, as labels (listener_label): those of the first
+  // generation, since listeners change only with a restart. Index i is the workers' acceptor i.
+  std::vector<std::string> listeners;
+  // Null unless the config has `admin:`: then the exchange records nothing (one branch).
+  std::shared_ptr<const ProxyMetrics> metrics;
 
   const upstream::Service* find_service(std::string_view name) const;
 };

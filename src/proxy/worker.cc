@@ -84,7 +84,7 @@ bool Worker::listen(const std::vector<tcp::endpoint>& endpoints, std::string& er
   return true;
 }
 
-asio::awaitable<void> Worker::accept_loop(std::shared_ptr<tcp::acceptor> acc) {
+asio::awaitable<void> Worker::accept_loop(std::shared_ptr<tcp::acceptor> acc, std::size_t listener) {
   asio::steady_timer wait(io_);
   while (!stopping_ && acc->is_open()) {
     const auto& snap = snapshot_;
@@ -126,7 +126,10 @@ asio::awaitable<void> Worker::accept_loop(std::shared_ptr<tcp::acceptor> acc) {
       sock.close(ignore);
       break;
     }
-    start_session(*this, std::move(sock));
+    core::Gauge* open = nullptr;  // connections_open{listener}, when metrics are on
+    if (snapshot_ && snapshot_->metrics && listener < snapshot_->metrics->connections_open.size())
+      open = snapshot_->metrics->connections_open[listener];
+    start_session(*this, std::move(sock), open);
   }
 }
 
@@ -148,7 +151,7 @@ asio::awaitable<void> Worker::housekeeping() {
 }
 
 void Worker::run() {
-  for (auto& acc : acceptors_) asio::co_spawn(io_, accept_loop(acc), asio::detached);
+  for (std::size_t i = 0; i < acceptors_.size(); ++i) asio::co_spawn(io_, accept_loop(acceptors_[i], i), asio::detached);
   asio::co_spawn(io_, housekeeping(), asio::detached);
   io_.run();
   access_log_.flush();

@@ -29,7 +29,6 @@ namespace gh::proxy {
 struct GatewayShared {
   std::atomic<std::uint64_t> open_connections{0};
   std::atomic<bool> draining{false};
-  std::atomic<std::uint64_t> requests_total{0};
   std::atomic<std::uint64_t> internal_errors{0};
 };
 
@@ -111,7 +110,8 @@ class Worker {
   void remove_session(SessionBase* s);
 
  private:
-  boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acc);
+  // `listener`: the acceptor's index, which is its listener's in Snapshot::listeners.
+  boost::asio::awaitable<void> accept_loop(std::shared_ptr<boost::asio::ip::tcp::acceptor> acc, std::size_t listener);
   boost::asio::awaitable<void> housekeeping();
 
   unsigned id_;

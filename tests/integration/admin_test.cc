@@ -345,7 +345,11 @@ routes:
   gw.write_config(config("  - {path: /other, service: user}\n"));
   Response reloaded = admin.call("POST", "/reload");
   ASSERT_EQ(reloaded.status, 200) << reloaded.describe();
-  EXPECT_EQ(json::parse(reloaded.body)["reloaded"], true);
+  json report = json::parse(reloaded.body);
+  EXPECT_EQ(report["reloaded"], true);
+  EXPECT_EQ(report["changes"]["routes"]["added"], json({"/other"})) << report.dump();
+  EXPECT_EQ(report["changes"]["routes"]["removed"], json::array()) << report.dump();
+  EXPECT_EQ(report["changes"]["services"]["changed"], json::array()) << report.dump();
   auto inst = instances_of(admin, "user");
   EXPECT_EQ(inst.size(), 3u);
   EXPECT_EQ(inst[sick.url()]["healthy"], false);
@@ -356,7 +360,9 @@ routes:
   // A SIGHUP too.
   gw.write_config(config(""));
   ASSERT_TRUE(gw.reload());
-  ASSERT_TRUE(eventually([&] { return http_get(gw.port(), "/other").status == 200 && admin.get_json("/routes")["routes"].size() == 1; }));
+  ASSERT_TRUE(eventually([&] { return admin.get_json("/routes")["routes"].size() == 1; }));
+  EXPECT_TRUE(eventually([&] { return gw.stderr_text().find("routes: -/other") != std::string::npos; }, 2s))
+      << gw.stderr_text();
   EXPECT_EQ(instances_of(admin, "user").size(), 3u);
 
   // An invalid file is refused with its errors; the running config and registrations stay.

@@ -6,6 +6,7 @@
 #include "core/strings.h"
 #include "policies/common/credentials.h"
 #include "proxy/request_context.h"
+#include "proxy/worker.h"
 
 namespace gh::policies {
 
@@ -68,6 +69,7 @@ std::optional<proxy::Verdict> ApiKeyPolicy::decide_now(proxy::RequestContext& ct
   r.status = 401;
   r.reason = who ? "invalid_api_key" : "no_api_key";
   r.message = who ? "Invalid API key" : "API key required";
+  failures_.count(ctx.worker().id(), r.reason);
   return r;
 }
 

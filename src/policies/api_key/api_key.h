@@ -1,6 +1,7 @@
 // ApiKeyPolicy: 401 unless a known API key is given in a header or a query parameter; the
 // consumer's name goes to the service as X-Consumer-Name (a client-sent copy is removed).
-// Thread: immutable after construction. Keys are compared in constant time.
+// Thread: immutable after construction (its refusal counters are per worker). Keys are compared
+// in constant time.
 #pragma once
 
 #include <optional>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "proxy/metrics.h"
 #include "proxy/policy.h"
 
 namespace gh::policies {
@@ -24,7 +26,12 @@ ApiKeyConfig parse_api_key(const config::PolicyConfig& e, config::Diagnostics& d
 class ApiKeyPolicy final : public proxy::Policy {
  public:
   static constexpr std::string_view kConsumerHeader = "X-Consumer-Name";
-  ApiKeyPolicy(std::string name, ApiKeyConfig cfg) : name_(std::move(name)), cfg_(std::move(cfg)) {}
+  // `metrics` (may be null: not counted; else it outlives the policy) counts each refusal in
+  // gatehouse_auth_failures_total{policy=name, reason=no_api_key|invalid_api_key}.
+  ApiKeyPolicy(std::string name, ApiKeyConfig cfg, core::Metrics* metrics = nullptr)
+      : name_(std::move(name)), cfg_(std::move(cfg)) {
+    if (metrics) failures_ = proxy::AuthFailureCounters(*metrics, name_, {"no_api_key", "invalid_api_key"});
+  }
   std::string_view name() const override { return name_; }
   std::string_view type() const override { return "api_key"; }
   std::optional<proxy::Verdict> decide_now(proxy::RequestContext& ctx) override;
@@ -35,6 +42,7 @@ class ApiKeyPolicy final : public proxy::Policy {
  private:
   std::string name_;
   ApiKeyConfig cfg_;
+  proxy::AuthFailureCounters failures_;
 };
 
 }  // namespace gh::policies

@@ -162,8 +162,9 @@ std::string short_duration(double seconds) {
 }  // namespace
 
 JwtPolicy::JwtPolicy(std::string name, JwtConfig cfg, const core::Clock& clock, unsigned workers,
-                     std::shared_ptr<JwksSource> jwks)
+                     std::shared_ptr<JwksSource> jwks, core::Metrics* metrics)
     : name_(std::move(name)), cfg_(std::move(cfg)), clock_(clock), jwks_(std::move(jwks)), slots_(workers) {
+  if (metrics) failures_ = proxy::AuthFailureCounters(*metrics, name_, {"token_missing", "token_expired", "token_invalid"});
   GH_CHECK(!cfg_.algorithms.empty());
   GH_CHECK((cfg_.key_kind == JwtKeyKind::Jwks) == (jwks_ != nullptr));
   if (cfg_.key_kind != JwtKeyKind::Jwks && cfg_.key_kind != JwtKeyKind::Secret) {
@@ -435,7 +436,9 @@ proxy::Verdict JwtPolicy::conclude(proxy::RequestContext& ctx, JwtCheck c) const
     ctx.principal = std::move(c.principal);
     return proxy::Continue{};
   }
-  return reply_for(c);
+  proxy::LocalReply r = reply_for(c);
+  failures_.count(ctx.worker().id(), r.reason);
+  return r;
 }
 
 boost::asio::awaitable<proxy::Verdict> JwtPolicy::on_request(proxy::RequestContext& ctx) {
@@ -505,7 +508,7 @@ std::shared_ptr<JwtPolicy> make_jwt_policy(std::string name, JwtConfig cfg, Reso
     jwks = resources.jwks_source(o);
   }
   return std::make_shared<JwtPolicy>(std::move(name), std::move(cfg), resources.clock(), resources.workers(),
-                                     std::move(jwks));
+                                     std::move(jwks), &resources.metrics());
 }
 
 std::string explain(const JwtPolicy& policy, std::string_view authorization_header_value) {

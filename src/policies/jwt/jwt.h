@@ -34,6 +34,7 @@
 #include "policies/common/resources.h"
 #include "policies/jwt/jwks.h"
 #include "policies/jwt/jwt_config.h"
+#include "proxy/metrics.h"
 #include "proxy/policy.h"
 #include "proxy/request_context.h"
 
@@ -56,8 +57,10 @@ class JwtPolicy final : public proxy::Policy {
 
   // REQUIRES: `cfg` came from parse_jwt without errors; `jwks` is given exactly when the key
   // kind is Jwks; `clock` outlives the policy; requests come from workers 0 .. workers - 1.
+  // `metrics` (may be null: not counted; else it outlives the policy) counts each refusal in
+  // gatehouse_auth_failures_total{policy=name, reason=token_missing|token_expired|token_invalid}.
   JwtPolicy(std::string name, JwtConfig cfg, const core::Clock& clock, unsigned workers,
-            std::shared_ptr<JwksSource> jwks = nullptr);
+            std::shared_ptr<JwksSource> jwks = nullptr, core::Metrics* metrics = nullptr);
   ~JwtPolicy() override;
 
   std::string_view name() const override { return name_; }
@@ -131,6 +134,7 @@ class JwtPolicy final : public proxy::Policy {
   std::shared_ptr<JwksSource> jwks_;
   // Per-worker state: the policy object is shared, each slot belongs to one worker.
   mutable core::PerWorker<Slot> slots_;
+  proxy::AuthFailureCounters failures_;
 };
 
 // Builds a policy from a validated entry; a JWKS source comes from `resources` (shared by the

@@ -58,9 +58,14 @@ std::string claims(const std::string& extra = "") {
 
 struct Fixture {
   core::FakeClock clock{core::Clock::Wall(std::chrono::seconds(kNow))};
+  core::Metrics metrics{4};
   std::unique_ptr<JwtPolicy> policy;
   // Four workers: the tests use ids 0 and 3.
-  explicit Fixture(const YAML::Node& n) : policy(std::make_unique<JwtPolicy>("auth", parse_ok(n), clock, 4)) {}
+  explicit Fixture(const YAML::Node& n)
+      : policy(std::make_unique<JwtPolicy>("auth", parse_ok(n), clock, 4, nullptr, &metrics)) {}
+  std::uint64_t failures(const std::string& reason) {
+    return metrics.counter("gatehouse_auth_failures_total", {{"policy", "auth"}, {"reason", reason}}).value();
+  }
   JwtCheck check(const std::string& token) const { return policy->check("Bearer " + token); }
 };
 
@@ -504,6 +509,34 @@ TEST(JwtPolicy, RefusesSeveralAuthorizationFields) {
   auto* r = std::get_if<proxy::LocalReply>(&v);
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->reason, "token_invalid");
+}
+
+// Each refusal is counted once, by its reply reason, whichever path decided it.
+TEST(JwtPolicy, RefusalsAreCountedByReason) {
+  Fixture f(with_secret());
+  auto refuse = [&f](Harness& h) {
+    proxy::Verdict v = h.run(*f.policy);
+    auto* r = std::get_if<proxy::LocalReply>(&v);
+    return r ? std::string(r->reason) : std::string("admitted");
+  };
+  Harness none;
+  EXPECT_EQ(refuse(none), "token_missing");
+  Harness expired;
+  expired.bearer(hs256(R"({"sub":"1","exp":)" + std::to_string(kNow - 3600) + "}"));
+  EXPECT_EQ(refuse(expired), "token_expired");
+  Harness forged(3);
+  forged.bearer(hs256(claims()) + "x");
+  EXPECT_EQ(refuse(forged), "token_invalid");
+  Harness twice;
+  twice.bearer(hs256(claims())).bearer(hs256(claims()));
+  EXPECT_EQ(refuse(twice), "token_invalid");
+  Harness good;
+  good.bearer(hs256(claims()));
+  EXPECT_EQ(refuse(good), "admitted");
+  EXPECT_EQ(f.failures("token_missing"), 1u);
+  EXPECT_EQ(f.failures("token_expired"), 1u);
+  EXPECT_EQ(f.failures("token_invalid"), 2u);
+  EXPECT_EQ(f.policy->stats().rejected, 4u);
 }
 
 // ---- cache ------------------------------------------------------------------------------

@@ -8,6 +8,8 @@
 #include "http/fields.h"
 #include "policies/rate_limit/memory_store.h"
 #include "policies/rate_limit/redis_store.h"
+#include "proxy/metrics.h"
+#include "proxy/worker.h"
 
 namespace gh::policies {
 
@@ -30,8 +32,13 @@ bool more_restrictive(const proxy::RateLimitState& a, const proxy::RateLimitStat
 }  // namespace
 
 RateLimitPolicy::RateLimitPolicy(std::string name, RateLimitConfig cfg, std::shared_ptr<RateLimitStore> store,
-                                 const core::Clock& clock)
-    : name_(std::move(name)), config_(std::move(cfg)), store_(std::move(store)), clock_(clock) {}
+                                 core::Metrics& metrics, const core::Clock& clock)
+    : name_(std::move(name)),
+      config_(std::move(cfg)),
+      store_(std::move(store)),
+      rejected_(metrics.counter(proxy::kRateLimitRejections, {{"policy", name_}})),
+      store_errors_(metrics.counter(proxy::kRateLimitStoreErrors, {{"policy", name_}})),
+      clock_(clock) {}
 
 std::string RateLimitPolicy::key_for(const proxy::RequestContext& ctx) const {
   std::string key;
@@ -88,7 +95,7 @@ boost::asio::awaitable<proxy::Verdict> RateLimitPolicy::on_request(proxy::Reques
 
 proxy::Verdict RateLimitPolicy::conclude(proxy::RequestContext& ctx, const Result<Decision>& hit) {
   if (!hit) {
-    store_error(hit.error());
+    store_error(ctx.worker().id(), hit.error());
     if (config_.on_store_error == OnStoreError::Allow) return proxy::Continue{};
     proxy::LocalReply reply;
     reply.status = 503;
@@ -105,7 +112,7 @@ proxy::Verdict RateLimitPolicy::conclude(proxy::RequestContext& ctx, const Resul
   if (!ctx.rate_limit || more_restrictive(state, *ctx.rate_limit)) ctx.rate_limit = state;
   if (d.allowed) return proxy::Continue{};
 
-  stats_.rejected.fetch_add(1, std::memory_order_relaxed);
+  rejected_.inc(ctx.worker().id());
   proxy::LocalReply reply;
   reply.status = 429;
   reply.reason = "rate_limited";
@@ -114,14 +121,15 @@ proxy::Verdict RateLimitPolicy::conclude(proxy::RequestContext& ctx, const Resul
   return reply;
 }
 
-void RateLimitPolicy::store_error(const Error& e) {
-  stats_.store_errors.fetch_add(1, std::memory_order_relaxed);
-  stats_.unlogged_errors.fetch_add(1, std::memory_order_relaxed);
+void RateLimitPolicy::store_error(unsigned worker, const Error& e) {
+  store_errors_.inc(worker);
+  // Shared atomics: a store outage is rare, and its log line must stand for every worker.
+  unlogged_errors_.fetch_add(1, std::memory_order_relaxed);
   const std::int64_t now = clock_.now_ns();
-  std::int64_t last = stats_.last_log_ns.load(std::memory_order_relaxed);
+  std::int64_t last = last_log_ns_.load(std::memory_order_relaxed);
   if (last != 0 && now - last < 1'000'000'000) return;
-  if (!stats_.last_log_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
-  const std::uint64_t n = std::max<std::uint64_t>(stats_.unlogged_errors.exchange(0, std::memory_order_relaxed), 1);
+  if (!last_log_ns_.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  const std::uint64_t n = std::max<std::uint64_t>(unlogged_errors_.exchange(0, std::memory_order_relaxed), 1);
   log::warn("rate_limit \"{}\": store {} unavailable ({}); {} {} request{} without counting", name_,
             store_->kind(), e.context, config_.on_store_error == OnStoreError::Allow ? "allowed" : "refused with 503",
             n, n == 1 ? "" : "s");
@@ -159,7 +167,8 @@ std::shared_ptr<proxy::Policy> make_rate_limit_policy(std::string name, RateLimi
   std::shared_ptr<RateLimitStore> store;
   if (cfg.store == StoreKind::Redis && !redis_url.empty()) store = resources.redis_store(redis_url);
   if (!store) store = resources.memory_store();
-  return std::make_shared<RateLimitPolicy>(std::move(name), std::move(cfg), std::move(store), resources.clock());
+  return std::make_shared<RateLimitPolicy>(std::move(name), std::move(cfg), std::move(store), resources.metrics(),
+                                           resources.clock());
 }
 
 std::string explain(const RateLimitPolicy& policy, const http::Fields* request_headers) {

@@ -1,11 +1,13 @@
 // RateLimitPolicy: `type: rate_limit`. Counts each request against a budget per key value in
 // a RateLimitStore, answers 429 past the limit, and reports the most restrictive limit of the
 // request in RateLimit-* response headers.
-// Thread: immutable after construction (its stats are relaxed atomics); shared by every route
-// and worker that names it. The store it holds is shared too and is safe across workers.
+// Thread: immutable after construction; shared by every route and worker that names it. Its
+// counters are the registry's per-worker ones (gatehouse_rate_limit_rejections_total and
+// gatehouse_rate_limit_store_errors_total{policy}), each worker writing its own slot. The store
+// it holds is shared too and is safe across workers.
 // Failure: when the store cannot decide, `on_store_error` allows or answers 503; every such
-// decision is counted (stats().store_errors) and logged (core/log.h), at most one line a second
-// per policy (the line says how many decisions it stands for).
+// decision is counted (store_errors()) and logged (core/log.h), at most one line a second per
+// policy (the line says how many decisions it stands for).
 #pragma once
 
 #include <atomic>
@@ -15,6 +17,7 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "policies/common/resources.h"
 #include "policies/rate_limit/rate_limit_config.h"
 #include "policies/rate_limit/store.h"
@@ -27,20 +30,12 @@ class Fields;
 
 namespace gh::policies {
 
-// Counters of one policy, summed over workers; relaxed atomics, read at scrape.
-struct RateLimitStats {
-  std::atomic<std::uint64_t> rejected{0};      // gatehouse_rate_limit_rejected_total
-  std::atomic<std::uint64_t> store_errors{0};  // gatehouse_rate_limit_store_errors_total
-  // Logging of decisions taken without the store: at most one line a second per policy.
-  std::atomic<std::int64_t> last_log_ns{0};
-  std::atomic<std::uint64_t> unlogged_errors{0};  // store errors since the last line
-};
-
 class RateLimitPolicy final : public proxy::Policy {
  public:
-  // `clock` times the store-error log lines; it must outlive the policy.
+  // `metrics` holds the policy's counters (series policy=`name`, kept across reloads);
+  // `clock` times the store-error log lines; both must outlive the policy.
   RateLimitPolicy(std::string name, RateLimitConfig cfg, std::shared_ptr<RateLimitStore> store,
-                  const core::Clock& clock = core::Clock::real());
+                  core::Metrics& metrics, const core::Clock& clock = core::Clock::real());
 
   std::string_view name() const override { return name_; }
   std::string_view type() const override { return "rate_limit"; }
@@ -61,17 +56,24 @@ class RateLimitPolicy final : public proxy::Policy {
 
   const RateLimitConfig& config() const noexcept { return config_; }
   const RateLimitStore& store() const noexcept { return *store_; }
-  const RateLimitStats& stats() const noexcept { return stats_; }
+  // Requests refused with 429, and decisions taken without the store, summed over workers
+  // (since the first policy of this name in the process: the counters survive reloads).
+  std::uint64_t rejected() const noexcept { return rejected_.value(); }
+  std::uint64_t store_errors() const noexcept { return store_errors_.value(); }
 
  private:
   std::string name_;
   RateLimitConfig config_;
   std::shared_ptr<RateLimitStore> store_;
-  RateLimitStats stats_;
+  core::Counter& rejected_;
+  core::Counter& store_errors_;
+  // Logging of decisions taken without the store: at most one line a second per policy.
+  std::atomic<std::int64_t> last_log_ns_{0};
+  std::atomic<std::uint64_t> unlogged_errors_{0};  // store errors since the last line
   const core::Clock& clock_;
 
   // Counts a decision taken without the store and logs it (rate-limited).
-  void store_error(const Error& e);
+  void store_error(unsigned worker, const Error& e);
   // The verdict of a hit (or of a failed one, by on_store_error); records ctx.rate_limit.
   proxy::Verdict conclude(proxy::RequestContext& ctx, const Result<Decision>& hit);
 };

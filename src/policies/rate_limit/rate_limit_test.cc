@@ -29,6 +29,7 @@ struct Harness {
   std::shared_ptr<MemoryStore> store;
   proxy::GatewayShared shared;
   proxy::Worker worker{0, shared, nullptr};
+  core::Metrics metrics{1};  // the policies' counters; the worker's id is 0
   boost::asio::io_context io;
   std::vector<std::unique_ptr<config::RouteConfig>> route_configs;
   std::vector<std::unique_ptr<proxy::CompiledRoute>> routes;
@@ -49,7 +50,7 @@ struct Harness {
     config::Diagnostics diag("t.yaml");
     RateLimitConfig cfg = parse_rate_limit(e, diag);
     EXPECT_TRUE(diag.empty()) << (diag.empty() ? "" : diag.list()[0].message);
-    return std::make_shared<RateLimitPolicy>(name, cfg, s ? s : store);
+    return std::make_shared<RateLimitPolicy>(name, cfg, s ? s : store, metrics);
   }
 
   const proxy::CompiledRoute* route(const std::string& name) {
@@ -146,7 +147,7 @@ TEST(RateLimitPolicy, SeedLimitRefusesThe101stRequestFromOneIp) {
   EXPECT_EQ(head.fields.get("RateLimit-Remaining"), "0");
   EXPECT_EQ(head.fields.get("RateLimit-Reset"), "600");
   EXPECT_EQ(head.fields.get("RateLimit-Policy"), "100;w=900");
-  EXPECT_EQ(per_ip->stats().rejected.load(), 1u);
+  EXPECT_EQ(per_ip->rejected(), 1u);
   // Another IP has its own budget.
   Request other(h, "198.51.100.1");
   EXPECT_TRUE(continues(h.run(*per_ip, *other.ctx)));
@@ -178,8 +179,8 @@ TEST(RateLimitPolicy, SeedUsersRouteMeetsBothLimitsAndReportsTheStricter) {
   EXPECT_EQ(reply(v).status, 429);
   EXPECT_EQ(head.fields.get("RateLimit-Limit"), "50");
   EXPECT_EQ(head.fields.get("RateLimit-Remaining"), "0");
-  EXPECT_EQ(users->stats().rejected.load(), 1u);
-  EXPECT_EQ(per_ip->stats().rejected.load(), 0u);
+  EXPECT_EQ(users->rejected(), 1u);
+  EXPECT_EQ(per_ip->rejected(), 0u);
   // per-ip counted all 51 requests: 49 left for the other routes.
   Request products(h, "203.0.113.7");
   ASSERT_TRUE(continues(h.run(*per_ip, *products.ctx)));
@@ -310,8 +311,26 @@ TEST(RateLimitPolicy, StoreErrorAllowOrDeny) {
   EXPECT_EQ(reply(v).status, 503);
   EXPECT_EQ(reply(v).reason, "rate_limit_store_error");
   EXPECT_EQ(reply(v).message, "Rate limit store unavailable");
-  EXPECT_EQ(allow->stats().store_errors.load(), 1u);
-  EXPECT_EQ(deny->stats().store_errors.load(), 1u);
+  EXPECT_EQ(allow->store_errors(), 1u);
+  EXPECT_EQ(deny->store_errors(), 1u);
+  // They are the registry's series, by policy name, as a scrape reports them.
+  EXPECT_EQ(h.metrics.counter("gatehouse_rate_limit_store_errors_total", {{"policy", "deny"}}).value(), 1u);
+  EXPECT_EQ(h.metrics.counter("gatehouse_rate_limit_rejections_total", {{"policy", "deny"}}).value(), 0u);
+}
+
+// A reload builds the policy again: the counts of its name go on from where they were.
+TEST(RateLimitPolicy, CountsSurviveARebuildOfTheSameName) {
+  Harness h;
+  auto first = h.policy("per-ip", "{type: rate_limit, key: client_ip, limit: 1, window: 1m}");
+  Request a(h, "10.0.0.1"), b(h, "10.0.0.1");
+  EXPECT_TRUE(continues(h.run(*first, *a.ctx)));
+  EXPECT_FALSE(continues(h.run(*first, *b.ctx)));
+  EXPECT_EQ(first->rejected(), 1u);
+  auto second = h.policy("per-ip", "{type: rate_limit, key: client_ip, limit: 1, window: 1m}");
+  Request c(h, "10.0.0.1");
+  EXPECT_FALSE(continues(h.run(*second, *c.ctx)));  // the memory store kept the budget too
+  EXPECT_EQ(second->rejected(), 2u);
+  EXPECT_EQ(h.metrics.counter("gatehouse_rate_limit_rejections_total", {{"policy", "per-ip"}}).value(), 2u);
 }
 
 // With the memory store the decision is taken at once; with a store that waits on I/O it is
@@ -323,7 +342,7 @@ TEST(RateLimitPolicy, MemoryStoreDecidesAtOnceOthersWait) {
   auto down = h.policy("down", "{type: rate_limit, limit: 2, window: 1m}", std::make_shared<FailingStore>());
   Request r(h, "10.0.0.9");
   EXPECT_FALSE(down->decide_now(*r.ctx).has_value());
-  EXPECT_EQ(down->stats().store_errors.load(), 0u);  // nothing was counted by asking
+  EXPECT_EQ(down->store_errors(), 0u);  // nothing was counted by asking
   for (int i = 1; i <= 3; ++i) {
     Request a(h, "10.0.0.9"), b(h, "10.0.0.9");
     std::optional<proxy::Verdict> now = at_once->decide_now(*a.ctx);

@@ -308,7 +308,8 @@ proxy::Verdict run_policy(proxy::Worker& worker, proxy::Policy& p, proxy::Reques
   return std::move(*out);
 }
 
-std::shared_ptr<RateLimitPolicy> policy(const std::string& name, const std::string& yaml,
+// `metrics`: where the policy counts (its worker's id must be 0).
+std::shared_ptr<RateLimitPolicy> policy(core::Metrics& metrics, const std::string& name, const std::string& yaml,
                                         std::shared_ptr<RateLimitStore> store,
                                         const core::Clock& clock = core::Clock::real()) {
   config::PolicyConfig e;
@@ -319,7 +320,7 @@ std::shared_ptr<RateLimitPolicy> policy(const std::string& name, const std::stri
   config::Diagnostics diag("t.yaml");
   RateLimitConfig cfg = parse_rate_limit(e, diag, true);
   EXPECT_TRUE(diag.empty());
-  return std::make_shared<RateLimitPolicy>(name, cfg, std::move(store), clock);
+  return std::make_shared<RateLimitPolicy>(name, cfg, std::move(store), metrics, clock);
 }
 
 bool continues(const proxy::Verdict& v) { return std::holds_alternative<proxy::Continue>(v); }
@@ -332,8 +333,9 @@ TEST(RedisStore, OutageThenRecovery) {
   proxy::GatewayShared shared;
   proxy::Worker worker{0, shared, nullptr};
   auto store = make_store(server.url(), 100ms);
-  auto allow = policy("lenient", "{type: rate_limit, key: global, limit: 2, window: 1m, on_store_error: allow}", store);
-  auto deny = policy("strict", "{type: rate_limit, key: global, limit: 2, window: 1m, on_store_error: deny}", store);
+  core::Metrics metrics(1);
+  auto allow = policy(metrics, "lenient", "{type: rate_limit, key: global, limit: 2, window: 1m, on_store_error: allow}", store);
+  auto deny = policy(metrics, "strict", "{type: rate_limit, key: global, limit: 2, window: 1m, on_store_error: deny}", store);
   http::RequestHead head;
   head.method = "GET";
   head.path = "/";
@@ -354,16 +356,16 @@ TEST(RedisStore, OutageThenRecovery) {
     EXPECT_EQ(std::get<proxy::LocalReply>(v).status, 503);
     EXPECT_LT(Clock::now() - t0, 250ms) << i;  // both decisions, each bounded by 100ms
   }
-  EXPECT_EQ(allow->stats().store_errors.load(), 5u);
-  EXPECT_EQ(deny->stats().store_errors.load(), 5u);
+  EXPECT_EQ(allow->store_errors(), 5u);
+  EXPECT_EQ(deny->store_errors(), 5u);
 
   server.start();  // same port, empty data
   const auto until = Clock::now() + 5s;  // the backoff is at most 2s
   bool back = false;
   while (Clock::now() < until) {
-    auto before = deny->stats().store_errors.load();
+    auto before = deny->store_errors();
     auto v = run_policy(worker, *deny, ctx);
-    if (deny->stats().store_errors.load() == before) {
+    if (deny->store_errors() == before) {
       back = true;
       EXPECT_TRUE(continues(v));  // a fresh budget on the new server
       break;
@@ -381,7 +383,8 @@ TEST(RedisStore, StoreErrorsAreCountedAndLoggedSparingly) {
   proxy::Worker worker{0, shared, nullptr};
   auto store = make_store("redis://127.0.0.1:" + std::to_string(free_port()), 100ms);  // nobody listens
   core::FakeClock clock;
-  auto p = policy("down", "{type: rate_limit, key: global, limit: 5, window: 1m}", store, clock);
+  core::Metrics metrics(1);
+  auto p = policy(metrics, "down", "{type: rate_limit, key: global, limit: 5, window: 1m}", store, clock);
   http::RequestHead head;
   head.method = "GET";
   head.path = "/";
@@ -396,7 +399,7 @@ TEST(RedisStore, StoreErrorsAreCountedAndLoggedSparingly) {
   clock.advance(999ms);
   EXPECT_TRUE(continues(run_policy(worker, *p, ctx)));
   std::string err = testing::internal::GetCapturedStderr();
-  EXPECT_EQ(p->stats().store_errors.load(), 21u);
+  EXPECT_EQ(p->store_errors(), 21u);
   EXPECT_EQ(lines_in(err), 1u) << err;  // within one second: one line
   EXPECT_NE(err.find("allowed 1 request without counting"), std::string::npos) << err;
   // A second later the next decision logs again, for the 20 it stands for.

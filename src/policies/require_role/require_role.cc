@@ -2,6 +2,7 @@
 
 #include "config/reader.h"
 #include "proxy/request_context.h"
+#include "proxy/worker.h"
 
 namespace gh::policies {
 
@@ -47,6 +48,7 @@ std::optional<proxy::Verdict> RequireRolePolicy::decide_now(proxy::RequestContex
     r.message = "Insufficient permissions";
     r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"gatehouse\", error=\"insufficient_scope\"");
   }
+  failures_.count(ctx.worker().id(), r.reason);
   return r;
 }
 

@@ -1,12 +1,13 @@
 // RequireRolePolicy: 403 unless the verified caller holds one of the roles (SPEC §2).
 // Reads ctx.principal (written by jwt or api_key earlier in the chain); no principal: 401.
-// Thread: immutable after construction.
+// Thread: immutable after construction (its refusal counters are per worker).
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "proxy/metrics.h"
 #include "proxy/policy.h"
 
 namespace gh::policies {
@@ -20,7 +21,12 @@ RequireRoleConfig parse_require_role(const config::PolicyConfig& e, config::Diag
 
 class RequireRolePolicy final : public proxy::Policy {
  public:
-  RequireRolePolicy(std::string name, RequireRoleConfig cfg) : name_(std::move(name)), cfg_(std::move(cfg)) {}
+  // `metrics` (may be null: not counted; else it outlives the policy) counts each refusal in
+  // gatehouse_auth_failures_total{policy=name, reason=no_principal|insufficient_role}.
+  RequireRolePolicy(std::string name, RequireRoleConfig cfg, core::Metrics* metrics = nullptr)
+      : name_(std::move(name)), cfg_(std::move(cfg)) {
+    if (metrics) failures_ = proxy::AuthFailureCounters(*metrics, name_, {"no_principal", "insufficient_role"});
+  }
   std::string_view name() const override { return name_; }
   std::string_view type() const override { return "require_role"; }
   std::optional<proxy::Verdict> decide_now(proxy::RequestContext& ctx) override;
@@ -31,6 +37,7 @@ class RequireRolePolicy final : public proxy::Policy {
  private:
   std::string name_;
   RequireRoleConfig cfg_;
+  proxy::AuthFailureCounters failures_;
 };
 
 }  // namespace gh::policies
