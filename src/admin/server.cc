@@ -479,17 +479,23 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
         resp = error_response(413, "Payload too large");
         keep_alive = false;
       } else {
+        // The head's views point into `buf`, which reading the body may move: copy them first.
+        req.method = head.method;
+        req.path = head.path;
+        req.query = head.query;
+        req.authorization = head.fields.get("authorization");
         const std::size_t need = head.head_size + head.content_length;
+        if (head.expect_continue && buf.size() < need) {
+          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+          co_await asio::async_write(*sock, asio::buffer(kContinue), asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) break;
+        }
         while (buf.size() < need) {
           std::size_t n = co_await sock->async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
           if (ec) break;
           buf.append(chunk.data(), n);
         }
         if (ec) break;
-        req.method = head.method;
-        req.path = head.path;
-        req.query = head.query;
-        req.authorization = head.fields.get("authorization");
         req.body = buf.substr(head.head_size, head.content_length);
         buf.erase(0, need);
         deadline.cancel();
