@@ -244,7 +244,7 @@ std::string EventsSummarizer::tick(const proxy::Snapshot& snapshot) {
       instances += "{\"url\":";
       append_json_string(instances, e->url);
       instances += ",\"source\":\"";
-      instances += upstream::source_name(e->source);
+      instances += upstream::origin_name(e->source);
       instances += fmt::format("\",\"healthy\":{},\"in_flight\":{}}}", up ? "true" : "false",
                                e->in_flight.load(std::memory_order_relaxed));
     }

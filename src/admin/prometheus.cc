@@ -96,7 +96,7 @@ void append_instance_health(std::string& out, const proxy::Snapshot& snapshot, c
 }  // namespace
 
 std::string instance_label(const upstream::Endpoint& e) {
-  if (e.source != upstream::Source::Dns) return e.url;
+  if (e.source != upstream::Origin::Dns) return e.url;
   return e.url + " (" + e.pool_key + ")";
 }
 

@@ -199,7 +199,7 @@ TEST(Prometheus, AnInstanceOfAHostNameCarriesItsAddress) {
   EXPECT_EQ(instance_label(e), "http://127.0.0.1:3001");
   e.url = "http://api.internal:3001";
   e.pool_key = "10.0.0.5:3001";
-  e.source = upstream::Source::Dns;
+  e.source = upstream::Origin::Dns;
   EXPECT_EQ(instance_label(e), "http://api.internal:3001 (10.0.0.5:3001)");
 }
 
