@@ -14,6 +14,8 @@ command -v npm >/dev/null || packages+=(npm)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk); fi
 # groff: the install test lints the generated man page with it.
 packages+=(groff-base)
+# chromium: the dashboard's browser test (tests/browser) drives it headless.
+packages+=(chromium)
 # prometheus: its promtool checks the /metrics scrape in the admin tests.
 packages+=(prometheus)
 
@@ -31,16 +33,20 @@ else
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The test fixtures' npm packages (tests/fixtures/jose): `npm ci` when node_modules is missing or
+# The tests' npm packages: `npm ci` in each folder when node_modules is missing or
 # package-lock.json changed since the last install (its hash is kept in node_modules). Tests never
 # run npm themselves.
-fixtures="$(cd "$(dirname "$0")/.." && pwd)/tests/fixtures/jose"
-stamp="$fixtures/node_modules/.package-lock.sha256"
-lock_hash=$(sha256sum "$fixtures/package-lock.json" | cut -d' ' -f1)
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_hash" ]]; then
-  echo "deps: npm ci in tests/fixtures/jose"
-  npm ci --no-audit --no-fund --loglevel=error --prefix "$fixtures"
-  echo "$lock_hash" > "$stamp"
-else
-  echo "deps: tests/fixtures/jose/node_modules is up to date"
-fi
+#   tests/fixtures/jose  jose, to mint JWTs
+#   tests/browser        puppeteer-core, to drive chromium
+root="$(cd "$(dirname "$0")/.." && pwd)"
+for dir in tests/fixtures/jose tests/browser; do
+  stamp="$root/$dir/node_modules/.package-lock.sha256"
+  lock_hash=$(sha256sum "$root/$dir/package-lock.json" | cut -d' ' -f1)
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_hash" ]]; then
+    echo "deps: npm ci in $dir"
+    npm ci --no-audit --no-fund --loglevel=error --prefix "$root/$dir"
+    echo "$lock_hash" > "$stamp"
+  else
+    echo "deps: $dir/node_modules is up to date"
+  fi
+done

@@ -19,6 +19,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "admin/events.h"
+#include "admin/prometheus.h"
 #include "core/log.h"
 #include "core/strings.h"
 #include "core/url.h"
@@ -396,6 +398,13 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
       if (r.method != "GET") co_return allow("GET");
       co_return json_response(200, services_json(*snap));
     }
+    if (r.path == "/metrics") {
+      if (r.method != "GET" && r.method != "HEAD") co_return allow("GET, HEAD");
+      Response resp{200, render_prometheus(metrics, *snap, clock)};
+      resp.content_type = kPrometheusContentType;
+      co_return resp;
+    }
+    if (r.path == "/events") co_return allow("GET");
     if (r.path == "/reload") {
       if (r.method != "POST") co_return allow("POST");
       auto outcome = control.reload();
@@ -493,11 +502,29 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
     connections.erase(sock);
   }
 
+  // GET /events: one summary a second until the client goes or the server stops. The stream
+  // ends with the connection (no Content-Length, Connection: close).
   asio::awaitable<void> stream_events(std::shared_ptr<tcp::socket> sock) {
-    // Wired with the metrics summary; until then, the stream says so and ends.
-    std::string out = render(error_response(501, "Not implemented", "events are not available yet"), false);
+    EventsSummarizer summarizer(metrics, clock);
+    std::string out =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+        "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 1000\n\n";
     boost::system::error_code ec;
     co_await asio::async_write(*sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+    // A peer that closes is noticed by the next write; one that stops reading fills its
+    // window and the write waits, bounded by the same deadline as a request.
+    asio::steady_timer tick(io);
+    while (!ec && !stopped) {
+      tick.expires_after(std::chrono::seconds(1));
+      co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec || stopped) break;
+      out = "data: " + summarizer.tick(*control.snapshot()) + "\n\n";
+      asio::steady_timer write_deadline(io, kAdminHeadTimeout);
+      write_deadline.async_wait([sock](boost::system::error_code e) {
+        if (!e) sock->close(e);
+      });
+      co_await asio::async_write(*sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+    }
   }
 
   asio::awaitable<void> accept_loop() {

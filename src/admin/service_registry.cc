@@ -105,8 +105,13 @@ bool same_instances(const std::map<std::string, Entry>& a, const std::map<std::s
 
 struct ServiceRegistry::State : std::enable_shared_from_this<State> {
   State(asio::io_context& io, const core::Clock& clock, core::Metrics& metrics)
-      : io(io), clock(clock), store_errors(metrics.counter("gatehouse_registry_store_errors_total")),
-        control_slot(metrics.control_slot()) {}
+      : io(io), clock(clock), store_errors(described_counter(metrics)), control_slot(metrics.control_slot()) {}
+
+  static core::Counter& described_counter(core::Metrics& metrics) {
+    metrics.describe("gatehouse_registry_store_errors_total", core::MetricType::Counter,
+                     "Failed calls to the Redis that holds registered instances (the last known ones stay in use).");
+    return metrics.counter("gatehouse_registry_store_errors_total");
+  }
 
   asio::io_context& io;
   const core::Clock& clock;

@@ -186,7 +186,7 @@ int run_gateway(RunOptions opts) {
   auto dns = make_dns();
 
   std::unique_ptr<admin::AdminServer> admin_server;
-  auto reload = [&]() -> admin::Control::ReloadOutcome {
+  auto apply_reload = [&]() -> admin::Control::ReloadOutcome {
     admin::Control::ReloadOutcome outcome;
     auto loaded = load_config(opts.config_path);
     for (const auto& d : loaded.errors) outcome.errors.push_back(d.to_string());
@@ -231,6 +231,11 @@ int run_gateway(RunOptions opts) {
     log::info("reloaded {} (generation {}): {}", opts.config_path, current->generation, config::diff_summary(changes));
     outcome.ok = true;
     outcome.changes_json = config::diff_json(changes);
+    return outcome;
+  };
+  auto reload = [&] {
+    auto outcome = apply_reload();
+    runtime.count_reload(outcome.ok);
     return outcome;
   };
 
