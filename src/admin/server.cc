@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "admin/assets.h"
 #include "admin/events.h"
 #include "admin/prometheus.h"
 #include "core/log.h"
@@ -379,6 +380,15 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
     if (r.path == "/livez") {
       if (r.method != "GET" && r.method != "HEAD") co_return allow("GET, HEAD");
       co_return json_response(200, json{{"status", "alive"}});
+    }
+    // The dashboard's files: no token (they hold no data; the page asks for it).
+    if (const Asset* asset = find_asset(r.path); asset && (r.method == "GET" || r.method == "HEAD")) {
+      Response resp{200, std::string(asset->body), std::string(asset->content_type)};
+      resp.headers.emplace_back("Content-Security-Policy",
+                                "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                                "base-uri 'none'; form-action 'self'");
+      resp.headers.emplace_back("Referrer-Policy", "no-referrer");
+      co_return resp;
     }
     if (!authorized(r)) {
       Response resp = error_response(401, "Unauthorized");

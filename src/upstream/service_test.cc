@@ -364,3 +364,64 @@ TEST(Endpoint, SuccessResetsFailureCount) {
 
 }  // namespace
 }  // namespace gh::upstream
+
+namespace gh::upstream {
+namespace {
+
+config::InstanceConfig registered(std::uint16_t port, std::uint32_t weight = 1) {
+  config::InstanceConfig inst;
+  inst.host = "127.0.0.1";
+  inst.port = port;
+  inst.url = "http://127.0.0.1:" + std::to_string(port);
+  inst.weight = weight;
+  return inst;
+}
+
+TEST(ServiceRegistered, AddedInstancesAreBalancedAndKeepTheirStateAcrossChanges) {
+  auto s = build(make(config::Balance::RoundRobin, {1}));
+  EXPECT_TRUE(s->set_registered({registered(5001)}));
+  auto eps = s->endpoints();
+  ASSERT_EQ(eps.size(), 2u);
+  EXPECT_EQ(eps[0]->source, Origin::Static);
+  EXPECT_EQ(eps[1]->source, Origin::Registered);
+  EXPECT_EQ(eps[1]->pool_key, "127.0.0.1:5001");
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 4; ++i) seen[s->pick({})->url]++;
+  EXPECT_EQ(seen["http://127.0.0.1:4001"], 2);
+  EXPECT_EQ(seen["http://127.0.0.1:5001"], 2);
+
+  // The same list again changes nothing; adding one keeps the first's endpoint and its state.
+  eps[1]->active_healthy = false;
+  EXPECT_FALSE(s->set_registered({registered(5001)}));
+  EXPECT_TRUE(s->set_registered({registered(5001), registered(5002)}));
+  auto after = s->endpoints();
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_EQ(after[1], eps[1]);
+  EXPECT_FALSE(after[1]->active_healthy);
+
+  // Dropped: retired (a request holding it finishes), no longer picked; back again with its state.
+  EXPECT_TRUE(s->set_registered({registered(5002)}));
+  EXPECT_TRUE(eps[1]->retired.load());
+  for (int i = 0; i < 6; ++i) EXPECT_NE(s->pick({})->url, "http://127.0.0.1:5001");
+  EXPECT_TRUE(s->set_registered({registered(5001), registered(5002)}));
+  EXPECT_EQ(s->endpoints()[1], eps[1]);
+  EXPECT_FALSE(eps[1]->retired.load());
+
+  // A new weight is a new endpoint; an empty list leaves only the file's instance.
+  EXPECT_TRUE(s->set_registered({registered(5001, 3)}));
+  EXPECT_EQ(s->endpoints()[1]->weight, 3u);
+  EXPECT_TRUE(s->set_registered({}));
+  EXPECT_EQ(s->endpoints().size(), 1u);
+}
+
+TEST(ServiceRegistered, AHostThatDoesNotResolveIsSkipped) {
+  auto s = build(make(config::Balance::RoundRobin, {1}));
+  config::InstanceConfig bad = registered(5001);
+  bad.host = "no-such-host.invalid";
+  bad.url = "http://no-such-host.invalid:5001";
+  EXPECT_FALSE(s->set_registered({bad}));
+  EXPECT_EQ(s->endpoints().size(), 1u);
+}
+
+}  // namespace
+}  // namespace gh::upstream

@@ -103,6 +103,14 @@ routes:
   EXPECT_EQ(live.status, 200) << live.describe();
   EXPECT_EQ(json::parse(live.body, nullptr, false)["status"], "alive");
 
+  // The dashboard's files need no token and hold no data; the page gets a strict CSP.
+  Response page = admin.call("GET", "/", {}, "");
+  EXPECT_EQ(page.status, 200) << page.describe();
+  EXPECT_TRUE(page.headers.value_or("Content-Type", "").starts_with("text/html")) << page.describe();
+  EXPECT_NE(page.headers.value_or("Content-Security-Policy", "").find("default-src 'self'"), std::string::npos);
+  EXPECT_EQ(page.body.find(user.url()), std::string::npos);
+  for (const char* file : {"/dashboard.js", "/dashboard.css"}) EXPECT_EQ(admin.call("GET", file, {}, "").status, 200) << file;
+
   // The public listener knows nothing of the admin API: its paths go to the service.
   http_get(gw.port(), "/config", {{"Authorization", std::string("Bearer ") + kToken}});
   ASSERT_EQ(user.request_count(), 1u);
