@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -114,8 +115,21 @@ int run_demo(unsigned port) {
   auto guard = asio::make_work_guard(io);
   std::thread services([&] { io.run(); });
 
+  // The admin API on a free loopback port, with a token made for this run.
+  std::uint16_t admin_port = 0;
+  {
+    tcp::acceptor probe(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    admin_port = probe.local_endpoint().port();
+  }
+  std::string admin_token;
+  {
+    std::random_device rd;
+    for (int i = 0; i < 4; ++i) admin_token += fmt::format("{:08x}", rd());
+  }
+
   std::string yaml = fmt::format(R"(# gatehouse demo: the embedded config
 listen: "127.0.0.1:{0}"
+admin: {{address: "127.0.0.1:{6}", token: "{7}"}}
 workers: 1
 access_log: stdout
 services:
@@ -168,7 +182,7 @@ routes:
     policies: [jwt]
 )",
                                  port, instances[0].port, instances[1].port, instances[2].port, instances[3].port,
-                                 kDemoSecret);
+                                 kDemoSecret, admin_port, admin_token);
   auto loaded = config::load_string(yaml, "<demo>", policy_catalog());
   if (!loaded.config) {
     for (const auto& e : loaded.errors) log::error("{}", e.to_string());
@@ -199,8 +213,11 @@ routes:
         "role admin); the services see them as X-User-Id and X-User-Role.\n"
         "Each client IP may make 100 requests per 15 minutes, at most 50 of them to /api/users\n"
         "(see the RateLimit-* headers).\n"
+        "The admin API and its live dashboard: open http://127.0.0.1:{4}/ and enter the admin token {5}\n"
+        "  curl -H 'Authorization: Bearer {5}' http://127.0.0.1:{4}/services\n"
+        "  curl -H 'Authorization: Bearer {5}' http://127.0.0.1:{4}/metrics\n"
         "Access log lines follow below. Stop with Ctrl-C.\n\n",
-        base, user_jwt, admin_jwt, kDemoSecret);
+        base, user_jwt, admin_jwt, kDemoSecret, admin_port, admin_token);
     std::fflush(stdout);
   };
   int rc = run_gateway(std::move(opts));

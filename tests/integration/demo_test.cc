@@ -3,6 +3,8 @@
 // the ones the demo prints in its curl commands, read back from its output.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -154,6 +156,22 @@ TEST(Demo, FollowsTheSeedWithThePrintedTokens) {
   // The open route and the health endpoint, as printed.
   EXPECT_EQ(http_get(demo.port(), "/api/products").status, 200);
   EXPECT_EQ(http_get(demo.port(), "/health").status, 200);
+
+  // The printed admin API and token: the services with the demo's four instances, the dashboard.
+  const std::string open = "open http://127.0.0.1:";
+  auto at = out.find(open);
+  ASSERT_NE(at, std::string::npos) << out;
+  const int admin_port = std::atoi(out.c_str() + at + open.size());
+  const std::string token_word = "enter the admin token ";
+  auto t = out.find(token_word, at);
+  ASSERT_NE(t, std::string::npos) << out;
+  const std::string api_token = out.substr(t + token_word.size(), out.find('\n', t) - t - token_word.size());
+  Response services = http_get(admin_port, "/services", bearer(api_token));
+  EXPECT_EQ(services.status, 200) << services.describe();
+  for (const char* name : {"\"user\"", "\"product\"", "\"order\""})
+    EXPECT_NE(services.body.find(name), std::string::npos) << services.body;
+  EXPECT_EQ(http_get(admin_port, "/services").status, 401);
+  EXPECT_EQ(http_get(admin_port, "/").status, 200);
 
   EXPECT_EQ(demo.stop(), 0) << demo.err();
 }
