@@ -166,7 +166,7 @@ class Metrics {
     std::string series;  // name{label="value",...}, as a scrape prints it
     std::uint64_t value = 0;
   };
-  // Every counter with its current sum, ordered by series.
+  // Every counter with its current sum, ordered by name, then by labels.
   std::vector<Sample> collect() const;
 
   struct SeriesData {
