@@ -214,6 +214,8 @@ int run_gateway(RunOptions opts) {
     if (!was != !now || (was && now && (was->host != now->host || was->port != now->port)))
       log::warn("reload: a change of the admin address takes effect after a restart");
     if (admin_server && now) admin_server->set_token(now->token);
+    if (cfg->redis != opts.config->redis)
+      log::warn("reload: registered instances stay in {} until a restart", registry.uses_redis() ? "the Redis the gateway started with" : "memory");
     const config::ConfigDiff changes = config::diff_configs(*current->config, *cfg);
     current = *next;
     for (auto& w : workers)
