@@ -57,15 +57,34 @@ Mark mark_of(const YAML::Node& n);
 // booleans bare, other text quoted.
 std::string describe_value(const YAML::Node& n);
 
-struct TlsConfig {
+// One certificate of a TLS listener: PEM files (the cert file may hold the chain after it).
+struct CertificateConfig {
   std::string cert;
   std::string key;
+  Mark mark;
+};
+
+enum class ClientAuth { None, Optional, Required };
+
+// A listener's `tls:` (SPEC §7). `{cert, key}` is shorthand for one certificate.
+struct TlsConfig {
+  std::vector<CertificateConfig> certificates;  // SNI picks by names; the first is the default
+  int min_version = 12;                         // 12 = TLS 1.2, 13 = TLS 1.3
+  std::vector<std::string> alpn;  // in preference order; the loader fills in [h2, http/1.1]
+  bool sni_strict = false;       // an unknown or absent server name fails the handshake
+  std::string client_ca;         // PEM bundle that client certificates are verified against
+  ClientAuth client_auth = ClientAuth::None;
+  bool session_tickets = true;
+  Duration handshake_timeout = std::chrono::seconds(10);
+  Duration reload_check = std::chrono::seconds(30);  // 0 = certificate files re-read only on reload
+  Mark mark;
 };
 
 struct ListenerConfig {
   std::string host;  // empty = all interfaces
   std::uint16_t port = 3000;
   std::optional<TlsConfig> tls;
+  bool h2c = false;  // HTTP/2 with prior knowledge beside HTTP/1.1
   Mark mark;
 };
 
@@ -97,13 +116,16 @@ struct Limits {
 struct InstanceConfig {
   std::string url;   // as written, e.g. http://127.0.0.1:3001
   std::string host;  // parsed from url
-  std::uint16_t port = 80;
+  std::uint16_t port = 80;  // default 80, or 443 for https
   std::uint32_t weight = 1;
+  bool tls = false;  // https://
+  bool h2c = false;  // h2c://: cleartext HTTP/2
   Mark mark;
 };
 
-// Parses one instance URL (`http://host[:port]`, no user, path or query) into url, host and
-// port. Not Ok: `why` says what is wrong, in words an error message can quote.
+// Parses one instance URL (`http://`, `https://` or `h2c://host[:port]`, no user, path or
+// query) into url, host, port, tls and h2c. Not Ok: `why` says what is wrong, in words an error
+// message can quote.
 enum class InstanceUrl { Ok, Invalid, Unsupported, HasPath };
 InstanceUrl parse_instance(std::string_view text, InstanceConfig& inst, std::string& why);
 
@@ -137,6 +159,19 @@ struct RetryConfig {
   std::vector<int> on_status;        // e.g. 502, 503, 504
 };
 
+// A service's `tls:`, for its https:// instances (SPEC §2, §7).
+struct UpstreamTlsConfig {
+  std::string ca;           // PEM bundle; empty = the system's CAs
+  bool verify = true;       // chain and host name
+  std::string server_name;  // SNI and the name checked; empty = each instance's host
+  std::string client_cert;  // mutual TLS: PEM files, both or neither
+  std::string client_key;
+  Mark mark;
+};
+
+// What the gateway speaks to a service's instances.
+enum class UpstreamProtocol { Http1, H2, H2c };
+
 struct ServiceConfig {
   std::string name;
   std::vector<InstanceConfig> instances;
@@ -145,7 +180,10 @@ struct ServiceConfig {
   std::optional<HealthCheckConfig> health_check;
   Duration connect_timeout = std::chrono::seconds(2);
   Duration response_timeout = std::chrono::seconds(30);
+  Duration idle_timeout = std::chrono::minutes(5);  // timeouts.idle: silence inside a streaming body
   RetryConfig retries;
+  UpstreamProtocol protocol = UpstreamProtocol::Http1;
+  UpstreamTlsConfig tls;  // defaults when the file has no `tls:`
   bool preserve_host = false;
   std::uint64_t max_in_flight = 0;   // 0 = unlimited
   Duration dns_refresh = std::chrono::seconds(30);  // how often instance host names are resolved again

@@ -260,8 +260,9 @@ routes:
   EXPECT_EQ(c.listeners[1].host, "::1");
   EXPECT_EQ(c.listeners[1].port, 8443);
   ASSERT_TRUE(c.listeners[1].tls);
-  EXPECT_EQ(c.listeners[1].tls->cert, "/etc/gh/cert.pem");
-  EXPECT_EQ(c.listeners[1].tls->key, "/etc/gh/key.pem");
+  ASSERT_EQ(c.listeners[1].tls->certificates.size(), 1u);
+  EXPECT_EQ(c.listeners[1].tls->certificates[0].cert, "/etc/gh/cert.pem");
+  EXPECT_EQ(c.listeners[1].tls->certificates[0].key, "/etc/gh/key.pem");
   EXPECT_EQ(c.listeners[2].port, 9090);
   ASSERT_TRUE(c.admin);
   EXPECT_EQ(c.admin->host, "127.0.0.1");

@@ -33,14 +33,21 @@ template <class T>
 struct FieldNames;
 
 template <>
+struct FieldNames<CertificateConfig> {
+  static constexpr std::array<std::string_view, 3> names{"cert", "key", ""};
+};
+
+template <>
 struct FieldNames<TlsConfig> {
-  static constexpr std::array<std::string_view, 2> names{"cert", "key"};
+  static constexpr std::array<std::string_view, 10> names{
+      "certificates", "min_version",       "alpn",         "sni_strict", "client_ca", "client_auth",
+      "session_tickets", "handshake_timeout", "reload_check", ""};
 };
 
 template <>
 struct FieldNames<ListenerConfig> {
   // host and port are the listener's key.
-  static constexpr std::array<std::string_view, 4> names{"", "", "tls.", ""};
+  static constexpr std::array<std::string_view, 5> names{"", "", "tls.", "h2c", ""};
 };
 
 template <>
@@ -59,7 +66,13 @@ struct FieldNames<Limits> {
 template <>
 struct FieldNames<InstanceConfig> {
   // host and port are parsed from url; compared too, they cannot disagree with it.
-  static constexpr std::array<std::string_view, 5> names{"url", "host", "port", "weight", ""};
+  static constexpr std::array<std::string_view, 7> names{"url", "host", "port", "weight", "url", "url", ""};
+};
+
+template <>
+struct FieldNames<UpstreamTlsConfig> {
+  static constexpr std::array<std::string_view, 6> names{"ca", "verify", "server_name", "client_cert", "client_key",
+                                                         ""};
 };
 
 template <>
@@ -81,10 +94,11 @@ struct FieldNames<RetryConfig> {
 
 template <>
 struct FieldNames<ServiceConfig> {
-  static constexpr std::array<std::string_view, 12> names{
+  static constexpr std::array<std::string_view, 15> names{
       "",                  // name: the key
       "instances",     "load_balancing",   "hash_on",       "health_check.", "timeouts.connect",
-      "timeouts.response", "retries.",     "preserve_host", "max_in_flight", "dns_refresh",
+      "timeouts.response", "timeouts.idle", "retries.",     "protocol",      "tls.",
+      "preserve_host", "max_in_flight", "dns_refresh",
       ""};                 // mark
 };
 
@@ -162,7 +176,9 @@ consteval bool table_fits() {
 #define GH_DIFF_TABLE_FITS(T)                                                                       \
   static_assert(table_fits<T>(), #T " gained or lost a field, or names a nested field wrongly: "   \
                                  "name each field in FieldNames<" #T "> (src/config/diff.cc)")
+GH_DIFF_TABLE_FITS(CertificateConfig);
 GH_DIFF_TABLE_FITS(TlsConfig);
+GH_DIFF_TABLE_FITS(UpstreamTlsConfig);
 GH_DIFF_TABLE_FITS(ListenerConfig);
 GH_DIFF_TABLE_FITS(AdminConfig);
 GH_DIFF_TABLE_FITS(Limits);

@@ -304,7 +304,7 @@ TEST(ConfigDiff, Listeners) {
   ConfigDiff d = diff(before, after);
   EXPECT_EQ(d.listeners.added, Strings{"127.0.0.1:8081"});
   EXPECT_EQ(d.listeners.removed, Strings{"127.0.0.1:8080"});
-  EXPECT_EQ(d.listeners.changed, (std::vector<ItemChange>{{"[::1]:7070", {"tls"}}, {":8443", {"tls.cert"}}}));
+  EXPECT_EQ(d.listeners.changed, (std::vector<ItemChange>{{"[::1]:7070", {"tls"}}, {":8443", {"tls.certificates"}}}));
 }
 
 TEST(ConfigDiff, TopLevelSettings) {

@@ -177,11 +177,16 @@ class Loader : Reader {
       if (want_map(tls, "{cert, key} file paths")) {
         Fields t(d_, tls, {"cert", "key"});
         TlsConfig cfg;
-        for (auto [key, out] : {std::pair{"cert", &cfg.cert}, std::pair{"key", &cfg.key}}) {
+        CertificateConfig cert;
+        cert.mark = tls.mark;
+        for (auto [key, out] : {std::pair{"cert", &cert.cert}, std::pair{"key", &cert.key}}) {
           Val file = t.get(key);
           if (!file.present()) missing(file, "a file path");
           else if (auto s = nonempty_text(file, "a file path")) *out = *s;
         }
+        cfg.certificates.push_back(std::move(cert));
+        cfg.alpn = {"h2", "http/1.1"};
+        cfg.mark = tls.mark;
         if (l) l->tls = cfg;
       }
     }
