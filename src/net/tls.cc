@@ -133,7 +133,7 @@ bool init_ticket_mac(EVP_MAC_CTX* hctx, TicketKey& key) {
   return EVP_MAC_CTX_set_params(hctx, params) == 1;
 }
 
-int ticket_key_cb(SSL*, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx,
+int ticket_key_cb(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx,
                   int enc) {
   TicketKey key;
   if (enc) {
@@ -146,7 +146,10 @@ int ticket_key_cb(SSL*, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_C
   int found = ticket_keys().find(key_name, key);
   if (found == 0) return 0;  // unknown or expired key: a full handshake
   if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) != 1) return -1;
-  return init_ticket_mac(hctx, key) ? found : -1;
+  if (!init_ticket_mac(hctx, key)) return -1;
+  // 2 = renew: a ticket made with the previous key, and every TLS 1.3 resumption (clients use
+  // a TLS 1.3 ticket once, RFC 8446 appendix C.4, so each resumption must leave them a new one).
+  return SSL_version(ssl) == TLS1_3_VERSION ? 2 : found;
 }
 
 // ---- certificates -------------------------------------------------------------------------------
