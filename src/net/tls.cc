@@ -183,8 +183,15 @@ std::vector<std::string> certificate_names(X509* x) {
 std::string_view hello_server_name(SSL* s) {
   const unsigned char* p = nullptr;
   std::size_t len = 0;
-  if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 5) return {};
-  // ServerNameList: u16 length, then entries of u8 type, u16 length, name.
+  if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &p, &len) != 1) return {};
+  return parse_server_name(p, len);
+}
+
+}  // namespace
+
+std::string_view parse_server_name(const unsigned char* p, std::size_t len) noexcept {
+  if (p == nullptr || len < 5) return {};
+  // ServerNameList: u16 length, then entries of u8 type, u16 length, name (RFC 6066 §3).
   std::size_t list = (std::size_t(p[0]) << 8) | p[1];
   if (list + 2 != len) return {};
   p += 2;
@@ -193,14 +200,18 @@ std::string_view hello_server_name(SSL* s) {
     unsigned type = p[0];
     std::size_t n = (std::size_t(p[1]) << 8) | p[2];
     if (n + 3 > len) return {};
-    if (type == TLSEXT_NAMETYPE_host_name) return std::string_view(reinterpret_cast<const char*>(p + 3), n);
+    if (type == 0 /* host_name */) {
+      std::string_view name(reinterpret_cast<const char*>(p + 3), n);
+      // A host name is printable ASCII without NUL; anything else picks no certificate.
+      for (char c : name)
+        if (c <= 0x20 || c >= 0x7f) return {};
+      return name;
+    }
     p += n + 3;
     len -= n + 3;
   }
   return {};
 }
-
-}  // namespace
 
 const boost::system::error_category& tls_category() noexcept {
   static const TlsCategory category;
