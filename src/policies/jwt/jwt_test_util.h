@@ -150,6 +150,12 @@ struct Harness {
     return *this;
   }
   Harness& bearer(const std::string& token) { return header("Authorization", "Bearer " + token); }
+  // The request's query (without '?').
+  Harness& query(std::string q) {
+    storage.push_back(std::move(q));
+    req.query = storage.back();
+    return *this;
+  }
 
   // As the exchange does: the decision at once when the policy can take it, else awaited.
   proxy::Verdict run(proxy::Policy& p) {
