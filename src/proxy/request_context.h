@@ -96,6 +96,9 @@ class RequestContext {
   // it, e.g. to remove a credential; a view kept alive with keep(). nullopt: the request's own.
   // The exchange resets it before each attempt's on_upstream_request calls.
   std::optional<std::string_view> upstream_query;
+  // The target the access log shows when a policy hid a credential in it (a token in the
+  // query); empty: the request's own.
+  std::string_view logged_target;
 
   // Typed slots shared between policies (no string-keyed bag).
   std::shared_ptr<const Principal> principal;

@@ -481,6 +481,19 @@ void JwtPolicy::find_token(const http::RequestHead& req, TokenLookup& out) const
   out.refusal = refuse(Status::Missing, "no token in " + where);
 }
 
+void JwtPolicy::hide_query_tokens(proxy::RequestContext& ctx) const {
+  const http::RequestHead& req = ctx.request();
+  std::string_view target = ctx.logged_target.empty() ? req.target : ctx.logged_target;
+  for (const TokenSource& src : cfg_.token_from) {
+    if (src.kind != TokenSource::Kind::Query) continue;
+    const std::size_t q = target.find('?');
+    if (q == std::string_view::npos || query_param_count(target.substr(q + 1), src.name) == 0) continue;
+    std::string rest = remove_query_param(target.substr(q + 1), src.name);
+    std::string shown(target.substr(0, rest.empty() ? q : q + 1));
+    target = ctx.logged_target = ctx.keep(shown + rest);
+  }
+}
+
 JwtCheck JwtPolicy::check_request(const proxy::RequestContext& ctx) const {
   TokenLookup found;
   find_token(ctx.request(), found);
@@ -492,6 +505,7 @@ JwtCheck JwtPolicy::check_request(const proxy::RequestContext& ctx) const {
 }
 
 std::optional<proxy::Verdict> JwtPolicy::decide_now(proxy::RequestContext& ctx) {
+  hide_query_tokens(ctx);
   JwtCheck c = check_request(ctx);
   if (c.unknown_kid) return std::nullopt;  // on_request waits for the key set to be fetched
   return conclude(ctx, std::move(c));
@@ -508,6 +522,7 @@ proxy::Verdict JwtPolicy::conclude(proxy::RequestContext& ctx, JwtCheck c) const
 }
 
 boost::asio::awaitable<proxy::Verdict> JwtPolicy::on_request(proxy::RequestContext& ctx) {
+  hide_query_tokens(ctx);
   JwtCheck c = check_request(ctx);
   if (c.unknown_kid) {
     // Ask for a refetch; when one is running, wait for it without blocking this worker.

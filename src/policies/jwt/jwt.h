@@ -112,6 +112,9 @@ class JwtPolicy final : public proxy::Policy {
   // neither does an empty query parameter or cookie; several Authorization fields, or several
   // query parameters or cookies of the name, are refused as ambiguous.
   void find_token(const http::RequestHead& req, TokenLookup& out) const;
+  // Sets ctx.logged_target to the target without the query parameters token_from names, when
+  // it holds any: the access log never shows a token.
+  void hide_query_tokens(proxy::RequestContext& ctx) const;
   // The request's token checked (through the cache); an unknown kid is left for the
   // caller to wait on (unknown_kid set, nothing counted).
   JwtCheck check_request(const proxy::RequestContext& ctx) const;

@@ -755,6 +755,25 @@ TEST(JwtPolicy, TokenFromTheQueryIsRemovedBeforeForwarding) {
   EXPECT_EQ(refusal(header.run(*f.policy)), "token_missing");
 }
 
+TEST(JwtPolicy, TokenFromTheQueryIsKeptOutOfTheAccessLog) {
+  Fixture f(with_secret(", token_from: [header, query:access_token, query:t]"));
+  const std::string token = hs256(claims());
+  Harness h;
+  h.target("/chat?room=7&access_token=" + token + "&t=" + token + "x&lang=fr");
+  EXPECT_EQ(refusal(h.run(*f.policy)), "admitted");
+  EXPECT_EQ(h.ctx->logged_target, "/chat?room=7&lang=fr");
+  // Refused requests too: the line of a 401 shows no token either.
+  Harness bad;
+  bad.target("/chat?access_token=" + token + "x");
+  EXPECT_EQ(refusal(bad.run(*f.policy)), "token_invalid");
+  EXPECT_EQ(bad.ctx->logged_target, "/chat");
+  // Nothing to hide: the request's own target is logged.
+  Harness header;
+  header.target("/chat?room=7").bearer(token);
+  EXPECT_EQ(refusal(header.run(*f.policy)), "admitted");
+  EXPECT_EQ(header.ctx->logged_target, "");
+}
+
 TEST(JwtPolicy, TokenFromACookieIsRemovedBeforeForwarding) {
   Fixture f(with_secret(", token_from: [cookie:jwt]"));
   const std::string token = hs256(claims());
