@@ -12,11 +12,13 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "admin/server.h"
 #include "admin/service_registry.h"
 #include "app/runtime.h"
 #include "app/snapshot_builder.h"
+#include "app/tls_listeners.h"
 #include "config/diff.h"
 #include "core/cpu.h"
 #include "core/log.h"
@@ -34,10 +36,6 @@ namespace {
 std::vector<tcp::endpoint> listen_endpoints(const config::Config& c, std::string& error) {
   std::vector<tcp::endpoint> out;
   for (const auto& l : c.listeners) {
-    if (l.tls) {
-      error = "TLS listeners are not yet supported";
-      return {};
-    }
     boost::system::error_code ec;
     auto addr = l.host.empty() ? asio::ip::address(asio::ip::address_v4::any()) : asio::ip::make_address(l.host, ec);
     if (ec) {
@@ -90,6 +88,7 @@ struct Prepared {
   Result<std::shared_ptr<const proxy::Snapshot>> snapshot;
   std::shared_ptr<proxy::AccessLogSink> sink;
   std::vector<tcp::endpoint> endpoints;
+  std::vector<std::shared_ptr<const net::TlsServerContext>> tls;  // by listener; null: plain
 };
 
 // Builds the snapshot (routes, services and their addresses, policies), opens the access log
@@ -101,6 +100,12 @@ std::optional<Prepared> prepare(const std::shared_ptr<const config::Config>& con
     error = snap.error().context;
     return std::nullopt;
   }
+  std::vector<std::string> tls_errors;
+  auto tls = load_tls_contexts(*config, tls_errors);
+  if (!tls_errors.empty()) {
+    error = fmt::format("{}", fmt::join(tls_errors, "\n"));
+    return std::nullopt;
+  }
   auto sink = proxy::AccessLogSink::open(config->access_log, error);
   if (!sink) return std::nullopt;
   auto endpoints = listen_endpoints(*config, error);
@@ -108,7 +113,7 @@ std::optional<Prepared> prepare(const std::shared_ptr<const config::Config>& con
     if (error.empty()) error = "no listener";
     return std::nullopt;
   }
-  return Prepared{std::move(snap), std::move(sink), std::move(endpoints)};
+  return Prepared{std::move(snap), std::move(sink), std::move(endpoints), std::move(tls)};
 }
 
 }  // namespace
@@ -163,6 +168,15 @@ int run_gateway(RunOptions opts) {
   proxy::GatewayShared shared;
   std::vector<std::unique_ptr<proxy::Worker>> workers;
 
+  // Each TLS listener's certificates, shared by the workers, renewed by the watch and reloads.
+  std::vector<std::shared_ptr<net::TlsCertificates>> certs;
+  for (std::size_t i = 0; i < prepared->tls.size(); ++i)
+    certs.push_back(prepared->tls[i] ? std::make_shared<net::TlsCertificates>(
+                                           tls_server_options(*opts.config->listeners[i].tls), prepared->tls[i])
+                                     : nullptr);
+  TlsWatch tls_watch(control.get_executor(), certs, (*snap)->listeners);
+  tls_watch.start(*opts.config);
+
   std::shared_ptr<const proxy::Snapshot> current = *snap;
   // Registered instances outlive config generations: the registry belongs to the process.
   admin::ServiceRegistry registry(control, runtime.clock(), opts.config->redis, runtime.metrics());
@@ -197,6 +211,22 @@ int run_gateway(RunOptions opts) {
       outcome.errors.push_back(next.error().context);
       return outcome;
     }
+    // Certificates are read again on every reload; one that fails refuses the reload.
+    std::vector<std::pair<std::size_t, std::shared_ptr<const net::TlsServerContext>>> tls_next;
+    for (std::size_t i = 0; i < certs.size() && i < cfg->listeners.size(); ++i) {
+      if (!certs[i] || !cfg->listeners[i].tls) {
+        if (!certs[i] != !cfg->listeners[i].tls) log::warn("reload: turning TLS on or off on a listener takes effect after a restart");
+        continue;
+      }
+      std::vector<std::string> errs;
+      config::Config one;
+      one.file = cfg->file;
+      one.listeners = {cfg->listeners[i]};
+      auto ctx = load_tls_contexts(one, errs);
+      for (auto& e : errs) outcome.errors.push_back(std::move(e));
+      if (!ctx.empty()) tls_next.emplace_back(i, ctx[0]);
+    }
+    if (!outcome.errors.empty()) return outcome;
     apply_registrations(**next, current.get(), registry);
     std::string sink_error;
     std::shared_ptr<proxy::AccessLogSink> next_sink;
@@ -218,6 +248,8 @@ int run_gateway(RunOptions opts) {
       log::warn("reload: registered instances stay in {} until a restart", registry.uses_redis() ? "the Redis the gateway started with" : "memory");
     const config::ConfigDiff changes = config::diff_configs(*current->config, *cfg);
     current = *next;
+    for (auto& [i, ctx] : tls_next) certs[i]->install(tls_server_options(*cfg->listeners[i].tls), ctx);
+    tls_watch.start(*cfg);
     for (auto& w : workers)
       asio::post(w->io(), [w = w.get(), s = current, next_sink] {
         w->set_snapshot(s);
@@ -268,7 +300,7 @@ int run_gateway(RunOptions opts) {
   // The workers listen last: once the public port accepts, the admin API does too.
   for (unsigned i = 0; i < n; ++i) {
     auto w = std::make_unique<proxy::Worker>(i, shared, sink);
-    if (!w->listen(endpoints, error)) {
+    if (!w->listen(endpoints, error, {certs.begin(), certs.end()})) {
       log::error("{}", error);
       return 1;
     }
@@ -295,6 +327,7 @@ int run_gateway(RunOptions opts) {
       if (ec) return;
       if (shared.open_connections.load() == 0 || runtime.clock().now() >= drain_deadline) {
         for (auto& w : workers) w->terminate();
+        tls_watch.stop();
         checker->stop();
         dns->stop();
         registry.stop();

@@ -24,12 +24,6 @@ config::LoadResult load_config(const std::string& path) {
       if (l.port == admin->port && admin->port != 0 && (l.host == admin->host || l.host.empty() || admin->host.empty()))
         d.error(admin->mark, "admin.address",
                 fmt::format("the admin API needs a port of its own; {}:{} is also a listener", admin->host, admin->port));
-  for (std::size_t i = 0; i < r.config->listeners.size(); ++i) {
-    const config::ListenerConfig& l = r.config->listeners[i];
-    if (l.tls)
-      d.error(l.mark, r.config->listeners.size() == 1 ? "listen" : "listen[" + std::to_string(i) + "]",
-              "TLS listeners are not available in this version of gatehouse; terminate TLS in front of it");
-  }
   upstream::check_instance_hosts(*r.config, d);
   if (!d.empty()) {
     r.errors = d.list();
@@ -116,7 +110,12 @@ Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(std::shared_ptr<co
     for (const auto& cr : snap->routes) pm->routes.push_back(proxy::RouteMetrics::make(m, cr.config->name, cr.service->name()));
     pm->unmatched = proxy::RouteMetrics::make(m, "", "");
     pm->websocket_tunnels = &m.gauge(proxy::kWebsocketTunnelsOpen);
-    for (const auto& l : snap->listeners) pm->connections_open.push_back(&m.gauge(proxy::kConnectionsOpen, {{"listener", l}}));
+    for (std::size_t i = 0; i < snap->listeners.size(); ++i) {
+      const std::string& l = snap->listeners[i];
+      pm->connections_open.push_back(&m.gauge(proxy::kConnectionsOpen, {{"listener", l}}));
+      const bool tls = i < config->listeners.size() && config->listeners[i].tls;
+      pm->tls_handshake_failures.push_back(tls ? &m.counter(proxy::kTlsHandshakeFailures, {{"listener", l}}) : nullptr);
+    }
     for (std::size_t i = 0; i < snap->routes.size(); ++i) snap->routes[i].metrics = &pm->routes[i];
     snap->metrics = std::move(pm);
   }

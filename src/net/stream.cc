@@ -1,21 +1,22 @@
 #include "net/stream.h"
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/post.hpp>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 
 #include "core/check.h"
+#include "net/tls.h"
 
 namespace gh::net {
 
 namespace asio = boost::asio;
-
-// Placeholder until the TLS work: nothing constructs one, so every Stream is plain and the
-// tls_* operations below are unreachable (they crash loudly rather than pretend).
-class TlsSession {};
+using boost::system::error_code;
 
 Stream::Stream(const executor_type& ex) : socket_(ex) {}
 Stream::Stream(socket_type socket) : socket_(std::move(socket)) {}
@@ -24,7 +25,19 @@ Stream& Stream::operator=(Stream&&) noexcept = default;
 Stream::~Stream() = default;
 
 bool Stream::still_idle() noexcept {
-  if (!socket_.is_open() || tls_) return false;
+  if (!socket_.is_open()) return false;
+  if (tls_) {
+    // A TLS 1.3 server sends its session tickets after the handshake: records that carry no
+    // data leave the connection idle; data, a close_notify or EOF do not.
+    char byte;
+    std::size_t n = 0;
+    ERR_clear_error();
+    int r = SSL_peek_ex(tls_->ssl(), &byte, 1, &n);
+    if (r == 1) return false;
+    int err = SSL_get_error(tls_->ssl(), r);
+    ERR_clear_error();
+    return err == SSL_ERROR_WANT_READ;
+  }
   char byte;
   ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   // -1 with EAGAIN: nothing to read, the peer has not closed. 0: EOF. >0: unsolicited bytes.
@@ -33,19 +46,147 @@ bool Stream::still_idle() noexcept {
 
 void Stream::close() noexcept {
   tls_.reset();
-  boost::system::error_code ignored;
+  error_code ignored;
   socket_.close(ignored);
 }
 
+void Stream::start_tls(std::unique_ptr<TlsSession> session) {
+  GH_CHECK(session && !tls_);
+  error_code ignored;
+  socket_.native_non_blocking(true, ignored);
+  tls_ = std::move(session);
+}
+
 void Stream::plain_shutdown(WaitHandler handler) {
-  boost::system::error_code ec;
+  error_code ec;
   socket_.shutdown(socket_type::shutdown_send, ec);
   asio::post(socket_.get_executor(), asio::append(std::move(handler), ec));
 }
 
-void Stream::tls_read_some(asio::mutable_buffer, IoHandler) { GH_CHECK(!"no TLS session exists yet"); }
-void Stream::tls_write_some(asio::const_buffer, IoHandler) { GH_CHECK(!"no TLS session exists yet"); }
-void Stream::tls_wait(socket_type::wait_type, WaitHandler) { GH_CHECK(!"no TLS session exists yet"); }
-void Stream::tls_shutdown(WaitHandler) { GH_CHECK(!"no TLS session exists yet"); }
+// Each TLS operation calls OpenSSL once; when OpenSSL needs the socket readable or writable
+// first, it waits for that and calls again with the same arguments (as OpenSSL requires). The
+// first attempt completes through a post (an Asio operation never completes inside its
+// initiation); a retry already runs in a completion handler and completes directly.
+struct Stream::TlsOps {
+  // What an OpenSSL call that returned `ret` <= 0 means. `saved_errno`: errno right after it.
+  static error_code failure(int ssl_err, int saved_errno) {
+    unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (ssl_err == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
+    if (ssl_err == SSL_ERROR_SYSCALL && e == 0)
+      return saved_errno != 0 ? error_code(saved_errno, boost::system::system_category()) : error_code(asio::error::eof);
+    if (e != 0) return error_code(static_cast<int>(e), tls_category());
+    return asio::error::connection_reset;
+  }
+
+  // Waits as OpenSSL asked, then runs `again` (a retry); a cancelled or failed wait, or a
+  // session closed meanwhile, completes `handler` with the error.
+  template <class Handler, class Again>
+  static void wait_then(Stream& s, int want, Handler handler, Again again) {
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    s.socket_.async_wait(want == SSL_ERROR_WANT_READ ? socket_type::wait_read : socket_type::wait_write,
+                         asio::bind_cancellation_slot(slot, [&s, h = std::move(handler), again](error_code ec) mutable {
+                           if (!ec && !s.tls_) ec = asio::error::operation_aborted;
+                           if (ec) return fail(std::move(h), ec);
+                           again(s, std::move(h));
+                         }));
+  }
+  static void fail(IoHandler h, error_code ec) { std::move(h)(ec, 0); }
+  static void fail(WaitHandler h, error_code ec) { std::move(h)(ec); }
+
+  static void read(Stream& s, asio::mutable_buffer b, IoHandler h, bool retry) {
+    std::size_t n = 0;
+    ERR_clear_error();
+    int r = SSL_read_ex(s.tls_->ssl(), b.data(), b.size(), &n);
+    error_code ec;
+    if (r != 1) {
+      int saved = errno;
+      int err = SSL_get_error(s.tls_->ssl(), r);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+        return wait_then(s, err, std::move(h), [b](Stream& st, IoHandler hh) { read(st, b, std::move(hh), true); });
+      ec = failure(err, saved);
+      n = 0;
+    }
+    if (retry) std::move(h)(ec, n);
+    else asio::post(s.socket_.get_executor(), asio::append(std::move(h), ec, n));
+  }
+
+  static void write(Stream& s, asio::const_buffer b, IoHandler h, bool retry) {
+    std::size_t n = 0;
+    ERR_clear_error();
+    int r = SSL_write_ex(s.tls_->ssl(), b.data(), b.size(), &n);
+    error_code ec;
+    if (r != 1) {
+      int saved = errno;
+      int err = SSL_get_error(s.tls_->ssl(), r);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+        return wait_then(s, err, std::move(h), [b](Stream& st, IoHandler hh) { write(st, b, std::move(hh), true); });
+      ec = failure(err, saved);
+      n = 0;
+    }
+    if (retry) std::move(h)(ec, n);
+    else asio::post(s.socket_.get_executor(), asio::append(std::move(h), ec, n));
+  }
+
+  static void handshake(Stream& s, WaitHandler h, bool retry) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(s.tls_->ssl());
+    error_code ec;
+    if (r != 1) {
+      int saved = errno;
+      int err = SSL_get_error(s.tls_->ssl(), r);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+        return wait_then(s, err, std::move(h), [](Stream& st, WaitHandler hh) { handshake(st, std::move(hh), true); });
+      ec = failure(err, saved);
+      if (ec == asio::error::eof) ec = asio::error::connection_reset;  // a handshake cut short is no clean end
+    }
+    if (retry) std::move(h)(ec);
+    else asio::post(s.socket_.get_executor(), asio::append(std::move(h), ec));
+  }
+
+  // Sends close_notify, then ends the TCP sending direction; reading goes on.
+  static void shutdown(Stream& s, WaitHandler h, bool retry) {
+    ERR_clear_error();
+    int r = SSL_shutdown(s.tls_->ssl());
+    error_code ec;
+    if (r < 0) {
+      int saved = errno;
+      int err = SSL_get_error(s.tls_->ssl(), r);
+      if (err == SSL_ERROR_WANT_WRITE)
+        return wait_then(s, err, std::move(h), [](Stream& st, WaitHandler hh) { shutdown(st, std::move(hh), true); });
+      if (err != SSL_ERROR_WANT_READ) ec = failure(err, saved);
+      ERR_clear_error();
+    }
+    error_code tcp;
+    s.socket_.shutdown(socket_type::shutdown_send, tcp);
+    if (!ec) ec = tcp;
+    if (retry) std::move(h)(ec);
+    else asio::post(s.socket_.get_executor(), asio::append(std::move(h), ec));
+  }
+};
+
+void Stream::tls_read_some(asio::mutable_buffer buffer, IoHandler handler) {
+  if (buffer.size() == 0) return asio::post(socket_.get_executor(), asio::append(std::move(handler), error_code(), 0));
+  TlsOps::read(*this, buffer, std::move(handler), false);
+}
+
+void Stream::tls_write_some(asio::const_buffer buffer, IoHandler handler) {
+  if (buffer.size() == 0) return asio::post(socket_.get_executor(), asio::append(std::move(handler), error_code(), 0));
+  TlsOps::write(*this, buffer, std::move(handler), false);
+}
+
+void Stream::tls_wait(socket_type::wait_type what, WaitHandler handler) {
+  // Bytes OpenSSL has already decrypted make the stream readable whatever the socket says.
+  if (what == socket_type::wait_read && SSL_has_pending(tls_->ssl()) == 1)
+    return asio::post(socket_.get_executor(), asio::append(std::move(handler), error_code()));
+  socket_.async_wait(what, std::move(handler));
+}
+
+void Stream::tls_shutdown(WaitHandler handler) { TlsOps::shutdown(*this, std::move(handler), false); }
+
+void Stream::tls_handshake(WaitHandler handler) {
+  if (!tls_) return asio::post(socket_.get_executor(), asio::append(std::move(handler), error_code(asio::error::bad_descriptor)));
+  TlsOps::handshake(*this, std::move(handler), false);
+}
 
 }  // namespace gh::net

@@ -1,10 +1,11 @@
-// net::Stream: one TCP connection, plain today, with the seam where a TLS session goes later.
-// It is an Asio AsyncReadStream and AsyncWriteStream (async_read_some, async_write_some), so
-// asio::async_write gathers a head and a body into one send through it; async_wait(wait_read)
-// lets an idle connection wait for readability without holding a buffer (STYLE §11).
+// net::Stream: one TCP connection, plain or TLS. It is an Asio AsyncReadStream and
+// AsyncWriteStream (async_read_some, async_write_some), so asio::async_write gathers a head and
+// a body into one send through it; async_wait(wait_read) lets an idle connection wait for
+// readability without holding a buffer (STYLE §11).
 // Plain costs one branch per operation: `tls_` is null and the socket is called directly.
-// TLS: the TLS work defines TlsSession (net/tls.h) and fills in the out-of-line tls_* operations
-// of stream.cc; callers do not change. No Stream has a TLS session yet.
+// TLS (start_tls, then async_handshake): the out-of-line tls_* operations of stream.cc call
+// OpenSSL on the non-blocking socket and wait for readiness when it asks (net/tls.h); callers
+// do not change.
 // Thread: like an Asio socket: one strand (here, one worker or the control loop) uses it.
 // Failure: every operation completes with an error_code (EOF, reset and cancellation are normal
 // outcomes); nothing throws.
@@ -43,6 +44,19 @@ class Stream {
   const socket_type& socket() const noexcept { return socket_; }
   bool is_open() const noexcept { return socket_.is_open(); }
   bool is_tls() const noexcept { return tls_ != nullptr; }
+  TlsSession* tls() const noexcept { return tls_.get(); }
+
+  // Puts a TLS session (made for this socket's descriptor) over the open socket; the
+  // handshake comes next. REQUIRES: open, no TLS yet, no operation in flight.
+  void start_tls(std::unique_ptr<TlsSession> session);
+
+  // Runs the TLS handshake to its end. Error: of tls_category() (a refused certificate, no
+  // shared protocol, plain HTTP...), or the socket's.
+  template <class Token>
+  auto async_handshake(Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this](auto handler) { tls_handshake(WaitHandler(std::move(handler))); }, token);
+  }
 
   // Reads some bytes (of the first non-empty buffer when TLS). EOF is asio::error::eof.
   template <class MutableBufferSequence, class Token>
@@ -121,6 +135,10 @@ class Stream {
   void tls_write_some(boost::asio::const_buffer buffer, IoHandler handler);
   void tls_wait(socket_type::wait_type what, WaitHandler handler);
   void tls_shutdown(WaitHandler handler);
+  void tls_handshake(WaitHandler handler);
+
+  struct TlsOps;  // stream.cc: the retrying steps of the tls_* operations
+  friend struct TlsOps;
 
   socket_type socket_;
   std::unique_ptr<TlsSession> tls_;  // null: plain

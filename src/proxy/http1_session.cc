@@ -36,7 +36,8 @@ constexpr int kLingerMillis = 100;
 
 class Http1Session final : public SessionBase, public Downstream, public std::enable_shared_from_this<Http1Session> {
  public:
-  Http1Session(Worker& w, tcp::socket s, core::Gauge* open) : w_(w), client_(std::move(s)), open_(open) {
+  Http1Session(Worker& w, tcp::socket s, core::Gauge* open, std::size_t listener)
+      : w_(w), client_(std::move(s)), open_(open), listener_(listener) {
     accepted_ = w_.clock().now();
     if (open_) open_->add(w_.id(), 1);
   }
@@ -45,7 +46,8 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
   // -> idle again, until the peer leaves, a deadline passes or the gateway drains. While idle the
   // connection holds no coroutine frame, no buffer, no scratch and no timer: one handler on
   // its socket.
-  void begin();
+  void begin(std::shared_ptr<const net::TlsServerContext> tls);
+  void on_handshake(boost::system::error_code ec);
   void wait_idle();
   void on_readable(boost::system::error_code ec);
   void after_serve(std::exception_ptr e, bool keep);
@@ -70,7 +72,7 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
   // Downstream.
   http::RequestHead& head() noexcept override { return sc_->req; }
   std::string_view peer_ip() const noexcept override { return peer_ip_; }
-  std::string_view scheme() const noexcept override { return "http"; }
+  std::string_view scheme() const noexcept override { return client_.is_tls() ? "https" : "http"; }
   asio::awaitable<Result<http::BodyPart>> read_body() override;
   bool body_now(http::BodyPart& out) noexcept override;
   bool body_replayable() const noexcept override { return replayable_; }
@@ -134,6 +136,7 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
   Worker& w_;
   net::Stream client_;
   core::Gauge* open_;  // connections_open{listener}, or null
+  std::size_t listener_;  // index in the config's listeners
   Clock::time_point accepted_;
   Clock::time_point deadline_ = Clock::time_point::max();
   bool timed_out_ = false;
@@ -167,16 +170,15 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
   bool last_sent_ = false;
   bool response_started_ = false;
   bool aborted_ = false;
-  friend void start_session(Worker&, tcp::socket, core::Gauge*);
 };
 
-void start_session(Worker& worker, tcp::socket socket, core::Gauge* open) {
-  auto s = std::make_shared<Http1Session>(worker, std::move(socket), open);
+void start_session(Worker& worker, tcp::socket socket, SessionStart start) {
+  auto s = std::make_shared<Http1Session>(worker, std::move(socket), start.open, start.listener);
   worker.add_session(s.get());
-  s->begin();
+  s->begin(std::move(start.tls));
 }
 
-void Http1Session::begin() {
+void Http1Session::begin(std::shared_ptr<const net::TlsServerContext> tls) {
   boost::system::error_code ec;
   client_.socket().set_option(tcp::no_delay(true), ec);
   auto peer = client_.socket().remote_endpoint(ec);
@@ -186,7 +188,44 @@ void Http1Session::begin() {
       addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
     peer_ip_ = addr.to_string();
   }
+  if (tls) {
+    auto session = tls->new_session(client_.socket().native_handle());
+    if (!session) return on_handshake(asio::error::no_memory);
+    client_.start_tls(std::move(session));
+    // The whole handshake is timed from the accept; the first head then from its end.
+    const auto& listeners = w_.snapshot()->config->listeners;
+    auto timeout = listener_ < listeners.size() && listeners[listener_].tls ? listeners[listener_].tls->handshake_timeout
+                                                                             : std::chrono::milliseconds(10'000);
+    arm(accepted_ + timeout);
+    client_.async_handshake([self = shared_from_this()](boost::system::error_code ec) { self->on_handshake(ec); });
+    return;
+  }
   arm(accepted_ + limits().header_timeout);  // the first head is timed from the accept
+  wait_idle();
+}
+
+void Http1Session::on_handshake(boost::system::error_code ec) {
+  if (!alive_) return shutdown();
+  if (ec) {
+    const auto& metrics = w_.snapshot()->metrics;
+    if (metrics && listener_ < metrics->tls_handshake_failures.size() && metrics->tls_handshake_failures[listener_])
+      metrics->tls_handshake_failures[listener_]->inc(w_.id());
+    log::debug("TLS handshake with {} failed: {}", peer_ip_, timed_out_ ? std::string("timed out") : ec.message());
+    if (!timed_out_ && net::TlsSession::is_plain_http(ec)) {
+      // A client speaking plain HTTP to a TLS port gets a plain answer saying so; nothing it
+      // sent is forwarded.
+      static constexpr std::string_view kPlainHttp =
+          "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 67\r\n"
+          "Connection: close\r\n\r\n{\"error\": \"Bad request\", \"detail\": \"plain HTTP sent to a TLS port\"}";
+      static_assert(kPlainHttp.size() - kPlainHttp.find("\r\n\r\n") - 4 == 67);
+      phase_ = Phase::Linger;
+      asio::async_write(client_.socket(), asio::buffer(kPlainHttp.data(), kPlainHttp.size()),
+                        [self = shared_from_this()](boost::system::error_code, std::size_t) { self->shutdown(); });
+      return;
+    }
+    return shutdown();
+  }
+  arm(w_.clock().now() + limits().header_timeout);
   wait_idle();
 }
 

@@ -12,14 +12,23 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <memory>
+
 #include "core/metrics.h"
+#include "net/tls.h"
 
 namespace gh::proxy {
 
 class Worker;
 
+// How an accepted connection is to be served.
+struct SessionStart {
+  std::size_t listener = 0;    // index in the config's listeners
+  core::Gauge* open = nullptr;  // connections_open{listener} it counts in while it lives, or null
+  std::shared_ptr<const net::TlsServerContext> tls;  // a TLS listener's certificates; null: plain
+};
+
 // Starts serving `socket` on `worker`. The session owns itself until the connection ends.
-// `open` (may be null): the gauge of open connections it counts in while it lives.
-void start_session(Worker& worker, boost::asio::ip::tcp::socket socket, core::Gauge* open = nullptr);
+void start_session(Worker& worker, boost::asio::ip::tcp::socket socket, SessionStart start = {});
 
 }  // namespace gh::proxy

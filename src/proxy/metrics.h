@@ -68,6 +68,7 @@ struct ProxyMetrics {
   RouteMetrics unmatched;                        // route="" service=""
   core::Gauge* websocket_tunnels = nullptr;
   std::vector<core::Gauge*> connections_open;    // by listener, same order as Snapshot::listeners
+  std::vector<core::Counter*> tls_handshake_failures;  // by listener; null for a plain one
 };
 
 // A listener as a label: "host:port" as configured (":port" for every interface, "[v6]:port").

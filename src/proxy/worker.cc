@@ -76,7 +76,10 @@ void Worker::next_request_id(std::string& out) {
   fmt::format_to(std::back_inserter(out), "{:016x}{:02x}{:010x}", request_prefix_, id_ & 0xff, ++request_seq_);
 }
 
-bool Worker::listen(const std::vector<tcp::endpoint>& endpoints, std::string& error) {
+bool Worker::listen(const std::vector<tcp::endpoint>& endpoints, std::string& error,
+                    std::vector<std::shared_ptr<net::TlsCertificates>> tls) {
+  tls.resize(endpoints.size());
+  tls_ = std::move(tls);
   for (const auto& ep : endpoints) {
     auto acc = std::make_shared<tcp::acceptor>(io_);
     boost::system::error_code ec;
@@ -140,10 +143,12 @@ asio::awaitable<void> Worker::accept_loop(std::shared_ptr<tcp::acceptor> acc, st
       sock.close(ignore);
       break;
     }
-    core::Gauge* open = nullptr;  // connections_open{listener}, when metrics are on
+    SessionStart start;
+    start.listener = listener;
     if (snapshot_ && snapshot_->metrics && listener < snapshot_->metrics->connections_open.size())
-      open = snapshot_->metrics->connections_open[listener];
-    start_session(*this, std::move(sock), open);
+      start.open = snapshot_->metrics->connections_open[listener];
+    if (listener < tls_.size() && tls_[listener]) start.tls = tls_[listener]->current();
+    start_session(*this, std::move(sock), std::move(start));
   }
 }
 

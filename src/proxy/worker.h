@@ -19,6 +19,7 @@
 #include "clients/http1/pool.h"
 #include "core/buffer_pool.h"
 #include "core/clock.h"
+#include "net/tls_certificates.h"
 #include "proxy/access_log.h"
 #include "proxy/exchange.h"
 #include "proxy/snapshot.h"
@@ -83,8 +84,10 @@ class Worker {
   // Request ids: a random per-worker prefix and a counter.
   void next_request_id(std::string& out);
 
-  // REQUIRES: called before run(). Opens this worker's acceptor on each listener.
-  bool listen(const std::vector<boost::asio::ip::tcp::endpoint>& endpoints, std::string& error);
+  // REQUIRES: called before run(). Opens this worker's acceptor on each listener; `tls` (empty,
+  // or one entry per endpoint, null for a plain listener) gives a TLS listener its certificates.
+  bool listen(const std::vector<boost::asio::ip::tcp::endpoint>& endpoints, std::string& error,
+              std::vector<std::shared_ptr<net::TlsCertificates>> tls = {});
   void set_snapshot(std::shared_ptr<const Snapshot> s) { snapshot_ = std::move(s); }
   // Thread entry: runs the event loop until terminate().
   void run();
@@ -121,6 +124,7 @@ class Worker {
   // the scheduler keeps its lock for what other threads post (snapshots, drain).
   boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::vector<std::shared_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::vector<std::shared_ptr<net::TlsCertificates>> tls_;  // by acceptor; null: plain
   std::shared_ptr<const Snapshot> snapshot_;
   clients::http1::ConnectionPool pool_;
   BufferPool buffers_;
