@@ -289,6 +289,27 @@ class WebSocket : public ::testing::Test {
   }
 };
 
+// A bad token_from stops `gatehouse check` (and a start) with the place and what is expected.
+TEST(WebSocketConfig, CheckNamesABadTokenSource) {
+  TempDir dir;
+  const std::string path = dir.write("gatehouse.yaml", R"(
+services:
+  chat: {instances: ["http://127.0.0.1:9"]}
+policies:
+  auth: {type: jwt, secret: s3cret, token_from: [header, 'query:', 'form:token']}
+routes:
+  - {path: /chat, service: chat, policies: [auth]}
+)");
+  auto r = run_gatehouse({"check", "-c", path});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("policies.auth.token_from[1]: query needs a name, e.g. query:access_token"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("policies.auth.token_from[2]: unknown token source \"form:token\"; expected header, "
+                       "query:NAME or cookie:NAME"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST_F(WebSocket, EchoesTextAndBinaryThroughTheGateway) {
   WsService svc;
   GH_SERVICE(svc);
