@@ -4,10 +4,14 @@
 Subcommands:
   free-ports N                  print N distinct free TCP ports on 127.0.0.1
   wait-http PORT [--pid P]      wait until GET / on 127.0.0.1:PORT answers 200
+                                (--tls: over TLS, the certificate not verified)
+  tls-info PORT                 what a TLS server offers: protocol, cipher, key
+                                exchange group, tickets per handshake (openssl s_client)
   cpu PID                       CPU seconds (user+system) of PID and its descendants
   record ...                    turn one wrk run into a JSON line (runs.jsonl)
   idle ...                      hold N idle keep-alive connections open against
                                 a proxy and report its memory before and after
+                                (--tls: TLS connections)
   summarize DIR                 medians over rounds, the table, summary.json
 
 Everything here talks to loopback addresses only.
@@ -20,7 +24,9 @@ import os
 import resource
 import selectors
 import socket
+import ssl
 import statistics
+import subprocess
 import sys
 import time
 
@@ -110,9 +116,20 @@ def cmd_free_ports(args):
             s.close()
 
 
-def http_get_status(port, path, timeout, headers=()):
+def client_tls_context():
+    """A client context that accepts the benchmark's self-signed certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def http_get_status(port, path, timeout, headers=(), tls=False):
     s = socket.create_connection((LOOPBACK, port), timeout=timeout)
     try:
+        if tls:
+            s = client_tls_context().wrap_socket(s)
         extra = "".join(h + "\r\n" for h in headers)
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n{extra}"
                   "Connection: close\r\n\r\n".encode())
@@ -136,15 +153,55 @@ def cmd_wait_http(args):
             print(f"process {args.pid} exited", file=sys.stderr)
             return 1
         try:
-            status = http_get_status(args.port, args.path, 1.0, args.header)
+            status = http_get_status(args.port, args.path, 1.0, args.header, args.tls)
             if status == 200:
                 return 0
             last = f"status {status}"
-        except OSError as e:
+        except OSError as e:  # ssl.SSLError included
             last = str(e)
         time.sleep(0.05)
     print(f"127.0.0.1:{args.port}{args.path}: {last}", file=sys.stderr)
     return 1
+
+
+def cmd_tls_info(args):
+    """What the TLS server on PORT negotiates with OpenSSL's own client, and how many
+    session tickets it sends per full handshake: one JSON line (empty values when
+    openssl is missing or the handshake fails)."""
+    info = {"target": args.target, "protocol": None, "cipher": None, "group": None,
+            "server_key": None, "tickets": None, "status": None}
+    request = (f"GET {args.path} HTTP/1.1\r\nHost: {LOOPBACK}\r\n"
+               "Connection: close\r\n\r\n")
+    try:
+        r = subprocess.run(["openssl", "s_client", "-connect", f"{LOOPBACK}:{args.port}",
+                            "-msg", "-ign_eof"], input=request, capture_output=True,
+                           text=True, timeout=10)
+        out = r.stdout + r.stderr
+    except (OSError, subprocess.SubprocessError) as e:
+        info["error"] = str(e)
+        out = ""
+    tickets = 0
+    for line in out.splitlines():
+        t = line.strip()
+        if t.startswith("<<<") and t.endswith("NewSessionTicket"):
+            tickets += 1
+        elif t.startswith("Server Temp Key:") or t.startswith("Negotiated TLS1.3 group:"):
+            info["group"] = t.split(":", 1)[1].strip()
+        elif t.startswith("Server public key is"):
+            info["server_key"] = t[len("Server public key is"):].strip()
+        elif t.startswith("Protocol") and ":" in t:
+            info["protocol"] = t.split(":", 1)[1].strip()
+        elif t.startswith("Cipher") and ":" in t and info["cipher"] is None:
+            info["cipher"] = t.split(":", 1)[1].strip()
+        elif t.startswith("HTTP/1.1 ") and info["status"] is None:
+            info["status"] = t.split(" ")[1]
+    if out:
+        info["tickets"] = tickets
+    print(json.dumps(info))
+    print(f"  {args.target:<22} {info['protocol']} {info['cipher']} group {info['group']}, "
+          f"key {info['server_key']}, {info['tickets']} ticket(s) per handshake, "
+          f"status {info['status']}", file=sys.stderr)
+    return 0 if info["protocol"] else 1
 
 
 def machine_busy(seconds=1.0):
@@ -244,6 +301,9 @@ def cmd_record(args):
         rec["store_cpu_seconds"] = args.store_after - args.store_before
         rec["store_cpu_us_per_req"] = (
             rec["store_cpu_seconds"] * 1e6 / requests) if requests else None
+    if args.tls_full is not None:  # wrk's TLS handshakes (bench/wrk_tls_shim.c)
+        rec["tls_full_handshakes"] = args.tls_full
+        rec["tls_resumed_handshakes"] = args.tls_resumed
     rec["cpu_us_per_req"] = (rec["cpu_seconds"] * 1e6 / requests) if requests else None
     rec["upstream_cpu_us_per_req"] = (
         rec["upstream_cpu_seconds"] * 1e6 / requests) if requests else None
@@ -253,6 +313,8 @@ def cmd_record(args):
           f"  p50 {_lat(rec['p50_us'])}  p99 {_lat(rec['p99_us'])}"
           f"  cpu {_fmt(rec['cpu_us_per_req'], '.1f')} us/req"
           f"  new upstream conns {_fmt(rec['upstream_connections_opened'], 'd')}"
+          + (f"  handshakes full {args.tls_full} resumed {args.tls_resumed}"
+             if args.tls_full is not None else "")
           + (f"  ERRORS {errs}" if errs else ""), file=sys.stderr)
     return 0
 
@@ -267,6 +329,14 @@ def _version(cmd):
         return None
 
 
+def _read_jsonl(path):
+    try:
+        with open(path) as f:
+            return [json.loads(l) for l in f if l.strip()]
+    except (OSError, ValueError):
+        return []
+
+
 def cmd_meta(args):
     import platform
     meta = {
@@ -276,7 +346,12 @@ def cmd_meta(args):
         "duration": args.duration,
         "rounds": args.rounds,
         "connections": args.connections,
-        "wrk_threads": 1,
+        "wrk_threads": args.wrk_threads,
+        "mode": args.mode,
+        "cert": args.cert or None,
+        "workers": args.workers,
+        "resume": bool(args.resume),
+        "tls": _read_jsonl(args.tls_info) if args.tls_info else [],
         "warmup": args.warmup,
         "idle_connections": args.idle_connections,
         "cpus": os.cpu_count(),
@@ -353,6 +428,36 @@ def cmd_idle(args):
         failed += 1
         inflight -= 1
 
+    tls = client_tls_context() if args.tls else None
+
+    def want(c, exc):  # wait for what OpenSSL asks for
+        sel.modify(c.sock, selectors.EVENT_WRITE if isinstance(exc, ssl.SSLWantWriteError)
+                   else selectors.EVENT_READ, c)
+
+    def send_request(c):
+        try:
+            c.sock.send(request)  # small: goes out whole on a new connection
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as e:
+            c.state = "sending"
+            want(c, e)
+            return
+        except OSError:
+            fail(c)
+            return
+        c.state = "reading"
+        sel.modify(c.sock, selectors.EVENT_READ, c)
+
+    def handshake(c):
+        try:
+            c.sock.do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as e:
+            want(c, e)
+            return
+        except OSError:  # ssl.SSLError included
+            fail(c)
+            return
+        send_request(c)
+
     while (started < count or inflight) and time.monotonic() < deadline:
         while started < count and inflight < args.inflight:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -373,18 +478,34 @@ def cmd_idle(args):
                 if c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
                     fail(c)
                     continue
-                try:
-                    c.sock.send(request)  # small: goes out whole on a new socket
-                except OSError:
-                    fail(c)
+                if tls is None:
+                    send_request(c)
                     continue
-                c.state = "reading"
-                sel.modify(c.sock, selectors.EVENT_READ, c)
+                sel.unregister(c.sock)
+                try:  # the plain socket object is detached: register the TLS one
+                    c.sock = tls.wrap_socket(c.sock, do_handshake_on_connect=False)
+                except OSError:
+                    c.sock.close()
+                    failed += 1
+                    inflight -= 1
+                    continue
+                sel.register(c.sock, selectors.EVENT_WRITE, c)
+                c.state = "handshake"
+                handshake(c)
+                continue
+            if c.state == "handshake":
+                handshake(c)
+                continue
+            if c.state == "sending":
+                send_request(c)
                 continue
             try:
                 chunk = c.sock.recv(65536)
-            except BlockingIOError:
-                continue
+                # TLS: a record may hold more than was asked for; take what is decrypted
+                while chunk and tls is not None and c.sock.pending():
+                    chunk += c.sock.recv(65536)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                continue  # TLS: a record that is not data (a session ticket) or not whole yet
             except OSError:
                 fail(c)
                 continue
@@ -411,10 +532,23 @@ def cmd_idle(args):
     time.sleep(args.settle)
     after = memory_kib(args.pid)
 
-    # Still held? A connection the proxy closed meanwhile reads as EOF.
+    # Still held? A connection the proxy closed meanwhile reads as EOF. Over TLS a
+    # readable connection may only have a record that is not data (a session ticket
+    # sent late): read it to tell.
     for c in idle:
         sel.register(c.sock, selectors.EVENT_READ, c)
-    closed_by_peer = len(sel.select(timeout=0))
+    closed_by_peer = 0
+    for key, _ in sel.select(timeout=0):
+        if tls is None:
+            closed_by_peer += 1
+            continue
+        try:
+            if not key.data.sock.recv(1):
+                closed_by_peer += 1
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        except OSError:
+            closed_by_peer += 1
     for c in idle:
         sel.unregister(c.sock)
         c.sock.close()
@@ -425,6 +559,7 @@ def cmd_idle(args):
     delta_rss = after["rss_kib"] - before["rss_kib"]
     rec = {
         "target": args.target,
+        "tls": bool(args.tls),
         "requested": args.count,
         "attempted": count,
         "held": held,
@@ -466,6 +601,54 @@ def _lat(us):
     return f"{us / 1000:.2f}ms" if us >= 1000 else f"{us:.0f}us"
 
 
+def _tls_notes(meta, rows):
+    """Lines under the table on the mode, what each proxy negotiated, and handshakes
+    that were not what the mode means to measure."""
+    mode, workers = meta.get("mode", "plain"), meta.get("workers", 1)
+    notes = []
+    if mode == "plain":
+        if workers > 1:
+            notes.append(f"{workers} workers per proxy")
+        return notes
+    what = ("keep-alive: one handshake per connection, then requests" if mode == "tls" else
+            "'Connection: close': a new TLS connection per request, "
+            + ("resumed with a session ticket where the client had one" if meta.get("resume")
+               else "each a full handshake (the client offers no session)")
+            + "; CPU per handshake includes accepting the connection, one proxied request "
+            "and the close")
+    notes.append(f"mode {mode}: HTTPS to the proxies, {meta.get('cert')} certificate, "
+                 f"plain HTTP to the upstream; {workers} worker(s) per proxy; {what}")
+    seen = set()
+    for info in meta.get("tls", []):
+        notes.append(f"TLS {info.get('target')}: {info.get('protocol')} {info.get('cipher')}, "
+                     f"group {info.get('group')}, key {info.get('server_key')}, "
+                     f"{info.get('tickets')} session ticket(s) per handshake")
+        seen.add((info.get("protocol"), info.get("cipher"), info.get("group"),
+                  info.get("server_key"), info.get("tickets")))
+    if len(seen) > 1:
+        notes.append("WARNING: the proxies did not negotiate alike (see the TLS lines)")
+    for t, r in rows.items():
+        full, resumed = r.get("tls_full_handshakes"), r.get("tls_resumed_handshakes")
+        if full is None:
+            continue
+        if mode == "handshake":
+            if not meta.get("resume") and resumed:
+                notes.append(f"WARNING {t}: {resumed} of {full + resumed} handshakes were "
+                             "resumed, not full")
+            if meta.get("resume") and resumed < 0.9 * (full + resumed):
+                notes.append(f"WARNING {t}: only {resumed} of {full + resumed} handshakes "
+                             "were resumed")
+            pct = r.get("proxy_cpu_percent")
+            if pct is not None and pct < 90 * workers:
+                notes.append(f"note {t}: its workers were {pct / workers:.0f}% busy: "
+                             "handshakes/s is what the client drove, not what the proxy can "
+                             "do; handshakes/CPU-s is the per-worker capacity")
+            if full + resumed < 0.9 * r["requests"]:
+                notes.append(f"WARNING {t}: {full + resumed} handshakes for {r['requests']} "
+                             "requests: connections were kept open")
+    return notes
+
+
 def cmd_summarize(args):
     out = args.dir
     with open(os.path.join(out, "meta.json")) as f:
@@ -499,10 +682,16 @@ def cmd_summarize(args):
             "upstream_connections_opened": _median(
                 [r.get("upstream_connections_opened") for r in rs]),
             "requests": sum(r["requests"] for r in rs),
+            # share of one CPU the proxy used while wrk ran (all its workers together)
+            "proxy_cpu_percent": _median([100 * r["cpu_seconds"] / r["seconds"]
+                                          for r in rs if r["seconds"] > 0]),
             "idle_kib_per_conn": m["kib_per_conn_pss"] if m else None,
             "idle_held": m["held"] if m else None,
             "idle_closed_by_peer": m["closed_by_peer"] if m else None,
         }
+        if any("tls_full_handshakes" in r for r in rs):
+            rows[t]["tls_full_handshakes"] = sum(r.get("tls_full_handshakes", 0) for r in rs)
+            rows[t]["tls_resumed_handshakes"] = sum(r.get("tls_resumed_handshakes", 0) for r in rs)
     ngx = rows.get("nginx", {})
     hap = rows.get("haproxy", {})
     for t, r in rows.items():
@@ -511,13 +700,35 @@ def cmd_summarize(args):
         r["idle_vs_nginx"] = _ratio(r["idle_kib_per_conn"], ngx.get("idle_kib_per_conn"))
         r["idle_vs_haproxy"] = _ratio(r["idle_kib_per_conn"], hap.get("idle_kib_per_conn"))
 
-    header = ["target", "req/s", "p50", "p99", "CPU us/req", "vs nginx",
-              "idle KiB/conn", "vs nginx", "vs haproxy"]
+    mode = meta.get("mode", "plain")
+    workers = meta.get("workers", 1)
+    if mode == "handshake":
+        # Every request is a new connection and a TLS handshake: per-worker rates and
+        # CPU per handshake instead of the idle-memory columns.
+        header = ["target", "handshakes/s", "per worker", "proxy CPU", "p50", "p99",
+                  "CPU us/handshake", "handshakes/CPU-s", "vs nginx", "vs haproxy"]
+    else:
+        header = ["target", "req/s", "p50", "p99", "CPU us/req", "vs nginx",
+                  "idle KiB/conn", "vs nginx", "vs haproxy"]
     table = [header]
     for t, r in rows.items():
         cpu = _fmt(r["cpu_us_per_req"], ".1f")
         if t == "direct" and r["cpu_us_per_req"] is not None:
             cpu += "*"
+        if mode == "handshake":
+            r["handshakes_per_worker"] = r["rps"] / workers if r["rps"] is not None else None
+            r["handshakes_per_cpu_second"] = (1e6 / r["cpu_us_per_req"]
+                                              if r["cpu_us_per_req"] else None)
+            r["cpu_vs_haproxy"] = _ratio(r["cpu_us_per_req"], hap.get("cpu_us_per_req"))
+            table.append([
+                t, _fmt(r["rps"], ",.0f"), _fmt(r["handshakes_per_worker"], ",.0f"),
+                _fmt(r["proxy_cpu_percent"], ".0f") + "%" if r["proxy_cpu_percent"] is not None
+                else "-",
+                _lat(r["p50_us"]), _lat(r["p99_us"]), cpu,
+                _fmt(r["handshakes_per_cpu_second"], ",.0f"),
+                _fmt(r["cpu_vs_nginx"], ".2f"), _fmt(r["cpu_vs_haproxy"], ".2f"),
+            ])
+            continue
         table.append([
             t, _fmt(r["rps"], ",.0f"), _lat(r["p50_us"]), _lat(r["p99_us"]), cpu,
             _fmt(r["cpu_vs_nginx"], ".2f"),
@@ -558,10 +769,12 @@ def cmd_summarize(args):
                 lines.append("  ".join("-" * x for x in w))
     notes = [
         f"medians over {meta['rounds']} round(s) of {meta['duration']}s, "
-        f"{meta['connections']} connections, wrk -t1; "
-        + (f"idle: {meta['idle_connections']} keep-alive connections, Pss growth per connection"
+        f"{meta['connections']} connections, wrk -t{meta.get('wrk_threads', 1)}; "
+        + (f"idle: {meta['idle_connections']} keep-alive "
+           + ("TLS " if mode != "plain" else "") + "connections, Pss growth per connection"
            if meta["idle_connections"] else "idle memory skipped"),
     ]
+    notes += _tls_notes(meta, rows)
     busy = meta.get("busy_percent_at_start")
     if busy is not None and busy > BUSY_WARN_PERCENT:
         notes.append(f"WARNING: the machine was {busy}% busy before the start: "
@@ -609,7 +822,14 @@ def main():
     s.add_argument("--header", action="append", default=[])
     s.add_argument("--pid", type=int)
     s.add_argument("--timeout", type=float, default=10.0)
+    s.add_argument("--tls", action="store_true")
     s.set_defaults(fn=cmd_wait_http)
+
+    s = sub.add_parser("tls-info")
+    s.add_argument("port", type=int)
+    s.add_argument("--target", default="")
+    s.add_argument("--path", default="/")
+    s.set_defaults(fn=cmd_tls_info)
 
     s = sub.add_parser("busy")
     s.add_argument("--seconds", type=float, default=1.0)
@@ -643,6 +863,8 @@ def main():
     s.add_argument("--store-after", type=float)
     s.add_argument("--accepts-before", type=int, default=-1)
     s.add_argument("--accepts-after", type=int, default=-1)
+    s.add_argument("--tls-full", type=int)
+    s.add_argument("--tls-resumed", type=int)
     s.set_defaults(fn=cmd_record)
 
     s = sub.add_parser("meta")
@@ -656,6 +878,12 @@ def main():
     s.add_argument("--idle-connections", type=int, required=True)
     s.add_argument("--busy", type=int)
     s.add_argument("--baseline", default="gatehouse")
+    s.add_argument("--mode", default="plain")
+    s.add_argument("--cert", default="")
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--wrk-threads", type=int, default=1)
+    s.add_argument("--resume", type=int, default=0)
+    s.add_argument("--tls-info")
     s.set_defaults(fn=cmd_meta)
 
     s = sub.add_parser("idle")
@@ -668,6 +896,7 @@ def main():
     s.add_argument("--timeout", type=float, default=60.0)
     s.add_argument("--path", default="/")
     s.add_argument("--header", action="append", default=[])
+    s.add_argument("--tls", action="store_true")
     s.set_defaults(fn=cmd_idle)
 
     s = sub.add_parser("summarize")

@@ -5,7 +5,9 @@
 # proxies in front of it (one worker/thread each, keep-alive to the upstream),
 # drives each with wrk in interleaved rounds, measures the proxy's CPU time
 # per request and its memory per idle keep-alive connection, and prints the
-# medians as a table with ratios to nginx and HAProxy. See bench/README.md.
+# medians as a table with ratios to nginx and HAProxy. With --mode tls the
+# proxies terminate TLS (same certificate and ciphers); with --mode handshake
+# every request is a new TLS connection. See bench/README.md.
 
 set -Eeuo pipefail
 
@@ -13,19 +15,36 @@ usage() {
   cat <<'EOF'
 usage: bench/run.sh [options]
 
+  --mode plain|tls|handshake
+                            plain: HTTP to the proxies (default); tls: HTTPS
+                            with keep-alive, the proxies terminating TLS with
+                            the same certificate and ciphers; handshake: HTTPS
+                            with "Connection: close", a full TLS handshake per
+                            request (no idle-memory measurement)
+  --cert ecdsa|rsa          tls and handshake modes: the certificate the run
+                            makes, ECDSA P-256 (default) or RSA 2048
+  --resume                  handshake mode: let wrk resume its sessions with
+                            the tickets the proxies send (default: every
+                            handshake is a full one)
+  --workers N               worker processes/threads of each proxy: gatehouse
+                            workers, nginx worker_processes, HAProxy nbthread
+                            (default 1)
+  --wrk-threads N           wrk threads (default 1)
   --duration SECONDS        length of each measured wrk run (default 10)
   --rounds N                interleaved rounds; the table shows medians (default 3)
-  --connections N           wrk connections (default 50); wrk uses 1 thread
+  --connections N           wrk connections (default 50)
   --only LIST               comma-separated targets to run, from:
-                            direct, gatehouse, nginx, haproxy and the NAMEs
-                            given with --gatehouse-config
+                            direct (plain mode only), gatehouse, nginx,
+                            haproxy and the NAMEs given with --gatehouse-config
   --skip-memory             skip the idle-connection memory measurement
   --idle-connections N      idle keep-alive connections for the memory
                             measurement (default 10000)
   --gatehouse-config NAME=FILE
                             add a row NAME running gatehouse with FILE; in FILE,
-                            ${BENCH_LISTEN} and ${BENCH_UPSTREAM} are replaced by
-                            the listen address and the upstream URL (repeatable)
+                            ${BENCH_LISTEN}, ${BENCH_UPSTREAM}, ${BENCH_WORKERS},
+                            ${BENCH_CERT} and ${BENCH_KEY} are replaced by the
+                            listen address, the upstream URL, --workers and the
+                            certificate and key files (repeatable)
   --path NAME=PATH          request PATH (default /) when benchmarking NAME
   --tokens NAME=FILE        wrk sends NAME a different bearer token from FILE
                             (one a line) on each request, in turn
@@ -49,9 +68,15 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 TOOL="$BENCH_DIR/benchtool.py"
 LUA="$BENCH_DIR/wrk_report.lua"
+SHIM_SRC="$BENCH_DIR/wrk_tls_shim.c"
 GATEHOUSE=${GATEHOUSE:-$REPO_ROOT/build/release/src/app/gatehouse}
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
+MODE=plain
+CERT_KIND=ecdsa
+RESUME=0
+WORKERS=1
+WRK_THREADS=1
 DURATION=10
 ROUNDS=3
 CONNECTIONS=50
@@ -85,6 +110,8 @@ while (($#)); do
     -h|--help) usage; exit 0 ;;
     --skip-memory) SKIP_MEMORY=1; shift; continue ;;
     --redis) REDIS=1; shift; continue ;;
+    --resume) RESUME=1; shift; continue ;;
+    --mode|--cert|--workers|--wrk-threads) ;;
     --duration|--rounds|--connections|--idle-connections|--warmup|--only|--out) ;;
     --gatehouse-config|--path|--header|--tokens|--baseline) ;;
     *) die "unknown option $opt (see --help)" ;;
@@ -93,6 +120,14 @@ while (($#)); do
   val=$2
   shift 2
   case $opt in
+    --mode)
+      [[ $val == plain || $val == tls || $val == handshake ]] || die "--mode wants plain, tls or handshake"
+      MODE=$val ;;
+    --cert)
+      [[ $val == ecdsa || $val == rsa ]] || die "--cert wants ecdsa or rsa"
+      CERT_KIND=$val ;;
+    --workers) need_int "$opt" "$val"; WORKERS=$val ;;
+    --wrk-threads) need_int "$opt" "$val"; WRK_THREADS=$val ;;
     --duration) need_int "$opt" "$val"; DURATION=$val ;;
     --rounds) need_int "$opt" "$val"; ROUNDS=$val ;;
     --connections) need_int "$opt" "$val"; CONNECTIONS=$val ;;
@@ -120,7 +155,21 @@ while (($#)); do
   esac
 done
 
-ALL_TARGETS=(direct gatehouse "${EXTRA_NAMES[@]}" nginx haproxy)
+if ((RESUME)) && [[ $MODE != handshake ]]; then
+  die "--resume is for --mode handshake"
+fi
+if [[ $MODE == handshake ]]; then
+  SKIP_MEMORY=1  # idle TLS connections are the tls mode's measurement
+fi
+((WRK_THREADS <= CONNECTIONS)) || die "--wrk-threads: more threads than connections"
+if [[ $MODE == plain ]]; then
+  ALL_TARGETS=(direct gatehouse "${EXTRA_NAMES[@]}" nginx haproxy)
+  SCHEME=http
+else
+  # direct would be wrk against the plain upstream: no TLS, nothing to compare
+  ALL_TARGETS=(gatehouse "${EXTRA_NAMES[@]}" nginx haproxy)
+  SCHEME=https
+fi
 [[ " ${ALL_TARGETS[*]} " == *" $BASELINE "* ]] || die "--baseline: unknown target '$BASELINE' (known: ${ALL_TARGETS[*]})"
 if [[ -n $ONLY ]]; then
   IFS=, read -r -a wanted <<<"$ONLY"
@@ -145,6 +194,10 @@ ensure_tools() {
   command -v python3 >/dev/null || { missing+=(python3); pkgs+=(python3); }
   if ((REDIS)); then
     command -v redis-server >/dev/null || { missing+=(redis-server); pkgs+=(redis-server); }
+  fi
+  if [[ $MODE != plain ]]; then
+    command -v openssl >/dev/null || { missing+=(openssl); pkgs+=(openssl); }
+    command -v cc >/dev/null || { missing+=(cc); pkgs+=(gcc); }
   fi
   ((${#missing[@]})) || return 0
   log "missing: ${missing[*]}"
@@ -252,6 +305,39 @@ mkdir -p "$OUT/wrk"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
 
+# --- TLS: one certificate for every proxy, the wrk shim ----------------------
+
+CERT_FILE="" KEY_FILE="" SHIM="" TLS_ARG=()
+GATEHOUSE_TEMPLATE="$BENCH_DIR/gatehouse-proxy.yaml"
+if [[ $MODE != plain ]]; then
+  GATEHOUSE_TEMPLATE="$BENCH_DIR/gatehouse-tls.yaml"
+  TLS_ARG=(--tls)
+  mkdir -p "$WORK/tls"
+  CERT_FILE="$WORK/tls/cert.pem" KEY_FILE="$WORK/tls/key.pem"
+  if [[ $CERT_KIND == rsa ]]; then
+    newkey=(-newkey rsa:2048)
+  else
+    newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1)
+  fi
+  openssl req -x509 "${newkey[@]}" -sha256 -nodes -days 30 -subj "/CN=localhost" \
+      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+      -keyout "$KEY_FILE" -out "$CERT_FILE" >"$WORK/tls/openssl.log" 2>&1 ||
+    { cat "$WORK/tls/openssl.log" >&2; die "openssl req could not make the certificate"; }
+  cat "$CERT_FILE" "$KEY_FILE" >"$WORK/tls/haproxy.pem"
+  cat >"$WORK/tls/openssl-one-ticket.cnf" <<'EOF'
+openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+NumTickets = 1
+EOF
+  SHIM="$WORK/tls/wrk_tls_shim.so"
+  cc -O2 -shared -fPIC -o "$SHIM" "$SHIM_SRC" -ldl 2>"$WORK/tls/cc.log" ||
+    { cat "$WORK/tls/cc.log" >&2; die "cannot compile $SHIM_SRC (needs a C compiler)"; }
+fi
+
 # --- servers ---------------------------------------------------------------
 
 declare -A PORT=() PID=()
@@ -270,12 +356,12 @@ spawn() {  # dir cmd...: start cmd in its own process group; sets SPAWNED
   STARTED+=("$SPAWNED")
 }
 
-nginx_common() {  # dir: directives shared by both nginx instances
-  local d=$1
+nginx_common() {  # dir [workers]: directives shared by both nginx instances
+  local d=$1 workers=${2:-1}
   cat <<EOF
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes $workers;
 worker_rlimit_nofile $NOFILE;
 pid $d/nginx.pid;
 error_log $d/error.log warn;
@@ -335,7 +421,7 @@ EOF
 start_nginx_proxy() {  # port dir
   local port=$1 d=$2
   {
-    nginx_common "$d"
+    nginx_common "$d" "$WORKERS"
     echo "http {"
     nginx_http_common "$d"
     cat <<EOF
@@ -346,7 +432,8 @@ start_nginx_proxy() {  # port dir
     keepalive_timeout 300s;
   }
   server {
-    listen 127.0.0.1:$port;
+    listen 127.0.0.1:$port$([[ $MODE == plain ]] || echo " ssl");
+$([[ $MODE == plain ]] || nginx_tls)
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
@@ -360,15 +447,38 @@ EOF
   start_nginx "$d" "$d/nginx.conf"
 }
 
+# TLS as gatehouse does it (src/net/tls.cc): TLS 1.2 and 1.3, Mozilla's
+# intermediate ECDHE+AEAD ciphers for 1.2 (OpenSSL's default 1.3 suites), the
+# same key-exchange groups; resumption by session tickets only (no session
+# cache), one ticket per handshake (OpenSSL's default is two).
+TLS_CIPHERS12="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+nginx_tls() {
+  cat <<EOF
+    ssl_certificate $CERT_FILE;
+    ssl_certificate_key $KEY_FILE;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers $TLS_CIPHERS12;
+    ssl_ecdh_curve X25519:prime256v1:secp384r1;
+    ssl_session_tickets on;
+    ssl_session_cache off;
+    ssl_conf_command NumTickets 1;
+EOF
+}
+
 start_haproxy() {  # port dir
-  local port=$1 d=$2
+  local port=$1 d=$2 bind_tls=""
+  if [[ $MODE != plain ]]; then
+    bind_tls=" ssl crt $WORK/tls/haproxy.pem ssl-min-ver TLSv1.2 ciphers $TLS_CIPHERS12 curves X25519:P-256:P-384"
+  fi
   cat >"$d/haproxy.cfg" <<EOF
 global
-  nbthread 1
+  nbthread $WORKERS
   maxconn $MAXCONN
   # HAProxy wants two descriptors per connection; when the hard open-file
   # limit is lower, run anyway (idle client connections need only one).
-  no strict-limits
+  no strict-limits$([[ $MODE == plain ]] || printf '\n  %s' \
+    "# no session cache (tickets only, as gatehouse and nginx here)" "tune.ssl.cachesize 0")
 
 defaults
   mode http
@@ -383,13 +493,19 @@ defaults
   timeout http-keep-alive 300s
 
 frontend bench
-  bind 127.0.0.1:$port
+  bind 127.0.0.1:$port$bind_tls
   default_backend upstream
 
 backend upstream
   server upstream 127.0.0.1:$UPSTREAM_PORT
 EOF
-  spawn "$d" haproxy -db -f "$d/haproxy.cfg"
+  if [[ $MODE == plain ]]; then
+    spawn "$d" haproxy -db -f "$d/haproxy.cfg"
+  else
+    # HAProxy has no setting for the number of TLS 1.3 tickets: OpenSSL's
+    # configuration file sets it for every context the process makes.
+    spawn "$d" env OPENSSL_CONF="$WORK/tls/openssl-one-ticket.cnf" haproxy -db -f "$d/haproxy.cfg"
+  fi
 }
 
 start_gatehouse() {  # port dir template
@@ -399,7 +515,10 @@ start_gatehouse() {  # port dir template
     return 1
   fi
   sed -e "s|\${BENCH_LISTEN}|127.0.0.1:$port|g" \
-      -e "s|\${BENCH_UPSTREAM}|$UPSTREAM_URL|g" "$template" >"$d/gatehouse.yaml"
+      -e "s|\${BENCH_UPSTREAM}|$UPSTREAM_URL|g" \
+      -e "s|\${BENCH_WORKERS}|$WORKERS|g" \
+      -e "s|\${BENCH_CERT}|$CERT_FILE|g" \
+      -e "s|\${BENCH_KEY}|$KEY_FILE|g" "$template" >"$d/gatehouse.yaml"
   spawn "$d" "$GATEHOUSE" run -c "$d/gatehouse.yaml"
 }
 
@@ -417,7 +536,7 @@ start_target() {  # name
   case $t in
     nginx) start_nginx_proxy "$port" "$d" ;;
     haproxy) start_haproxy "$port" "$d" ;;
-    gatehouse) start_gatehouse "$port" "$d" "$BENCH_DIR/gatehouse-proxy.yaml" || return 1 ;;
+    gatehouse) start_gatehouse "$port" "$d" "$GATEHOUSE_TEMPLATE" || return 1 ;;
     *) start_gatehouse "$port" "$d" "${EXTRA_FILE[$t]}" || return 1 ;;
   esac
   PORT[$t]=$port PID[$t]=$SPAWNED
@@ -426,7 +545,7 @@ start_target() {  # name
     [[ -n $h ]] && hdr_args+=(--header "$h")
   done <<<"${TARGET_HEADERS[$t]:-}"
   if ! python3 "$TOOL" wait-http "$port" --pid "$SPAWNED" --path "${TARGET_PATH[$t]:-/}" \
-      "${hdr_args[@]}" 2>"$d/wait.err"; then
+      "${hdr_args[@]}" "${TLS_ARG[@]}" 2>"$d/wait.err"; then
     SKIP_REASON="did not answer 200 on 127.0.0.1:$port${TARGET_PATH[$t]:-/} ($(tail -n 1 "$d/wait.err"))"
     log "--- $t output:"
     tail -n 20 "$d"/*.log >&2 2>/dev/null || true
@@ -453,6 +572,11 @@ start_redis() {
 }
 
 log "gatehouse bench: ${SELECTED[*]}; ${ROUNDS} round(s) x ${DURATION}s, ${CONNECTIONS} connections"
+if [[ $MODE != plain ]]; then
+  log "mode $MODE: $CERT_KIND certificate, $WORKERS worker(s) per proxy$( ((RESUME)) && echo ", sessions resumed")"
+elif ((WORKERS > 1)); then
+  log "$WORKERS workers per proxy"
+fi
 log "results: $OUT"
 BUSY=$(python3 "$TOOL" busy)
 if ((BUSY > 10)); then
@@ -475,25 +599,45 @@ for t in "${SELECTED[@]}"; do
 done
 ((${#TARGETS[@]})) || die "nothing to benchmark"
 
+# What each proxy negotiates with OpenSSL's client (protocol, cipher, group,
+# tickets per handshake), to see that they are configured alike.
+: >"$OUT/tls.jsonl"
+if [[ $MODE != plain ]]; then
+  log "TLS as negotiated by openssl s_client:"
+  for t in "${TARGETS[@]}"; do
+    python3 "$TOOL" tls-info "${PORT[$t]}" --target "$t" --path "${TARGET_PATH[$t]:-/}" \
+      >>"$OUT/tls.jsonl" || log "$t: openssl s_client could not make a TLS connection"
+  done
+fi
+
 python3 "$TOOL" meta "$OUT/meta.json" --targets "${TARGETS[*]}" \
   --skipped "$(printf '%s\n' "${SKIPPED[@]}")" --duration "$DURATION" --rounds "$ROUNDS" \
   --connections "$CONNECTIONS" --warmup "$WARMUP" \
-  --idle-connections "$((SKIP_MEMORY ? 0 : IDLE_CONNECTIONS))" --busy "$BUSY" --baseline "$BASELINE"
+  --idle-connections "$((SKIP_MEMORY ? 0 : IDLE_CONNECTIONS))" --busy "$BUSY" --baseline "$BASELINE" \
+  --mode "$MODE" --cert "$([[ $MODE == plain ]] || echo "$CERT_KIND")" --workers "$WORKERS" \
+  --wrk-threads "$WRK_THREADS" --resume "$RESUME" --tls-info "$OUT/tls.jsonl"
 
 # --- throughput, latency, CPU ----------------------------------------------
 
 run_wrk() {  # target round seconds record(0|1)
   local t=$1 round=$2 secs=$3 record=$4
-  local url="http://127.0.0.1:${PORT[$t]}${TARGET_PATH[$t]:-/}"
+  local url="$SCHEME://127.0.0.1:${PORT[$t]}${TARGET_PATH[$t]:-/}"
   local out="$OUT/wrk/$t-r$round.txt" hdr_args=() h c0 c1 u0 u1 a0 a1 s0="" s1="" store_args=()
+  local pre=() hs_args=() hs_file="$WORK/handshakes.txt" full resumed
   [[ $record == 1 ]] || out="$WORK/warmup-$t.txt"
   while IFS= read -r h; do
     [[ -n $h ]] && hdr_args+=(-H "$h")
   done <<<"${TARGET_HEADERS[$t]:-}"
+  [[ $MODE == handshake ]] && hdr_args+=(-H "Connection: close")
+  if [[ -n $SHIM ]]; then  # counts wrk's handshakes; in handshake mode makes them full ones
+    rm -f "$hs_file"
+    pre=(env LD_PRELOAD="$SHIM" WRK_TLS_STATS="$hs_file" WRK_TLS_RESUME="$RESUME")
+  fi
   alive "${PID[$t]}" || { log "$t: process gone; not measured"; return 0; }
   read -r c0 u0 a0 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
   [[ -n $REDIS_PID ]] && s0=$(python3 "$TOOL" cpu "$REDIS_PID" 2>/dev/null || true)
-  if ! BENCH_TOKENS="${TARGET_TOKENS[$t]:-}" run_bounded $((secs + 30)) wrk -t1 -c"$CONNECTIONS" -d"${secs}s" \
+  if ! BENCH_TOKENS="${TARGET_TOKENS[$t]:-}" run_bounded $((secs + 30)) "${pre[@]}" wrk \
+      -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${secs}s" \
       --latency -s "$LUA" "${hdr_args[@]}" "$url" >"$out" 2>&1; then
     log "$t round $round: wrk failed (see $out)"
     return 0
@@ -501,6 +645,9 @@ run_wrk() {  # target round seconds record(0|1)
   read -r c1 u1 a1 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
   [[ -n $REDIS_PID ]] && s1=$(python3 "$TOOL" cpu "$REDIS_PID" 2>/dev/null || true)
   [[ -n $s0 && -n $s1 ]] && store_args=(--store-before "$s0" --store-after "$s1")
+  if [[ -n $SHIM ]] && read -r _ full _ resumed <"$hs_file" 2>/dev/null; then
+    hs_args=(--tls-full "$full" --tls-resumed "$resumed")
+  fi
   alive "${PID[$t]}" || { log "$t: process exited during the run (see $OUT/logs)"; return 0; }
   [[ $record == 1 ]] || return 0
   [[ -n ${c0:-} && -n ${c1:-} ]] || { log "$t round $round: no CPU sample"; return 0; }
@@ -508,7 +655,7 @@ run_wrk() {  # target round seconds record(0|1)
   rec=$(python3 "$TOOL" record --target "$t" --round "$round" --connections "$CONNECTIONS" \
       --wrk-out "$out" --cpu-process "$([[ $t == direct ]] && echo upstream || echo "$t")" \
       --cpu-before "$c0" --cpu-after "$c1" --up-before "$u0" --up-after "$u1" \
-      --accepts-before "$a0" --accepts-after "$a1" "${store_args[@]}") || return 0
+      --accepts-before "$a0" --accepts-after "$a1" "${store_args[@]}" "${hs_args[@]}") || return 0
   printf '%s\n' "$rec" >>"$OUT/runs.jsonl"
 }
 
@@ -529,7 +676,11 @@ done
 # --- idle connection memory ------------------------------------------------
 
 if ((SKIP_MEMORY == 0)); then
-  log "idle memory: $IDLE_CONNECTIONS keep-alive connections per proxy"
+  IDLE_OPEN_TIMEOUT=60 IDLE_LIMIT=180
+  if [[ $MODE != plain ]]; then  # a full TLS handshake per connection from Python takes longer
+    IDLE_OPEN_TIMEOUT=240 IDLE_LIMIT=330
+  fi
+  log "idle memory: $IDLE_CONNECTIONS keep-alive $([[ $MODE == plain ]] || echo "TLS ")connections per proxy"
   for t in "${TARGETS[@]}"; do
     [[ $t == direct ]] && continue
     alive "${PID[$t]}" || { log "$t: process gone; memory not measured"; continue; }
@@ -537,9 +688,10 @@ if ((SKIP_MEMORY == 0)); then
     while IFS= read -r h; do
       [[ -n $h ]] && hdr_args+=(--header "$h")
     done <<<"${TARGET_HEADERS[$t]:-}"
-    if run_bounded 180 python3 "$TOOL" idle --target "$t" --port "${PORT[$t]}" \
+    if run_bounded "$IDLE_LIMIT" python3 "$TOOL" idle --target "$t" --port "${PORT[$t]}" \
+        --timeout "$IDLE_OPEN_TIMEOUT" \
         --pid "${PID[$t]}" --count "$IDLE_CONNECTIONS" --path "${TARGET_PATH[$t]:-/}" \
-        "${hdr_args[@]}" >"$WORK/idle.json"; then
+        "${hdr_args[@]}" "${TLS_ARG[@]}" >"$WORK/idle.json"; then
       cat "$WORK/idle.json" >>"$OUT/memory.jsonl"
     else
       log "$t: idle-connection measurement failed"

@@ -1,5 +1,6 @@
 #include "config/config.h"
 #include "config/reader.h"
+#include "config/test_files.h"
 
 #include <gtest/gtest.h>
 
@@ -54,6 +55,8 @@ routes:
   - path: /api/users
     service: user
 )";
+
+using test::with_files;
 
 // ---- the seed --------------------------------------------------------------------------------
 
@@ -196,11 +199,11 @@ TEST(ConfigLoader, FillsDefaults) {
 }
 
 TEST(ConfigLoader, ReadsEveryField) {
-  Config c = load_ok(R"(
+  Config c = load_ok(with_files(R"(
 listen:
   - "0.0.0.0:8080"
   - address: "[::1]:8443"
-    tls: {cert: /etc/gh/cert.pem, key: /etc/gh/key.pem}
+    tls: {cert: {D}/cert.pem, key: {D}/key.pem}
   - 9090
 admin: {address: "127.0.0.1:9901", token: s3cret}
 workers: 4
@@ -253,7 +256,7 @@ routes:
   - path: /s
     strip_prefix: true
     service: search
-)");
+)"));
   ASSERT_EQ(c.listeners.size(), 3u);
   EXPECT_EQ(c.listeners[0].host, "0.0.0.0");
   EXPECT_EQ(c.listeners[0].port, 8080);
@@ -261,8 +264,8 @@ routes:
   EXPECT_EQ(c.listeners[1].port, 8443);
   ASSERT_TRUE(c.listeners[1].tls);
   ASSERT_EQ(c.listeners[1].tls->certificates.size(), 1u);
-  EXPECT_EQ(c.listeners[1].tls->certificates[0].cert, "/etc/gh/cert.pem");
-  EXPECT_EQ(c.listeners[1].tls->certificates[0].key, "/etc/gh/key.pem");
+  EXPECT_EQ(c.listeners[1].tls->certificates[0].cert, test::TestFiles::get()("cert.pem"));
+  EXPECT_EQ(c.listeners[1].tls->certificates[0].key, test::TestFiles::get()("key.pem"));
   EXPECT_EQ(c.listeners[2].port, 9090);
   ASSERT_TRUE(c.admin);
   EXPECT_EQ(c.admin->host, "127.0.0.1");
@@ -406,8 +409,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"workers: 0\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:1:10: workers: expected auto or a number of threads from 1 to 1024, got 0"},
         Case{"redis: localhost:6379\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
-             "gw.yaml:1:8: redis: expected a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0, "
-             "got \"localhost:6379\""},
+             "gw.yaml:1:8: redis: expected a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0 "
+             "(rediss:// for TLS), got \"localhost:6379\""},
         Case{"trusted_proxies: [10.0.0.0/33]\nservices: {user: {instances: [\"http://a:1\"]}}\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:1:19: trusted_proxies[0]: expected a CIDR like 10.0.0.0/8, 192.168.1.7 or fd00::/8, "
              "got \"10.0.0.0/33\": the prefix length is over 32"},
@@ -428,30 +431,31 @@ INSTANTIATE_TEST_SUITE_P(
 INSTANTIATE_TEST_SUITE_P(
     Services, ConfigError,
     ::testing::Values(
-        Case{"services:\n  user:\n    instances: [\"https://10.0.0.5:3001\"]\nroutes: [{path: /, service: user}]\n",
-             "gw.yaml:3:17: services.user.instances[0]: https instances are not yet supported; "
-             "got \"https://10.0.0.5:3001\""},
+        Case{"services:\n  user:\n    instances: [\"h2c://10.0.0.5:3001\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: h2c instances (cleartext HTTP/2) are not yet supported; "
+             "got \"h2c://10.0.0.5:3001\""},
         Case{"services:\n  user:\n    instances: [\"http://a:1\", \"10.0.0.5:3001\"]\nroutes: [{path: /, service: user}]\n",
-             "gw.yaml:3:31: services.user.instances[1]: expected a URL like http://10.0.0.5:3001, got \"10.0.0.5:3001\""},
+             "gw.yaml:3:31: services.user.instances[1]: expected a URL like http://10.0.0.5:3001 or "
+             "https://api.internal, got \"10.0.0.5:3001\""},
         Case{"services:\n  user:\n    instances: [\"http://u:p@a:1\"]\nroutes: [{path: /, service: user}]\n",
-             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001, got "
-             "\"http://u:p@a:1\": an instance URL has no user or password"},
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 or "
+             "https://api.internal, got \"http://u:p@a:1\": an instance URL has no user or password"},
         Case{"services:\n  user:\n    instances: [\"http://a:70000\"]\nroutes: [{path: /, service: user}]\n",
-             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001, got "
-             "\"http://a:70000\": the port must be a number from 1 to 65535"},
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 or "
+             "https://api.internal, got \"http://a:70000\": the port must be a number from 1 to 65535"},
         Case{"services:\n  user:\n    instances: [\"http://a%2Fb:1\"]\nroutes: [{path: /, service: user}]\n",
-             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001, got "
-             "\"http://a%2Fb:1\": the host is not a name or an IP address"},
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 or "
+             "https://api.internal, got \"http://a%2Fb:1\": the host is not a name or an IP address"},
         Case{"services:\n  user:\n    instances: [\"http://a:1?x=1\"]\nroutes: [{path: /, service: user}]\n",
-             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 with no path, "
-             "got \"http://a:1?x=1\""},
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 or "
+             "https://api.internal with no path, got \"http://a:1?x=1\""},
         Case{"redis: \"redis://:p/ss@cache:6379\"\nservices: {user: {instances: [\"http://a:1\"]}}\n"
              "routes: [{path: /, service: user}]\n",
-             "gw.yaml:1:8: redis: expected a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0, got "
-             "\"redis://:p/ss@cache:6379\": a \"/\" in the user name or password is written %2F"},
+             "gw.yaml:1:8: redis: expected a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0 "
+             "(rediss:// for TLS), got \"redis://:p/ss@cache:6379\": a \"/\" in the user name or password is written %2F"},
         Case{"services:\n  user:\n    instances: [\"http://a:1/api\"]\nroutes: [{path: /, service: user}]\n",
-             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 with no path, "
-             "got \"http://a:1/api\""},
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 or "
+             "https://api.internal with no path, got \"http://a:1/api\""},
         Case{"services:\n  user:\n    instances: [{url: \"http://a:1\", weight: 0}]\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:3:45: services.user.instances[0].weight: expected a positive integer weight, got 0"},
         Case{"services:\n  user:\n    instances: []\nroutes: [{path: /, service: user}]\n",
@@ -592,6 +596,408 @@ INSTANTIATE_TEST_SUITE_P(
              "routes: [{path: /, service: user}]\n",
              "gw.yaml:4:10: policies.limit: expected a mapping with a type, got \"rate_limit\""}));
 
+// ---- TLS: listeners, services, instances -----------------------------------------------------
+
+// A TLS listener whose `tls:` mapping is `body` (lines indented by six spaces, from line 4).
+std::string tls_listener(const std::string& body) {
+  return with_files("listen:\n  - address: \":8443\"\n    tls:\n" + body) + kMinimal;
+}
+
+TEST(ConfigTls, ShorthandAndItsDefaults) {
+  const auto& f = test::TestFiles::get();
+  Config c = load_ok(tls_listener("      cert: {D}/cert.pem\n      key: {D}/key.pem\n"));
+  ASSERT_EQ(c.listeners.size(), 1u);
+  const ListenerConfig& l = c.listeners[0];
+  EXPECT_EQ(l.port, 8443);
+  EXPECT_FALSE(l.h2c);
+  ASSERT_TRUE(l.tls);
+  const TlsConfig& t = *l.tls;
+  ASSERT_EQ(t.certificates.size(), 1u);
+  EXPECT_EQ(t.certificates[0].cert, f("cert.pem"));
+  EXPECT_EQ(t.certificates[0].key, f("key.pem"));
+  EXPECT_EQ(t.certificates[0].mark.line, 4);  // the shorthand's certificate is the tls mapping
+  EXPECT_EQ(t.certificates[0].mark.col, 7);
+  EXPECT_EQ(t.mark.line, 4);
+  EXPECT_EQ(t.mark.col, 7);
+  EXPECT_EQ(t.min_version, 12);
+  EXPECT_EQ(t.alpn, (std::vector<std::string>{"h2", "http/1.1"}));
+  EXPECT_FALSE(t.sni_strict);
+  EXPECT_EQ(t.client_ca, "");
+  EXPECT_EQ(t.client_auth, ClientAuth::None);
+  EXPECT_TRUE(t.session_tickets);
+  EXPECT_EQ(t.handshake_timeout, 10s);
+  EXPECT_EQ(t.reload_check, 30s);
+}
+
+TEST(ConfigTls, ShorthandTakesEveryOtherKeyBesideIt) {
+  const auto& f = test::TestFiles::get();
+  Config c = load_ok(tls_listener(R"(      cert: {D}/cert.pem
+      key: {D}/key.pem
+      min_version: "1.3"
+      alpn: [http/1.1]
+      sni_strict: true
+      client_ca: {D}/ca.pem
+      client_auth: required
+      session_tickets: false
+      handshake_timeout: 5s
+      reload_check: 0
+)"));
+  ASSERT_TRUE(c.listeners.at(0).tls);
+  const TlsConfig& t = *c.listeners[0].tls;
+  ASSERT_EQ(t.certificates.size(), 1u);
+  EXPECT_EQ(t.certificates[0].cert, f("cert.pem"));
+  EXPECT_EQ(t.min_version, 13);
+  EXPECT_EQ(t.alpn, std::vector<std::string>{"http/1.1"});
+  EXPECT_TRUE(t.sni_strict);
+  EXPECT_EQ(t.client_ca, f("ca.pem"));
+  EXPECT_EQ(t.client_auth, ClientAuth::Required);
+  EXPECT_FALSE(t.session_tickets);
+  EXPECT_EQ(t.handshake_timeout, 5s);
+  EXPECT_EQ(t.reload_check, 0s);
+}
+
+TEST(ConfigTls, FullFormKeepsEachCertificateAndItsPlace) {
+  const auto& f = test::TestFiles::get();
+  Config c = load_ok(tls_listener(R"(      certificates:
+        - {cert: {D}/cert.pem, key: {D}/key.pem}
+        - cert: {D}/link.pem
+          key: {D}/key2.pem
+      min_version: 1.2
+      alpn: [http/1.1, h2]
+      client_ca: {D}/ca.pem
+      client_auth: optional
+      reload_check: 250ms
+)"));
+  ASSERT_TRUE(c.listeners.at(0).tls);
+  const TlsConfig& t = *c.listeners[0].tls;
+  ASSERT_EQ(t.certificates.size(), 2u);
+  EXPECT_EQ(t.certificates[0].cert, f("cert.pem"));
+  EXPECT_EQ(t.certificates[0].key, f("key.pem"));
+  EXPECT_EQ(t.certificates[0].mark.line, 5);
+  EXPECT_EQ(t.certificates[0].mark.col, 11);
+  EXPECT_EQ(t.certificates[1].cert, f("link.pem"));  // a symlink to a file, as Kubernetes mounts
+  EXPECT_EQ(t.certificates[1].key, f("key2.pem"));
+  EXPECT_EQ(t.certificates[1].mark.line, 6);
+  EXPECT_EQ(t.certificates[1].mark.col, 11);
+  EXPECT_EQ(t.min_version, 12);
+  EXPECT_EQ(t.alpn, (std::vector<std::string>{"http/1.1", "h2"}));
+  EXPECT_EQ(t.client_auth, ClientAuth::Optional);
+  EXPECT_EQ(t.reload_check, 250ms);
+  // Defaults of the keys not written.
+  EXPECT_FALSE(t.sni_strict);
+  EXPECT_TRUE(t.session_tickets);
+  EXPECT_EQ(t.handshake_timeout, 10s);
+}
+
+TEST(ConfigTls, MinVersionAsStringOrNumber) {
+  for (auto [text, version] : {std::pair{"\"1.2\"", 12}, std::pair{"1.2", 12}, std::pair{"'1.3'", 13},
+                               std::pair{"1.3", 13}}) {
+    Config c = load_ok(tls_listener(std::string("      cert: {D}/cert.pem\n      key: {D}/key.pem\n      min_version: ") +
+                                     text + "\n"));
+    ASSERT_TRUE(c.listeners.at(0).tls) << text;
+    EXPECT_EQ(c.listeners[0].tls->min_version, version) << text;
+  }
+}
+
+TEST(ConfigTls, ListenerMapWithoutTlsAndH2cOff) {
+  Config c = load_ok(std::string("listen:\n  - {address: \":8080\", h2c: false}\n  - \":8081\"\n") + kMinimal);
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_FALSE(c.listeners[0].tls);
+  EXPECT_FALSE(c.listeners[0].h2c);
+  EXPECT_FALSE(c.listeners[1].tls);
+}
+
+class TlsError : public ::testing::TestWithParam<Case> {};
+
+TEST_P(TlsError, IsReportedWithPlacePathAndMessage) {
+  const std::string text = GetParam().yaml;
+  const std::string yaml = text.starts_with("listen:")                                ? with_files(text) + kMinimal
+                           : text.starts_with("services:") || text.starts_with("redis:") ? with_files(text)
+                                                                                      : tls_listener(text);
+  EXPECT_EQ(only_error(yaml), with_files(GetParam().error)) << yaml;
+}
+
+// Lines 1-3 are `listen:`, `- address: ":8443"` and `tls:`; the cases' lines start at 4.
+INSTANTIATE_TEST_SUITE_P(
+    Listener, TlsError,
+    ::testing::Values(
+        // certificates: the two forms and their files
+        Case{"      cert: {D}/cert.pem\n",
+             "gw.yaml:4:7: listen[0].tls.key: missing; expected a PEM private key file"},
+        Case{"      key: {D}/key.pem\n",
+             "gw.yaml:4:7: listen[0].tls.cert: missing; expected a PEM certificate file (the chain may follow it)"},
+        Case{"      sni_strict: true\n",
+             "gw.yaml:4:7: listen[0].tls: missing cert and key; expected {cert, key} file paths or certificates: "
+             "[{cert, key}, ...]"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      certificates: [{cert: {D}/cert2.pem, key: {D}/key2.pem}]\n",
+             "gw.yaml:4:13: listen[0].tls.cert: cert and key beside certificates: give either the shorthand {cert, "
+             "key} or certificates, not both"},
+        Case{"      certificates: [{cert: {D}/cert2.pem, key: {D}/key2.pem}]\n      key: {D}/key.pem\n",
+             "gw.yaml:5:12: listen[0].tls.key: key beside certificates: give either the shorthand {cert, key} or "
+             "certificates, not both"},
+        Case{"      certificates: []\n",
+             "gw.yaml:4:21: listen[0].tls.certificates: expected at least one certificate, got an empty list"},
+        Case{"      certificates: {D}/cert.pem\n",
+             "gw.yaml:4:21: listen[0].tls.certificates: expected a list of {cert, key}, got \"{D}/cert.pem\""},
+        Case{"      certificates:\n        - {cert: {D}/cert.pem, key: {D}/key.pem}\n        - cert: {D}/cert2.pem\n",
+             "gw.yaml:6:11: listen[0].tls.certificates[1].key: missing; expected a PEM private key file"},
+        Case{"      certificates:\n        - {D}/cert.pem\n",
+             "gw.yaml:5:11: listen[0].tls.certificates[0]: expected a certificate {cert, key}, got \"{D}/cert.pem\""},
+        Case{"      certificates:\n        - key: {D}/key.pem\n          cert: {D}/missing.pem\n",
+             "gw.yaml:6:17: listen[0].tls.certificates[0].cert: cannot read \"{D}/missing.pem\": No such file or "
+             "directory"},
+        Case{"      certificates:\n        - cert: {D}/cert.pem\n          key: {D}/keys.pem\n"
+             "        - {cert: {D}/cert2.pem, key: {D}/key2.pem}\n",
+             "gw.yaml:6:16: listen[0].tls.certificates[0].key: cannot read \"{D}/keys.pem\": No such file or directory"},
+        Case{"      cert: {D}/dir\n      key: {D}/key.pem\n",
+             "gw.yaml:4:13: listen[0].tls.cert: cannot read \"{D}/dir\": it is a directory"},
+        Case{"      cert: {D}/dangling.pem\n      key: {D}/key.pem\n",
+             "gw.yaml:4:13: listen[0].tls.cert: cannot read \"{D}/dangling.pem\": No such file or directory"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/fifo.pem\n",
+             "gw.yaml:5:12: listen[0].tls.key: cannot read \"{D}/fifo.pem\": it is not a regular file"},
+        Case{"      cert: \"\"\n      key: {D}/key.pem\n",
+             "gw.yaml:4:13: listen[0].tls.cert: expected a PEM certificate file (the chain may follow it), got \"\""},
+        Case{"      cert: [{D}/cert.pem]\n      key: {D}/key.pem\n",
+             "gw.yaml:4:13: listen[0].tls.cert: expected a PEM certificate file (the chain may follow it), got a "
+             "list"},
+        // the other keys
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      min_version: \"1.1\"\n",
+             "gw.yaml:6:20: listen[0].tls.min_version: TLS 1.1 is never offered; expected \"1.2\" or \"1.3\""},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      min_version: 1.0\n",
+             "gw.yaml:6:20: listen[0].tls.min_version: TLS 1.0 is never offered; expected \"1.2\" or \"1.3\""},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      min_version: TLSv1.3\n",
+             "gw.yaml:6:20: listen[0].tls.min_version: expected \"1.2\" or \"1.3\", got \"TLSv1.3\""},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      min_version: 1.4\n",
+             "gw.yaml:6:20: listen[0].tls.min_version: expected \"1.2\" or \"1.3\", got \"1.4\""},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      alpn: []\n",
+             "gw.yaml:6:13: listen[0].tls.alpn: expected at least one of h2 and http/1.1, got an empty list"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      alpn: h2\n",
+             "gw.yaml:6:13: listen[0].tls.alpn: expected a list of h2 and http/1.1, like [h2, http/1.1], got \"h2\""},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      alpn: [http/1.1, http/1.0]\n",
+             "gw.yaml:6:24: listen[0].tls.alpn[1]: unknown ALPN protocol \"http/1.0\"; did you mean \"http/1.1\"?"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      alpn: [http/1.1, spdy/3]\n",
+             "gw.yaml:6:24: listen[0].tls.alpn[1]: unknown ALPN protocol \"spdy/3\"; expected one of: h2, http/1.1"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      alpn: [h2, http/1.1, h2]\n",
+             "gw.yaml:6:28: listen[0].tls.alpn[2]: \"h2\" is listed twice"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      alpn: [h2]\n",
+             "gw.yaml:6:13: listen[0].tls.alpn: HTTP/2 is not yet supported: alpn must include http/1.1"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      sni_strict: yes\n",
+             "gw.yaml:6:19: listen[0].tls.sni_strict: expected true or false, got \"yes\" (YAML 1.2 reads \"yes\" as "
+             "a string; write true)"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      session_tickets: 0\n",
+             "gw.yaml:6:24: listen[0].tls.session_tickets: expected true or false, got 0"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      client_auth: required\n",
+             "gw.yaml:4:7: listen[0].tls.client_ca: missing; expected a PEM file of the CAs that sign client "
+             "certificates (client_auth: required needs it)"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      client_auth: optinal\n      client_ca: {D}/ca.pem\n",
+             "gw.yaml:6:20: listen[0].tls.client_auth: unknown client_auth \"optinal\"; did you mean \"optional\"?"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      client_ca: {D}/ca.pem\n",
+             "gw.yaml:6:18: listen[0].tls.client_ca: client_ca is only used with client_auth optional or required"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      client_auth: none\n      client_ca: {D}/ca.pem\n",
+             "gw.yaml:7:18: listen[0].tls.client_ca: client_ca is only used with client_auth optional or required"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      client_auth: required\n      client_ca: {D}/cas.pem\n",
+             "gw.yaml:7:18: listen[0].tls.client_ca: cannot read \"{D}/cas.pem\": No such file or directory"},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      handshake_timeout: 0s\n",
+             "gw.yaml:6:26: listen[0].tls.handshake_timeout: expected a positive duration like 250ms, 30s, 15m or 1h, "
+             "got \"0s\""},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      reload_check: often\n",
+             "gw.yaml:6:21: listen[0].tls.reload_check: expected a duration like 250ms, 30s, 15m or 1h, got "
+             "\"often\""},
+        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      sni_stric: true\n",
+             "gw.yaml:6:7: listen[0].tls.sni_stric: unknown key \"sni_stric\"; did you mean \"sni_strict\"?"},
+        // the listener around it
+        Case{"listen:\n  - address: \":8443\"\n    tls: {D}/cert.pem\n",
+             "gw.yaml:3:10: listen[0].tls: expected a mapping like {cert: server.pem, key: server.key} or "
+             "{certificates: [{cert, key}, ...]}, got \"{D}/cert.pem\""},
+        Case{"listen:\n  - {address: \":8080\", h2c: true}\n",
+             "gw.yaml:2:29: listen[0].h2c: HTTP/2 (h2c) is not yet supported"},
+        Case{"listen:\n  - {address: \":8080\", h2c: yes}\n",
+             "gw.yaml:2:29: listen[0].h2c: expected true or false, got \"yes\" (YAML 1.2 reads \"yes\" as a string; "
+             "write true)"},
+        Case{"listen:\n  - address: \":8443\"\n    h2c: true\n    tls: {cert: {D}/cert.pem, key: {D}/key.pem}\n",
+             "gw.yaml:3:10: listen[0].h2c: h2c applies only to plain listeners; a TLS listener offers HTTP/2 "
+             "through alpn"},
+        Case{"listen:\n  - {address: \":8080\", tsl: {}}\n",
+             "gw.yaml:2:24: listen[0].tsl: unknown key \"tsl\"; did you mean \"tls\"?"}));
+
+TEST(ConfigTls, EveryBadFileIsReported) {
+  // One error per value, in file order: nothing stops at the first.
+  auto errors = errors_of(tls_listener(R"(      certificates:
+        - cert: {D}/missing.pem
+          key: {D}/key.pem
+        - cert: {D}/cert.pem
+          key: {D}/dir
+      client_auth: required
+      client_ca: {D}/fifo.pem
+)"));
+  EXPECT_EQ(errors, (std::vector<std::string>{
+                        with_files("gw.yaml:5:17: listen[0].tls.certificates[0].cert: cannot read "
+                                   "\"{D}/missing.pem\": No such file or directory"),
+                        with_files("gw.yaml:8:16: listen[0].tls.certificates[1].key: cannot read \"{D}/dir\": it is a "
+                                   "directory"),
+                        with_files("gw.yaml:10:18: listen[0].tls.client_ca: cannot read \"{D}/fifo.pem\": it is not a "
+                                   "regular file"),
+                    }));
+}
+
+constexpr const char* kTlsService = R"(services:
+  user:
+    instances: ["https://api.internal", "https://10.0.0.7:8443", {url: "http://10.0.0.8:3001", weight: 2}]
+)";
+
+TEST(ConfigTls, HttpsInstancesAndServiceTls) {
+  const auto& f = test::TestFiles::get();
+  Config c = load_ok(with_files(std::string(kTlsService) + R"(    protocol: http1
+    timeouts: {connect: 1s, response: 10s, idle: 30s}
+    tls:
+      ca: {D}/ca.pem
+      verify: false
+      server_name: api.internal
+      client_cert: {D}/client.pem
+      client_key: {D}/client.key
+routes: [{path: /, service: user}]
+)"));
+  const ServiceConfig& s = c.services.at(0);
+  ASSERT_EQ(s.instances.size(), 3u);
+  EXPECT_EQ(s.instances[0].host, "api.internal");
+  EXPECT_EQ(s.instances[0].port, 443);
+  EXPECT_TRUE(s.instances[0].tls);
+  EXPECT_FALSE(s.instances[0].h2c);
+  EXPECT_EQ(s.instances[1].host, "10.0.0.7");
+  EXPECT_EQ(s.instances[1].port, 8443);
+  EXPECT_TRUE(s.instances[1].tls);
+  EXPECT_EQ(s.instances[2].port, 3001);
+  EXPECT_FALSE(s.instances[2].tls);
+  EXPECT_EQ(s.instances[2].weight, 2u);
+  EXPECT_EQ(s.protocol, UpstreamProtocol::Http1);
+  EXPECT_EQ(s.connect_timeout, 1s);
+  EXPECT_EQ(s.response_timeout, 10s);
+  EXPECT_EQ(s.idle_timeout, 30s);
+  EXPECT_EQ(s.tls.ca, f("ca.pem"));
+  EXPECT_FALSE(s.tls.verify);
+  EXPECT_EQ(s.tls.server_name, "api.internal");
+  EXPECT_EQ(s.tls.client_cert, f("client.pem"));
+  EXPECT_EQ(s.tls.client_key, f("client.key"));
+  EXPECT_EQ(s.tls.mark.line, 7);
+  EXPECT_EQ(s.tls.mark.col, 7);
+}
+
+TEST(ConfigTls, ServiceDefaults) {
+  Config c = load_ok(std::string(kTlsService) + "routes: [{path: /, service: user}]\n");
+  const ServiceConfig& s = c.services.at(0);
+  EXPECT_EQ(s.protocol, UpstreamProtocol::Http1);
+  EXPECT_EQ(s.idle_timeout, 5min);
+  EXPECT_EQ(s.tls.ca, "");  // the system's CAs
+  EXPECT_TRUE(s.tls.verify);
+  EXPECT_EQ(s.tls.server_name, "");
+  EXPECT_EQ(s.tls.client_cert, "");
+  EXPECT_EQ(s.tls.client_key, "");
+  // `tls:` on a service with no https instance yet (one may register through the admin API).
+  c = load_ok(with_files("services:\n  user:\n    instances: [\"http://a:1\"]\n    tls: {ca: {D}/ca.pem}\n"
+                         "routes: [{path: /, service: user}]\n"));
+  EXPECT_EQ(c.services.at(0).tls.ca, test::TestFiles::get()("ca.pem"));
+  EXPECT_TRUE(c.services[0].tls.verify);
+}
+
+TEST(ConfigTls, ParseInstance) {
+  InstanceConfig inst;
+  std::string why;
+  EXPECT_EQ(parse_instance("HTTPS://Api.Internal", inst, why), InstanceUrl::Ok);
+  EXPECT_EQ(inst.host, "Api.Internal");
+  EXPECT_EQ(inst.port, 443);
+  EXPECT_TRUE(inst.tls);
+  EXPECT_FALSE(inst.h2c);
+  EXPECT_EQ(parse_instance("https://[::1]:9443/", inst, why), InstanceUrl::Ok);
+  EXPECT_EQ(inst.host, "::1");
+  EXPECT_EQ(inst.port, 9443);
+  EXPECT_TRUE(inst.tls);
+  InstanceConfig plain;
+  EXPECT_EQ(parse_instance("http://a", plain, why), InstanceUrl::Ok);
+  EXPECT_EQ(plain.port, 80);
+  EXPECT_FALSE(plain.tls);
+  EXPECT_FALSE(plain.h2c);
+  // h2c:// is read in full, then refused until HTTP/2 is built (the admin API refuses it too).
+  InstanceConfig h2c;
+  EXPECT_EQ(parse_instance("h2c://grpc.internal:50051", h2c, why), InstanceUrl::Unsupported);
+  EXPECT_EQ(why, "h2c instances (cleartext HTTP/2) are not yet supported; got \"h2c://grpc.internal:50051\"");
+  EXPECT_TRUE(h2c.h2c);
+  EXPECT_FALSE(h2c.tls);
+  EXPECT_EQ(h2c.port, 50051);
+  EXPECT_EQ(parse_instance("https://user:pw@a", inst, why), InstanceUrl::Invalid);
+  EXPECT_EQ(why, "an instance URL has no user or password");
+  EXPECT_EQ(parse_instance("https://a/api", inst, why), InstanceUrl::HasPath);
+  EXPECT_EQ(parse_instance("ws://a:1", inst, why), InstanceUrl::Invalid);
+  EXPECT_EQ(why, "the scheme is not http:// or https://");
+}
+
+TEST(ConfigTls, RedissIsAccepted) {
+  Config c = load_ok(std::string("redis: \"rediss://:pw@cache.internal:6380/1\"\n") + kMinimal);
+  EXPECT_EQ(c.redis, "rediss://:pw@cache.internal:6380/1");
+}
+
+// Lines 1-3: `services:`, `user:`, one https instance; the cases' lines start at 4.
+INSTANTIATE_TEST_SUITE_P(
+    Service, TlsError,
+    ::testing::Values(
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    tls:\n      client_cert: {D}/client.pem\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:5:7: services.user.tls.client_key: missing; expected a PEM private key file (client_cert needs "
+             "its key)"},
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    tls:\n      client_key: {D}/client.key\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:5:7: services.user.tls.client_cert: missing; expected a PEM certificate file (client_key needs "
+             "its certificate)"},
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    tls:\n      client_cert: {D}/client.pem\n"
+             "      client_key: {D}/dir\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:6:19: services.user.tls.client_key: cannot read \"{D}/dir\": it is a directory"},
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    tls: {ca: {D}/nope.pem}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:15: services.user.tls.ca: cannot read \"{D}/nope.pem\": No such file or directory"},
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    tls: {ca: \"\"}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:15: services.user.tls.ca: expected a PEM file of the CAs that sign the service's "
+             "certificates, got \"\""},
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    tls: {server_name: 10.0.0.5}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:24: services.user.tls.server_name: expected a DNS name like billing.internal, got \"10.0.0.5\""},
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    tls: {server_name: \"*.internal\"}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:24: services.user.tls.server_name: expected a DNS name like billing.internal, got "
+             "\"*.internal\""},
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    tls: {verify: no}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:19: services.user.tls.verify: expected true or false, got \"no\" (YAML 1.2 reads \"no\" as a "
+             "string; write false)"},
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    tls: {server: a.internal}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:11: services.user.tls.server: unknown key \"server\"; did you mean \"server_name\"?"},
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    tls: true\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:4:10: services.user.tls: expected a mapping like {ca, verify, server_name, client_cert, "
+             "client_key}, got true"},
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    protocol: h2\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:4:15: services.user.protocol: protocol h2 is not yet supported"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    protocol: h2c\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:4:15: services.user.protocol: protocol h2c is not yet supported"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    protocol: grpc\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:4:15: services.user.protocol: expected one of http1, h2 or h2c, got \"grpc\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    timeouts: {idle: 0s}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:22: services.user.timeouts.idle: expected a positive duration like 250ms, 30s, 15m or 1h, "
+             "got \"0s\""},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    timeouts: {idel: 1m}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:4:16: services.user.timeouts.idel: unknown key \"idel\"; did you mean \"idle\"?"},
+        Case{"services:\n  user:\n    instances: [\"https://a:0\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 or "
+             "https://api.internal, got \"https://a:0\": the port must be a number from 1 to 65535"},
+        Case{"services:\n  user:\n    instances: [\"https://a\", \"http://a:443\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:30: services.user.instances[1]: duplicate instance \"http://a:443\"; use weight to send it a "
+             "larger share"},
+        Case{"redis: \"rediss://cache:6380/x\"\nservices: {user: {instances: [\"http://a:1\"]}}\n"
+             "routes: [{path: /, service: user}]\n",
+             "gw.yaml:1:8: redis: expected a URL like redis://127.0.0.1:6379 or redis://user:pass@host:6379/0 "
+             "(rediss:// for TLS), got \"rediss://cache:6380/x\": the database after the / must be a number"}));
+
 TEST(ConfigLoader, MisspeltTopLevelKey) {
   EXPECT_EQ(errors_of("servces: {}\nroutes: [{path: /, service: user}]\n"),
             (std::vector<std::string>{
@@ -610,8 +1016,8 @@ TEST(ConfigLoader, EmptyKeyHasAPath) {
             std::vector<std::string>{"gw.yaml:7:1: \"\": unknown key \"\"; expected " + expected});
   EXPECT_EQ(errors_of("services:\n  user:\n    instances: [\"http://a:1\"]\n    \"\": x\nroutes: [{path: /, service: user}]\n"),
             std::vector<std::string>{"gw.yaml:4:5: services.user.\"\": unknown key \"\"; expected one of: instances, "
-                                     "load_balancing, hash_on, health_check, timeouts, retries, preserve_host, "
-                                     "max_in_flight, dns_refresh"});
+                                     "load_balancing, hash_on, health_check, timeouts, retries, protocol, tls, "
+                                     "preserve_host, max_in_flight, dns_refresh"});
 }
 
 TEST(ConfigLoader, EmptyServices) {
@@ -626,7 +1032,8 @@ TEST(ConfigLoader, MisspeltServiceKey) {
   EXPECT_EQ(errors_of("services:\n  user:\n    instance: [\"http://a:1\"]\nroutes: [{path: /, service: user}]\n"),
             (std::vector<std::string>{
                 "gw.yaml:3:5: services.user.instance: unknown key \"instance\"; did you mean \"instances\"?",
-                "gw.yaml:3:5: services.user.instances: missing; expected a list of URLs like http://10.0.0.5:3001",
+                "gw.yaml:3:5: services.user.instances: missing; expected a list of URLs like http://10.0.0.5:3001 or "
+                "https://api.internal",
             }));
 }
 
@@ -730,8 +1137,8 @@ routes:
                           catalog);
   EXPECT_EQ(errors, (std::vector<std::string>{
                         "gw.yaml:2:10: workers: expected auto or a number of threads from 1 to 1024, got \"many\"",
-                        "gw.yaml:5:41: services.user.instances[1]: expected a URL like http://10.0.0.5:3001, got "
-                        "\"ftp://10.0.0.6\": the scheme is not http://",
+                        "gw.yaml:5:41: services.user.instances[1]: expected a URL like http://10.0.0.5:3001 or "
+                        "https://api.internal, got \"ftp://10.0.0.6\": the scheme is not http:// or https://",
                         "gw.yaml:7:37: policies.per-ip.limit: expected a positive integer, got 0",
                         "gw.yaml:8:15: policies.sso.type: unknown policy type \"jtw\"; did you mean \"jwt\"?",
                         "gw.yaml:11:14: routes[0].service: unknown service \"usr\"; did you mean \"user\"?",

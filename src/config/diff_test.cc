@@ -1,4 +1,5 @@
 #include "config/diff.h"
+#include "config/test_files.h"
 
 #include <gtest/gtest.h>
 
@@ -25,7 +26,10 @@ Config load(const std::string& yaml) {
   return r.config.value_or(Config{});
 }
 
-ConfigDiff diff(const std::string& before, const std::string& after) { return diff_configs(load(before), load(after)); }
+// `{D}` stands for the directory of real certificate and key files (test_files.h).
+ConfigDiff diff(const std::string& before, const std::string& after) {
+  return diff_configs(load(test::with_files(before)), load(test::with_files(after)));
+}
 
 constexpr const char* kBase = R"(listen: ["127.0.0.1:8080"]
 services:
@@ -293,18 +297,76 @@ admin: {address: "127.0.0.1:9901", token: old-admin-token}
 }
 
 TEST(ConfigDiff, Listeners) {
-  const std::string before = replace(
-      kBase, R"(listen: ["127.0.0.1:8080"])",
-      R"(listen: ["127.0.0.1:8080", ":9090", "[::1]:7070", {address: ":8443", tls: {cert: a.pem, key: a.key}}])");
+  const std::string before = replace(kBase, R"(listen: ["127.0.0.1:8080"])", R"(listen:
+  - "127.0.0.1:8080"
+  - ":9090"
+  - "[::1]:7070"
+  - {address: ":8443", tls: {cert: {D}/cert.pem, key: {D}/key.pem}})");
   const std::string after = replace(kBase, R"(listen: ["127.0.0.1:8080"])", R"(listen:
   - ":9090"
   - "127.0.0.1:8081"
-  - {address: "[::1]:7070", tls: {cert: b.pem, key: b.key}}
-  - {address: ":8443", tls: {cert: b.pem, key: a.key}})");
+  - {address: "[::1]:7070", tls: {cert: {D}/cert2.pem, key: {D}/key2.pem}}
+  - {address: ":8443", tls: {cert: {D}/cert2.pem, key: {D}/key.pem}})");
   ConfigDiff d = diff(before, after);
   EXPECT_EQ(d.listeners.added, Strings{"127.0.0.1:8081"});
   EXPECT_EQ(d.listeners.removed, Strings{"127.0.0.1:8080"});
   EXPECT_EQ(d.listeners.changed, (std::vector<ItemChange>{{"[::1]:7070", {"tls"}}, {":8443", {"tls.certificates"}}}));
+}
+
+TEST(ConfigDiff, ListenerTlsFields) {
+  const std::string before = replace(kBase, R"(listen: ["127.0.0.1:8080"])", R"(listen:
+  - address: "127.0.0.1:8443"
+    tls:
+      cert: {D}/cert.pem
+      key: {D}/key.pem)");
+  // The same certificate written in the full form is no change.
+  EXPECT_TRUE(diff(before, replace(before, "      cert: {D}/cert.pem\n      key: {D}/key.pem",
+                                   "      certificates: [{cert: {D}/cert.pem, key: {D}/key.pem}]\n"
+                                   "      alpn: [h2, http/1.1]"))
+                  .empty());
+  const std::string after = replace(before, "      cert: {D}/cert.pem\n      key: {D}/key.pem", R"(      certificates:
+        - {cert: {D}/cert.pem, key: {D}/key.pem}
+        - {cert: {D}/cert2.pem, key: {D}/key2.pem}
+      min_version: "1.3"
+      alpn: [http/1.1]
+      sni_strict: true
+      client_ca: {D}/ca.pem
+      client_auth: required
+      session_tickets: false
+      handshake_timeout: 5s
+      reload_check: 0)");
+  ConfigDiff d = diff(before, after);
+  EXPECT_EQ(d.listeners.changed,
+            (std::vector<ItemChange>{{"127.0.0.1:8443",
+                                      {"tls.certificates", "tls.min_version", "tls.alpn", "tls.sni_strict",
+                                       "tls.client_ca", "tls.client_auth", "tls.session_tickets",
+                                       "tls.handshake_timeout", "tls.reload_check"}}}));
+}
+
+TEST(ConfigDiff, ServiceTlsAndIdleTimeout) {
+  const std::string before = replace(kBase, "  order:\n    instances: [\"http://127.0.0.1:3003\"]\n",
+                                     "  order:\n    instances: [\"https://127.0.0.1:3003\"]\n");
+  const std::string after = replace(before, "  order:\n    instances: [\"https://127.0.0.1:3003\"]\n",
+                                    R"(  order:
+    instances: ["https://127.0.0.1:3003", "https://127.0.0.1:3004"]
+    timeouts: {idle: 1m}
+    tls:
+      ca: {D}/ca.pem
+      verify: false
+      server_name: orders.internal
+      client_cert: {D}/client.pem
+      client_key: {D}/client.key
+)");
+  ConfigDiff d = diff(before, after);
+  ASSERT_EQ(d.services.changed.size(), 1u);
+  EXPECT_EQ(d.services.changed[0].name, "order");
+  EXPECT_EQ(d.services.changed[0].fields,
+            (Strings{"instances", "timeouts.idle", "tls.ca", "tls.verify", "tls.server_name", "tls.client_cert",
+                     "tls.client_key"}));
+  // http:// to https:// on the same address is an instance change.
+  ConfigDiff scheme = diff(kBase, before);
+  ASSERT_EQ(scheme.services.changed.size(), 1u);
+  EXPECT_EQ(scheme.services.changed[0].fields, Strings{"instances"});
 }
 
 TEST(ConfigDiff, TopLevelSettings) {

@@ -92,10 +92,11 @@ std::optional<RedisAddress> parse_redis_url(std::string_view text, std::string* 
     if (why) *why = reason;
     return std::nullopt;
   }
-  if (u->scheme != "redis") return fail("the scheme is not redis://");
+  if (u->scheme != "redis" && u->scheme != "rediss") return fail("the scheme is not redis:// or rediss://");
   if (u->query || u->has_fragment) return fail("a redis URL has no query or fragment");
   if (u->path.find('@') != std::string::npos) return fail("a \"/\" in the user name or password is written %2F");
   RedisAddress a;
+  a.tls = u->scheme == "rediss";
   if (u->password) {
     a.user = u->user;
     a.password = *u->password;

@@ -33,7 +33,8 @@ struct Url {
   static std::optional<Url> parse(std::string_view text, std::string* why = nullptr);
 };
 
-// `redis://[user[:password]@]host[:port][/db]`: the port defaults to 6379, the db to 0;
+// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS: the port defaults to
+// 6379, the db to 0;
 // `redis://secret@host` is a password without a user. Reserved characters in the user or the
 // password are written %XX (`redis://:p%2Fss@host` is the password "p/ss").
 struct RedisAddress {
@@ -42,6 +43,7 @@ struct RedisAddress {
   std::string host;      // an IPv6 literal without its brackets
   std::uint16_t port = 6379;
   int db = 0;
+  bool tls = false;      // rediss://
 };
 std::optional<RedisAddress> parse_redis_url(std::string_view text, std::string* why = nullptr);
 

@@ -92,6 +92,14 @@ TEST(RedisUrl, ReadsUserPasswordHostPortAndDb) {
   EXPECT_EQ(a->password, "secret");
   EXPECT_EQ(a->port, 6379);
   EXPECT_EQ(a->db, 0);
+  EXPECT_FALSE(a->tls);
+  a = parse_redis_url("rediss://:pw@cache.internal/3");
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(a->tls);
+  EXPECT_EQ(a->password, "pw");
+  EXPECT_EQ(a->host, "cache.internal");
+  EXPECT_EQ(a->port, 6379);
+  EXPECT_EQ(a->db, 3);
   a = parse_redis_url("redis://[::1]:7000/");
   ASSERT_TRUE(a);
   EXPECT_EQ(a->host, "::1");
@@ -99,7 +107,7 @@ TEST(RedisUrl, ReadsUserPasswordHostPortAndDb) {
   EXPECT_EQ(a->db, 0);
   for (auto [text, why] : {std::pair{"redis://:p/ss@h:6379", "a \"/\" in the user name or password is written %2F"},
                            std::pair{"redis://u:p/ss@h", "a \"/\" in the user name or password is written %2F"},
-                           std::pair{"http://h:6379", "the scheme is not redis://"},
+                           std::pair{"http://h:6379", "the scheme is not redis:// or rediss://"},
                            std::pair{"redis://h:6379/x", "the database after the / must be a number"},
                            std::pair{"redis://h:6379/1/2", "the database after the / must be a number"},
                            std::pair{"redis://h:0", "the port must be a number from 1 to 65535"},

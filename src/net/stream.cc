@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
+#include <string>
 
 #include "core/check.h"
 #include "net/tls.h"
@@ -111,7 +113,11 @@ struct Stream::TlsOps {
     else asio::post(s.socket_.get_executor(), asio::append(std::move(h), ec, n));
   }
 
-  static void write(Stream& s, asio::const_buffer b, IoHandler h, bool retry) {
+  // `b` may be the thread's gather buffer, which another connection reuses while this one
+  // waits: OpenSSL wants the same bytes again (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets them
+  // move), so a wait keeps its own copy.
+  static void write(Stream& s, asio::const_buffer b, IoHandler h, bool retry,
+                    std::shared_ptr<std::string> kept = nullptr) {
     std::size_t n = 0;
     ERR_clear_error();
     int r = SSL_write_ex(s.tls_->ssl(), b.data(), b.size(), &n);
@@ -119,8 +125,14 @@ struct Stream::TlsOps {
     if (r != 1) {
       int saved = errno;
       int err = SSL_get_error(s.tls_->ssl(), r);
-      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
-        return wait_then(s, err, std::move(h), [b](Stream& st, IoHandler hh) { write(st, b, std::move(hh), true); });
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        if (!kept) {
+          kept = std::make_shared<std::string>(static_cast<const char*>(b.data()), b.size());
+          b = asio::const_buffer(kept->data(), kept->size());
+        }
+        return wait_then(s, err, std::move(h),
+                         [b, kept](Stream& st, IoHandler hh) { write(st, b, std::move(hh), true, kept); });
+      }
       ec = failure(err, saved);
       n = 0;
     }
@@ -170,9 +182,20 @@ void Stream::tls_read_some(asio::mutable_buffer buffer, IoHandler handler) {
   TlsOps::read(*this, buffer, std::move(handler), false);
 }
 
-void Stream::tls_write_some(asio::const_buffer buffer, IoHandler handler) {
-  if (buffer.size() == 0) return asio::post(socket_.get_executor(), asio::append(std::move(handler), error_code(), 0));
-  TlsOps::write(*this, buffer, std::move(handler), false);
+void Stream::tls_write_some(const asio::const_buffer* parts, std::size_t n, IoHandler handler) {
+  if (n == 0) return asio::post(socket_.get_executor(), asio::append(std::move(handler), error_code(), 0));
+  // Several parts (a response head and its body): those that fit in one TLS record are copied
+  // together, so they go out in one record and one send instead of one each.
+  std::size_t total = parts[0].size(), k = 1;
+  while (k < n && total + parts[k].size() <= kTlsRecord) total += parts[k++].size();
+  if (k == 1) return TlsOps::write(*this, parts[0], std::move(handler), false);
+  thread_local std::array<char, kTlsRecord> gather;
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < k; ++i) {
+    std::memcpy(gather.data() + at, parts[i].data(), parts[i].size());
+    at += parts[i].size();
+  }
+  TlsOps::write(*this, asio::const_buffer(gather.data(), total), std::move(handler), false);
 }
 
 void Stream::tls_wait(socket_type::wait_type what, WaitHandler handler) {

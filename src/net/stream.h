@@ -16,6 +16,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <array>
 #include <cstddef>
 #include <memory>
 
@@ -71,16 +72,22 @@ class Stream {
         token, buffers);
   }
 
-  // Writes some bytes; plain: one gathering send of the whole sequence. Use asio::async_write
-  // to write everything.
+  // Writes some bytes; plain: one gathering send of the whole sequence; TLS: small buffers of
+  // the sequence (a head and a body) go out together, in one record. Use asio::async_write to
+  // write everything.
   template <class ConstBufferSequence, class Token>
   auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const ConstBufferSequence& b) {
-          if (tls_) [[unlikely]]
-            tls_write_some(first_buffer<boost::asio::const_buffer>(b), IoHandler(std::move(handler)));
-          else
+          if (tls_) [[unlikely]] {
+            std::array<boost::asio::const_buffer, kTlsGather> parts;
+            std::size_t n = 0;
+            for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b) && n < parts.size(); ++it)
+              if (boost::asio::const_buffer part(*it); part.size() != 0) parts[n++] = part;
+            tls_write_some(parts.data(), n, IoHandler(std::move(handler)));
+          } else {
             socket_.async_write_some(b, std::move(handler));
+          }
         },
         token, buffers);
   }
@@ -132,7 +139,9 @@ class Stream {
 
   void plain_shutdown(WaitHandler handler);
   void tls_read_some(boost::asio::mutable_buffer buffer, IoHandler handler);
-  void tls_write_some(boost::asio::const_buffer buffer, IoHandler handler);
+  static constexpr std::size_t kTlsGather = 4;
+  static constexpr std::size_t kTlsRecord = 16384;  // TLS's largest record payload
+  void tls_write_some(const boost::asio::const_buffer* parts, std::size_t n, IoHandler handler);
   void tls_wait(socket_type::wait_type what, WaitHandler handler);
   void tls_shutdown(WaitHandler handler);
   void tls_handshake(WaitHandler handler);

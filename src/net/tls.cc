@@ -342,7 +342,10 @@ std::shared_ptr<const TlsServerContext> TlsServerContext::load(const TlsServerOp
       return nullptr;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, c.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-      error = fmt::format("cannot load key {}: {}", c.key, openssl_reason());
+      std::string why = openssl_reason();
+      error = why.find("mismatch") != std::string::npos
+                  ? fmt::format("key {} does not match certificate {}", c.key, c.cert)
+                  : fmt::format("cannot load key {}: {}", c.key, why);
       return nullptr;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -413,7 +416,10 @@ std::shared_ptr<const TlsClientContext> TlsClientContext::load(const TlsClientOp
       return nullptr;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, opts.client_key.c_str(), SSL_FILETYPE_PEM) != 1) {
-      error = fmt::format("cannot load client_key {}: {}", opts.client_key, openssl_reason());
+      std::string why = openssl_reason();
+      error = why.find("mismatch") != std::string::npos
+                  ? fmt::format("client_key {} does not match client_cert {}", opts.client_key, opts.client_cert)
+                  : fmt::format("cannot load client_key {}: {}", opts.client_key, why);
       return nullptr;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {

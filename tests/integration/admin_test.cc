@@ -304,7 +304,10 @@ routes:
     return j["reason"].is_string() ? j["reason"].get<std::string>() : std::string("(none)");
   };
   EXPECT_EQ(reason("/services/usr/instances", R"({"url": "http://127.0.0.1:9"})"), "unknown service \"usr\"");
-  EXPECT_EQ(reason("/services/user/instances", R"({"url": "ftp://127.0.0.1:9"})"), "url: the scheme is not http://");
+  EXPECT_EQ(reason("/services/user/instances", R"({"url": "ftp://127.0.0.1:9"})"),
+            "url: the scheme is not http:// or https://");
+  EXPECT_NE(reason("/services/user/instances", R"({"url": "h2c://127.0.0.1:9"})").find("not yet supported"),
+            std::string::npos);
   EXPECT_NE(reason("/services/user/instances", R"({"url": "http://127.0.0.1:9/path"})").find("no path"), std::string::npos);
   EXPECT_NE(reason("/services/user/instances", R"({"url": "not a url"})").find("url:"), std::string::npos);
   EXPECT_NE(reason("/services/user/instances", R"({"url": 7})").find("url:"), std::string::npos);
@@ -319,6 +322,10 @@ routes:
   EXPECT_EQ(admin.call("GET", "/services/user/instances").status, 405);
   // Nothing was registered by any of it.
   EXPECT_EQ(instances_of(admin, "user").size(), 1u);
+  // An https:// instance is registered like an http:// one.
+  Response https = admin.call("POST", "/services/user/instances", R"({"url": "https://127.0.0.1:9"})");
+  EXPECT_EQ(https.status / 100, 2) << https.describe();
+  EXPECT_EQ(instances_of(admin, "user").count("https://127.0.0.1:9"), 1u);
   EXPECT_TRUE(gw.alive());
 }
 

@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -120,6 +121,12 @@ std::vector<std::string> names_of(X509* x) {
   return out;
 }
 
+// The harness's connect_to leaves its socket non-blocking; OpenSSL is driven blocking here.
+void make_blocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL, 0);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+}
+
 void set_timeouts(int fd, Millis t) {
   timeval tv{};
   auto ms = std::max<long>(1, static_cast<long>(t.count()));
@@ -178,7 +185,8 @@ TlsClient::TlsClient(int port, const TlsOptions& opts, Millis timeout) {
     SSL_CTX_set_security_level(ctx, 0);
     SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0");
   }
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  // No client session cache: with one, a TLS 1.3 ticket received marks the session it replaces
+  // not resumable, and a test resumes one session many times.
   if (!opts.ca_file.empty()) {
     SSL_CTX_load_verify_locations(ctx, opts.ca_file.c_str(), nullptr);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
@@ -200,6 +208,7 @@ TlsClient::TlsClient(int port, const TlsOptions& opts, Millis timeout) {
     error_ = "cannot connect";
     return;
   }
+  make_blocking(fd_);
   set_timeouts(fd_, timeout);
   ssl_ = SSL_new(ctx);
   SSL_set_fd(ssl_, fd_);
@@ -227,6 +236,11 @@ TlsClient::TlsClient(int port, const TlsOptions& opts, Millis timeout) {
 }
 
 TlsClient::~TlsClient() {
+  if (ssl_ && ok_ && !eof_) {
+    set_timeouts(fd_, 200ms);
+    SSL_shutdown(ssl_);  // a session not shut down cleanly would not be resumable
+  }
+  ERR_clear_error();
   if (ssl_) SSL_free(ssl_);
   if (fd_ >= 0) ::close(fd_);
   SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
@@ -397,6 +411,7 @@ void TlsUpstream::serve(int fd) {
     ::close(fd);
     return;
   }
+  make_blocking(back);
   set_timeouts(fd, 20ms);  // SSL_read below returns WANT_READ when nothing came in time
   char buf[16384];
   bool open = true;
