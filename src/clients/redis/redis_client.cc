@@ -40,9 +40,8 @@ Result<RedisUrl> RedisUrl::parse(std::string_view text) {
   if (!a)
     return Error{ErrorCode::InvalidConfig, Source::Config, false,
                  fmt::format("redis URL: {}; expected redis://[user:pass@]host:port[/db]", why)};
-  if (a->tls)  // never send AUTH in clear text to a server the file says speaks TLS
-    return Error{ErrorCode::InvalidConfig, Source::Config, false, "redis URL: rediss:// (TLS) is not yet supported"};
   RedisUrl u;
+  u.tls = a->tls;
   u.host = std::move(a->host);
   u.port = a->port;
   u.db = a->db;
