@@ -49,7 +49,7 @@ routes:
               {{"I", instances}, {"TLS", tls.empty() ? "" : "    tls: " + tls + "\n"}, {"MORE", more}});
 }
 
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+std::string q(const std::string& s) { return "\"" + s + "\""; }
 
 Gateway::Options one_worker() {
   Gateway::Options o;
@@ -62,7 +62,7 @@ TEST(UpstreamTls, GoodChainWithCaIsServed) {
   Pki pki(dir.path());
   Upstream up("svc");
   TlsUpstream front(up.port(), pki.issue("svc", for_ip()));
-  Gateway gw(one_service(quoted(front.url()), "{ca: " + quoted(pki.ca_file()) + "}"));
+  Gateway gw(one_service(q(front.url()), "{ca: " + q(pki.ca_file()) + "}"));
   GH_START(gw);
   Response r = http_get(gw.port(), "/hello");
   EXPECT_EQ(r.status, 200) << gw.diagnostics();
@@ -78,7 +78,7 @@ TEST(UpstreamTls, WrongHostNameIs502AndNothingReachesTheService) {
   Pki pki(dir.path());
   Upstream up("svc");
   TlsUpstream front(up.port(), pki.issue("other", for_names({"other.test"})));
-  Gateway gw(one_service(quoted(front.url()), "{ca: " + quoted(pki.ca_file()) + "}"));
+  Gateway gw(one_service(q(front.url()), "{ca: " + q(pki.ca_file()) + "}"));
   GH_START(gw);
   EXPECT_EQ(http_get(gw.port(), "/x").status, 502);
   EXPECT_EQ(up.request_count(), 0u);
@@ -94,7 +94,7 @@ TEST(UpstreamTls, SelfSignedWithoutCaIs502) {
   CertSpec self = for_ip();
   self.self_signed = true;
   TlsUpstream front(up.port(), pki.issue("self", self));
-  Gateway gw(one_service(quoted(front.url()), ""));
+  Gateway gw(one_service(q(front.url()), ""));
   GH_START(gw);
   EXPECT_EQ(http_get(gw.port(), "/x").status, 502);
   EXPECT_EQ(up.request_count(), 0u);
@@ -110,7 +110,7 @@ TEST(UpstreamTls, ExpiredCertificateIs502) {
   old.valid_from_days = -30;
   old.valid_to_days = -1;
   TlsUpstream front(up.port(), pki.issue("old", old));
-  Gateway gw(one_service(quoted(front.url()), "{ca: " + quoted(pki.ca_file()) + "}"));
+  Gateway gw(one_service(q(front.url()), "{ca: " + q(pki.ca_file()) + "}"));
   GH_START(gw);
   EXPECT_EQ(http_get(gw.port(), "/x").status, 502);
   EXPECT_EQ(up.request_count(), 0u);
@@ -125,7 +125,7 @@ TEST(UpstreamTls, VerifyFalseConnectsAndWarnsAtStartAndReload) {
   CertSpec self = for_names({"whatever.test"});
   self.self_signed = true;
   TlsUpstream front(up.port(), pki.issue("self", self));
-  const std::string yaml = one_service(quoted(front.url()), "{verify: false}");
+  const std::string yaml = one_service(q(front.url()), "{verify: false}");
   Gateway gw(yaml);
   GH_START(gw);
   EXPECT_EQ(http_get(gw.port(), "/x").status, 200) << gw.diagnostics();
@@ -147,8 +147,8 @@ TEST(UpstreamTls, ServerNameIsTheSniAndTheNameChecked) {
   Pki pki(dir.path());
   Upstream up("svc");
   TlsUpstream front(up.port(), pki.issue("billing", for_names({"billing.internal"})));
-  Gateway gw(one_service(quoted(front.url()),
-                         "{ca: " + quoted(pki.ca_file()) + ", server_name: billing.internal}"));
+  Gateway gw(one_service(q(front.url()),
+                         "{ca: " + q(pki.ca_file()) + ", server_name: billing.internal}"));
   GH_START(gw);
   EXPECT_EQ(http_get(gw.port(), "/x").status, 200) << gw.diagnostics();
   EXPECT_EQ(front.last_sni(), "billing.internal");
@@ -162,8 +162,8 @@ TEST(UpstreamTls, AnInstanceWrittenWithANameSendsItAsSniAndChecksIt) {
   Pki pki(dir.path());
   Upstream up("svc");
   TlsUpstream good(up.port(), pki.issue("localhost", for_names({"localhost"})));
-  Gateway gw(one_service(quoted("https://localhost:" + std::to_string(good.port())),
-                         "{ca: " + quoted(pki.ca_file()) + "}"));
+  Gateway gw(one_service(q("https://localhost:" + std::to_string(good.port())),
+                         "{ca: " + q(pki.ca_file()) + "}"));
   GH_START(gw);
   EXPECT_EQ(http_get(gw.port(), "/x").status, 200) << gw.diagnostics();
   EXPECT_EQ(good.last_sni(), "localhost");
@@ -177,8 +177,8 @@ TEST(UpstreamTls, ClientCertificateGivesMutualTls) {
   CertSpec gw_spec;
   gw_spec.cn = "gatehouse-gw";
   CertFiles mine = pki.issue("gw", gw_spec);
-  Gateway gw(one_service(quoted(front.url()), "{ca: " + quoted(pki.ca_file()) + ", client_cert: " +
-                                                  quoted(mine.cert) + ", client_key: " + quoted(mine.key) + "}"));
+  Gateway gw(one_service(q(front.url()), "{ca: " + q(pki.ca_file()) + ", client_cert: " +
+                                                  q(mine.cert) + ", client_key: " + q(mine.key) + "}"));
   GH_START(gw);
   EXPECT_EQ(http_get(gw.port(), "/x").status, 200) << gw.diagnostics();
   auto subjects = front.client_subjects();
@@ -191,8 +191,8 @@ TEST(UpstreamTls, AClientKeyThatCannotBeLoadedIsAConfigError) {
   Pki pki(dir.path());
   CertFiles mine = pki.issue("gw", CertSpec{});
   CertFiles other = pki.issue("other", CertSpec{});
-  const std::string yaml = one_service(quoted("https://127.0.0.1:9"), "{client_cert: " + quoted(mine.cert) +
-                                                                       ", client_key: " + quoted(other.key) + "}");
+  const std::string yaml = one_service(q("https://127.0.0.1:9"), "{client_cert: " + q(mine.cert) +
+                                                                       ", client_key: " + q(other.key) + "}");
   const std::string file = dir.write("gw.yaml", "listen: \"127.0.0.1:0\"\n" + yaml);
   ProcessResult r = run_gatehouse({"check", "-c", file});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
@@ -200,11 +200,18 @@ TEST(UpstreamTls, AClientKeyThatCannotBeLoadedIsAConfigError) {
   EXPECT_NE(r.err.find("services.svc.tls"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("does not match"), std::string::npos) << r.err;
 
-  const std::string missing = dir.write(
-      "ca.yaml", "listen: \"127.0.0.1:0\"\n" + one_service(quoted("https://127.0.0.1:9"), "{ca: /nonexistent/ca.pem}"));
-  r = run_gatehouse({"check", "-c", missing});
+  // A CA file that holds no certificate.
+  const std::string garbage = dir.write("ca.pem", "not a certificate\n");
+  const std::string bad_ca =
+      dir.write("ca.yaml", "listen: \"127.0.0.1:0\"\n" + one_service(q("https://127.0.0.1:9"), "{ca: " + q(garbage) + "}"));
+  r = run_gatehouse({"check", "-c", bad_ca});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
-  EXPECT_NE(r.err.find("cannot load ca /nonexistent/ca.pem"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ca.yaml:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("services.svc.tls: cannot load ca " + garbage), std::string::npos) << r.err;
+  // run refuses it too, before listening.
+  r = run_gatehouse({"run", "-c", bad_ca});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("cannot load ca " + garbage), std::string::npos) << r.err;
 }
 
 TEST(UpstreamTls, KeptAliveConnectionsAreReused) {
@@ -212,7 +219,7 @@ TEST(UpstreamTls, KeptAliveConnectionsAreReused) {
   Pki pki(dir.path());
   Upstream up("svc");
   TlsUpstream front(up.port(), pki.issue("svc", for_ip()));
-  Gateway gw(one_service(quoted(front.url()), "{ca: " + quoted(pki.ca_file()) + "}"), one_worker());
+  Gateway gw(one_service(q(front.url()), "{ca: " + q(pki.ca_file()) + "}"), one_worker());
   GH_START(gw);
   Conn c(gw.port());
   ASSERT_TRUE(c.ok());
@@ -231,13 +238,13 @@ TEST(UpstreamTls, ChangedTlsSettingsMakeNewConnectionsAfterAReload) {
   Pki pki(dir.path());
   Upstream up("svc");
   TlsUpstream front(up.port(), pki.issue("billing", for_ip({"billing.internal"})));
-  const std::string ca = quoted(pki.ca_file());
-  Gateway gw(one_service(quoted(front.url()), "{ca: " + ca + "}"), one_worker());
+  const std::string ca = q(pki.ca_file());
+  Gateway gw(one_service(q(front.url()), "{ca: " + ca + "}"), one_worker());
   GH_START(gw);
   EXPECT_EQ(http_get(gw.port(), "/a").status, 200);
   EXPECT_EQ(http_get(gw.port(), "/b").status, 200);
   EXPECT_EQ(front.handshakes(), 1);
-  gw.write_config(one_service(quoted(front.url()), "{ca: " + ca + ", server_name: billing.internal}"));
+  gw.write_config(one_service(q(front.url()), "{ca: " + ca + ", server_name: billing.internal}"));
   ASSERT_TRUE(gw.reload());
   EXPECT_TRUE(eventually([&] {
     http_get(gw.port(), "/c");
@@ -252,7 +259,7 @@ TEST(UpstreamTls, AFailedVerificationIsRetriedOnAnotherInstance) {
   Upstream good_up("good"), bad_up("bad");
   TlsUpstream good(good_up.port(), pki.issue("good", for_ip()));
   TlsUpstream bad(bad_up.port(), pki.issue("bad", for_names({"elsewhere.test"})));
-  Gateway gw(one_service(quoted(bad.url()) + ", " + quoted(good.url()), "{ca: " + quoted(pki.ca_file()) + "}"));
+  Gateway gw(one_service(q(bad.url()) + ", " + q(good.url()), "{ca: " + q(pki.ca_file()) + "}"));
   GH_START(gw);
   for (int i = 0; i < 6; ++i) {
     Response r = http_get(gw.port(), "/x");
@@ -269,7 +276,7 @@ TEST(UpstreamTls, HealthChecksGoOverTls) {
   Upstream good_up("good"), bad_up("bad");
   TlsUpstream good(good_up.port(), pki.issue("good", for_ip()));
   TlsUpstream bad(bad_up.port(), pki.issue("bad", for_names({"elsewhere.test"})));
-  Gateway gw(one_service(quoted(bad.url()) + ", " + quoted(good.url()), "{ca: " + quoted(pki.ca_file()) + "}",
+  Gateway gw(one_service(q(bad.url()) + ", " + q(good.url()), "{ca: " + q(pki.ca_file()) + "}",
                          "    health_check: {path: /health, interval: 100ms, timeout: 1s, unhealthy_after: 1}\n"
                          "    retries: {attempts: 0}\n"));
   GH_START(gw);
