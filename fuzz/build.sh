@@ -7,6 +7,8 @@
 #   normalize_fuzz    request path normalization (src/routing/normalize.h), against a reference
 #   jwt_fuzz          JWT parsing and verification (src/policies/jwt/jwt.h) with fixed keys
 #   config_fuzz       the config loader: ${VAR} substitution, YAML, every policy's options
+#   tls_hello_fuzz    a TLS listener's first bytes: OpenSSL's ClientHello parsing and gatehouse's
+#                     SNI, certificate choice and ALPN callbacks (src/net/tls.h)
 #
 #   fuzz/build.sh [SECONDS]        default 60 per target; 0 builds only
 #
@@ -28,12 +30,12 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
   echo "usage: fuzz/build.sh [SECONDS]   (got \"$seconds\")" >&2
   exit 2
 fi
-all=(http_parser_fuzz chunked_fuzz resp_reader_fuzz normalize_fuzz jwt_fuzz config_fuzz)
+all=(http_parser_fuzz chunked_fuzz resp_reader_fuzz normalize_fuzz jwt_fuzz config_fuzz tls_hello_fuzz)
 read -r -a targets <<< "${FUZZ_TARGETS:-${all[*]}}"
 
 # Per-target input size cap and dictionary.
 declare -A max_len=([http_parser_fuzz]=4096 [chunked_fuzz]=4096 [resp_reader_fuzz]=1024
-                    [normalize_fuzz]=1024 [jwt_fuzz]=2048 [config_fuzz]=4096)
+                    [normalize_fuzz]=1024 [jwt_fuzz]=2048 [config_fuzz]=4096 [tls_hello_fuzz]=2048)
 declare -A dict=([http_parser_fuzz]=http.dict [chunked_fuzz]=http.dict [normalize_fuzz]=normalize.dict
                  [jwt_fuzz]=jwt.dict [config_fuzz]=config.dict)
 

@@ -52,6 +52,15 @@ void Stream::close() noexcept {
   socket_.close(ignored);
 }
 
+void Stream::close_gracefully() noexcept {
+  if (tls_ && socket_.is_open() && SSL_is_init_finished(tls_->ssl()) == 1) {
+    ERR_clear_error();
+    SSL_shutdown(tls_->ssl());  // non-blocking: close_notify goes out if the socket has room
+    ERR_clear_error();
+  }
+  close();
+}
+
 void Stream::start_tls(std::unique_ptr<TlsSession> session) {
   GH_CHECK(session && !tls_);
   error_code ignored;

@@ -128,6 +128,10 @@ class Stream {
   // Closes the socket and drops any TLS state at once (no close_notify). Operations in flight
   // complete with operation_aborted. Safe to call more than once.
   void close() noexcept;
+  // TLS: sends close_notify if the socket takes it now (never waits), so that the peer sees
+  // an orderly end rather than a truncation; then close(). Plain: close(). Only for a
+  // connection whose last message was complete.
+  void close_gracefully() noexcept;
 
  private:
   template <class Buffer, class Sequence>

@@ -133,7 +133,7 @@ bool init_ticket_mac(EVP_MAC_CTX* hctx, TicketKey& key) {
   return EVP_MAC_CTX_set_params(hctx, params) == 1;
 }
 
-int ticket_key_cb(SSL*, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx,
+int ticket_key_cb(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx,
                   int enc) {
   TicketKey key;
   if (enc) {
@@ -146,7 +146,10 @@ int ticket_key_cb(SSL*, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_C
   int found = ticket_keys().find(key_name, key);
   if (found == 0) return 0;  // unknown or expired key: a full handshake
   if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) != 1) return -1;
-  return init_ticket_mac(hctx, key) ? found : -1;
+  if (!init_ticket_mac(hctx, key)) return -1;
+  // 2 = renew: a ticket made with the previous key, and every TLS 1.3 resumption (clients use
+  // a TLS 1.3 ticket once, RFC 8446 appendix C.4, so each resumption must leave them a new one).
+  return SSL_version(ssl) == TLS1_3_VERSION ? 2 : found;
 }
 
 // ---- certificates -------------------------------------------------------------------------------
@@ -180,8 +183,15 @@ std::vector<std::string> certificate_names(X509* x) {
 std::string_view hello_server_name(SSL* s) {
   const unsigned char* p = nullptr;
   std::size_t len = 0;
-  if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 5) return {};
-  // ServerNameList: u16 length, then entries of u8 type, u16 length, name.
+  if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &p, &len) != 1) return {};
+  return parse_server_name(p, len);
+}
+
+}  // namespace
+
+std::string_view parse_server_name(const unsigned char* p, std::size_t len) noexcept {
+  if (p == nullptr || len < 5) return {};
+  // ServerNameList: u16 length, then entries of u8 type, u16 length, name (RFC 6066 §3).
   std::size_t list = (std::size_t(p[0]) << 8) | p[1];
   if (list + 2 != len) return {};
   p += 2;
@@ -190,14 +200,18 @@ std::string_view hello_server_name(SSL* s) {
     unsigned type = p[0];
     std::size_t n = (std::size_t(p[1]) << 8) | p[2];
     if (n + 3 > len) return {};
-    if (type == TLSEXT_NAMETYPE_host_name) return std::string_view(reinterpret_cast<const char*>(p + 3), n);
+    if (type == 0 /* host_name */) {
+      std::string_view name(reinterpret_cast<const char*>(p + 3), n);
+      // A host name is printable ASCII without NUL; anything else picks no certificate.
+      for (char c : name)
+        if (c <= 0x20 || c >= 0x7f) return {};
+      return name;
+    }
     p += n + 3;
     len -= n + 3;
   }
   return {};
 }
-
-}  // namespace
 
 const boost::system::error_category& tls_category() noexcept {
   static const TlsCategory category;

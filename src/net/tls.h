@@ -138,7 +138,11 @@ inline constexpr std::chrono::seconds kTicketKeyLifetime{3600};
 // For tests: forces a rotation of the ticket keys now.
 void rotate_ticket_keys_for_test();
 
-// Lower-cases an ASCII host name; whether `name` matches `pattern` (exact, or "*.rest" matching
+// The host name in a ClientHello's server_name extension body (RFC 6066 §3), or "" when there
+// is none or the bytes are malformed. Reads only within [p, p + len).
+std::string_view parse_server_name(const unsigned char* p, std::size_t len) noexcept;
+
+// Whether `name` matches `pattern` (exact, or "*.rest" matching
 // exactly one more label).
 bool tls_name_matches(std::string_view pattern, std::string_view name) noexcept;
 

@@ -104,7 +104,7 @@ void AccessLog::record(const RequestContext& ctx) {
   buf_ += ",\"host\":";
   append_or_null(buf_, req.host);
   buf_ += ",\"path\":";
-  append_json_string(buf_, req.target);
+  append_json_string(buf_, ctx.logged_target.empty() ? req.target : ctx.logged_target);
   buf_ += ",\"route\":";
   if (ctx.route()) append_json_string(buf_, ctx.route()->config->name);
   else buf_ += "null";

@@ -249,6 +249,7 @@ void Exchange::build_request(const upstream::Endpoint& ep, http::OutgoingRequest
     }
     fields.push_back(f);
   }
+  ctx_.upstream_query.reset();
   for (const auto& p : route.chain) p->on_upstream_request(ctx_, fields);
 
   std::string& xff = sc_.forwarded_for;
@@ -269,8 +270,9 @@ void Exchange::build_request(const upstream::Endpoint& ep, http::OutgoingRequest
 
   out.method = req.method;
   out.path = path;
-  out.query = req.query;
-  out.has_query = !req.query.empty() || req.target.find('?') != std::string_view::npos;
+  out.query = ctx_.upstream_query.value_or(req.query);
+  out.has_query = ctx_.upstream_query ? !out.query.empty()
+                                      : !req.query.empty() || req.target.find('?') != std::string_view::npos;
   out.host = route.service->config().preserve_host && !req.host.empty() ? req.host : std::string_view(ep.host_header);
   out.fields = &fields;
   out.body = req.body;

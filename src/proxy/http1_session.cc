@@ -266,6 +266,9 @@ void Http1Session::shutdown() {
   if (!alive_ && !client_.is_open()) return;
   bool was_alive = alive_;
   alive_ = false;
+  // Between responses (or before the first) a TLS client is told the end is orderly
+  // (close_notify); in the middle of one it is not, so a cut response never looks whole.
+  if (!aborted_ && (!response_started_ || last_sent_)) client_.close_gracefully();
   close_now();
   release_in();
   if (was_alive) {

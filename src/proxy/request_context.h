@@ -92,6 +92,14 @@ class RequestContext {
   std::string_view reply_reason;       // local replies: the stable reason id
   bool logged = false;                 // the access-log line is written (exactly once)
 
+  // The query the service receives (without '?') when a policy's on_upstream_request changed
+  // it, e.g. to remove a credential; a view kept alive with keep(). nullopt: the request's own.
+  // The exchange resets it before each attempt's on_upstream_request calls.
+  std::optional<std::string_view> upstream_query;
+  // The target the access log shows when a policy hid a credential in it (a token in the
+  // query); empty: the request's own.
+  std::string_view logged_target;
+
   // Typed slots shared between policies (no string-keyed bag).
   std::shared_ptr<const Principal> principal;
   std::optional<RateLimitState> rate_limit;

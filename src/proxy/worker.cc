@@ -9,6 +9,7 @@
 #include <malloc.h>
 #include <sys/mman.h>
 
+#include <functional>
 #include <random>
 
 #include <fmt/format.h>
@@ -20,6 +21,19 @@ namespace gh::proxy {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+// terminate(): the sessions it closes end on their own (a closed tunnel writes its access-log
+// line then) within a few turns of the loop; it stops once they have, or after this many turns.
+constexpr int kTerminateRounds = 1000;
+void stop_soon(asio::io_context& io, std::function<bool()> done, int rounds) {
+  if (rounds <= 0 || done()) {
+    io.stop();
+    return;
+  }
+  asio::post(io, [&io, done = std::move(done), rounds]() mutable { stop_soon(io, std::move(done), rounds - 1); });
+}
+}  // namespace
 
 Worker::Worker(unsigned id, GatewayShared& shared, std::shared_ptr<AccessLogSink> log_sink, const core::Clock& clock)
     : id_(id), shared_(shared), clock_(clock), access_log_(std::move(log_sink)) {
@@ -183,7 +197,7 @@ void Worker::terminate() {
     pool_.clear();
     housekeeping_timer_.cancel();
     access_log_.flush();
-    io_.stop();
+    stop_soon(io_, [this] { return sessions_ == nullptr; }, kTerminateRounds);
   });
 }
 

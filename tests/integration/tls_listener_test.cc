@@ -286,7 +286,40 @@ TEST(TlsListener, SessionsResumeWhicheverWorkerTheClientReaches) {
       EXPECT_EQ(r->status, 200);
     }
     EXPECT_EQ(resumed, 20) << "TLS version " << std::hex << version;
+    // Each resumption leaves the client a ticket of its own (TLS 1.3 clients use one once):
+    // a chain of connections, each resuming with the ticket the previous one got, resumes.
+    for (int i = 0; i < 5; ++i) {
+      o.session = session;
+      TlsClient c(gw.port(), o);
+      ASSERT_TRUE(c.ok()) << c.error();
+      EXPECT_TRUE(c.resumed()) << "link " << i;
+      ASSERT_TRUE(c.send(make_request("GET", "/chain")));
+      ASSERT_TRUE(c.read_response());
+      auto next = c.session();
+      ASSERT_TRUE(next);
+      if (version == TLS1_3_VERSION) {
+        EXPECT_NE(next.get(), session.get());
+      }
+      session = next;
+    }
   }
+}
+
+TEST(TlsListener, ConnectionCloseEndsWithCloseNotify) {
+  TempDir dir;
+  Pki pki(dir.path());
+  auto api = pki.issue("api", names({"api.test"}));
+  Upstream up("svc");
+  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\"}", {{"C", api.cert}, {"K", api.key}})), raw());
+  GH_START(gw);
+  TlsClient c(gw.port(), verified(pki.ca_file(), "api.test"));
+  ASSERT_TRUE(c.ok()) << c.error();
+  ASSERT_TRUE(c.send(make_request("GET", "/bye", {{"Connection", "close"}})));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(c.wait_closed());
+  EXPECT_TRUE(c.close_notify()) << "the gateway closed without close_notify";
 }
 
 TEST(TlsListener, SessionTicketsOffMeansFullHandshakes) {
@@ -493,6 +526,38 @@ TEST(TlsListener, BrokenCertificatesAreErrorsAtStartAndInCheck) {
   auto run = run_gatehouse({"run", "-c", file}, {}, {}, 5s);
   EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
   EXPECT_NE(run.err.find("cannot load certificate"), std::string::npos) << run.err;
+}
+
+TEST(TlsListener, WebSocketTunnelOverTls) {
+  TempDir dir;
+  Pki pki(dir.path());
+  auto api = pki.issue("api", names({"api.test"}));
+  Upstream up("svc");
+  up.set_handler([](const Request&) {
+    Reply r;
+    r.status = 101;
+    r.reason = "Switching Protocols";
+    r.upgrade = true;  // then echoes every byte
+    r.headers.add("Upgrade", "websocket");
+    r.headers.add("Connection", "Upgrade");
+    r.headers.add("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");  // RFC 6455 1.3's example
+    return r;
+  });
+  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\"}", {{"C", api.cert}, {"K", api.key}})), raw());
+  GH_START(gw);
+  TlsClient c(gw.port(), verified(pki.ca_file(), "api.test"));
+  ASSERT_TRUE(c.ok()) << c.error();
+  ASSERT_TRUE(c.send(make_request("GET", "/chat",
+                                  {{"Connection", "Upgrade"}, {"Upgrade", "websocket"}, {"Sec-WebSocket-Version", "13"},
+                                   {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}})));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 101) << r->describe();
+  std::string big(40000, 'w');  // more than one TLS record each way
+  ASSERT_TRUE(c.send("hello-over-tls" + big + "end"));
+  EXPECT_TRUE(c.wait_for("hello-over-tls" + big + "end"));
+  ASSERT_EQ(up.requests().size(), 1u);
+  EXPECT_EQ(up.requests()[0].headers.value_or("X-Forwarded-Proto", ""), "https");
 }
 
 }  // namespace

@@ -43,4 +43,43 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
   return std::nullopt;
 }
 
+std::size_t query_param_count(std::string_view query, std::string_view name) {
+  std::size_t n = 0;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view item = query.substr(0, amp);
+    if (decode(item.substr(0, item.find('='))) == name) ++n;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return n;
+}
+
+std::string remove_query_param(std::string_view query, std::string_view name) {
+  std::string out;
+  bool first = true;
+  for (;;) {
+    auto amp = query.find('&');
+    std::string_view item = query.substr(0, amp);
+    if (decode(item.substr(0, item.find('='))) != name) {
+      if (!first) out.push_back('&');
+      out.append(item);
+      first = false;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
+std::string remove_cookie(std::string_view field_value, std::string_view name) {
+  std::string out;
+  for_each_cookie(field_value, [&](std::string_view n, std::string_view, std::string_view pair) {
+    if (n == name) return;
+    if (!out.empty()) out.append("; ");
+    out.append(pair);
+  });
+  return out;
+}
+
 }  // namespace gh::policies

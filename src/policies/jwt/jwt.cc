@@ -15,6 +15,7 @@
 
 #include "core/check.h"
 #include "core/strings.h"
+#include "policies/common/credentials.h"
 #include "proxy/worker.h"
 
 namespace gh::policies {
@@ -338,16 +339,13 @@ void bump(std::atomic<std::uint64_t>& c) { c.store(c.load(std::memory_order_rela
 
 void JwtPolicy::count_rejected(unsigned worker_id) const { bump(slots_.local(worker_id).counters.rejected); }
 
-JwtCheck JwtPolicy::check_cached(std::string_view authorization, unsigned worker_id, bool defer_unknown_kid) const {
+JwtCheck JwtPolicy::check_cached(std::string_view token, unsigned worker_id, bool defer_unknown_kid) const {
   Slot* slot = &slots_.local(worker_id);
   Counters& counters = slot->counters;
   auto finish = [&](JwtCheck c) {
     bump(c.status == Status::Valid ? counters.accepted : counters.rejected);
     return c;
   };
-
-  std::string_view token;
-  if (auto refused = bearer_token(authorization, token)) return finish(std::move(*refused));
 
   {
     auto it = slot->cache.find(token);
@@ -416,16 +414,98 @@ proxy::LocalReply JwtPolicy::reply_for(const JwtCheck& c) {
   return r;
 }
 
-JwtCheck JwtPolicy::check_request(const proxy::RequestContext& ctx) const {
-  const http::Fields& fields = ctx.request().fields;
-  if (fields.count("authorization") > 1) {
-    count_rejected(ctx.worker().id());
-    return refuse(Status::Invalid, "several Authorization fields");
+void JwtPolicy::find_token(const http::RequestHead& req, TokenLookup& out) const {
+  using Kind = TokenSource::Kind;
+  std::optional<JwtCheck> header_missing;  // why Authorization held no token
+  for (const TokenSource& src : cfg_.token_from) {
+    out.token = {};
+    switch (src.kind) {
+      case Kind::Header: {
+        if (req.fields.count("authorization") > 1) {
+          out.refusal = refuse(Status::Invalid, "several Authorization fields");
+          return;
+        }
+        std::optional<JwtCheck> refused = bearer_token(req.fields.get("authorization"), out.token);
+        if (refused && refused->status == Status::Missing) {  // none, or another scheme: not a token
+          header_missing = std::move(refused);
+          out.token = {};
+          continue;
+        }
+        if (refused) {
+          out.refusal = std::move(refused);
+          return;
+        }
+        break;
+      }
+      case Kind::Query: {
+        const std::size_t n = query_param_count(req.query, src.name);
+        if (n > 1) {
+          out.refusal = refuse(Status::Invalid, "several " + src.name + " query parameters");
+          return;
+        }
+        if (n == 0) continue;
+        out.storage = query_param(req.query, src.name).value_or("");
+        if (out.storage.empty()) continue;
+        out.token = out.storage;
+        break;
+      }
+      case Kind::Cookie: {
+        std::size_t n = 0;
+        for (const http::Field& f : req.fields) {
+          if (!iequals(f.name, "cookie")) continue;
+          for_each_cookie(f.value, [&](std::string_view name, std::string_view value, std::string_view) {
+            if (name != src.name) return;
+            ++n;
+            out.token = value;
+          });
+        }
+        if (n > 1) {
+          out.token = {};
+          out.refusal = refuse(Status::Invalid, "several " + src.name + " cookies");
+          return;
+        }
+        if (out.token.empty()) continue;
+        break;
+      }
+    }
+    out.source = &src;
+    return;
   }
-  return check_cached(fields.get("authorization"), ctx.worker().id(), jwks_ != nullptr);
+  // No source holds a token. With Authorization alone, say what it held, as before token_from.
+  if (cfg_.token_from.size() == 1 && header_missing) {
+    out.refusal = std::move(header_missing);
+    return;
+  }
+  std::string where;
+  for (const TokenSource& src : cfg_.token_from) where += (where.empty() ? "" : ", ") + describe(src);
+  out.refusal = refuse(Status::Missing, "no token in " + where);
+}
+
+void JwtPolicy::hide_query_tokens(proxy::RequestContext& ctx) const {
+  const http::RequestHead& req = ctx.request();
+  std::string_view target = ctx.logged_target.empty() ? req.target : ctx.logged_target;
+  for (const TokenSource& src : cfg_.token_from) {
+    if (src.kind != TokenSource::Kind::Query) continue;
+    const std::size_t q = target.find('?');
+    if (q == std::string_view::npos || query_param_count(target.substr(q + 1), src.name) == 0) continue;
+    std::string rest = remove_query_param(target.substr(q + 1), src.name);
+    std::string shown(target.substr(0, rest.empty() ? q : q + 1));
+    target = ctx.logged_target = ctx.keep(shown + rest);
+  }
+}
+
+JwtCheck JwtPolicy::check_request(const proxy::RequestContext& ctx) const {
+  TokenLookup found;
+  find_token(ctx.request(), found);
+  if (found.refusal) {
+    count_rejected(ctx.worker().id());
+    return std::move(*found.refusal);
+  }
+  return check_cached(found.token, ctx.worker().id(), jwks_ != nullptr);
 }
 
 std::optional<proxy::Verdict> JwtPolicy::decide_now(proxy::RequestContext& ctx) {
+  hide_query_tokens(ctx);
   JwtCheck c = check_request(ctx);
   if (c.unknown_kid) return std::nullopt;  // on_request waits for the key set to be fetched
   return conclude(ctx, std::move(c));
@@ -442,6 +522,7 @@ proxy::Verdict JwtPolicy::conclude(proxy::RequestContext& ctx, JwtCheck c) const
 }
 
 boost::asio::awaitable<proxy::Verdict> JwtPolicy::on_request(proxy::RequestContext& ctx) {
+  hide_query_tokens(ctx);
   JwtCheck c = check_request(ctx);
   if (c.unknown_kid) {
     // Ask for a refetch; when one is running, wait for it without blocking this worker.
@@ -455,7 +536,9 @@ boost::asio::awaitable<proxy::Verdict> JwtPolicy::on_request(proxy::RequestConte
         timer.expires_after(kJwksPoll);
         co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
       }
-      c = check_cached(ctx.request().fields.get("authorization"), worker_id);
+      TokenLookup found;
+      find_token(ctx.request(), found);  // found before: the same token, read again
+      c = found.refusal ? std::move(*found.refusal) : check_cached(found.token, worker_id);
     } else {
       count_rejected(worker_id);
     }
@@ -464,6 +547,19 @@ boost::asio::awaitable<proxy::Verdict> JwtPolicy::on_request(proxy::RequestConte
 }
 
 void JwtPolicy::on_upstream_request(proxy::RequestContext& ctx, std::vector<http::Field>& fields) {
+  if (cfg_.token_from.size() > 1 || cfg_.token_from[0].kind != TokenSource::Kind::Header) {
+    // The token goes no further than the gateway when it came in the query or a cookie.
+    TokenLookup found;
+    find_token(ctx.request(), found);
+    if (found.source && found.source->kind == TokenSource::Kind::Query) {
+      std::string_view query = ctx.upstream_query.value_or(ctx.request().query);
+      ctx.upstream_query = ctx.keep(remove_query_param(query, found.source->name));
+    } else if (found.source && found.source->kind == TokenSource::Kind::Cookie) {
+      for (http::Field& f : fields)
+        if (iequals(f.name, "cookie")) f.value = ctx.keep(remove_cookie(f.value, found.source->name));
+      std::erase_if(fields, [](const http::Field& f) { return iequals(f.name, "cookie") && f.value.empty(); });
+    }
+  }
   if (cfg_.forward_claims.empty()) return;
   std::erase_if(fields, [&](const http::Field& f) {
     for (const auto& fc : cfg_.forward_claims)

@@ -50,6 +50,18 @@ struct JwtCheck {
   bool unknown_kid = false;  // JWKS: no key for the token's kid (a refetch may help)
 };
 
+// Where a request's token was found (token_from), or why none can be used.
+// Not copyable: `token` may point into `storage`.
+struct TokenLookup {
+  std::optional<JwtCheck> refusal;      // set: no token (Missing), or an ambiguous one (Invalid)
+  std::string_view token;               // the token, when found
+  const TokenSource* source = nullptr;  // where it was found
+  std::string storage;                  // a query parameter's decoded value
+  TokenLookup() = default;
+  TokenLookup(const TokenLookup&) = delete;
+  TokenLookup& operator=(const TokenLookup&) = delete;
+};
+
 class JwtPolicy final : public proxy::Policy {
  public:
   static constexpr std::size_t kMaxTokenBytes = 8 * 1024;
@@ -68,7 +80,9 @@ class JwtPolicy final : public proxy::Policy {
   // 401 unless the request carries one valid bearer token; publishes ctx.principal.
   std::optional<proxy::Verdict> decide_now(proxy::RequestContext& ctx) override;
   boost::asio::awaitable<proxy::Verdict> on_request(proxy::RequestContext& ctx) override;
-  // Removes client-sent `forward_claims` headers, then adds one per claim the principal holds.
+  // Removes a token taken from the query or a cookie (the parameter from the query, the cookie
+  // from Cookie, the field when no cookie is left), then client-sent `forward_claims` headers,
+  // then adds one per claim the principal holds.
   void on_upstream_request(proxy::RequestContext& ctx, std::vector<http::Field>& fields) override;
 
   // Verifies an Authorization field value without the cache. Pure apart from the clock; used by
@@ -93,7 +107,15 @@ class JwtPolicy final : public proxy::Policy {
   Stats stats() const;
 
  private:
-  // The request's Authorization checked (through the cache); an unknown kid is left for the
+  // Looks for the token in the sources of `token_from`, in order: the first that holds one
+  // wins. An Authorization field without a Bearer credential (e.g. Basic) holds none, and
+  // neither does an empty query parameter or cookie; several Authorization fields, or several
+  // query parameters or cookies of the name, are refused as ambiguous.
+  void find_token(const http::RequestHead& req, TokenLookup& out) const;
+  // Sets ctx.logged_target to the target without the query parameters token_from names, when
+  // it holds any: the access log never shows a token.
+  void hide_query_tokens(proxy::RequestContext& ctx) const;
+  // The request's token checked (through the cache); an unknown kid is left for the
   // caller to wait on (unknown_kid set, nothing counted).
   JwtCheck check_request(const proxy::RequestContext& ctx) const;
   // The verdict of a finished check: Continue with the principal set, or the refusal.
@@ -121,9 +143,9 @@ class JwtPolicy final : public proxy::Policy {
 
   JwtCheck check_token(std::string_view token) const;
   bool verify_signature(JwtAlg alg, EVP_PKEY* key, std::string_view signing_input, std::string_view signature) const;
-  // The verdict for a token, through this worker's cache. With
+  // The verdict for a token (without its "Bearer "), through this worker's cache. With
   // `defer_unknown_kid`, a refusal for an unknown kid is returned without being counted.
-  JwtCheck check_cached(std::string_view authorization, unsigned worker_id, bool defer_unknown_kid = false) const;
+  JwtCheck check_cached(std::string_view token, unsigned worker_id, bool defer_unknown_kid = false) const;
   std::uint64_t key_generation() const;
   void count_rejected(unsigned worker_id) const;
 

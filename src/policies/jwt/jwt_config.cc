@@ -91,7 +91,80 @@ std::optional<std::string> read_key_file(const std::string& file, std::string& o
   return std::nullopt;
 }
 
+// A query parameter's name: printable, and none of the characters that delimit it.
+bool valid_query_name(std::string_view s) {
+  for (unsigned char c : s)
+    if (c <= 0x20 || c == 0x7f || c == '&' || c == '=' || c == '#') return false;
+  return !s.empty();
+}
+
+// `token_from`: a list of `header`, `query:NAME`, `cookie:NAME` (a single one may be given
+// without the list). On any error `out` keeps its default.
+void parse_token_from(const YAML::Node& v, const std::string& path, config::Diagnostics& diag,
+                      std::vector<TokenSource>& out) {
+  std::vector<YAML::Node> items;
+  if (v.IsScalar()) {
+    items.push_back(v);
+  } else if (v.IsSequence() && v.size() > 0) {
+    for (const auto& it : v) items.push_back(it);
+  } else {
+    diag.error(v, path, "expected a non-empty list of token sources like [header, query:access_token], got " +
+                            describe(v));
+    return;
+  }
+  std::vector<TokenSource> parsed;
+  bool ok = true;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const YAML::Node& it = items[i];
+    const std::string ipath = v.IsSequence() ? path + "[" + std::to_string(i) + "]" : path;
+    const std::string text = it.IsScalar() ? it.Scalar() : "";
+    const std::size_t colon = text.find(':');
+    const std::string kind = text.substr(0, colon);
+    const std::string name = colon == std::string::npos ? "" : text.substr(colon + 1);
+    TokenSource s;
+    std::optional<std::string> problem;
+    if (kind == "header") {
+      if (colon != std::string::npos)
+        problem = "header takes no name: the token is read from Authorization: Bearer, got " + describe(it);
+    } else if (kind == "query" || kind == "cookie") {
+      s.kind = kind == "query" ? TokenSource::Kind::Query : TokenSource::Kind::Cookie;
+      s.name = name;
+      const char* example = kind == "query" ? "query:access_token" : "cookie:access_token";
+      if (colon == std::string::npos || name.empty())
+        problem = kind + " needs a name, e.g. " + example + ", got " + describe(it);
+      else if (s.kind == TokenSource::Kind::Query && !valid_query_name(name))
+        problem = "a query parameter name cannot hold spaces, control characters, &, = or #, got " + describe(it);
+      else if (s.kind == TokenSource::Kind::Cookie && !is_token(name))
+        problem = "a cookie name is a token (letters, digits and !#$%&'*+-.^_`|~), got " + describe(it);
+    } else {
+      std::string hint = it.IsScalar() ? suggest(kind, {"header", "query", "cookie"}) : "";
+      problem = "unknown token source " + describe(it) + "; expected header, query:NAME or cookie:NAME" +
+                (hint.empty() || hint == kind ? "" : " (did you mean \"" + hint + "\"?)");
+    }
+    if (!problem) {
+      for (const auto& prev : parsed)
+        if (prev == s) problem = describe(s) + " is listed twice";
+    }
+    if (problem) {
+      diag.error(it, ipath, *problem);
+      ok = false;
+      continue;
+    }
+    parsed.push_back(std::move(s));
+  }
+  if (ok) out = std::move(parsed);
+}
+
 }  // namespace
+
+std::string describe(const TokenSource& s) {
+  switch (s.kind) {
+    case TokenSource::Kind::Header: return "header";
+    case TokenSource::Kind::Query: return "query:" + s.name;
+    case TokenSource::Kind::Cookie: return "cookie:" + s.name;
+  }
+  return "?";
+}
 
 std::string_view alg_name(JwtAlg a) noexcept {
   for (const auto& i : kAlgs)
@@ -221,7 +294,8 @@ JwtConfig parse_jwt(const config::PolicyConfig& entry, config::Diagnostics& diag
   }
   static const std::vector<std::string> kKeys = {"type",     "secret",      "public_key",     "public_key_file",
                                                  "jwks_url", "jwks_refresh", "algorithms",     "issuer",
-                                                 "audience", "leeway",      "require_exp",    "forward_claims"};
+                                                 "audience", "leeway",      "require_exp",    "forward_claims",
+                                                 "token_from"};
   auto path_of = [&](std::string_view key) { return entry.path + "." + std::string(key); };
   // Every option is read with the config's own readers (config/reader.h).
   config::OptionReader r(entry, diag);
@@ -311,6 +385,8 @@ JwtConfig parse_jwt(const config::PolicyConfig& entry, config::Diagnostics& diag
           out.forward_claims.emplace_back(claim, c.second.Scalar());
         }
       }
+    } else if (key == "token_from") {
+      parse_token_from(v, path, diag, out.token_from);
     } else {
       r.unknown_option(kv.first, key, kKeys);
     }

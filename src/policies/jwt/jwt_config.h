@@ -27,6 +27,18 @@ bool is_hmac(JwtAlg a) noexcept;
 // What kind of key verifies the tokens; decides the default algorithms.
 enum class JwtKeyKind { None, Secret, Rsa, RsaPss, EcP256, EcP384, EcP521, Ed25519, Jwks };
 
+// One place a token may come from (`token_from`): `header` (Authorization: Bearer),
+// `query:NAME` or `cookie:NAME`.
+struct TokenSource {
+  enum class Kind { Header, Query, Cookie };
+  Kind kind = Kind::Header;
+  std::string name;  // the query parameter's (decoded) name or the cookie's; empty for Header
+  bool operator==(const TokenSource&) const = default;
+};
+
+// How a source is written in the config: "header", "query:access_token", "cookie:session".
+std::string describe(const TokenSource& s);
+
 struct JwtConfig {
   JwtKeyKind key_kind = JwtKeyKind::None;
   std::string secret;          // `secret`: the HMAC key, as bytes
@@ -40,6 +52,8 @@ struct JwtConfig {
   bool require_exp = true;
   std::vector<std::pair<std::string, std::string>> forward_claims;  // claim -> header name
   std::chrono::milliseconds jwks_refresh = std::chrono::minutes(5);
+  // Where the token is looked for, in order; never empty after a successful parse.
+  std::vector<TokenSource> token_from = {TokenSource{}};
   // Not configurable from YAML (SPEC §2 fixes it at 30s); tests shorten it.
   std::chrono::milliseconds jwks_min_refetch = std::chrono::seconds(30);
   // How long a request whose kid is unknown waits for the refetch it triggered.

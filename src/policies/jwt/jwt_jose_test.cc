@@ -12,6 +12,7 @@
 
 #include "policies/jwt/jose_fixture.h"
 #include "policies/jwt/jwt.h"
+#include "policies/jwt/jwt_test_util.h"
 
 #ifndef GH_FIXTURES_DIR
 #error "GH_FIXTURES_DIR must point at tests/fixtures"
@@ -134,6 +135,39 @@ TEST_F(JoseTokens, InvalidTokensAreRefusedWithTheRightMessage) {
             Status::Invalid);
   EXPECT_EQ(policy_for(find("HS512"))->check("Bearer " + find("HS256")["valid"].get<std::string>()).status,
             Status::Invalid);
+}
+
+// token_from: a jose token carried in the query or in a cookie, as a browser's WebSocket sends it.
+TEST_F(JoseTokens, TokensFromTheQueryAndACookie) {
+  for (const auto& key : tokens_["keys"]) {
+    const std::string alg = key["alg"].get<std::string>();
+    auto policy = policy_for(key, ", token_from: [query:access_token, cookie:session]");
+    ASSERT_NE(policy, nullptr) << alg;
+    const std::string token = key["valid"].get<std::string>();
+    jwt_test::Harness q;
+    q.query("access_token=" + token + "&room=1");
+    ASSERT_TRUE(std::holds_alternative<proxy::Continue>(q.run(*policy))) << alg;
+    EXPECT_EQ(q.ctx->principal->subject, key["sub"].get<std::string>()) << alg;
+    std::vector<http::Field> fields;
+    policy->on_upstream_request(*q.ctx, fields);
+    ASSERT_TRUE(q.ctx->upstream_query.has_value()) << alg;
+    EXPECT_EQ(*q.ctx->upstream_query, "room=1") << alg;
+
+    jwt_test::Harness c;
+    c.header("Cookie", "session=" + token + "; theme=dark");
+    ASSERT_TRUE(std::holds_alternative<proxy::Continue>(c.run(*policy))) << alg;
+    fields.assign(c.req.fields.begin(), c.req.fields.end());
+    policy->on_upstream_request(*c.ctx, fields);
+    ASSERT_EQ(fields.size(), 1u) << alg;
+    EXPECT_EQ(fields[0].value, "theme=dark") << alg;
+
+    jwt_test::Harness expired;
+    expired.query("access_token=" + key["expired"].get<std::string>());
+    proxy::Verdict v = expired.run(*policy);
+    auto* r = std::get_if<proxy::LocalReply>(&v);
+    ASSERT_NE(r, nullptr) << alg;
+    EXPECT_EQ(r->reason, "token_expired") << alg;
+  }
 }
 
 }  // namespace

@@ -642,6 +642,237 @@ TEST(JwtPolicy, ForwardClaimsNeverInjectsControlCharacters) {
   EXPECT_TRUE(up.empty());
 }
 
+// ---- token_from -------------------------------------------------------------------------
+
+TEST(JwtConfig, TokenFromDefaultsToTheHeader) {
+  EXPECT_EQ(parse_ok(with_secret()).token_from, std::vector<TokenSource>{TokenSource{}});
+  using K = TokenSource::Kind;
+  EXPECT_EQ(parse_ok(with_secret(", token_from: [query:access_token, header, cookie:session]")).token_from,
+            (std::vector<TokenSource>{{K::Query, "access_token"}, {K::Header, ""}, {K::Cookie, "session"}}));
+  EXPECT_EQ(parse_ok(with_secret(", token_from: 'query:t'")).token_from, (std::vector<TokenSource>{{K::Query, "t"}}));
+}
+
+TEST(JwtConfig, TokenFromErrors) {
+  const std::vector<ConfigError> cases = {
+      {"{type: jwt, secret: s, token_from: []}", "policies.auth.token_from", "expected a non-empty list of token sources"},
+      {"{type: jwt, secret: s, token_from: {query: t}}", "policies.auth.token_from", "expected a non-empty list"},
+      {"{type: jwt, secret: s, token_from: [header, body:t]}", "policies.auth.token_from[1]",
+       "unknown token source \"body:t\"; expected header, query:NAME or cookie:NAME"},
+      {"{type: jwt, secret: s, token_from: ['qeury:t']}", "policies.auth.token_from[0]", "did you mean \"query\"?"},
+      {"{type: jwt, secret: s, token_from: [Header]}", "policies.auth.token_from[0]", "did you mean \"header\"?"},
+      {"{type: jwt, secret: s, token_from: ['query:']}", "policies.auth.token_from[0]",
+       "query needs a name, e.g. query:access_token"},
+      {"{type: jwt, secret: s, token_from: [query]}", "policies.auth.token_from[0]", "query needs a name"},
+      {"{type: jwt, secret: s, token_from: ['cookie:']}", "policies.auth.token_from[0]",
+       "cookie needs a name, e.g. cookie:access_token"},
+      {"{type: jwt, secret: s, token_from: ['cookie:a b']}", "policies.auth.token_from[0]", "a cookie name is a token"},
+      {"{type: jwt, secret: s, token_from: ['cookie:a=b']}", "policies.auth.token_from[0]", "a cookie name is a token"},
+      {"{type: jwt, secret: s, token_from: ['query:a&b']}", "policies.auth.token_from[0]",
+       "a query parameter name cannot hold"},
+      {"{type: jwt, secret: s, token_from: ['header:X-Token']}", "policies.auth.token_from[0]", "header takes no name"},
+      {"{type: jwt, secret: s, token_from: [header, 'query:t', header]}", "policies.auth.token_from[2]",
+       "header is listed twice"},
+      {"{type: jwt, secret: s, token_from: ['cookie:t', 'cookie:t']}", "policies.auth.token_from[1]",
+       "cookie:t is listed twice"},
+      {"{type: jwt, secret: s, token_from: [[header]]}", "policies.auth.token_from[0]", "unknown token source"},
+      {"{type: jwt, secret: s, tokenfrom: [header]}", "policies.auth.tokenfrom", "did you mean \"token_from\""},
+  };
+  for (const auto& c : cases) {
+    auto errs = errors_of(c.yaml);
+    bool found = false;
+    for (const auto& e : errs) found |= e.path == c.path && e.message.find(c.message_part) != std::string::npos;
+    EXPECT_TRUE(found) << c.yaml << "\n  wanted " << c.path << ": " << c.message_part << "\n  got "
+                       << (errs.empty() ? std::string("no error") : errs[0].to_string());
+  }
+}
+
+std::string refusal(proxy::Verdict v) {
+  auto* r = std::get_if<proxy::LocalReply>(&v);
+  return r ? std::string(r->reason) : std::string("admitted");
+}
+
+// The upstream fields and query after every on_upstream_request, as the exchange runs them.
+struct Upstream {
+  std::vector<http::Field> fields;
+  std::optional<std::string_view> query;
+};
+Upstream upstream_of(JwtPolicy& p, Harness& h) {
+  Upstream up;
+  for (const auto& f : h.req.fields) up.fields.push_back(f);
+  h.ctx->upstream_query.reset();
+  p.on_upstream_request(*h.ctx, up.fields);
+  up.query = h.ctx->upstream_query;
+  return up;
+}
+std::vector<std::string> cookie_fields(const Upstream& up) {
+  std::vector<std::string> out;
+  for (const auto& f : up.fields)
+    if (iequals(f.name, "cookie")) out.emplace_back(f.value);
+  return out;
+}
+
+TEST(JwtPolicy, DefaultReadsOnlyTheAuthorizationField) {
+  Fixture f(with_secret());
+  Harness h;
+  h.query("access_token=" + hs256(claims()));
+  h.header("Cookie", "access_token=" + hs256(claims()));
+  EXPECT_EQ(refusal(h.run(*f.policy)), "token_missing");
+  Harness ok;
+  ok.bearer(hs256(claims())).query("access_token=x");
+  EXPECT_EQ(refusal(ok.run(*f.policy)), "admitted");
+  Upstream up = upstream_of(*f.policy, ok);
+  EXPECT_FALSE(up.query.has_value());  // nothing taken from the query: it goes on untouched
+}
+
+TEST(JwtPolicy, TokenFromTheQueryIsRemovedBeforeForwarding) {
+  Fixture f(with_secret(", token_from: [query:access_token]"));
+  const std::string token = hs256(claims());
+  Harness h;
+  h.query("room=7&access_token=" + token + "&b=%20x&z");
+  ASSERT_EQ(refusal(h.run(*f.policy)), "admitted");
+  ASSERT_NE(h.ctx->principal, nullptr);
+  EXPECT_EQ(h.ctx->principal->subject, "42");
+  Upstream up = upstream_of(*f.policy, h);
+  ASSERT_TRUE(up.query.has_value());
+  EXPECT_EQ(*up.query, "room=7&b=%20x&z");  // the others kept as sent, in order
+
+  Harness alone;
+  alone.query("access_token=" + token);
+  ASSERT_EQ(refusal(alone.run(*f.policy)), "admitted");
+  up = upstream_of(*f.policy, alone);
+  ASSERT_TRUE(up.query.has_value());
+  EXPECT_EQ(*up.query, "");  // the service sees no '?'
+
+  // The name is compared percent-decoded, and the value decoded, as a browser encodes them.
+  Harness encoded;
+  encoded.query("access%5Ftoken=" + token + "&x=1");
+  ASSERT_EQ(refusal(encoded.run(*f.policy)), "admitted");
+  EXPECT_EQ(*upstream_of(*f.policy, encoded).query, "x=1");
+
+  // A Bearer header is not read: the query is the only source.
+  Harness header;
+  header.bearer(token);
+  EXPECT_EQ(refusal(header.run(*f.policy)), "token_missing");
+}
+
+TEST(JwtPolicy, TokenFromTheQueryIsKeptOutOfTheAccessLog) {
+  Fixture f(with_secret(", token_from: [header, query:access_token, query:t]"));
+  const std::string token = hs256(claims());
+  Harness h;
+  h.target("/chat?room=7&access_token=" + token + "&t=" + token + "x&lang=fr");
+  EXPECT_EQ(refusal(h.run(*f.policy)), "admitted");
+  EXPECT_EQ(h.ctx->logged_target, "/chat?room=7&lang=fr");
+  // Refused requests too: the line of a 401 shows no token either.
+  Harness bad;
+  bad.target("/chat?access_token=" + token + "x");
+  EXPECT_EQ(refusal(bad.run(*f.policy)), "token_invalid");
+  EXPECT_EQ(bad.ctx->logged_target, "/chat");
+  // Nothing to hide: the request's own target is logged.
+  Harness header;
+  header.target("/chat?room=7").bearer(token);
+  EXPECT_EQ(refusal(header.run(*f.policy)), "admitted");
+  EXPECT_EQ(header.ctx->logged_target, "");
+}
+
+TEST(JwtPolicy, TokenFromACookieIsRemovedBeforeForwarding) {
+  Fixture f(with_secret(", token_from: [cookie:jwt]"));
+  const std::string token = hs256(claims());
+  Harness h;
+  h.header("Cookie", "theme=dark; jwt=" + token + "; lang=fr").header("Accept", "*/*");
+  ASSERT_EQ(refusal(h.run(*f.policy)), "admitted");
+  Upstream up = upstream_of(*f.policy, h);
+  EXPECT_EQ(cookie_fields(up), std::vector<std::string>{"theme=dark; lang=fr"});
+  EXPECT_FALSE(up.query.has_value());
+
+  // The only cookie: the field is dropped. A quoted value is read without its quotes.
+  Harness only;
+  only.header("Cookie", "jwt=\"" + token + "\"").header("Accept", "*/*");
+  ASSERT_EQ(refusal(only.run(*f.policy)), "admitted");
+  up = upstream_of(*f.policy, only);
+  EXPECT_TRUE(cookie_fields(up).empty());
+  ASSERT_EQ(up.fields.size(), 1u);
+  EXPECT_EQ(up.fields[0].name, "Accept");
+
+  // Several Cookie fields (as HTTP/2 sends them): only the token's own goes.
+  Harness split;
+  split.header("Cookie", "a=1").header("cookie", "jwt=" + token).header("Cookie", "b=2");
+  ASSERT_EQ(refusal(split.run(*f.policy)), "admitted");
+  EXPECT_EQ(cookie_fields(upstream_of(*f.policy, split)), (std::vector<std::string>{"a=1", "b=2"}));
+
+  // Names are case-sensitive (RFC 6265): JWT= is another cookie.
+  Harness other;
+  other.header("Cookie", "JWT=" + token);
+  EXPECT_EQ(refusal(other.run(*f.policy)), "token_missing");
+}
+
+TEST(JwtPolicy, TokenFromTriesEachSourceInOrder) {
+  Fixture f(with_secret(", token_from: [header, query:access_token, cookie:jwt]"));
+  const std::string good = hs256(claims());
+  const std::string other = hs256(claims(R"(,"n":2)"));
+  // The header wins: the query's copy is not the token and stays.
+  Harness h;
+  h.bearer(good).query("access_token=" + hs256(claims()) + "x");
+  EXPECT_EQ(refusal(h.run(*f.policy)), "admitted");
+  EXPECT_FALSE(upstream_of(*f.policy, h).query.has_value());
+  // A non-Bearer Authorization (Basic, for the service) holds no token: the query's is used,
+  // and the Authorization field goes on untouched.
+  Harness basic;
+  basic.header("Authorization", "Basic dXNlcjpwYXNz").query("access_token=" + good);
+  EXPECT_EQ(refusal(basic.run(*f.policy)), "admitted");
+  Upstream up = upstream_of(*f.policy, basic);
+  EXPECT_EQ(*up.query, "");
+  ASSERT_EQ(up.fields.size(), 1u);
+  EXPECT_EQ(up.fields[0].value, "Basic dXNlcjpwYXNz");
+  // A Bearer token that fails is final: a good one later in the list does not rescue it.
+  Harness forged;
+  forged.bearer(good + "x").query("access_token=" + good);
+  EXPECT_EQ(refusal(forged.run(*f.policy)), "token_invalid");
+  // An empty query parameter holds no token: the cookie's is used, and only it is removed.
+  Harness empty;
+  empty.query("access_token=&a=1").header("Cookie", "jwt=" + other);
+  EXPECT_EQ(refusal(empty.run(*f.policy)), "admitted");
+  up = upstream_of(*f.policy, empty);
+  EXPECT_FALSE(up.query.has_value());
+  EXPECT_TRUE(cookie_fields(up).empty());
+  // Nowhere: token_missing, saying where it looked.
+  Harness none;
+  none.header("Cookie", "jwt=").query("a=1");
+  EXPECT_EQ(refusal(none.run(*f.policy)), "token_missing");
+  EXPECT_EQ(f.failures("token_missing"), 1u);
+}
+
+TEST(JwtPolicy, TokenFromRefusesAmbiguousRequests) {
+  Fixture f(with_secret(", token_from: [query:access_token, cookie:jwt]"));
+  const std::string good = hs256(claims());
+  Harness twice;
+  twice.query("access_token=" + good + "&access_token=" + good);
+  EXPECT_EQ(refusal(twice.run(*f.policy)), "token_invalid");
+  Harness cookies;
+  cookies.header("Cookie", "jwt=" + good + "; jwt=" + good);
+  EXPECT_EQ(refusal(cookies.run(*f.policy)), "token_invalid");
+  Harness fields;
+  fields.header("Cookie", "jwt=" + good).header("Cookie", "jwt=" + good);
+  EXPECT_EQ(refusal(fields.run(*f.policy)), "token_invalid");
+  Harness bad;
+  bad.query("access_token=" + good + "x");
+  EXPECT_EQ(refusal(bad.run(*f.policy)), "token_invalid");
+  EXPECT_EQ(f.failures("token_invalid"), 4u);
+  EXPECT_EQ(f.policy->stats().rejected, 4u);
+}
+
+TEST(JwtPolicy, TokenFromTheQueryUsesTheCache) {
+  Fixture f(with_pem(rsa_key().public_pem, ", token_from: [cookie:jwt, query:t]"));
+  std::string token = mint("RS256", R"({"alg":"RS256"})", claims(), {}, rsa_key().pkey.get());
+  Harness a;
+  a.query("t=" + token);
+  ASSERT_EQ(refusal(a.run(*f.policy)), "admitted");
+  Harness b;
+  b.header("Cookie", "jwt=" + token);
+  ASSERT_EQ(refusal(b.run(*f.policy)), "admitted");
+  EXPECT_EQ(f.policy->stats().signature_checks, 1u);
+  EXPECT_EQ(f.policy->stats().cache_hits, 1u);
+}
+
 // ---- explain ----------------------------------------------------------------------------
 
 TEST(JwtExplain, DescribesTheVerdict) {

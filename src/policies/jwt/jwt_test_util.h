@@ -150,6 +150,20 @@ struct Harness {
     return *this;
   }
   Harness& bearer(const std::string& token) { return header("Authorization", "Bearer " + token); }
+  // The request's target; its query is what follows '?'.
+  Harness& target(std::string t) {
+    storage.push_back(std::move(t));
+    req.target = storage.back();
+    const std::size_t q = req.target.find('?');
+    req.query = q == std::string_view::npos ? std::string_view{} : req.target.substr(q + 1);
+    return *this;
+  }
+  // The request's query (without '?').
+  Harness& query(std::string q) {
+    storage.push_back(std::move(q));
+    req.query = storage.back();
+    return *this;
+  }
 
   // As the exchange does: the decision at once when the policy can take it, else awaited.
   proxy::Verdict run(proxy::Policy& p) {

@@ -278,6 +278,7 @@ bool TlsClient::fill(Clock::time_point deadline) {
   int err = SSL_get_error(ssl_, 0);
   ERR_clear_error();
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return Clock::now() < deadline;
+  close_notify_ = err == SSL_ERROR_ZERO_RETURN;
   eof_ = true;
   return true;
 }
@@ -297,6 +298,15 @@ std::optional<Response> TlsClient::read_response(Millis timeout, bool head_reque
     if (p == Parse::Invalid || eof_) return std::nullopt;
     if (!fill(deadline)) return std::nullopt;
   }
+}
+
+bool TlsClient::wait_for(std::string_view needle, Millis timeout) {
+  if (!ok_) return false;
+  auto deadline = Clock::now() + timeout;
+  while (buf_.find(needle) == std::string::npos) {
+    if (eof_ || !fill(deadline)) return false;
+  }
+  return true;
 }
 
 bool TlsClient::wait_closed(Millis timeout) {

@@ -92,6 +92,10 @@ class TlsClient {
   std::optional<Response> read_response(Millis timeout = 5s, bool head_request = false);
   // True when the peer closes (close_notify, EOF or reset) within TIMEOUT.
   bool wait_closed(Millis timeout = 3s);
+  // True once the bytes received and not consumed contain NEEDLE (waiting up to TIMEOUT).
+  bool wait_for(std::string_view needle, Millis timeout = 3s);
+  // After a close: whether the peer ended with close_notify (an orderly TLS end).
+  bool close_notify() const { return close_notify_; }
 
  private:
   bool fill(Clock::time_point deadline);
@@ -104,6 +108,7 @@ class TlsClient {
   std::vector<std::string> peer_names_;
   std::string buf_;
   bool eof_ = false;
+  bool close_notify_ = false;
 };
 
 // GET over a fresh TLS connection; status 0 when the handshake or the exchange failed (the
