@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "app/registry.h"
+#include "core/log.h"
 #include "policies/rate_limit/rate_limit_config.h"
 #include "upstream/dns.h"
 
@@ -54,14 +55,36 @@ Result<std::shared_ptr<const proxy::Snapshot>> build_snapshot(std::shared_ptr<co
   if (!snap->table) return Error{ErrorCode::InvalidConfig, Source::Config, false, "routes: " + error};
 
   std::map<std::string, std::shared_ptr<upstream::Service>> services;
+  std::vector<std::string> tls_errors;
   for (const auto& sc : config->services) {
-    auto s = upstream::Service::build(sc);
+    // https:// instances: the service's TLS context, loaded with every generation (so a reload
+    // reads the CA and client certificate files again); a file that cannot be loaded is a
+    // config error at its `tls:`.
+    std::shared_ptr<const net::TlsClientContext> tls;
+    if (upstream::Service::uses_tls(sc)) {
+      std::string error;
+      tls = upstream::Service::load_tls(sc, error);
+      if (!tls) {
+        tls_errors.push_back(config::Diagnostic{config->file, sc.tls.mark.line ? sc.tls.mark : sc.mark,
+                                                "services." + sc.name + ".tls", error}
+                                 .to_string());
+        continue;
+      }
+      if (!sc.tls.verify)
+        log::warn("service \"{}\": TLS certificate verification is off (tls.verify: false): its https instances are "
+                  "not authenticated",
+                  sc.name);
+    }
+    auto s = upstream::Service::build(sc, std::move(tls));
     if (!s) return s.error();
     if (previous)
       if (const auto* old = previous->find_service(sc.name)) (*s)->inherit_health(*old);
     services[sc.name] = *s;
     snap->services.push_back(*s);
   }
+
+  if (!tls_errors.empty())
+    return Error{ErrorCode::InvalidConfig, Source::Config, false, fmt::format("{}", fmt::join(tls_errors, "\n"))};
 
   std::map<std::string, std::shared_ptr<proxy::Policy>> policies;
   for (const auto& pc : config->policies) {

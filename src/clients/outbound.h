@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "clients/tls_connect.h"
 #include "core/result.h"
 #include "http/body.h"
 #include "http/head_writer.h"
@@ -27,10 +28,14 @@ class Outbound {
   virtual ~Outbound() = default;
 
   // A connection to `address`: the pool's most recent idle one under `pool_key` when `pooled`
-  // allows, else a new one. `check_idle`: a pooled connection is first checked to be open with
-  // nothing unread (for a request that may not be replayed). Error: ConnectRefused (retryable).
+  // allows, else a new one, over TLS to `tls` when given (the handshake is part of opening:
+  // the caller's connect deadline covers it). `check_idle`: a pooled connection is first
+  // checked to be open with nothing unread (for a request that may not be replayed).
+  // Error: ConnectRefused, or ConnectFailed for a failed TLS handshake or verification
+  // (both retryable: nothing was sent).
   virtual boost::asio::awaitable<Result<void>> open(const boost::asio::ip::tcp::endpoint& address,
-                                                    const std::string& pool_key, bool pooled, bool check_idle) = 0;
+                                                    const std::string& pool_key, const TlsTarget* tls, bool pooled,
+                                                    bool check_idle) = 0;
   // open() without waiting, when the pool has a usable connection to `pool_key`: true and the
   // connection is open (reused() is true); false: call open().
   virtual bool open_pooled_now(const std::string& /*pool_key*/, bool /*check_idle*/) noexcept { return false; }

@@ -361,7 +361,7 @@ asio::awaitable<void> Exchange::proxy() {
     down_.arm_after(scfg.connect_timeout);
     Result<void> opened = Result<void>{};
     if (fresh_retry_used || !up_.open_pooled_now(ep->pool_key, !idempotent))
-      opened = co_await up_.open(ep->address, ep->pool_key, !fresh_retry_used, !idempotent);
+      opened = co_await up_.open(ep->address, ep->pool_key, ep->tls.get(), !fresh_retry_used, !idempotent);
     if (!opened) {
       const bool timeout = down_.timed_out();
       ep->report_connect_failure(worker_.clock().now_ms());

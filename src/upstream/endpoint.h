@@ -7,8 +7,11 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <atomic>
+#include <memory>
 #include <cstdint>
 #include <string>
+
+#include "clients/tls_connect.h"
 
 namespace gh::upstream {
 
@@ -35,7 +38,13 @@ struct Endpoint {
   std::uint16_t port = 80;
   std::uint32_t weight = 1;
   std::string host_header;  // Host value when preserve_host is false: "host" or "host:port"
-  std::string pool_key;     // "ip:port": connection pools are keyed by address, not by snapshot
+  // "ip:port": connection pools are keyed by address, not by snapshot; an https instance's
+  // adds its TLS settings' tag ("ip:port/tls-…"), so that plain and TLS connections, and those
+  // of other TLS settings (a reload that changes `tls:`), are never mixed up.
+  std::string pool_key;
+  // https://: how to speak TLS to it (the service's context, the host for SNI and the name
+  // check, server_name); null for http://.
+  std::shared_ptr<const clients::TlsTarget> tls;
   boost::asio::ip::tcp::endpoint address;
   bool has_health_check = false;
   Origin source = Origin::Static;

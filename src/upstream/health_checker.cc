@@ -57,7 +57,9 @@ asio::awaitable<void> probe_loop(std::shared_ptr<HealthChecker::State> state, st
   options.fields = {{"User-Agent", "gatehouse-health-check"}};
   int successes = 0, failures = 0;
   while (!state->stopped && !ep->retired.load(std::memory_order_relaxed)) {
-    auto r = co_await client->fetch(http1::FetchTarget::at(ep->address, ep->host_header, hc.path), options);
+    auto target = http1::FetchTarget::at(ep->address, ep->host_header, hc.path);
+    target.tls = ep->tls;  // an https instance is probed over TLS, as requests reach it
+    auto r = co_await client->fetch(std::move(target), options);
     if (state->stopped) break;
     const bool ok = r && expected(hc, r->status);
     if (!r) log::debug("health probe of {}{} failed: {}", ep->url, hc.path, r.error().context);

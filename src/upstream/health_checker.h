@@ -1,5 +1,6 @@
 // HealthChecker: active health checks of the services that configure `health_check`.
-// A probe is `GET path` over HTTP/1.1 through clients/http1's fetch: the response is read with
+// A probe is `GET path` over HTTP/1.1 (over TLS for an https:// instance, with the service's
+// TLS settings) through clients/http1's fetch: the response is read with
 // the proxy's strict parser, the head up to kMaxProbeHeadBytes and the body up to
 // kMaxProbeBodyBytes, within `timeout`. Healthy: a well-formed response whose status is in
 // `expected_status` (default 200-399); redirects are not followed. Each endpoint keeps one idle

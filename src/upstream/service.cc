@@ -68,15 +68,42 @@ std::uint64_t hash_key(std::string_view key) noexcept {
   return mix(h);
 }
 
-Result<std::shared_ptr<Service>> Service::build(const config::ServiceConfig& cfg) {
+Result<std::shared_ptr<Service>> Service::build(const config::ServiceConfig& cfg,
+                                                std::shared_ptr<const net::TlsClientContext> tls) {
   struct Blocking final : Resolver {
     void resolve(const std::string& host, std::function<void(Answer)> done) override { done(resolve_now(host)); }
   } blocking;
-  return build(cfg, blocking);
+  return build(cfg, blocking, std::move(tls));
 }
 
 Result<std::shared_ptr<Service>> Service::build(const config::ServiceConfig& cfg, Resolver& resolver) {
+  return build(cfg, resolver, nullptr);
+}
+
+bool Service::uses_tls(const config::ServiceConfig& cfg) noexcept {
+  return std::any_of(cfg.instances.begin(), cfg.instances.end(), [](const auto& i) { return i.tls; });
+}
+
+std::shared_ptr<const net::TlsClientContext> Service::load_tls(const config::ServiceConfig& cfg, std::string& error) {
+  net::TlsClientOptions o;
+  o.ca = cfg.tls.ca;
+  o.verify = cfg.tls.verify;
+  o.client_cert = cfg.tls.client_cert;
+  o.client_key = cfg.tls.client_key;
+  o.alpn = {"http/1.1"};
+  return net::TlsClientContext::load(o, error);
+}
+
+Result<std::shared_ptr<Service>> Service::build(const config::ServiceConfig& cfg, Resolver& resolver,
+                                                std::shared_ptr<const net::TlsClientContext> tls) {
   std::shared_ptr<Service> s(new Service(cfg));
+  s->tls_ = std::move(tls);
+  if (!s->tls_ && uses_tls(cfg)) {
+    std::string error;
+    s->tls_ = load_tls(cfg, error);
+    if (!s->tls_)
+      return Error{ErrorCode::InvalidConfig, Source::Config, false, "service \"" + cfg.name + "\": tls: " + error};
+  }
   s->per_instance_.resize(cfg.instances.size());
   for (const auto& inst : cfg.instances) s->names_ = s->names_ || !is_ip_literal(inst.host);
   for (std::size_t i = 0; i < cfg.instances.size(); ++i) {
@@ -115,12 +142,28 @@ std::shared_ptr<Endpoint> Service::make_endpoint(const config::InstanceConfig& i
   e->address = asio::ip::tcp::endpoint(a, inst.port);
   e->pool_key = a.is_v6() ? "[" + a.to_string() + "]:" + std::to_string(inst.port)
                           : a.to_string() + ":" + std::to_string(inst.port);
+  if (inst.tls && tls_) {
+    const auto& t = config_.tls;
+    e->tls = clients::TlsTarget::make(tls_, inst.host, t.server_name,
+                                      fmt::format("{}|{}|{}|{}", t.verify, t.ca, t.client_cert, t.client_key));
+    e->pool_key += "/" + e->tls->pool_tag;
+  }
   return e;
 }
 
 bool Service::set_registered(const std::vector<config::InstanceConfig>& instances) {
   std::vector<std::shared_ptr<Endpoint>> next;
   for (const auto& inst : instances) {
+    if (inst.tls && !tls_) {
+      std::string error;
+      tls_ = load_tls(config_, error);
+      if (!tls_) {
+        log::warn("service \"{}\": registered instance {}: tls: {}; not used", config_.name, inst.url, error);
+        continue;
+      }
+      if (!config_.tls.verify)
+        log::warn("service \"{}\": TLS certificate verification is off (tls.verify: false)", config_.name);
+    }
     std::vector<asio::ip::address> addresses;
     if (is_ip_literal(inst.host)) {
       addresses.push_back(asio::ip::make_address(inst.host));

@@ -18,6 +18,7 @@
 
 #include "config/config.h"
 #include "core/result.h"
+#include "net/tls.h"
 #include "upstream/dns.h"
 #include "upstream/endpoint.h"
 
@@ -33,9 +34,21 @@ struct PickInput {
 class Service : public std::enable_shared_from_this<Service> {
  public:
   // Resolves instance host names (blocking DNS: control thread only) and builds the balancer.
-  static Result<std::shared_ptr<Service>> build(const config::ServiceConfig& cfg);
+  // `tls`: the context of its https:// instances already loaded (load_tls); null: loaded here
+  // when an instance needs it.
+  static Result<std::shared_ptr<Service>> build(const config::ServiceConfig& cfg,
+                                                std::shared_ptr<const net::TlsClientContext> tls = nullptr);
   // The same with the names answered by `resolver` (answers must come before it returns).
   static Result<std::shared_ptr<Service>> build(const config::ServiceConfig& cfg, Resolver& resolver);
+  // The same with the TLS context given.
+  static Result<std::shared_ptr<Service>> build(const config::ServiceConfig& cfg, Resolver& resolver,
+                                                std::shared_ptr<const net::TlsClientContext> tls);
+  // The TLS context for a service's https:// instances, from its `tls:` (SPEC §2): the
+  // system's CAs or `ca`, verification on unless `verify: false`, the client certificate.
+  // Null when a file cannot be loaded, with `error` naming it and why.
+  static std::shared_ptr<const net::TlsClientContext> load_tls(const config::ServiceConfig& cfg, std::string& error);
+  // Whether any instance in the file is https:// (a TLS context is needed at start).
+  static bool uses_tls(const config::ServiceConfig& cfg) noexcept;
 
   const std::string& name() const noexcept { return config_.name; }
   const config::ServiceConfig& config() const noexcept { return config_; }
@@ -93,6 +106,9 @@ class Service : public std::enable_shared_from_this<Service> {
   void reclaim();
 
   config::ServiceConfig config_;
+  // The context of the https:// instances; null until one needs it (a registered https
+  // instance of a service with none in the file loads it then, on the control thread).
+  std::shared_ptr<const net::TlsClientContext> tls_;
   bool names_ = false;  // some instance is written with a host name; set by build()
   // The current Set. Replaced Sets are kept in sets_ until no worker reads (pickers_ is 0 after
   // the swap): a read costs one counter and one load, with no reference count to contend on.

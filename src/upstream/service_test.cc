@@ -423,5 +423,56 @@ TEST(ServiceRegistered, AHostThatDoesNotResolveIsSkipped) {
   EXPECT_EQ(s->endpoints().size(), 1u);
 }
 
+// https:// instances carry what a connection needs (the service's TLS context, the host for SNI
+// and the name check, server_name), and pool keys that keep them apart from plain connections
+// to the same address and from connections made with other TLS settings.
+TEST(Service, HttpsInstancesCarryTheirTlsTargetAndPoolKey) {
+  config::ServiceConfig c = make(config::Balance::RoundRobin, {1, 1});
+  c.instances[1].port = c.instances[0].port;
+  c.instances[1].url = "https://127.0.0.1:" + std::to_string(c.instances[1].port);
+  c.instances[1].tls = true;
+  auto s = build(c);
+  ASSERT_TRUE(s);
+  const auto eps = s->endpoints();
+  ASSERT_EQ(eps.size(), 2u);
+  EXPECT_EQ(eps[0]->tls, nullptr);
+  ASSERT_NE(eps[1]->tls, nullptr);
+  ASSERT_NE(eps[1]->tls->context, nullptr);
+  EXPECT_TRUE(eps[1]->tls->context->verify());
+  EXPECT_EQ(eps[1]->tls->host, "127.0.0.1");
+  EXPECT_EQ(eps[1]->tls->checked_name(), "127.0.0.1");
+  EXPECT_EQ(eps[0]->address, eps[1]->address);
+  EXPECT_NE(eps[0]->pool_key, eps[1]->pool_key);
+  EXPECT_EQ(eps[1]->pool_key.rfind(eps[0]->pool_key + "/tls-", 0), 0u) << eps[1]->pool_key;
+
+  // The same settings give the same key (a reload keeps pooled connections); others do not.
+  EXPECT_EQ(build(c)->endpoints()[1]->pool_key, eps[1]->pool_key);
+  config::ServiceConfig named = c;
+  named.tls.server_name = "billing.internal";
+  auto n = build(named);
+  EXPECT_NE(n->endpoints()[1]->pool_key, eps[1]->pool_key);
+  EXPECT_EQ(n->endpoints()[1]->tls->checked_name(), "billing.internal");
+  config::ServiceConfig unverified = c;
+  unverified.tls.verify = false;
+  auto u = build(unverified);
+  EXPECT_NE(u->endpoints()[1]->pool_key, eps[1]->pool_key);
+  EXPECT_FALSE(u->endpoints()[1]->tls->context->verify());
+}
+
+TEST(Service, AnUnloadableTlsSettingIsAnError) {
+  config::ServiceConfig c = make(config::Balance::RoundRobin, {1});
+  c.instances[0].url = "https://127.0.0.1:4001";
+  c.instances[0].tls = true;
+  c.tls.ca = "/nonexistent/ca.pem";
+  auto s = Service::build(c);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_NE(s.error().context.find("service \"svc\": tls: cannot load ca /nonexistent/ca.pem"), std::string::npos)
+      << s.error().context;
+  // A service without https instances needs no context, whatever its tls says.
+  c.instances[0].url = "http://127.0.0.1:4001";
+  c.instances[0].tls = false;
+  EXPECT_TRUE(Service::build(c).has_value());
+}
+
 }  // namespace
 }  // namespace gh::upstream

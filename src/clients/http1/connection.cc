@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/clock.h"
+#include "core/log.h"
 
 namespace gh::clients::http1 {
 
@@ -54,8 +55,8 @@ bool Connection::open_pooled_now(const std::string& pool_key, bool check_idle) n
   return reused_;
 }
 
-asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, const std::string& pool_key, bool pooled,
-                                               bool check_idle) {
+asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, const std::string& pool_key,
+                                               const TlsTarget* tls, bool pooled, bool check_idle) {
   close();
   pool_key_ = &pool_key;
   sent_ = false;
@@ -78,6 +79,21 @@ asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, con
   }
   boost::system::error_code ignore;
   stream_.socket().set_option(tcp::no_delay(true), ignore);
+  if (tls) {
+    const std::string a = address.address().to_string();
+    const std::string peer = (address.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(address.port());
+    Result<void> shaken = co_await tls_handshake(stream_, *tls, peer);
+    if (!shaken) {
+      close();
+      // A refused certificate is the operator's to fix: said at warn; anything else (a reset,
+      // the deadline) at debug, like a refused connect.
+      if (shaken.error().context.find("certificate verify failed") != std::string::npos)
+        log::warn("{}", shaken.error().context);
+      else
+        log::debug("{}", shaken.error().context);
+      co_return shaken;
+    }
+  }
   co_return Result<void>{};
 }
 

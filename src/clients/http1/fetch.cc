@@ -260,13 +260,19 @@ Result<FetchTarget> FetchTarget::from_url(std::string_view url) {
   std::string why;
   auto u = Url::parse(url, &why);
   if (!u) return invalid(std::move(why));
-  if (u->scheme == "https") return invalid("https is not supported yet");
-  if (u->scheme != "http") return invalid("expected an http://host[:port]/path URL");
+  if (u->scheme != "http" && u->scheme != "https") return invalid("expected an http(s)://host[:port]/path URL");
   if (u->has_userinfo) return invalid("the URL has user information");
   if (u->has_fragment) return invalid("the URL has a fragment");
   FetchTarget t;
   t.host = u->host;
   if (u->port) t.port = std::to_string(*u->port);
+  else if (u->scheme == "https") t.port = "443";
+  if (u->scheme == "https") {
+    std::string error;
+    auto ctx = net::TlsClientContext::system(error);
+    if (!ctx) return invalid(std::move(error));
+    t.tls = TlsTarget::make(std::move(ctx), u->host, {}, "system");
+  }
   t.host_header = u->authority();
   t.target = u->path.empty() ? "/" : u->path;
   if (u->query) t.target += "?" + *u->query;
@@ -325,7 +331,8 @@ asio::awaitable<Result<FetchResponse>> FetchClient::fetch(FetchTarget target, Fe
 
 asio::awaitable<Result<FetchResponse>> FetchClient::attempts(std::shared_ptr<Run> run, const FetchTarget& t,
                                                              const FetchOptions& o, const std::string& request) {
-  const std::string key = t.address ? endpoint_text(*t.address) : t.host + ":" + t.port;
+  std::string key = t.address ? endpoint_text(*t.address) : t.host + ":" + t.port;
+  if (t.tls) key += "/" + t.tls->pool_tag;
   std::shared_ptr<net::Stream> conn;
   bool reused = false;
   if (idle_) {
@@ -390,6 +397,14 @@ asio::awaitable<Result<std::shared_ptr<net::Stream>>> FetchClient::connect(std::
     if (!ec && !run->timed_out && !run->cancelled) {
       error_code ignored;
       conn->socket().set_option(tcp::no_delay(true), ignored);
+      if (t.tls) {
+        // The deadline (or close()) closes the stream, which ends the handshake too.
+        Result<void> shaken = co_await tls_handshake(*conn, *t.tls, endpoint_text(ep));
+        if (!shaken) {
+          conn->close();
+          co_return shaken.error();
+        }
+      }
       co_return conn;
     }
     last = ec ? ec : asio::error::operation_aborted;

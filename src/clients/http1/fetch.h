@@ -10,10 +10,14 @@
 // on a new one. The one-shot fetch() asks for `Connection: close` and keeps nothing.
 // Thread: a FetchClient belongs to one single-threaded executor (an io_context(1) or a strand):
 // its fetches run there, one at a time; fetch() runs on the calling coroutine's executor.
+// TLS: an https URL is fetched over TLS verified against the system's CAs (SSL_CERT_FILE or
+// SSL_CERT_DIR point OpenSSL elsewhere), chain and host name; a target with `tls` set (a health
+// probe of an https instance) uses that instead. A failed handshake or verification is a
+// ConnectFailed whose context gives the reason.
 // Failure: a Result, never an exception: Timeout, ConnectRefused, ConnectFailed (also a name
-// that does not resolve), UpstreamClosed, BadResponse; InvalidConfig for what cannot be fetched
-// at all (an https URL: "https is not supported yet"; a request target with a space or a
-// control character). Error::context says what happened, for a log line.
+// that does not resolve, and a failed TLS handshake), UpstreamClosed, BadResponse;
+// InvalidConfig for what cannot be fetched at all (a request target with a space or a control
+// character). Error::context says what happened, for a log line.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -29,11 +33,8 @@
 #include <utility>
 #include <vector>
 
+#include "clients/tls_connect.h"
 #include "core/result.h"
-
-namespace gh::net {
-class Stream;
-}
 
 namespace gh::clients::http1 {
 
@@ -44,9 +45,10 @@ struct FetchTarget {
   std::optional<boost::asio::ip::tcp::endpoint> address;  // set: connect here, no resolution
   std::string host_header;     // the Host field: host[:port]
   std::string target = "/";    // origin-form request target: path and query
+  std::shared_ptr<const TlsTarget> tls;  // set: over TLS to this peer; null: plain
 
-  // `http://host[:port][/path][?query]`, read with core/url.h. Refused: https ("https is not
-  // supported yet"), other schemes, user information, a fragment.
+  // `http[s]://host[:port][/path][?query]`, read with core/url.h; https with the system's CAs
+  // (TlsClientContext::system()). Refused: other schemes, user information, a fragment.
   static Result<FetchTarget> from_url(std::string_view url);
   // A resolved address (a health probe's endpoint).
   static FetchTarget at(boost::asio::ip::tcp::endpoint address, std::string host_header, std::string target);
@@ -103,7 +105,7 @@ class FetchClient {
 };
 
 // One fetch of `url` on a new connection, closed after it (`Connection: close`), on the calling
-// coroutine's executor. An https URL returns InvalidConfig "https is not supported yet".
+// coroutine's executor.
 boost::asio::awaitable<Result<FetchResponse>> fetch(std::string url, FetchOptions options);
 
 }  // namespace gh::clients::http1

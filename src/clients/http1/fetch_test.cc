@@ -14,6 +14,8 @@
 #include <optional>
 #include <string>
 
+#include "harness/gateway.h"
+#include "harness/tls.h"
 #include "harness/upstream.h"
 
 namespace gh::clients::http1 {
@@ -306,9 +308,7 @@ TEST(Fetch, ConnectionRefused) {
 
 TEST(Fetch, UrlsItCannotFetch) {
   Loop l;
-  EXPECT_TRUE(FailsWith(l.run(fetch("https://idp.example/keys", {})), ErrorCode::InvalidConfig,
-                        "https is not supported yet"));
-  EXPECT_TRUE(FailsWith(l.run(fetch("ftp://idp.example/keys", {})), ErrorCode::InvalidConfig, "http://"));
+  EXPECT_TRUE(FailsWith(l.run(fetch("ftp://idp.example/keys", {})), ErrorCode::InvalidConfig, "http(s)://"));
   EXPECT_TRUE(FailsWith(l.run(fetch("http://u:p@idp.example/keys", {})), ErrorCode::InvalidConfig, "user information"));
   EXPECT_TRUE(FailsWith(l.run(fetch("http://idp.example/keys#x", {})), ErrorCode::InvalidConfig, "fragment"));
   EXPECT_TRUE(FailsWith(l.run(fetch("not a url", {})), ErrorCode::InvalidConfig, "space"));
@@ -460,6 +460,87 @@ TEST(Fetch, CloseEndsAFetchInFlightAtOnce) {
   auto r = l.run(client.fetch(target_of(up), o));
   EXPECT_TRUE(FailsWith(r, ErrorCode::UpstreamClosed, "cancelled"));
   EXPECT_LT(Clock::now() - start, 3s);
+}
+
+// Over TLS (a target with `tls`, as a health probe of an https instance): verified against the
+// given CA, one handshake for several fetches on the kept connection; a certificate for
+// another name is a connect failure that says why, and nothing reaches the service.
+struct TlsFixture {
+  integ::TempDir dir;
+  integ::Pki pki{dir.path()};
+  std::shared_ptr<const TlsTarget> target(const std::string& host = "127.0.0.1") const {
+    net::TlsClientOptions o;
+    o.ca = pki.ca_file();
+    std::string error;
+    auto ctx = net::TlsClientContext::load(o, error);
+    EXPECT_TRUE(ctx) << error;
+    return TlsTarget::make(ctx, host, {}, "test");
+  }
+};
+
+integ::CertSpec cert_for(std::vector<std::string> dns, std::vector<std::string> ips) {
+  integ::CertSpec s;
+  s.dns = std::move(dns);
+  s.ips = std::move(ips);
+  return s;
+}
+
+TEST(FetchTls, VerifiedFetchesShareOneHandshake) {
+  TlsFixture f;
+  Upstream up;
+  integ::TlsUpstream front(up.port(), f.pki.issue("svc", cert_for({}, {"127.0.0.1"})));
+  Loop l;
+  FetchClient client(l.io.get_executor());
+  for (int i = 0; i < 3; ++i) {
+    FetchTarget t = FetchTarget::at({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(front.port())},
+                                    "svc", "/doc");
+    t.tls = f.target();
+    auto r = l.run(client.fetch(t, {}));
+    ASSERT_TRUE(r) << r.error().context;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->reused, i > 0);
+  }
+  EXPECT_EQ(front.handshakes(), 1);
+  EXPECT_EQ(up.request_count(), 3u);
+}
+
+TEST(FetchTls, AnotherNamesCertificateIsAConnectFailure) {
+  TlsFixture f;
+  Upstream up;
+  integ::TlsUpstream front(up.port(), f.pki.issue("svc", cert_for({"other.test"}, {})));
+  Loop l;
+  FetchClient client(l.io.get_executor());
+  FetchTarget t = FetchTarget::at({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(front.port())},
+                                  "svc", "/doc");
+  t.tls = f.target();
+  auto r = l.run(client.fetch(t, {}));
+  EXPECT_TRUE(FailsWith(r, ErrorCode::ConnectFailed, "certificate verify failed (IP address mismatch)"));
+  EXPECT_TRUE(r.error().retryable);
+  // The name the certificate holds passes.
+  t.tls = f.target("other.test");
+  r = l.run(client.fetch(t, {}));
+  ASSERT_TRUE(r) << r.error().context;
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(front.last_sni(), "other.test");
+  EXPECT_EQ(up.request_count(), 1u);
+}
+
+TEST(FetchTls, AServerThatSpeaksNoTlsFailsWithinTheDeadline) {
+  TlsFixture f;
+  Upstream up;  // plain HTTP: the ClientHello gets an HTTP 400 or nothing TLS
+  Loop l;
+  FetchClient client(l.io.get_executor());
+  FetchTarget t = target_of(up);
+  t.tls = f.target();
+  FetchOptions o;
+  o.timeout = 2s;
+  const auto start = Clock::now();
+  auto r = l.run(client.fetch(t, o));
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().code == ErrorCode::ConnectFailed || r.error().code == ErrorCode::Timeout)
+      << r.error().context;
+  EXPECT_LT(Clock::now() - start, 3s);
+  EXPECT_EQ(up.request_count(), 0u);
 }
 
 }  // namespace

@@ -21,10 +21,12 @@
 #include <optional>
 #include <unordered_map>
 
+#include "clients/tls_connect.h"
 #include "core/check.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/url.h"
+#include "net/stream.h"
 
 namespace gh::clients::redis {
 
@@ -38,9 +40,8 @@ Result<RedisUrl> RedisUrl::parse(std::string_view text) {
   if (!a)
     return Error{ErrorCode::InvalidConfig, Source::Config, false,
                  fmt::format("redis URL: {}; expected redis://[user:pass@]host:port[/db]", why)};
-  if (a->tls)  // never send AUTH in clear text to a server the file says speaks TLS
-    return Error{ErrorCode::InvalidConfig, Source::Config, false, "redis URL: rediss:// (TLS) is not yet supported"};
   RedisUrl u;
+  u.tls = a->tls;
   u.host = std::move(a->host);
   u.port = a->port;
   u.db = a->db;
@@ -56,6 +57,8 @@ std::string RedisUrl::endpoint() const {
 struct RedisClient::Shared {
   RedisUrl url;
   ClientOptions opts;
+  std::shared_ptr<const TlsTarget> tls;  // rediss://: made with the client; null: plain
+  std::string tls_error;                 // rediss:// without a usable context: why
 };
 
 namespace {
@@ -73,7 +76,7 @@ using Handler = asio::async_result<asio::use_awaitable_t<>, void(Result<Reply>)>
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(asio::io_context& io, std::shared_ptr<const RedisClient::Shared> shared)
-      : io_(io), shared_(std::move(shared)), socket_(io), resolver_(io), deadline_(io),
+      : io_(io), shared_(std::move(shared)), stream_(io.get_executor()), resolver_(io), deadline_(io),
         backoff_(shared_->opts.backoff_min) {}
 
   // Queues `resp` and completes `handler` with its reply, or with an Error by its deadline.
@@ -102,8 +105,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void shutdown() {
     shut_ = true;
     ++gen_;
-    boost::system::error_code ignore;
-    socket_.close(ignore);
+    stream_.close();
     resolver_.cancel();
     deadline_.cancel();
   }
@@ -162,14 +164,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       for (const auto& r : results) endpoints.push_back(r.endpoint());
     }
-    auto [cec, ep] = co_await asio::async_connect(self->socket_, endpoints, kTuple);
+    auto [cec, ep] = co_await asio::async_connect(self->stream_.socket(), endpoints, kTuple);
     if (gen != self->gen_) co_return;
     if (cec) {
       self->fail("connect: " + cec.message());
       co_return;
     }
-    self->socket_.set_option(tcp::no_delay(true), ec);
-    self->socket_.non_blocking(true, ec);  // flush() writes without waiting
+    self->stream_.socket().set_option(tcp::no_delay(true), ec);
+    self->stream_.socket().non_blocking(true, ec);  // flush() writes without waiting
+    if (u.tls) {
+      // The connect steps' deadline covers the handshake: it closes the stream if it lasts.
+      if (!self->shared_->tls) {
+        self->fail("TLS: " + self->shared_->tls_error);
+        co_return;
+      }
+      Result<void> shaken = co_await tls_handshake(self->stream_, *self->shared_->tls, u.endpoint());
+      if (gen != self->gen_) co_return;
+      if (!shaken) {
+        self->fail(shaken.error().context);
+        co_return;
+      }
+    }
     self->state_ = State::Ready;
     self->kick_writer();
     asio::co_spawn(self->io_, read_loop(self, gen), asio::detached);
@@ -208,7 +223,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void flush() {
     if (state_ != State::Ready || writing_ || out_.empty()) return;
     boost::system::error_code ec;
-    std::size_t n = socket_.write_some(asio::buffer(out_), ec);
+    std::size_t n = 0;
+    // Plain: one non-blocking send now. TLS: through the stream's own write, which waits as
+    // OpenSSL asks.
+    if (stream_.is_tls()) ec = asio::error::would_block;
+    else n = stream_.socket().write_some(asio::buffer(out_), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       ec.clear();
       n = 0;
@@ -222,7 +241,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // The socket's buffer is full: the rest goes when it drains; calls meanwhile queue in out_.
     writing_ = true;
     sending_.swap(out_);
-    asio::async_write(socket_, asio::buffer(sending_),
+    asio::async_write(stream_, asio::buffer(sending_),
                       [self = shared_from_this(), gen = gen_](boost::system::error_code wec, std::size_t) {
                         if (gen != self->gen_) return;
                         if (wec) {
@@ -238,7 +257,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static asio::awaitable<void> read_loop(std::shared_ptr<Connection> self, std::uint64_t gen) {
     std::array<char, 16 * 1024> buf;
     for (;;) {
-      auto [ec, n] = co_await self->socket_.async_read_some(asio::buffer(buf), kTuple);
+      auto [ec, n] = co_await self->stream_.async_read_some(asio::buffer(buf), kTuple);
       if (gen != self->gen_) co_return;
       if (ec) {
         self->fail(ec == asio::error::eof ? std::string("closed by the server") : "read: " + ec.message());
@@ -282,8 +301,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void fail(const std::string& why, ErrorCode code = ErrorCode::StoreUnavailable) {
     ++gen_;
     state_ = State::Idle;
-    boost::system::error_code ignore;
-    socket_.close(ignore);
+    stream_.close();
     resolver_.cancel();
     reader_.reset();
     out_.clear();
@@ -305,7 +323,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   asio::io_context& io_;
   std::shared_ptr<const RedisClient::Shared> shared_;
-  tcp::socket socket_;
+  net::Stream stream_;  // plain, or TLS for rediss://
   tcp::resolver resolver_;
   asio::steady_timer deadline_;
   ReplyReader reader_;
@@ -343,9 +361,26 @@ std::atomic<std::uint64_t> next_client_id{1};
 
 }  // namespace
 
+namespace {
+
+std::shared_ptr<const RedisClient::Shared> make_shared_state(RedisUrl url, ClientOptions opts) {
+  auto s = std::make_shared<RedisClient::Shared>();
+  if (url.tls) {
+    // rediss://: the system's CAs (SSL_CERT_FILE / SSL_CERT_DIR for a private CA), the host
+    // name checked; the host is the SNI when it is a name.
+    if (auto ctx = net::TlsClientContext::system(s->tls_error))
+      s->tls = TlsTarget::make(std::move(ctx), url.host, {}, "system");
+  }
+  s->url = std::move(url);
+  s->opts = std::move(opts);
+  return s;
+}
+
+}  // namespace
+
 RedisClient::RedisClient(RedisUrl url, ClientOptions opts)
     : id_(next_client_id.fetch_add(1, std::memory_order_relaxed)),
-      shared_(std::make_shared<const Shared>(Shared{std::move(url), std::move(opts)})) {}
+      shared_(make_shared_state(std::move(url), std::move(opts))) {}
 
 const RedisUrl& RedisClient::url() const noexcept { return shared_->url; }
 const ClientOptions& RedisClient::options() const noexcept { return shared_->opts; }

@@ -37,14 +37,19 @@
 
 namespace gh::clients::redis {
 
-// `redis://[user:pass@]host:port[/db]`; the port defaults to 6379 and the db to 0. Parsed by
-// core's parse_redis_url: reserved characters in the user or password are written %XX.
+// `redis://[user:pass@]host:port[/db]`, or `rediss://` for TLS; the port defaults to 6379 and
+// the db to 0. Parsed by core's parse_redis_url: reserved characters in the user or password
+// are written %XX. rediss:// verifies the server against the system's CAs and its host name
+// (clients/tls_connect.h); a private CA is given the OpenSSL way, with SSL_CERT_FILE or
+// SSL_CERT_DIR in the gateway's environment. The TLS handshake is part of connecting: it
+// counts against `timeout`, and a failed one is an outage like a refused connect.
 struct RedisUrl {
   std::string host;
   std::uint16_t port = 6379;
   std::string user;      // empty: AUTH with the password only (when there is one)
   std::string password;  // empty: no AUTH
   int db = 0;
+  bool tls = false;      // rediss://: TLS verified against the system's CAs
 
   static Result<RedisUrl> parse(std::string_view text);
   // host:port, for logs (never the password).

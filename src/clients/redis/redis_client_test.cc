@@ -56,11 +56,12 @@ TEST(RedisUrl, Parses) {
   ASSERT_FALSE(raw_slash);
   EXPECT_EQ(raw_slash.error().context,
             "redis URL: a \"/\" in the user name or password is written %2F; expected redis://[user:pass@]host:port[/db]");
-  // The config accepts rediss://; until this client speaks TLS it refuses the URL rather than
-  // send AUTH in clear text.
+  // rediss:// is TLS (tests/integration/upstream_tls_test.cc connects through it).
   auto tls = RedisUrl::parse("rediss://:pw@h:6379");
-  ASSERT_FALSE(tls);
-  EXPECT_EQ(tls.error().context, "redis URL: rediss:// (TLS) is not yet supported");
+  ASSERT_TRUE(tls) << tls.error().context;
+  EXPECT_TRUE(tls->tls);
+  EXPECT_EQ(tls->password, "pw");
+  EXPECT_FALSE(RedisUrl::parse("redis://:pw@h:6379")->tls);
 }
 
 // The password is percent-decoded before AUTH: a server whose password holds "/" accepts it.

@@ -206,12 +206,8 @@ bool base64url_decode(std::string_view in, std::string& out) {
 std::optional<HttpUrl> parse_http_url(std::string_view url, std::string& error) {
   auto u = Url::parse(url, &error);
   if (!u) return std::nullopt;
-  if (u->scheme == "https") {
-    error = "https JWKS URLs are not yet supported";
-    return std::nullopt;
-  }
-  if (u->scheme != "http") {
-    error = "expected an http://host[:port]/path URL";
+  if (u->scheme != "http" && u->scheme != "https") {
+    error = "expected an http(s)://host[:port]/path URL";
     return std::nullopt;
   }
   if (u->has_userinfo) {
@@ -225,6 +221,7 @@ std::optional<HttpUrl> parse_http_url(std::string_view url, std::string& error) 
   HttpUrl out;
   out.host = u->host;
   if (u->port) out.port = std::to_string(*u->port);
+  else if (u->scheme == "https") out.port = "443";
   out.target = u->path.empty() ? "/" : u->path;
   if (u->query) out.target += "?" + *u->query;
   out.host_header = u->authority();

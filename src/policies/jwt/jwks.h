@@ -34,14 +34,15 @@ namespace gh::policies {
 // Strict base64url (RFC 7515 §2): URL-safe alphabet, no padding, unused low bits zero.
 bool base64url_decode(std::string_view in, std::string& out);
 
-// `http://host[:port][/path[?query]]`, split. Only plain http is fetched.
+// `http[s]://host[:port][/path[?query]]`, split. https is fetched over TLS verified against the
+// system's CAs (clients/http1 fetch).
 struct HttpUrl {
   std::string host;      // without brackets for an IPv6 literal
   std::string port = "80";
   std::string target = "/";  // path and query, as sent in the request line
   std::string host_header;   // host[:port] as given, for the Host field
 };
-// On failure returns nullopt and sets `error` (e.g. "https JWKS URLs are not yet supported").
+// On failure returns nullopt and sets `error` (e.g. "the URL has a fragment").
 std::optional<HttpUrl> parse_http_url(std::string_view url, std::string& error);
 
 // One usable verification key of a JWK Set.

@@ -245,7 +245,7 @@ class Jwks : public ::testing::Test {
   static inline json fx_;
 };
 
-TEST(JwksUrl, ParsesPlainHttpAndRefusesTheRest) {
+TEST(JwksUrl, ParsesHttpAndHttpsAndRefusesTheRest) {
   std::string error;
   auto u = parse_http_url("http://idp.example:8080/keys?v=1", error);
   ASSERT_TRUE(u) << error;
@@ -260,8 +260,10 @@ TEST(JwksUrl, ParsesPlainHttpAndRefusesTheRest) {
   u = parse_http_url("http://idp", error);
   ASSERT_TRUE(u);
   EXPECT_EQ(u->target, "/");
-  EXPECT_FALSE(parse_http_url("https://idp/keys", error));
-  EXPECT_EQ(error, "https JWKS URLs are not yet supported");
+  u = parse_http_url("https://idp/keys", error);
+  ASSERT_TRUE(u) << error;
+  EXPECT_EQ(u->port, "443");
+  EXPECT_EQ(u->host_header, "idp");
   u = parse_http_url("http://IdP.example/realms/a%20b/certs?x=%2F", error);
   ASSERT_TRUE(u) << error;
   EXPECT_EQ(u->target, "/realms/a%20b/certs?x=%2F");  // sent as written
@@ -279,8 +281,8 @@ TEST(JwksConfig, ValidatesTheUrlAndTheRefresh) {
   for (const Case& c : std::initializer_list<Case>{
            {"{type: jwt, jwks_url: 'http://127.0.0.1:9/jwks'}", nullptr},
            {"{type: jwt, jwks_url: 'http://127.0.0.1:9/jwks', jwks_refresh: 30s}", nullptr},
-           {"{type: jwt, jwks_url: 'https://idp.example/jwks'}", "https JWKS URLs are not yet supported"},
-           {"{type: jwt, jwks_url: 'ftp://idp.example/jwks'}", "expected an http://host[:port]/path URL"},
+           {"{type: jwt, jwks_url: 'https://idp.example/jwks'}", nullptr},
+           {"{type: jwt, jwks_url: 'ftp://idp.example/jwks'}", "expected an http(s)://host[:port]/path URL"},
            {"{type: jwt, jwks_url: 'http://127.0.0.1:9/jwks', jwks_refresh: soon}", "positive duration"},
            {"{type: jwt, jwks_url: 'http://127.0.0.1:9/jwks', algorithms: [HS256]}", "HS256 cannot be used"},
        }) {
