@@ -372,6 +372,12 @@ int run_gateway(RunOptions opts) {
   if (opts.on_ready) opts.on_ready(where);
 
   control.run();
+  // Stopping: a signal that arrives now (a supervisor repeating its SIGTERM) must not kill
+  // the process with the signal's status while the workers finish; the signal set is cleared
+  // first, since clearing restores the default action.
+  boost::system::error_code ignore;
+  signals.clear(ignore);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) std::signal(sig, SIG_IGN);
   for (auto& t : threads) t.join();
   log::info("stopped");
   return 0;

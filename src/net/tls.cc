@@ -133,19 +133,29 @@ bool init_ticket_mac(EVP_MAC_CTX* hctx, TicketKey& key) {
   return EVP_MAC_CTX_set_params(hctx, params) == 1;
 }
 
+// The ticket cipher, fetched from the provider once: a legacy EVP_aes_256_cbc() would be looked
+// up by name again on every ticket made or opened.
+const EVP_CIPHER* ticket_cipher() {
+  static const EVP_CIPHER* cipher = [] {
+    const EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+    return c ? c : EVP_aes_256_cbc();
+  }();
+  return cipher;
+}
+
 int ticket_key_cb(SSL* ssl, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx,
                   int enc) {
   TicketKey key;
   if (enc) {
     ticket_keys().current(key);
     std::memcpy(key_name, key.name.data(), key.name.size());
-    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
-    if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) != 1) return -1;
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(ticket_cipher())) != 1) return -1;
+    if (EVP_EncryptInit_ex(cctx, ticket_cipher(), nullptr, key.aes.data(), iv) != 1) return -1;
     return init_ticket_mac(hctx, key) ? 1 : -1;
   }
   int found = ticket_keys().find(key_name, key);
   if (found == 0) return 0;  // unknown or expired key: a full handshake
-  if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) != 1) return -1;
+  if (EVP_DecryptInit_ex(cctx, ticket_cipher(), nullptr, key.aes.data(), iv) != 1) return -1;
   if (!init_ticket_mac(hctx, key)) return -1;
   // 2 = renew: a ticket made with the previous key, and every TLS 1.3 resumption (clients use
   // a TLS 1.3 ticket once, RFC 8446 appendix C.4, so each resumption must leave them a new one).
