@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 
 #include "harness/assertions.h"
 #include "harness/tls.h"
@@ -53,6 +54,28 @@ Gateway::Options raw() {
   return o;
 }
 
+// Every test has a private CA, a certificate for api.test (and 127.0.0.1) and a service; most
+// run a gateway whose one TLS listener serves that certificate.
+class TlsListener : public ::testing::Test {
+ protected:
+  // The gateway, with EXTRA keys beside `cert` and `key` in its `tls:` (e.g. ", sni_strict: true").
+  Gateway& gateway(const std::string& extra = "", int workers = 2, const std::string& top = "") {
+    gw_ = std::make_unique<Gateway>(
+        tls_config(up, fill("{cert: \"{C}\", key: \"{K}\"{X}}", {{"C", api.cert}, {"K", api.key}, {"X", extra}}),
+                   workers, top),
+        raw());
+    return *gw_;
+  }
+
+  TempDir dir;
+  Pki pki{dir.path()};
+  CertFiles api = pki.issue("api", names({"api.test"}));
+  Upstream up{"svc"};
+
+ private:
+  std::unique_ptr<Gateway> gw_;
+};
+
 TlsOptions verified(const std::string& ca, const std::string& name) {
   TlsOptions o;
   o.sni = name;
@@ -61,12 +84,8 @@ TlsOptions verified(const std::string& ca, const std::string& name) {
   return o;
 }
 
-TEST(TlsListener, ServesHttpsAndTellsTheServiceItWasHttps) {
-  TempDir dir;
-  Pki pki(dir.path());
-  auto cert = pki.issue("api", names({"api.test"}));
-  Upstream up("svc");
-  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\"}", {{"C", cert.cert}, {"K", cert.key}})), raw());
+TEST_F(TlsListener, ServesHttpsAndTellsTheServiceItWasHttps) {
+  Gateway& gw = gateway();
   GH_START(gw);
 
   std::string error;
@@ -95,15 +114,12 @@ TEST(TlsListener, ServesHttpsAndTellsTheServiceItWasHttps) {
   }
 }
 
-TEST(TlsListener, SniPicksTheCertificateAndTheFirstIsTheDefault) {
-  TempDir dir;
-  Pki pki(dir.path());
+TEST_F(TlsListener, SniPicksTheCertificateAndTheFirstIsTheDefault) {
   auto def = pki.issue("default", names({"default.test"}));
-  auto api = pki.issue("api", names({"api.test", "api2.test"}));
+  auto both = pki.issue("both", names({"api.test", "api2.test"}));
   auto wild = pki.issue("wild", names({"*.wild.test"}));
-  Upstream up("svc");
   Gateway gw(tls_config(up, fill(R"({certificates: [{cert: "{D}", key: "{DK}"}, {cert: "{A}", key: "{AK}"}, {cert: "{W}", key: "{WK}"}]})",
-                                 {{"D", def.cert}, {"DK", def.key}, {"A", api.cert}, {"AK", api.key},
+                                 {{"D", def.cert}, {"DK", def.key}, {"A", both.cert}, {"AK", both.key},
                                   {"W", wild.cert}, {"WK", wild.key}})),
              raw());
   GH_START(gw);
@@ -127,13 +143,8 @@ TEST(TlsListener, SniPicksTheCertificateAndTheFirstIsTheDefault) {
   EXPECT_EQ(tls_get(gw.port(), "/", verified(pki.ca_file(), "y.wild.test")).status, 200);
 }
 
-TEST(TlsListener, SniStrictRefusesUnknownAndMissingNames) {
-  TempDir dir;
-  Pki pki(dir.path());
-  auto api = pki.issue("api", names({"api.test"}));
-  Upstream up("svc");
-  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\", sni_strict: true}", {{"C", api.cert}, {"K", api.key}})),
-             raw());
+TEST_F(TlsListener, SniStrictRefusesUnknownAndMissingNames) {
+  Gateway& gw = gateway(", sni_strict: true");
   GH_START(gw);
   TlsOptions known;
   known.sni = "api.test";
@@ -148,12 +159,8 @@ TEST(TlsListener, SniStrictRefusesUnknownAndMissingNames) {
   EXPECT_EQ(up.request_count(), 0u);
 }
 
-TEST(TlsListener, OnlyTls12AndTls13AreSpoken) {
-  TempDir dir;
-  Pki pki(dir.path());
-  auto api = pki.issue("api", names({"api.test"}));
-  Upstream up("svc");
-  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\"}", {{"C", api.cert}, {"K", api.key}})), raw());
+TEST_F(TlsListener, OnlyTls12AndTls13AreSpoken) {
+  Gateway& gw = gateway();
   GH_START(gw);
   for (int v : {TLS1_VERSION, TLS1_1_VERSION}) {
     TlsOptions o;
@@ -181,13 +188,8 @@ TEST(TlsListener, OnlyTls12AndTls13AreSpoken) {
   EXPECT_NE(out.find("alert protocol version"), std::string::npos) << out;
 }
 
-TEST(TlsListener, MinVersion13RefusesTls12) {
-  TempDir dir;
-  Pki pki(dir.path());
-  auto api = pki.issue("api", names({"api.test"}));
-  Upstream up("svc");
-  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\", min_version: \"1.3\"}", {{"C", api.cert}, {"K", api.key}})),
-             raw());
+TEST_F(TlsListener, MinVersion13RefusesTls12) {
+  Gateway& gw = gateway(", min_version: \"1.3\"");
   GH_START(gw);
   TlsOptions v12;
   v12.max_version = TLS1_2_VERSION;
@@ -195,12 +197,8 @@ TEST(TlsListener, MinVersion13RefusesTls12) {
   EXPECT_TRUE(TlsClient(gw.port(), TlsOptions{}).ok());
 }
 
-TEST(TlsListener, AlpnChoosesHttp11AndRefusesClientsWithNothingInCommon) {
-  TempDir dir;
-  Pki pki(dir.path());
-  auto api = pki.issue("api", names({"api.test"}));
-  Upstream up("svc");
-  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\"}", {{"C", api.cert}, {"K", api.key}})), raw());
+TEST_F(TlsListener, AlpnChoosesHttp11AndRefusesClientsWithNothingInCommon) {
+  Gateway& gw = gateway();
   GH_START(gw);
   TlsOptions both;
   both.alpn = {"h2", "http/1.1"};
@@ -217,16 +215,12 @@ TEST(TlsListener, AlpnChoosesHttp11AndRefusesClientsWithNothingInCommon) {
   EXPECT_EQ(none.alpn(), "");
 }
 
-TEST(TlsListener, ClientCertificatesRequiredOrOptional) {
-  TempDir dir;
-  Pki pki(dir.path());
+TEST_F(TlsListener, ClientCertificatesRequiredOrOptional) {
   Pki other(dir.path(), "other-ca");
-  auto api = pki.issue("api", names({"api.test"}));
   CertSpec client_spec;
   client_spec.cn = "client-1";
   auto client = pki.issue("client", client_spec);
   auto stranger = other.issue("stranger", client_spec);
-  Upstream up("svc");
   {
     Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\", client_ca: \"{CA}\", client_auth: required}",
                                    {{"C", api.cert}, {"K", api.key}, {"CA", pki.ca_file()}})),
@@ -254,12 +248,8 @@ TEST(TlsListener, ClientCertificatesRequiredOrOptional) {
   EXPECT_EQ(tls_get(gw.port(), "/stranger", wrong).status, 0);  // one shown must still verify
 }
 
-TEST(TlsListener, SessionsResumeWhicheverWorkerTheClientReaches) {
-  TempDir dir;
-  Pki pki(dir.path());
-  auto api = pki.issue("api", names({"api.test"}));
-  Upstream up("svc");
-  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\"}", {{"C", api.cert}, {"K", api.key}}), 2), raw());
+TEST_F(TlsListener, SessionsResumeWhicheverWorkerTheClientReaches) {
+  Gateway& gw = gateway();
   GH_START(gw);
   for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
     TlsOptions o = verified(pki.ca_file(), "api.test");
@@ -305,12 +295,8 @@ TEST(TlsListener, SessionsResumeWhicheverWorkerTheClientReaches) {
   }
 }
 
-TEST(TlsListener, ConnectionCloseEndsWithCloseNotify) {
-  TempDir dir;
-  Pki pki(dir.path());
-  auto api = pki.issue("api", names({"api.test"}));
-  Upstream up("svc");
-  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\"}", {{"C", api.cert}, {"K", api.key}})), raw());
+TEST_F(TlsListener, ConnectionCloseEndsWithCloseNotify) {
+  Gateway& gw = gateway();
   GH_START(gw);
   TlsClient c(gw.port(), verified(pki.ca_file(), "api.test"));
   ASSERT_TRUE(c.ok()) << c.error();
@@ -322,13 +308,8 @@ TEST(TlsListener, ConnectionCloseEndsWithCloseNotify) {
   EXPECT_TRUE(c.close_notify()) << "the gateway closed without close_notify";
 }
 
-TEST(TlsListener, SessionTicketsOffMeansFullHandshakes) {
-  TempDir dir;
-  Pki pki(dir.path());
-  auto api = pki.issue("api", names({"api.test"}));
-  Upstream up("svc");
-  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\", session_tickets: false}", {{"C", api.cert}, {"K", api.key}})),
-             raw());
+TEST_F(TlsListener, SessionTicketsOffMeansFullHandshakes) {
+  Gateway& gw = gateway(", session_tickets: false");
   GH_START(gw);
   TlsOptions o = verified(pki.ca_file(), "api.test");
   SessionPtr session;
@@ -353,11 +334,8 @@ std::string first_name(int port, const std::string& name) {
   return c.ok() && !c.peer_names().empty() ? c.peer_names()[0] : std::string();
 }
 
-TEST(TlsListener, RenewedFilesServeWithoutARestartAndABrokenPairIsKeptOut) {
-  TempDir dir;
-  Pki pki(dir.path());
+TEST_F(TlsListener, RenewedFilesServeWithoutARestartAndABrokenPairIsKeptOut) {
   auto cert = pki.issue("site", names({"v1.test"}));
-  Upstream up("svc");
   Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\", reload_check: 200ms}", {{"C", cert.cert}, {"K", cert.key}}),
                         2, "log: {level: debug}"),
              raw());
@@ -383,9 +361,7 @@ TEST(TlsListener, RenewedFilesServeWithoutARestartAndABrokenPairIsKeptOut) {
   EXPECT_TRUE(eventually([&] { return first_name(gw.port(), "x") == "v3.test"; }, 3s)) << gw.diagnostics();
 }
 
-TEST(TlsListener, SymlinkSwapAsKubernetesMountsDo) {
-  TempDir dir;
-  Pki pki(dir.path());
+TEST_F(TlsListener, SymlinkSwapAsKubernetesMountsDo) {
   // A Kubernetes secret volume: tls.crt -> ..data/tls.crt, ..data -> ..2026_v1 (a directory).
   fs::create_directory(dir.path() + "/..v1");
   fs::create_directory(dir.path() + "/..v2");
@@ -398,7 +374,6 @@ TEST(TlsListener, SymlinkSwapAsKubernetesMountsDo) {
   fs::create_directory_symlink("..v1", dir.path() + "/..data");
   fs::create_symlink("..data/tls.crt", dir.path() + "/tls.crt");
   fs::create_symlink("..data/tls.key", dir.path() + "/tls.key");
-  Upstream up("svc");
   Gateway gw(tls_config(up, fill("{cert: \"{D}/tls.crt\", key: \"{D}/tls.key\", reload_check: 200ms}", {{"D", dir.path()}})),
              raw());
   GH_START(gw);
@@ -409,13 +384,10 @@ TEST(TlsListener, SymlinkSwapAsKubernetesMountsDo) {
   EXPECT_TRUE(eventually([&] { return first_name(gw.port(), "x") == "v2.test"; }, 3s)) << gw.diagnostics();
 }
 
-TEST(TlsListener, ReloadReadsTheFilesAgainAndRefusesABrokenPair) {
-  TempDir dir;
-  Pki pki(dir.path());
+TEST_F(TlsListener, ReloadReadsTheFilesAgainAndRefusesABrokenPair) {
   auto cert = pki.issue("site", names({"v1.test"}));
   auto next = pki.issue("next", names({"v2.test"}));
   auto mismatched = pki.issue("odd", names({"odd.test"}));
-  Upstream up("svc");
   auto yaml = [&](const CertFiles& f) {
     return tls_config(up, fill("{cert: \"{C}\", key: \"{K}\", reload_check: 0s}", {{"C", f.cert}, {"K", f.key}}));
   };
@@ -434,15 +406,10 @@ TEST(TlsListener, ReloadReadsTheFilesAgainAndRefusesABrokenPair) {
   EXPECT_TRUE(eventually([&] { return first_name(gw.port(), "x") == "v2.test"; }, 3s)) << gw.diagnostics();
 }
 
-TEST(TlsListener, SilentClientIsCutAtTheHandshakeTimeoutAndCounted) {
-  TempDir dir;
-  Pki pki(dir.path());
-  auto api = pki.issue("api", names({"api.test"}));
-  Upstream up("svc");
+TEST_F(TlsListener, SilentClientIsCutAtTheHandshakeTimeoutAndCounted) {
   const int admin_port = free_port();
-  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\", handshake_timeout: 500ms}", {{"C", api.cert}, {"K", api.key}}),
-                        1, fill("admin: {address: \"127.0.0.1:{A}\", token: \"t0ken-for-tls\"}", {{"A", std::to_string(admin_port)}})),
-             raw());
+  Gateway& gw = gateway(", handshake_timeout: 500ms", 1,
+                        fill("admin: {address: \"127.0.0.1:{A}\", token: \"t0ken-for-tls\"}", {{"A", std::to_string(admin_port)}}));
   GH_START(gw);
   ASSERT_TRUE(wait_for_port(admin_port));
   auto failures = [&] {
@@ -468,12 +435,8 @@ TEST(TlsListener, SilentClientIsCutAtTheHandshakeTimeoutAndCounted) {
   EXPECT_EQ(up.request_count(), 0u);
 }
 
-TEST(TlsListener, PlainHttpToTheTlsPortForwardsNothing) {
-  TempDir dir;
-  Pki pki(dir.path());
-  auto api = pki.issue("api", names({"api.test"}));
-  Upstream up("svc");
-  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\"}", {{"C", api.cert}, {"K", api.key}})), raw());
+TEST_F(TlsListener, PlainHttpToTheTlsPortForwardsNothing) {
+  Gateway& gw = gateway();
   GH_START(gw);
   Response r = roundtrip(gw.port(), make_request("GET", "/plain"));
   EXPECT_EQ(r.status, 400) << r.describe();
@@ -487,12 +450,8 @@ TEST(TlsListener, PlainHttpToTheTlsPortForwardsNothing) {
   EXPECT_TRUE(up.requests().empty());
 }
 
-TEST(TlsListener, CurlVerifiesTheChainAndGetsThrough) {
-  TempDir dir;
-  Pki pki(dir.path());
-  auto api = pki.issue("api", names({"api.test"}));
-  Upstream up("svc");
-  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\"}", {{"C", api.cert}, {"K", api.key}})), raw());
+TEST_F(TlsListener, CurlVerifiesTheChainAndGetsThrough) {
+  Gateway& gw = gateway();
   GH_START(gw);
   const std::string port = std::to_string(gw.port());
   std::string cmd = "curl -sS --max-time 5 -o /dev/null -w '%{http_code} %{http_version}' --cacert " + pki.ca_file() +
@@ -508,12 +467,9 @@ TEST(TlsListener, CurlVerifiesTheChainAndGetsThrough) {
   EXPECT_EQ(up.requests()[0].headers.value_or("X-Forwarded-Host", ""), "api.test:" + port);
 }
 
-TEST(TlsListener, BrokenCertificatesAreErrorsAtStartAndInCheck) {
-  TempDir dir;
-  Pki pki(dir.path());
+TEST_F(TlsListener, BrokenCertificatesAreErrorsAtStartAndInCheck) {
   auto a = pki.issue("a", names({"a.test"}));
   auto b = pki.issue("b", names({"b.test"}));
-  Upstream up("svc");
   std::string yaml = tls_config(up, fill("{cert: \"{C}\", key: \"{K}\"}", {{"C", a.cert}, {"K", b.key}}));
   std::string file = dir.write("gw.yaml", fill(yaml, {{"PORT", std::to_string(free_port())}}));
   auto check = run_gatehouse({"check", "-c", file});
@@ -528,11 +484,7 @@ TEST(TlsListener, BrokenCertificatesAreErrorsAtStartAndInCheck) {
   EXPECT_NE(run.err.find("cannot load certificate"), std::string::npos) << run.err;
 }
 
-TEST(TlsListener, WebSocketTunnelOverTls) {
-  TempDir dir;
-  Pki pki(dir.path());
-  auto api = pki.issue("api", names({"api.test"}));
-  Upstream up("svc");
+TEST_F(TlsListener, WebSocketTunnelOverTls) {
   up.set_handler([](const Request&) {
     Reply r;
     r.status = 101;
@@ -543,7 +495,7 @@ TEST(TlsListener, WebSocketTunnelOverTls) {
     r.headers.add("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");  // RFC 6455 1.3's example
     return r;
   });
-  Gateway gw(tls_config(up, fill("{cert: \"{C}\", key: \"{K}\"}", {{"C", api.cert}, {"K", api.key}})), raw());
+  Gateway& gw = gateway();
   GH_START(gw);
   TlsClient c(gw.port(), verified(pki.ca_file(), "api.test"));
   ASSERT_TRUE(c.ok()) << c.error();
