@@ -7,11 +7,12 @@ packages=(
   clang-14 libclang-rt-14-dev
   libboost1.81-dev libssl-dev libyaml-cpp-dev libre2-dev libhiredis-dev
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libnghttp2-dev
   redis-server curl python3 nlohmann-json3-dev nodejs
 )
 # npm: Debian's package, unless the installed nodejs already ships it (it then conflicts).
 command -v npm >/dev/null || packages+=(npm)
-if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk); fi
+if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk nghttp2-client); fi
 # groff: the install test lints the generated man page with it.
 packages+=(groff-base)
 # chromium: the dashboard's browser test (tests/browser) drives it headless.
@@ -31,6 +32,21 @@ else
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# HTTP/2 hardening comes from Debian's patched libnghttp2 1.52: deb12u1 adds the stream reset
+# rate limit (rapid reset, CVE-2023-44487), deb12u2 bounds CONTINUATION frames (CVE-2024-28182),
+# deb12u3 fixes a frame-state assertion (CVE-2026-27135). An older build is upgraded.
+nghttp2_version=$(dpkg-query -W -f='${Version}' libnghttp2-14 2>/dev/null || true)
+if ! dpkg --compare-versions "$nghttp2_version" ge "1.52.0-1+deb12u3"; then
+  echo "deps: libnghttp2 $nghttp2_version is older than 1.52.0-1+deb12u3; upgrading"
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends libnghttp2-14 libnghttp2-dev
+  nghttp2_version=$(dpkg-query -W -f='${Version}' libnghttp2-14)
+  dpkg --compare-versions "$nghttp2_version" ge "1.52.0-1+deb12u3" ||
+    { echo "deps: libnghttp2 $nghttp2_version lacks the HTTP/2 DoS fixes (need 1.52.0-1+deb12u3)" >&2; exit 1; }
 fi
 
 # The tests' npm packages: `npm ci` in each folder when node_modules is missing or
