@@ -110,6 +110,7 @@ class H2Stream final : public Downstream {
   void arm_after(std::chrono::milliseconds d) noexcept override;
   bool timed_out() const noexcept override { return timed_out_; }
   bool draining() const noexcept override;
+  bool cancelled() const noexcept override { return broken(); }
 
   void wake() noexcept { wake_.cancel(); }
   asio::awaitable<void> wait() {
@@ -262,6 +263,7 @@ void H2Stream::give_back() noexcept {
 }
 
 bool H2Stream::body_now(http::BodyPart& out) noexcept {
+  if (broken()) return false;  // read_body says so
   if (replay_) {
     replay_ = false;
     out = http::BodyPart{out_, true};
@@ -582,7 +584,7 @@ struct Http2Session::Callbacks {
       if (!st->eof_sent_) {
         // The client cancelled: the service's work stops now.
         st->reset_ = true;
-        if (st->sc_) st->sc_->upstream.close();
+        if (st->sc_) st->sc_->upstream.cancel();  // the exchange then closes it
       }
       st->wake();
       return 0;
@@ -929,7 +931,7 @@ void Http2Session::end() {
   for (auto& entry : streams_) {
     H2Stream* st = entry.second.get();
     if (st->state_ == H2Stream::State::Running) {
-      if (st->sc_ && !st->eof_sent_) st->sc_->upstream.close();
+      if (st->sc_ && !st->eof_sent_) st->sc_->upstream.cancel();
       st->wake();
     }
   }
