@@ -1041,6 +1041,16 @@ def cmd_summarize(args):
         if r["idle_closed_by_peer"]:
             notes.append(f"WARNING {t}: {r['idle_closed_by_peer']} idle connections were "
                          "closed by the proxy before the end of the measurement")
+    # run.sh: targets whose process ended, load-generator failures
+    try:
+        with open(os.path.join(out, "failures.txt")) as f:
+            for line in dict.fromkeys(l.strip() for l in f if l.strip()):
+                notes.append(f"WARNING {line}")
+    except OSError:
+        pass
+    for t in meta["targets"]:
+        if t not in rows:
+            notes.append(f"WARNING {t}: started, but no run of it was measured")
     for s in meta.get("skipped", []):
         notes.append(f"skipped {s}")
     text = "\n".join(lines + [""] + notes) + "\n"

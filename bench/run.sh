@@ -690,6 +690,24 @@ python3 "$TOOL" meta "$OUT/meta.json" --targets "${TARGETS[*]}" \
 
 # --- throughput, latency, CPU ----------------------------------------------
 
+# A target whose process ended before the end of the benchmark: how it ended
+# (reaped here; "signal 11 (SEGV)" or "exit status N"), logged and kept in
+# failures.txt for the lines under the table.
+declare -A GONE=()
+target_gone() {  # target when
+  local t=$1 when=$2 rc=0 how
+  [[ -v GONE[$t] ]] && return 0
+  wait "${PID[$t]}" 2>/dev/null || rc=$?
+  if ((rc > 128)); then
+    how="killed by signal $((rc - 128)) ($(kill -l "$rc" 2>/dev/null || echo "?"))"
+  else
+    how="exit status $rc"
+  fi
+  GONE[$t]=$how
+  log "$t: process ended $when: $how (see $OUT/logs); not measured from then on"
+  printf '%s\n' "$t: its process ended $when, $how" >>"$OUT/failures.txt"
+}
+
 # One run of the load generator against a target: wrk, or h2load in h2 mode
 # (-c connections, -m streams in flight on each, -t threads, -D seconds; ALPN
 # h2 only, so a target that falls back to HTTP/1.1 fails instead of being
@@ -719,12 +737,13 @@ run_load() {  # target round seconds record(0|1)
          --latency -s "$LUA" "${hdr_args[@]}" "$url")
     out_args=(--wrk-out "$out")
   fi
-  alive "${PID[$t]}" || { log "$t: process gone; not measured"; return 0; }
+  alive "${PID[$t]}" || { target_gone "$t" "before round $round"; return 0; }
   read -r c0 u0 a0 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
   [[ -n $REDIS_PID ]] && s0=$(python3 "$TOOL" cpu "$REDIS_PID" 2>/dev/null || true)
   if ! BENCH_TOKENS="${TARGET_TOKENS[$t]:-}" run_bounded $((secs + 30)) "${cmd[@]}" \
       >"$out" 2>&1; then
     log "$t round $round: $CLIENT failed (see $out)"
+    printf '%s\n' "$t: $CLIENT failed in round $round" >>"$OUT/failures.txt"
     return 0
   fi
   read -r c1 u1 a1 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
@@ -733,7 +752,7 @@ run_load() {  # target round seconds record(0|1)
   if [[ -n $SHIM ]] && read -r _ full _ resumed <"$hs_file" 2>/dev/null; then
     hs_args=(--tls-full "$full" --tls-resumed "$resumed")
   fi
-  alive "${PID[$t]}" || { log "$t: process exited during the run (see $OUT/logs)"; return 0; }
+  alive "${PID[$t]}" || { target_gone "$t" "during $([[ $record == 1 ]] && echo "round $round" || echo "the warm-up")"; return 0; }
   [[ $record == 1 ]] || return 0
   [[ -n ${c0:-} && -n ${c1:-} ]] || { log "$t round $round: no CPU sample"; return 0; }
   local rec
@@ -768,7 +787,7 @@ if ((SKIP_MEMORY == 0)); then
   log "idle memory: $IDLE_CONNECTIONS keep-alive $([[ $MODE == plain ]] || echo "TLS ")connections per proxy"
   for t in "${TARGETS[@]}"; do
     [[ $t == direct ]] && continue
-    alive "${PID[$t]}" || { log "$t: process gone; memory not measured"; continue; }
+    alive "${PID[$t]}" || { target_gone "$t" "before the memory measurement"; continue; }
     hdr_args=()
     while IFS= read -r h; do
       [[ -n $h ]] && hdr_args+=(--header "$h")
