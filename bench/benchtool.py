@@ -372,6 +372,26 @@ def h2load_command(url, clients=1, threads=1, streams=1, requests=None, duration
     return cmd + [url]
 
 
+def _alpn_diagnosis(port):
+    """Why h2load got no HTTP/2 connection: the TLS handshake failed, or the server
+    took no protocol of an ALPN list holding only h2 (h2load tells neither)."""
+    ctx = client_tls_context()
+    ctx.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=5) as raw:
+            with ctx.wrap_socket(raw) as s:
+                chosen = s.selected_alpn_protocol()
+    except ssl.SSLError as e:
+        if "no application protocol" in str(e).lower().replace("_", " "):
+            return "no HTTP/2: the server refused ALPN h2 (no_application_protocol alert)"
+        return f"no TLS connection ({e})"
+    except OSError as e:
+        return f"no TLS connection ({e})"
+    if chosen is None:
+        return "no HTTP/2: the server accepted no protocol of ALPN h2"
+    return f"no HTTP/2 request went through though ALPN chose {chosen}"
+
+
 def cmd_wait_h2(args):
     """One GET over HTTP/2 with TLS (certificate not verified, as h2load never does),
     retried until the timeout: exit 0 when the server chose h2 by ALPN and answered
@@ -399,7 +419,7 @@ def cmd_wait_h2(args):
                       f"{h['cipher']}, key exchange {h['server_temp_key']}", file=sys.stderr)
                 return 0
             codes = ", ".join(f"{h.get('status_' + c, 0)} {c}" for c in ("2xx", "3xx", "4xx", "5xx"))
-            last = ("no HTTP/2: the server accepted no protocol of ALPN h2" if h["alpn"] is None
+            last = (_alpn_diagnosis(args.port) if h["alpn"] is None
                     else f"no HTTP/2: ALPN chose {h['alpn']}" if h["alpn"] != "h2" else
                     f"HTTP/2 answered: {codes}; {h['req_errored']} stream(s) failed")
         except (OSError, subprocess.SubprocessError) as e:
