@@ -737,7 +737,7 @@ run_load() {  # target round seconds record(0|1)
          --latency -s "$LUA" "${hdr_args[@]}" "$url")
     out_args=(--wrk-out "$out")
   fi
-  alive "${PID[$t]}" || { target_gone "$t" "before round $round"; return 0; }
+  alive "${PID[$t]}" || { target_gone "$t" "before $([[ $record == 1 ]] && echo "round $round" || echo "the warm-up")"; return 0; }
   read -r c0 u0 a0 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
   [[ -n $REDIS_PID ]] && s0=$(python3 "$TOOL" cpu "$REDIS_PID" 2>/dev/null || true)
   if ! BENCH_TOKENS="${TARGET_TOKENS[$t]:-}" run_bounded $((secs + 30)) "${cmd[@]}" \
