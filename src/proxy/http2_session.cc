@@ -237,6 +237,7 @@ class Http2Session final : public SessionBase, public std::enable_shared_from_th
   asio::steady_timer writer_wake_, reader_wake_;
   Clock::time_point idle_deadline_ = Clock::time_point::max();
   Clock::time_point settings_deadline_ = Clock::time_point::max();
+  Clock::time_point write_deadline_ = Clock::time_point::max();  // a write that does not finish
 
   // Defences.
   Budget control_, glitches_;
@@ -742,9 +743,11 @@ asio::awaitable<void> Http2Session::write_loop() {
     }
     if (!settings_amended_) amend_settings();
     writing_ = true;
+    write_deadline_ = w_.clock().now() + limits().idle_timeout;
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out_), nothrow);
     (void)n;
     writing_ = false;
+    write_deadline_ = Clock::time_point::max();
     if (reader_waiting_) reader_wake_.cancel();
     if (ec) co_return;
   }
@@ -903,6 +906,11 @@ void Http2Session::close_if_idle() {
 
 void Http2Session::check_deadline(Clock::time_point now) {
   if (!alive_) return;
+  if (now >= write_deadline_) {
+    // The client has not taken a byte for limits.http2.idle_timeout: nothing more can be said.
+    log::debug("HTTP/2 connection from {} ends: the client does not read", peer_ip_);
+    return end();
+  }
   for (auto& entry : streams_) {
     H2Stream* st = entry.second.get();
     if (st->state_ != H2Stream::State::Running || now < st->deadline_) continue;
