@@ -234,6 +234,7 @@ class Http2Session final : public SessionBase, public std::enable_shared_from_th
   std::string out_;
   bool writer_idle_ = false, writing_ = false, reader_waiting_ = false;
   bool closing_ = false, draining_ = false, settings_amended_ = false, settings_acked_ = false;
+  bool start_posted_ = false;
   asio::steady_timer writer_wake_, reader_wake_;
   Clock::time_point idle_deadline_ = Clock::time_point::max();
   Clock::time_point settings_deadline_ = Clock::time_point::max();
@@ -843,6 +844,16 @@ void Http2Session::start_streams() {
     auto self = shared_from_this();
     asio::co_spawn(client_.get_executor(), serve_stream(st),
                    [self, st](std::exception_ptr e) { self->stream_done(st, e); });
+  }
+  // More are waiting: the next batch starts after what else the loop has to do.
+  if (started == kMaxStartsPerRead && !queued_.empty() && !start_posted_) {
+    start_posted_ = true;
+    asio::post(client_.get_executor(), [self = shared_from_this()] {
+      self->start_posted_ = false;
+      if (!self->alive_) return;
+      self->start_streams();
+      self->kick();
+    });
   }
 }
 
