@@ -16,6 +16,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 
 namespace gh::integ {
 
@@ -264,6 +266,17 @@ std::string H2Response::describe() const {
   if (!trailers.list().empty()) out += "trailers:\n" + trailers.to_string();
   out += "body: " + printable(body);
   return out;
+}
+
+Response H2Response::as_http1() const {
+  Response r;
+  r.status = status;
+  r.version = "HTTP/2";
+  r.headers = headers;
+  r.body = body;
+  if (rst_code >= 0) r.reason = "(RST_STREAM " + h2::error_name(static_cast<std::uint32_t>(rst_code)) + ")";
+  else if (!error.empty()) r.reason = "(" + error + ")";
+  return r;
 }
 
 struct H2Callbacks {
@@ -1048,6 +1061,23 @@ long rss_kib(int pid) {
     if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
   }
   return -1;
+}
+
+double cpu_seconds(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // Fields after the command (which may hold spaces) start after the last ')'.
+  const std::size_t close = text.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream in(text.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+    if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  const long hz = ::sysconf(_SC_CLK_TCK);
+  return hz > 0 ? static_cast<double>(utime + stime) / static_cast<double>(hz) : -1;
 }
 
 }  // namespace gh::integ

@@ -129,6 +129,8 @@ struct H2Response {
   std::uint32_t close_code = 0;  // nghttp2's error code at close (0 for a clean end)
   std::string error;             // why the response is incomplete ("timeout", "connection closed")
   std::string describe() const;
+  // The same response in the HTTP/1.1 model (status, fields, body), for the shared assertions.
+  Response as_http1() const;
 };
 
 // What the connection saw.
@@ -361,5 +363,7 @@ class HoldingService {
 
 // The resident set size of process PID in KiB (VmRSS), -1 when unknown.
 long rss_kib(int pid);
+// The CPU time (user + system) process PID has used, in seconds; -1 when unknown.
+double cpu_seconds(int pid);
 
 }  // namespace gh::integ
