@@ -6,6 +6,7 @@
 // the idle timeout.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -455,7 +456,6 @@ TEST_P(Http2, ManyConcurrentStreamsEachGetTheirOwnAnswer) {
 
 // The access-log line of an h2 request has the fields, types and values of an HTTP/1.1 one.
 TEST_P(Http2, AccessLogLineHasTheShapeOfAnHttp1One) {
-  Gateway::Options o;
   ASSERT_NO_FATAL_FAILURE(start(fill(R"(services:
   a: {instances: ["{A}"]}
 routes:
@@ -721,6 +721,29 @@ TEST(Http2Limits, IdleTimeoutSparesAConnectionWithAStream) {
   auto r = raw.response(1, 8s);
   EXPECT_EQ(r.status, 200) << r.describe() << "\n" << raw.summary();
   EXPECT_EQ(r.body, "held");
+}
+
+// SIGTERM: GOAWAY to the client at once, the stream in progress completes, then the connection
+// closes and the gateway exits 0.
+TEST(Http2Limits, SigtermSendsGoawayAndFinishesStreamsInProgress) {
+  HoldingService svc(1500ms, "finished");
+  Gateway gw(held_config(svc, ""), raw_options());
+  GH_START(gw);
+  RawH2 raw(gw.port());
+  ASSERT_TRUE(raw.handshake());
+  ASSERT_TRUE(raw.send(frame::headers(1, Hpack().request("GET", "/held/1").bytes(), true)));
+  ASSERT_TRUE(eventually([&] { return svc.in_flight() == 1; }, 5s)) << raw.summary();
+  ASSERT_TRUE(gw.signal(SIGTERM));
+  auto g = raw.wait_for_goaway(3s);
+  ASSERT_TRUE(g.has_value()) << "no GOAWAY on SIGTERM\n" << raw.summary();
+  EXPECT_EQ(g->code, h2::NO_ERROR);
+  EXPECT_GE(g->last_stream_id, 1) << "the stream in progress was not kept";
+  auto r = raw.response(1, 5s);
+  EXPECT_EQ(r.status, 200) << r.describe() << "\n" << raw.summary();
+  EXPECT_EQ(r.body, "finished");
+  EXPECT_TRUE(r.ended);
+  EXPECT_TRUE(raw.wait_closed(5s)) << raw.summary();
+  EXPECT_EQ(gw.stop(10s), 0) << gw.diagnostics();
 }
 
 }  // namespace
