@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "harness/assertions.h"
 #include "harness/h2.h"
@@ -677,6 +678,42 @@ TEST(Http2Limits, ASmallerMaxConcurrentStreamsIsHonoured) {
   for (std::int32_t id = 3; id <= 9; id += 2) raw.response(id, 5s);
   ASSERT_TRUE(raw.send(frame::headers(13, Hpack().request("GET", "/held/again").bytes(), true)));
   EXPECT_EQ(raw.response(13, 5s).status, 200) << raw.summary();
+}
+
+// The windows the gateway opens: SETTINGS_INITIAL_WINDOW_SIZE is the stream window, and a
+// WINDOW_UPDATE on stream 0 raises the connection window from 65535 to connection_window.
+TEST(Http2Limits, WindowsAreAdvertisedAsConfigured) {
+  HoldingService svc(10ms);
+  for (const auto& [limits, stream_window, connection_window] :
+       std::vector<std::tuple<std::string, std::uint32_t, std::uint32_t>>{
+           {"", 64 * 1024, 1024 * 1024},
+           {"{stream_window: 128KiB, connection_window: 4MiB, max_concurrent_streams: 7}", 128 * 1024, 4 * 1024 * 1024}}) {
+    SCOPED_TRACE(limits);
+    Gateway gw(held_config(svc, limits), raw_options());
+    GH_START(gw);
+    RawH2 raw(gw.port());
+    ASSERT_TRUE(raw.handshake());
+    std::uint32_t raised = 0;
+    raw.wait_for(
+        [&](const Frame& f) {
+          if (f.type == h2::WINDOW_UPDATE && f.stream == 0 && f.payload.size() == 4) {
+            raised = (static_cast<std::uint32_t>(static_cast<unsigned char>(f.payload[0])) << 24 |
+                      static_cast<std::uint32_t>(static_cast<unsigned char>(f.payload[1])) << 16 |
+                      static_cast<std::uint32_t>(static_cast<unsigned char>(f.payload[2])) << 8 |
+                      static_cast<std::uint32_t>(static_cast<unsigned char>(f.payload[3]))) &
+                     0x7fffffffu;
+            return true;
+          }
+          return false;
+        },
+        3s);
+    EXPECT_EQ(raw.server_setting(h2::INITIAL_WINDOW_SIZE).value_or(65535), stream_window) << raw.summary();
+    EXPECT_EQ(65535u + raised, connection_window) << raw.summary();
+    if (!limits.empty()) { EXPECT_EQ(raw.server_setting(h2::MAX_CONCURRENT_STREAMS).value_or(0), 7u) << raw.summary(); }
+    // Requests still flow.
+    ASSERT_TRUE(raw.send(frame::headers(1, Hpack().request("GET", "/held/w").bytes(), true)));
+    EXPECT_EQ(raw.response(1).status, 200) << raw.summary();
+  }
 }
 
 TEST(Http2Limits, IdleTimeoutSendsGoawayThenCloses) {
