@@ -31,6 +31,8 @@ constexpr const char* kSecret = "h2-integration-secret";
 
 enum class Mode { H2c, Tls };
 
+void PrintTo(Mode m, std::ostream* os) { *os << (m == Mode::H2c ? "h2c" : "TLS with ALPN h2"); }
+
 std::string mode_name(const ::testing::TestParamInfo<Mode>& info) {
   return info.param == Mode::H2c ? "h2c" : "tls";
 }
@@ -424,6 +426,23 @@ routes:
   auto ok = c->get("/fine");
   EXPECT_EQ(ok.status, 200) << ok.describe();
   EXPECT_FALSE(c->goaway().has_value());
+}
+
+// The request limits answer as for HTTP/1.1 (413, 414, 431), on that stream only.
+TEST_P(Http2, RequestLimitsAnswerOnTheStream) {
+  ASSERT_NO_FATAL_FAILURE(start_simple("", "limits: {max_body_bytes: 1KiB, max_uri_bytes: 1KiB, max_header_bytes: 4KiB}"));
+  auto c = client();
+  auto big = c->request("POST", "/body", {{"content-length", "2048"}}, std::string(2048, 'b'));
+  EXPECT_TRUE(IsJsonError(big.as_http1(), 413, "Payload too large")) << big.describe();
+  auto uri = c->get("/" + std::string(2000, 'u'));
+  EXPECT_TRUE(IsJsonError(uri.as_http1(), 414, "URI too long")) << uri.describe();
+  auto fields = c->get("/fields", {{"x-big", std::string(5000, 'h')}});
+  EXPECT_TRUE(IsJsonError(fields.as_http1(), 431, "Request header fields too large")) << fields.describe();
+  EXPECT_TRUE(ReachedNothing(up_a));
+  auto ok = c->request("POST", "/small", {{"content-length", "4"}}, "fits");
+  EXPECT_EQ(ok.status, 200) << ok.describe();
+  EXPECT_FALSE(c->goaway().has_value());
+  EXPECT_EQ(up_a.request_count(), 1u);
 }
 
 TEST_P(Http2, ManyConcurrentStreamsEachGetTheirOwnAnswer) {
