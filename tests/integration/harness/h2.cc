@@ -969,12 +969,12 @@ HoldingService::~HoldingService() {
   ::shutdown(listen_fd_, SHUT_RDWR);
   acceptor_.join();
   ::close(listen_fd_);
-  std::vector<std::thread> threads;
+  std::vector<Worker> threads;
   {
     std::lock_guard lock(mu_);
     threads.swap(threads_);
   }
-  for (auto& t : threads) t.join();
+  for (auto& w : threads) w.thread.join();
 }
 
 void HoldingService::release() { released_ = true; }
@@ -987,7 +987,17 @@ void HoldingService::accept_loop() {
     if (fd < 0) continue;
     ++connections_;
     std::lock_guard lock(mu_);
-    threads_.emplace_back([this, fd] { serve(fd); });
+    std::erase_if(threads_, [](Worker& w) {
+      if (!*w.done) return false;
+      w.thread.join();
+      return true;
+    });
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    threads_.push_back({std::thread([this, fd, done] {
+                          serve(fd);
+                          *done = true;
+                        }),
+                        done});
   }
 }
 

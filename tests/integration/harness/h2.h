@@ -358,7 +358,13 @@ class HoldingService {
   std::atomic<int> heads_{0}, in_flight_{0}, max_in_flight_{0}, cancelled_{0}, answered_{0}, connections_{0};
   std::thread acceptor_;
   std::mutex mu_;
-  std::vector<std::thread> threads_;
+  // Connection threads; finished ones are joined on the next accept, so a gateway that opens
+  // thousands of connections does not exhaust the test's threads.
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Worker> threads_;
 };
 
 // The resident set size of process PID in KiB (VmRSS), -1 when unknown.
