@@ -17,7 +17,7 @@
 namespace gh::app {
 
 // What the gateway speaks over TLS today: ALPN offers only these of a listener's `alpn`.
-inline constexpr std::string_view kTlsProtocols[] = {"http/1.1"};
+inline constexpr std::string_view kTlsProtocols[] = {"h2", "http/1.1"};
 
 net::TlsServerOptions tls_server_options(const config::TlsConfig& t);
 

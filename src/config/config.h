@@ -98,6 +98,14 @@ struct AdminConfig {
 // What happens to a request field whose name holds '_' (many frameworks read it as '-').
 enum class Underscores { Drop, Reject, Pass };
 
+// limits.http2: what one HTTP/2 client connection may hold (SPEC §7).
+struct Http2Limits {
+  std::uint64_t max_concurrent_streams = 100;  // beyond: REFUSED_STREAM
+  std::uint64_t stream_window = 64 * 1024;     // refilled only as bytes reach the service
+  std::uint64_t connection_window = 1024 * 1024;
+  Duration idle_timeout = std::chrono::seconds(60);  // without open streams: GOAWAY and close
+};
+
 struct Limits {
   std::uint64_t max_uri_bytes = 8 * 1024;
   std::uint64_t max_header_bytes = 16 * 1024;
@@ -111,6 +119,7 @@ struct Limits {
   std::uint64_t max_connections = 0;  // 0 = unlimited
   Underscores underscores = Underscores::Drop;
   Duration websocket_idle_timeout = std::chrono::minutes(5);
+  Http2Limits http2;
 };
 
 struct InstanceConfig {

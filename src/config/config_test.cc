@@ -707,6 +707,39 @@ TEST(ConfigTls, ListenerMapWithoutTlsAndH2cOff) {
   EXPECT_FALSE(c.listeners[1].tls);
 }
 
+TEST(ConfigHttp2, H2cListener) {
+  Config c = load_ok(std::string("listen:\n  - {address: \":8080\", h2c: true}\n") + kMinimal);
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_TRUE(c.listeners[0].h2c);
+}
+
+TEST(ConfigHttp2, LimitsDefaultsAndValues) {
+  Config d = load_ok(kMinimal);
+  EXPECT_EQ(d.limits.http2.max_concurrent_streams, 100u);
+  EXPECT_EQ(d.limits.http2.stream_window, 64u * 1024);
+  EXPECT_EQ(d.limits.http2.connection_window, 1024u * 1024);
+  EXPECT_EQ(d.limits.http2.idle_timeout, std::chrono::seconds(60));
+  Config c = load_ok(std::string(kMinimal) +
+                     "limits:\n  http2: {max_concurrent_streams: 8, stream_window: 16KiB, connection_window: 2MiB, "
+                     "idle_timeout: 5s}\n");
+  EXPECT_EQ(c.limits.http2.max_concurrent_streams, 8u);
+  EXPECT_EQ(c.limits.http2.stream_window, 16u * 1024);
+  EXPECT_EQ(c.limits.http2.connection_window, 2u * 1024 * 1024);
+  EXPECT_EQ(c.limits.http2.idle_timeout, std::chrono::seconds(5));
+}
+
+TEST(ConfigHttp2, BadLimitsAreReported) {
+  EXPECT_EQ(only_error(std::string(kMinimal) + "limits:\n  http2: {max_concurrent_streams: 0}\n"),
+            "gw.yaml:8:35: limits.http2.max_concurrent_streams: expected a positive integer, got 0");
+  EXPECT_EQ(only_error(std::string(kMinimal) + "limits:\n  http2: {connection_window: 1KiB}\n"),
+            "gw.yaml:8:30: limits.http2.connection_window: expected a window of 64KiB-1 to 2GiB-1 bytes, got 1024");
+  EXPECT_EQ(only_error(std::string(kMinimal) + "limits:\n  http2: {stream_window: 4GiB}\n"),
+            "gw.yaml:8:26: limits.http2.stream_window: expected a window of 1 to 2GiB-1 bytes, got 4294967296");
+  EXPECT_EQ(only_error(std::string(kMinimal) + "limits:\n  http2: {max_streams: 10}\n"),
+            "gw.yaml:8:11: limits.http2.max_streams: unknown key \"max_streams\"; expected one of: "
+            "max_concurrent_streams, stream_window, connection_window, idle_timeout");
+}
+
 class TlsError : public ::testing::TestWithParam<Case> {};
 
 TEST_P(TlsError, IsReportedWithPlacePathAndMessage) {
@@ -779,8 +812,6 @@ INSTANTIATE_TEST_SUITE_P(
              "gw.yaml:6:24: listen[0].tls.alpn[1]: unknown ALPN protocol \"spdy/3\"; expected one of: h2, http/1.1"},
         Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      alpn: [h2, http/1.1, h2]\n",
              "gw.yaml:6:28: listen[0].tls.alpn[2]: \"h2\" is listed twice"},
-        Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      alpn: [h2]\n",
-             "gw.yaml:6:13: listen[0].tls.alpn: HTTP/2 is not yet supported: alpn must include http/1.1"},
         Case{"      cert: {D}/cert.pem\n      key: {D}/key.pem\n      sni_strict: yes\n",
              "gw.yaml:6:19: listen[0].tls.sni_strict: expected true or false, got \"yes\" (YAML 1.2 reads \"yes\" as "
              "a string; write true)"},
@@ -809,8 +840,6 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"listen:\n  - address: \":8443\"\n    tls: {D}/cert.pem\n",
              "gw.yaml:3:10: listen[0].tls: expected a mapping like {cert: server.pem, key: server.key} or "
              "{certificates: [{cert, key}, ...]}, got \"{D}/cert.pem\""},
-        Case{"listen:\n  - {address: \":8080\", h2c: true}\n",
-             "gw.yaml:2:29: listen[0].h2c: HTTP/2 (h2c) is not yet supported"},
         Case{"listen:\n  - {address: \":8080\", h2c: yes}\n",
              "gw.yaml:2:29: listen[0].h2c: expected true or false, got \"yes\" (YAML 1.2 reads \"yes\" as a string; "
              "write true)"},

@@ -56,11 +56,17 @@ struct FieldNames<AdminConfig> {
 };
 
 template <>
+struct FieldNames<Http2Limits> {
+  static constexpr std::array<std::string_view, 4> names{"max_concurrent_streams", "stream_window",
+                                                         "connection_window", "idle_timeout"};
+};
+
+template <>
 struct FieldNames<Limits> {
-  static constexpr std::array<std::string_view, 12> names{
+  static constexpr std::array<std::string_view, 13> names{
       "max_uri_bytes", "max_header_bytes", "max_headers",     "max_body_bytes",
       "header_timeout", "body_timeout",    "min_body_rate",   "idle_timeout",
-      "drain_timeout",  "max_connections", "underscores_in_headers", "websocket_idle_timeout"};
+      "drain_timeout",  "max_connections", "underscores_in_headers", "websocket_idle_timeout", "http2."};
 };
 
 template <>
@@ -181,6 +187,7 @@ GH_DIFF_TABLE_FITS(TlsConfig);
 GH_DIFF_TABLE_FITS(UpstreamTlsConfig);
 GH_DIFF_TABLE_FITS(ListenerConfig);
 GH_DIFF_TABLE_FITS(AdminConfig);
+GH_DIFF_TABLE_FITS(Http2Limits);
 GH_DIFF_TABLE_FITS(Limits);
 GH_DIFF_TABLE_FITS(InstanceConfig);
 GH_DIFF_TABLE_FITS(HashOn);

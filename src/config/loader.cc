@@ -201,7 +201,7 @@ class Loader : Reader {
     if (Val h = f.get("h2c"); h.present()) {
       if (auto b = boolean(h); b && *b) {
         if (f.has("tls")) error(h, "h2c applies only to plain listeners; a TLS listener offers HTTP/2 through alpn");
-        else error(h, "HTTP/2 (h2c) is not yet supported");
+        else if (l) l->h2c = true;
       }
     }
     if (l) {
@@ -269,8 +269,6 @@ class Loader : Reader {
         else
           alpn.push_back(*s);
       }
-      if (!alpn.empty() && std::find(alpn.begin(), alpn.end(), "http/1.1") == alpn.end())
-        error(x, "HTTP/2 is not yet supported: alpn must include http/1.1");
       t.alpn = std::move(alpn);
     }
 
@@ -415,7 +413,7 @@ class Loader : Reader {
     Fields f(d_, v,
              {"max_uri_bytes", "max_header_bytes", "max_headers", "max_body_bytes", "header_timeout", "body_timeout",
               "min_body_rate", "idle_timeout", "drain_timeout", "max_connections", "underscores_in_headers",
-              "websocket_idle_timeout"});
+              "websocket_idle_timeout", "http2"});
     auto set_size = [&](const char* key, std::uint64_t& out) {
       if (Val x = f.get(key); x.present())
         if (auto n = size(x)) out = *n;
@@ -441,6 +439,34 @@ class Loader : Reader {
       if (auto c = choice(x, "underscores_in_headers", {"drop", "reject", "pass"}))
         l.underscores = *c == "drop" ? Underscores::Drop : *c == "reject" ? Underscores::Reject : Underscores::Pass;
     set_duration("websocket_idle_timeout", l.websocket_idle_timeout, false);
+    load_http2_limits(f.get("http2"), l.http2);
+  }
+
+  // limits.http2. The windows are HTTP/2's own bounds: at most 2^31-1 bytes, and a stream
+  // window of at least 1 (a zero window would stall every request body).
+  void load_http2_limits(const Val& v, Http2Limits& h) {
+    if (!v.present() || !want_map(v, "a mapping of HTTP/2 limits")) return;
+    Fields f(d_, v, {"max_concurrent_streams", "stream_window", "connection_window", "idle_timeout"});
+    constexpr std::uint64_t kMaxWindow = (1ull << 31) - 1;
+    if (Val x = f.get("max_concurrent_streams"); x.present())
+      if (auto n = positive(x)) {
+        if (*n > 100000) error(x, fmt::format("expected at most 100000 streams, got {}", *n));
+        else h.max_concurrent_streams = *n;
+      }
+    auto window = [&](const char* key, std::uint64_t& out, std::uint64_t least) {
+      if (Val x = f.get(key); x.present())
+        if (auto n = size(x)) {
+          if (*n < least || *n > kMaxWindow)
+            error(x, fmt::format("expected a window of {} to 2GiB-1 bytes, got {}", least == 65535 ? "64KiB-1" : "1",
+                                 *n));
+          else out = *n;
+        }
+    };
+    window("stream_window", h.stream_window, 1);
+    // The connection window starts at 65535 (RFC 9113 §6.9.2) and is only ever raised.
+    window("connection_window", h.connection_window, 65535);
+    if (Val x = f.get("idle_timeout"); x.present())
+      if (auto d = duration(x, false)) h.idle_timeout = *d;
   }
 
   void load_health_endpoint(const Val& v, Config& c) {

@@ -18,6 +18,7 @@
 #include "net/stream.h"
 #include "proxy/downstream.h"
 #include "proxy/exchange.h"
+#include "proxy/http2_session.h"
 #include "proxy/local_reply.h"
 #include "proxy/worker.h"
 
@@ -131,6 +132,9 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
                                                     : (sc_->req.body == http::BodyKind::Length && body_left_ > 0);
   }
   asio::awaitable<Result<void>> read_client_more();
+  // The connection speaks HTTP/2 (ALPN h2, or the h2c preface): an Http2Session takes over
+  // the socket, what was read, and the connection's place in the counts.
+  void hand_to_http2();
   asio::awaitable<void> pump(net::Stream& from, net::Stream& to, std::uint64_t& counter, std::chrono::milliseconds idle);
 
   Worker& w_;
@@ -142,6 +146,7 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
   bool timed_out_ = false;
   bool alive_ = true;
   bool first_ = true;
+  bool h2c_preface_ = false;  // the first bytes may be HTTP/2's preface (an h2c listener)
   Phase phase_ = Phase::Idle;
 
   IoBuffer in_;
@@ -201,7 +206,21 @@ void Http1Session::begin(std::shared_ptr<const net::TlsServerContext> tls) {
     return;
   }
   arm(accepted_ + limits().header_timeout);  // the first head is timed from the accept
+  const auto& listeners = w_.snapshot()->config->listeners;
+  h2c_preface_ = listener_ < listeners.size() && listeners[listener_].h2c;
   wait_idle();
+}
+
+void Http1Session::hand_to_http2() {
+  Http2Start start;
+  start.listener = listener_;
+  start.open = open_;
+  start.peer_ip = peer_ip_;
+  if (in_.data) start.initial = std::string_view(in_.data.get(), in_end_);
+  alive_ = false;
+  w_.remove_session(this);
+  start_http2_session(w_, std::move(client_), start);
+  release_in();
 }
 
 void Http1Session::on_handshake(boost::system::error_code ec) {
@@ -225,6 +244,7 @@ void Http1Session::on_handshake(boost::system::error_code ec) {
     }
     return shutdown();
   }
+  if (client_.tls()->alpn() == "h2") return hand_to_http2();
   arm(w_.clock().now() + limits().header_timeout);
   wait_idle();
 }
@@ -293,8 +313,19 @@ asio::awaitable<bool> Http1Session::serve() {
     const std::size_t cap = std::min(in_.cap, std::max<std::size_t>(plimits.max_header_bytes, 1024));
     http::ParseOutcome out;
     for (;;) {
-      out = http::parse_request(std::string_view(in_.data.get(), in_end_), plimits, sc_->req);
-      if (out.state != http::ParseState::Partial) break;
+      if (h2c_preface_) {
+        // Prior knowledge (RFC 9113 §3.3): the connection opens with HTTP/2's preface.
+        const std::size_t n = std::min(in_end_, kHttp2Preface.size());
+        if (std::string_view(in_.data.get(), n) != kHttp2Preface.substr(0, n)) h2c_preface_ = false;
+        else if (n == kHttp2Preface.size()) {
+          hand_to_http2();
+          co_return false;
+        }
+      }
+      if (!h2c_preface_) {
+        out = http::parse_request(std::string_view(in_.data.get(), in_end_), plimits, sc_->req);
+        if (out.state != http::ParseState::Partial) break;
+      }
       if (in_end_ >= cap) {
         out = {http::ParseState::Invalid, 431, "head too large"};
         break;
@@ -335,6 +366,7 @@ asio::awaitable<bool> Http1Session::serve() {
 // not be read; `status` is the answer. Returns whether the connection may carry another request.
 asio::awaitable<bool> Http1Session::handle_request(bool head_error, int status) {
   snap_ = w_.snapshot();
+  h2c_preface_ = false;
   http::RequestHead& req = sc_->req;
   if (head_error) req.reset();
   in_begin_ = head_error ? in_end_ : req.head_size;

@@ -197,22 +197,40 @@ TEST_F(TlsListener, MinVersion13RefusesTls12) {
   EXPECT_TRUE(TlsClient(gw.port(), TlsOptions{}).ok());
 }
 
-TEST_F(TlsListener, AlpnChoosesHttp11AndRefusesClientsWithNothingInCommon) {
+TEST_F(TlsListener, AlpnPrefersH2AndRefusesClientsWithNothingInCommon) {
   Gateway& gw = gateway();
   GH_START(gw);
   TlsOptions both;
-  both.alpn = {"h2", "http/1.1"};
+  both.alpn = {"http/1.1", "h2"};
   TlsClient b(gw.port(), both);
   ASSERT_TRUE(b.ok()) << b.error();
-  EXPECT_EQ(b.alpn(), "http/1.1");  // h2 is not offered until HTTP/2 is served
-  TlsOptions h2only;
-  h2only.alpn = {"h2"};
-  TlsClient h(gw.port(), h2only);
+  EXPECT_EQ(b.alpn(), "h2");  // the listener's order ([h2, http/1.1]) decides
+  TlsOptions h1only;
+  h1only.alpn = {"http/1.1"};
+  TlsClient h1(gw.port(), h1only);
+  ASSERT_TRUE(h1.ok()) << h1.error();
+  EXPECT_EQ(h1.alpn(), "http/1.1");
+  TlsOptions other;
+  other.alpn = {"spdy/3"};
+  TlsClient h(gw.port(), other);
   EXPECT_FALSE(h.ok());
   EXPECT_NE(h.error().find("no application protocol"), std::string::npos) << h.error();
   TlsClient none(gw.port(), TlsOptions{});
   ASSERT_TRUE(none.ok()) << none.error();
   EXPECT_EQ(none.alpn(), "");
+}
+
+TEST_F(TlsListener, AlpnWithoutH2KeepsHttp2Off) {
+  Gateway& gw = gateway(", alpn: [http/1.1]");
+  GH_START(gw);
+  TlsOptions both;
+  both.alpn = {"h2", "http/1.1"};
+  TlsClient b(gw.port(), both);
+  ASSERT_TRUE(b.ok()) << b.error();
+  EXPECT_EQ(b.alpn(), "http/1.1");
+  TlsOptions h2only;
+  h2only.alpn = {"h2"};
+  EXPECT_FALSE(TlsClient(gw.port(), h2only).ok());
 }
 
 TEST_F(TlsListener, ClientCertificatesRequiredOrOptional) {
@@ -454,17 +472,23 @@ TEST_F(TlsListener, CurlVerifiesTheChainAndGetsThrough) {
   Gateway& gw = gateway();
   GH_START(gw);
   const std::string port = std::to_string(gw.port());
-  std::string cmd = "curl -sS --max-time 5 -o /dev/null -w '%{http_code} %{http_version}' --cacert " + pki.ca_file() +
-                    " --resolve api.test:" + port + ":127.0.0.1 https://api.test:" + port + "/curl 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  char buf[256] = {0};
-  std::string out = std::fgets(buf, sizeof buf, p) ? buf : "";
-  ::pclose(p);
-  EXPECT_EQ(out, "200 1.1") << cmd;
-  ASSERT_TRUE(up.wait_requests(1));
-  EXPECT_EQ(up.requests()[0].headers.value_or("X-Forwarded-Proto", ""), "https");
-  EXPECT_EQ(up.requests()[0].headers.value_or("X-Forwarded-Host", ""), "api.test:" + port);
+  // curl asks for h2 and gets it (the listener prefers it); with --http1.1 it gets HTTP/1.1.
+  for (std::string version : {"", "--http1.1 "}) {
+    std::string cmd = "curl -sS --max-time 5 -o /dev/null -w '%{http_code} %{http_version}' " + version + "--cacert " +
+                      pki.ca_file() + " --resolve api.test:" + port + ":127.0.0.1 https://api.test:" + port +
+                      "/curl 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    char buf[256] = {0};
+    std::string out = std::fgets(buf, sizeof buf, p) ? buf : "";
+    ::pclose(p);
+    EXPECT_EQ(out, version.empty() ? "200 2" : "200 1.1") << cmd;
+  }
+  ASSERT_TRUE(up.wait_requests(2));
+  for (const auto& r : up.requests()) {
+    EXPECT_EQ(r.headers.value_or("X-Forwarded-Proto", ""), "https");
+    EXPECT_EQ(r.headers.value_or("X-Forwarded-Host", ""), "api.test:" + port);
+  }
 }
 
 TEST_F(TlsListener, BrokenCertificatesAreErrorsAtStartAndInCheck) {
