@@ -421,7 +421,7 @@ routes:
   EXPECT_TRUE(IsJsonError(down.as_http1(), down.status, down.status == 502 ? "Bad gateway" : "Service unavailable"));
   const auto t0 = Clock::now();
   auto late = c->get("/slow");
-  EXPECT_TRUE(IsJsonError(late.as_http1(), 504, "Gateway timeout"));
+  EXPECT_TRUE(IsJsonError(late.as_http1(), 504, "Gateway timeout")) << gw->diagnostics();
   EXPECT_LT(Clock::now() - t0, 2500ms) << "the 504 came after the service answered, not at the timeout";
   auto ok = c->get("/fine");
   EXPECT_EQ(ok.status, 200) << ok.describe();
@@ -648,8 +648,8 @@ std::int32_t open_streams(RawH2& raw, int n, std::int32_t first = 1) {
   return id - 2;
 }
 
-// Holds 100 streams open at a slow service; the 101st is refused with REFUSED_STREAM, the
-// connection lives on and the 100 are answered.
+// Holds 100 streams open at a slow service, opened 20 at a time; the 101st is refused with
+// REFUSED_STREAM, the connection lives on and the 100 are answered.
 TEST(Http2Limits, The101stConcurrentStreamIsRefused) {
   HoldingService svc(8s);
   Gateway gw(held_config(svc, ""), raw_options());
@@ -660,9 +660,12 @@ TEST(Http2Limits, The101stConcurrentStreamIsRefused) {
   ASSERT_TRUE(settings) << raw.summary();
   EXPECT_EQ(raw.server_setting(h2::MAX_CONCURRENT_STREAMS).value_or(0), 100u) << raw.summary();
   raw.wait_for([](const Frame& f) { return f.type == h2::SETTINGS && f.has(h2::ACK); }, 2s);
-  open_streams(raw, 100);
-  ASSERT_TRUE(eventually([&] { return svc.in_flight() == 100; }, 8s))
-      << svc.in_flight() << " requests held at the service\n" << raw.summary();
+  for (int batch = 0; batch < 5; ++batch) {
+    open_streams(raw, 20, 1 + 40 * batch);
+    ASSERT_TRUE(eventually([&] { return svc.in_flight() == 20 * (batch + 1); }, 8s))
+        << svc.in_flight() << " requests held at the service after " << 20 * (batch + 1) << " streams\n"
+        << raw.summary();
+  }
   const std::int32_t extra = 201;
   ASSERT_TRUE(raw.send(frame::headers(extra, Hpack().request("GET", "/held/101st").bytes(), true)));
   auto refused = raw.response(extra, 5s);
@@ -674,6 +677,24 @@ TEST(Http2Limits, The101stConcurrentStreamIsRefused) {
   for (std::int32_t id = 1; id <= 199; id += 2) answered += raw.response(id, 5s).status == 200 ? 1 : 0;
   EXPECT_EQ(answered, 100) << raw.summary();
   EXPECT_EQ(svc.heads(), 100);
+}
+
+// 100 HEADERS in one write (as a browser opening a page may send): every one of them reaches the
+// service without the client having to send anything more.
+TEST(Http2Limits, AHundredStreamsInOneWriteAllStart) {
+  HoldingService svc(8s);
+  Gateway gw(held_config(svc, ""), raw_options());
+  GH_START(gw);
+  RawH2 raw(gw.port());
+  ASSERT_TRUE(raw.handshake());
+  raw.wait_for([](const Frame& f) { return f.type == h2::SETTINGS && f.has(h2::ACK); }, 2s);
+  open_streams(raw, 100);
+  EXPECT_TRUE(eventually([&] { return svc.in_flight() == 100; }, 5s))
+      << svc.in_flight() << " of 100 requests reached the service\n" << raw.summary();
+  svc.release();
+  int answered = 0;
+  for (std::int32_t id = 1; id <= 199; id += 2) answered += raw.response(id, 5s).status == 200 ? 1 : 0;
+  EXPECT_EQ(answered, 100) << raw.summary();
 }
 
 TEST(Http2Limits, ASmallerMaxConcurrentStreamsIsHonoured) {
