@@ -11,6 +11,7 @@
 
 #include "harness/assertions.h"
 #include "harness/h2.h"
+#include "harness/tls.h"
 
 namespace gh::integ {
 namespace {
@@ -117,6 +118,63 @@ TEST(Http2Attacks, RapidResetEndsInGoaway) {
   const double cpu = cpu_seconds(gw.pid()) - cpu0;
   EXPECT_LT(cpu, 5.0) << "the gateway spent " << cpu << " s of CPU on the attack";
   EXPECT_TRUE(StillServes(gw));
+}
+
+// The same defences on a TLS listener (ALPN h2): a PING flood, a CONTINUATION flood and rapid
+// reset each end in GOAWAY.
+TEST(Http2Attacks, DefencesHoldOverTls) {
+  TempDir dir;
+  Pki pki(dir.path());
+  CertSpec spec;
+  spec.cn = "api.test";
+  spec.dns = {"api.test"};
+  spec.ips = {"127.0.0.1"};
+  const CertFiles cert = pki.issue("api", spec);
+  Upstream up("svc");
+  Gateway gw(fill(R"(listen:
+  - address: "127.0.0.1:{PORT}"
+    tls: {cert: "{C}", key: "{K}"}
+workers: 2
+access_log: off
+services:
+  svc: {instances: ["{U}"]}
+routes:
+  - path: /
+    service: svc
+)",
+                  {{"C", cert.cert}, {"K", cert.key}, {"U", up.url()}}),
+             raw_options());
+  GH_START(gw);
+  TlsOptions tls;
+  tls.ca_file = pki.ca_file();
+  tls.sni = "api.test";
+  tls.verify_name = "api.test";
+  const std::string block = Hpack().request("GET", "/x", "api.test", "https").bytes();
+  const std::vector<std::pair<const char*, std::function<std::string(int)>>> attacks = {
+      {"ping flood", [](int) { return frame::ping("floodpin"); }},
+      {"continuation flood",
+       [&](int i) {
+         return i == 0 ? frame::headers(1, block, true, false) : frame::continuation(1, Hpack().literal("x-pad", "v").bytes(), false);
+       }},
+      {"rapid reset", [&](int i) { return frame::headers(1 + 2 * i, block, true) + frame::rst_stream(1 + 2 * i, h2::CANCEL); }},
+  };
+  for (const auto& [name, make] : attacks) {
+    SCOPED_TRACE(name);
+    RawH2 raw(gw.port(), tls);
+    ASSERT_TRUE(raw.ok()) << raw.error();
+    ASSERT_TRUE(raw.handshake());
+    flood(raw, make, 20000, 100);
+    auto g = raw.wait_for_goaway(5s);
+    ASSERT_TRUE(g.has_value()) << name << ": no GOAWAY\n" << raw.summary();
+    EXPECT_NE(g->code, h2::NO_ERROR) << raw.summary();
+    EXPECT_TRUE(raw.wait_closed(5s)) << raw.summary();
+  }
+  EXPECT_TRUE(ReachedNothing(up));
+  H2Options o;
+  o.tls = tls;
+  o.authority = "api.test";
+  H2Client c(gw.port(), o);
+  EXPECT_EQ(c.get("/fresh").status, 200) << c.error();
 }
 
 // ---- header blocks -----------------------------------------------------------------------------

@@ -112,7 +112,6 @@ H2Transport::H2Transport(int port, const std::optional<TlsOptions>& tls, Millis 
   }
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   ctx_ = ctx;
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   if (!tls->ca_file.empty()) {
     SSL_CTX_load_verify_locations(ctx, tls->ca_file.c_str(), nullptr);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
@@ -125,23 +124,29 @@ H2Transport::H2Transport(int port, const std::optional<TlsOptions>& tls, Millis 
   }
   SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const unsigned char*>(wire.data()), static_cast<unsigned>(wire.size()));
   ssl_ = SSL_new(ctx);
-  SSL_set_fd(ssl_, fd_);
+  // Memory BIOs: the socket is ours, so a failed send (the peer closed after its GOAWAY) leaves
+  // the TLS state intact and what the peer sent before closing can still be decrypted.
+  SSL_set_bio(ssl_, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
   if (!tls->sni.empty()) SSL_set_tlsext_host_name(ssl_, tls->sni.c_str());
   if (!tls->verify_name.empty()) SSL_set1_host(ssl_, tls->verify_name.c_str());
   const auto deadline = Clock::now() + timeout;
+  std::string ignored;
   ERR_clear_error();
   for (;;) {
     int rc = SSL_connect(ssl_);
+    int err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
+    if (!send_raw(deadline, ignored)) {
+      error_ = "TLS handshake: the peer closed";
+      return;
+    }
     if (rc == 1) break;
-    int err = SSL_get_error(ssl_, rc);
-    short events = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
-    if (events == 0) {
+    if (err != SSL_ERROR_WANT_READ) {
       error_ = "TLS handshake failed: " + openssl_error();
       return;
     }
-    pollfd p{fd_, events, 0};
-    if (::poll(&p, 1, ms_left(deadline)) <= 0) {
-      error_ = "TLS handshake timed out";
+    Read r = recv_raw(deadline);
+    if (r != Read::Data) {
+      error_ = r == Read::Timeout ? "TLS handshake timed out" : "TLS handshake: the peer closed";
       return;
     }
   }
@@ -172,76 +177,122 @@ void H2Transport::close(bool abort) {
   ok_ = false;
 }
 
-bool H2Transport::write_all(std::string_view bytes, Clock::time_point deadline, std::string& inbox) {
-  while (!bytes.empty()) {
-    if (fd_ < 0) return false;
-    std::size_t n = 0;
-    bool want_read = false;
-    if (ssl_) {
-      ERR_clear_error();
-      if (SSL_write_ex(ssl_, bytes.data(), bytes.size(), &n) != 1) {
-        int err = SSL_get_error(ssl_, 0);
-        ERR_clear_error();
-        if (err == SSL_ERROR_WANT_READ) want_read = true;
-        else if (err != SSL_ERROR_WANT_WRITE) return false;
-        n = 0;
-      }
-    } else {
-      ssize_t w = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (w < 0 && errno != EAGAIN && errno != EINTR) return false;
-      n = w > 0 ? static_cast<std::size_t>(w) : 0;
+H2Transport::Read H2Transport::recv_raw(Clock::time_point deadline) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n > 0) {
+      if (ssl_) BIO_write(SSL_get_rbio(ssl_), buf, static_cast<int>(n));
+      else raw_in_.append(buf, static_cast<std::size_t>(n));
+      return Read::Data;
     }
-    bytes.remove_prefix(n);
-    if (bytes.empty()) break;
-    if (n > 0) continue;
-    // Blocked: wait for room, reading what the peer sends meanwhile.
-    pollfd p{fd_, static_cast<short>(POLLIN | (want_read ? 0 : POLLOUT)), 0};
+    if (n == 0 || (errno != EAGAIN && errno != EINTR)) return Read::Eof;
+    pollfd p{fd_, POLLIN, 0};
     int rc = ::poll(&p, 1, ms_left(deadline));
-    if (rc <= 0) return false;
-    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-      Read r = read_some(inbox, Clock::now());
-      if (r == Read::Eof || r == Read::Error) return false;
+    if (rc < 0 && errno != EINTR) return Read::Error;
+    if (rc == 0) return Read::Timeout;
+  }
+}
+
+bool H2Transport::send_raw(Clock::time_point deadline, std::string& inbox) {
+  if (ssl_) {
+    BIO* wbio = SSL_get_wbio(ssl_);
+    char buf[16384];
+    for (int n; (n = BIO_read(wbio, buf, sizeof buf)) > 0;) raw_out_.append(buf, static_cast<std::size_t>(n));
+  }
+  std::string_view bytes = raw_out_;
+  bool ok = true;
+  while (!bytes.empty()) {
+    ssize_t w = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (w > 0) {
+      bytes.remove_prefix(static_cast<std::size_t>(w));
+      continue;
     }
+    if (w < 0 && errno != EAGAIN && errno != EINTR) {
+      ok = false;
+      break;
+    }
+    // Blocked: wait for room, taking in what the peer sends meanwhile (so a peer that writes
+    // while we write cannot deadlock us).
+    pollfd p{fd_, POLLIN | POLLOUT, 0};
+    int rc = ::poll(&p, 1, ms_left(deadline));
+    if (rc <= 0) {
+      ok = false;
+      break;
+    }
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+      if (read_available(inbox) == Read::Eof) {
+        ok = false;
+        break;
+      }
+    }
+  }
+  raw_out_.erase(0, raw_out_.size() - bytes.size());
+  if (!ok) raw_out_.clear();
+  return ok;
+}
+
+H2Transport::Read H2Transport::read_available(std::string& out) {
+  Read r = recv_raw(Clock::now());
+  if (r == Read::Eof) raw_eof_ = true;
+  decrypt(out);
+  return r;
+}
+
+void H2Transport::decrypt(std::string& out) {
+  if (!ssl_) {
+    out += raw_in_;
+    raw_in_.clear();
+    return;
+  }
+  char buf[16384];
+  for (;;) {
+    std::size_t n = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(ssl_, buf, sizeof buf, &n) == 1) {
+      out.append(buf, n);
+      continue;
+    }
+    int err = SSL_get_error(ssl_, 0);
+    ERR_clear_error();
+    if (err != SSL_ERROR_WANT_READ) tls_closed_ = true;  // close_notify, or a broken record
+    return;
+  }
+}
+
+bool H2Transport::write_all(std::string_view bytes, Clock::time_point deadline, std::string& inbox) {
+  if (fd_ < 0 || write_failed_) return false;
+  if (ssl_) {
+    std::size_t n = 0;
+    ERR_clear_error();
+    if (!bytes.empty() && SSL_write_ex(ssl_, bytes.data(), bytes.size(), &n) != 1) {
+      ERR_clear_error();
+      write_failed_ = true;
+      return false;
+    }
+  } else {
+    raw_out_.append(bytes);
+  }
+  if (!send_raw(deadline, inbox)) {
+    write_failed_ = true;
+    return false;
   }
   return true;
 }
 
 H2Transport::Read H2Transport::read_some(std::string& out, Clock::time_point deadline) {
-  if (fd_ < 0 || eof_) return Read::Eof;
-  char buf[65536];
+  if (fd_ < 0) return Read::Eof;
   for (;;) {
-    if (ssl_) {
-      std::size_t n = 0;
-      ERR_clear_error();
-      if (SSL_read_ex(ssl_, buf, sizeof buf, &n) == 1) {
-        out.append(buf, n);
-        return Read::Data;
-      }
-      int err = SSL_get_error(ssl_, 0);
-      ERR_clear_error();
-      if (err == SSL_ERROR_ZERO_RETURN) {
-        eof_ = true;
-        return Read::Eof;
-      }
-      if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
-        eof_ = true;  // EOF without close_notify, or a reset
-        return Read::Eof;
-      }
-    } else {
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n > 0) {
-        out.append(buf, static_cast<std::size_t>(n));
-        return Read::Data;
-      }
-      if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-        eof_ = true;
-        return Read::Eof;
-      }
+    const std::size_t before = out.size();
+    decrypt(out);
+    if (out.size() > before) return Read::Data;
+    if (raw_eof_ || tls_closed_) {
+      eof_ = true;
+      return Read::Eof;
     }
-    pollfd p{fd_, POLLIN, 0};
-    int rc = ::poll(&p, 1, ms_left(deadline));
-    if (rc < 0 && errno != EINTR) return Read::Error;
-    if (rc == 0) return Read::Timeout;
+    Read r = recv_raw(deadline);
+    if (r == Read::Eof) raw_eof_ = true;
+    if (r == Read::Timeout || r == Read::Error) return r;
   }
 }
 

@@ -102,11 +102,23 @@ class H2Transport {
   void close(bool abort = false);
 
  private:
+  // Raw bytes from the socket into the TLS input (or raw_in_), waiting until DEADLINE.
+  Read recv_raw(Clock::time_point deadline);
+  // Sends raw_out_ (and, with TLS, what OpenSSL produced) before DEADLINE.
+  bool send_raw(Clock::time_point deadline, std::string& inbox);
+  // Reads what the socket holds now and decrypts it into OUT.
+  Read read_available(std::string& out);
+  void decrypt(std::string& out);
+
   int fd_ = -1;
   void* ctx_ = nullptr;  // SSL_CTX*
-  ssl_st* ssl_ = nullptr;
+  ssl_st* ssl_ = nullptr;  // on memory BIOs; the socket is driven here
   bool ok_ = false;
-  bool eof_ = false;
+  bool eof_ = false;        // everything the peer sent has been handed out, and it closed
+  bool raw_eof_ = false;    // the socket reached EOF or a reset
+  bool tls_closed_ = false; // close_notify or a broken record
+  bool write_failed_ = false;
+  std::string raw_in_, raw_out_;
   std::string error_, alpn_;
 };
 
