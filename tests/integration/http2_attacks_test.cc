@@ -3,7 +3,8 @@
 // limits, PING/SETTINGS/PRIORITY/empty-DATA floods, resets the client provokes, a zero-window
 // reader, malformed fields, and a client's RST_STREAM cancelling the service's request. Each ends
 // as SPEC says (GOAWAY, a stream error or a 431) with bounded CPU and memory, reaches no service
-// or leaves no work running there, and leaves the gateway serving.
+// or leaves no work running there, and leaves the gateway serving. h2c throughout, and a few
+// over TLS (ALPN h2) to show the defences do not depend on the listener.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -364,6 +365,13 @@ std::vector<Provoker> provokers() {
        [](std::int32_t id) {
          return frame::headers(id, Hpack().request("POST", "/held/p").literal("content-length", "1").bytes(), false) +
                 frame::data(id, "too long", true);
+       }},
+      {"data_beyond_the_window",
+       [](std::int32_t id) {
+         // 80 KiB on a stream whose window is 64 KiB, without waiting for a WINDOW_UPDATE.
+         std::string out = frame::headers(id, request_block("POST", "/held/p"), false);
+         for (int i = 0; i < 5; ++i) out += frame::data(id, std::string(16384, 'w'), i == 4);
+         return out;
        }},
       {"zero_window_update",
        [](std::int32_t id) {

@@ -2,8 +2,8 @@
 // forwarded headers, auth, rate limits, bodies, errors and access-log lines re-run over h2c (prior
 // knowledge on a plain listener with `h2c: true`) and over TLS with ALPN h2, against services that
 // still receive HTTP/1.1; the h2c listener keeps serving HTTP/1.1 and never honours
-// `Upgrade: h2c`; and `limits.http2`: the concurrent stream limit (REFUSED_STREAM beyond it) and
-// the idle timeout.
+// `Upgrade: h2c`; `limits.http2`: the advertised windows and stream limit, REFUSED_STREAM beyond
+// it, the idle timeout; and SIGTERM's GOAWAY with the streams in progress finished.
 #include <gtest/gtest.h>
 
 #include <csignal>
