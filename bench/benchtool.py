@@ -8,7 +8,9 @@ Subcommands:
   tls-info PORT                 what a TLS server offers: protocol, cipher, key
                                 exchange group, tickets per handshake (openssl s_client)
   cpu PID                       CPU seconds (user+system) of PID and its descendants
-  record ...                    turn one wrk run into a JSON line (runs.jsonl)
+  wait-h2 PORT                  one HTTP/2 request over TLS with h2load (ALPN h2 only):
+                                exit 0 when h2 was negotiated and the answer was 2xx
+  record ...                    turn one wrk or h2load run into a JSON line (runs.jsonl)
   idle ...                      hold N idle keep-alive connections open against
                                 a proxy and report its memory before and after
                                 (--tls: TLS connections)
@@ -20,6 +22,7 @@ Everything here talks to loopback addresses only.
 import argparse
 import errno
 import json
+import math
 import os
 import resource
 import selectors
@@ -264,14 +267,221 @@ def cmd_sample(args):
     print(f"{cpu_seconds(args.pid):.2f} {cpu_seconds(args.upstream_pid):.2f} {accepts}")
 
 
-def cmd_record(args):
-    wrk = None
-    with open(args.wrk_out) as f:
+# --- h2load ----------------------------------------------------------------
+
+_TIME_UNITS = {"us": 1, "ms": 1e3, "s": 1e6}
+
+
+def _duration_us(text):
+    """h2load's human durations ("243us", "5.67ms", "2.01s") in microseconds."""
+    for unit in ("us", "ms", "s"):
+        if text.endswith(unit):
+            return float(text[:-len(unit)]) * _TIME_UNITS[unit]
+    raise ValueError(f"not a duration: {text!r}")
+
+
+def parse_h2load(text):
+    """The figures of h2load's report (nghttp2 1.52): counts, rate, the TLS it
+    negotiated, the request times. Raises ValueError when the report is incomplete
+    (h2load failed before its summary)."""
+    out = {"alpn": None, "tls_protocol": None, "cipher": None, "server_temp_key": None}
+    for line in text.splitlines():
+        t = line.strip()
+        if t.startswith("finished in "):
+            # finished in 2.01s, 2000.00 req/s, 134.89KB/s
+            parts = [p.strip() for p in t[len("finished in "):].split(",")]
+            out["seconds"] = _duration_us(parts[0]) / 1e6
+            out["rps"] = float(parts[1].split()[0])
+        elif t.startswith("requests: "):
+            # requests: 4001 total, 4004 started, 4001 done, 4000 succeeded, 1 failed,
+            # 1 errored, 0 timeout
+            for item in t[len("requests: "):].split(","):
+                n, name = item.split()
+                out[f"req_{name}"] = int(n)
+        elif t.startswith("status codes: "):
+            for item in t[len("status codes: "):].split(","):
+                n, name = item.split()
+                out[f"status_{name}"] = int(n)
+        elif t.startswith("time for request:"):
+            f = t.split(":", 1)[1].split()
+            out["min_us"], out["max_us"], out["mean_us"] = (_duration_us(x) for x in f[:3])
+        elif t.startswith("Application protocol:"):
+            out["alpn"] = t.split(":", 1)[1].strip()
+        elif t.startswith("TLS Protocol:") or t.startswith("Protocol:"):
+            out["tls_protocol"] = t.split(":", 1)[1].strip()
+        elif t.startswith("Cipher:"):
+            out["cipher"] = t.split(":", 1)[1].strip()
+        elif t.startswith("Server Temp Key:"):
+            out["server_temp_key"] = t.split(":", 1)[1].strip()
+    missing = [k for k in ("seconds", "rps", "req_done", "req_succeeded", "req_failed",
+                           "req_errored", "status_2xx") if k not in out]
+    if missing:
+        raise ValueError("no " + ", ".join(missing) + " in h2load's output")
+    return out
+
+
+def _percentile(sorted_values, q):
+    """Nearest-rank percentile of a sorted list (q in 0..100)."""
+    if not sorted_values:
+        return None
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+def h2load_log_latencies(path):
+    """Latency percentiles (us) from h2load --log-file: one line per request, tab-separated
+    start time (us since the epoch), status (-1 for a failed stream), us to the end of the
+    response. Failed streams are left out."""
+    times = []
+    with open(path) as f:
+        for line in f:
+            cols = line.split("\t")
+            if len(cols) >= 3 and cols[1] != "-1":
+                times.append(int(cols[2]))
+    times.sort()
+    return {
+        "p50_us": _percentile(times, 50),
+        "p90_us": _percentile(times, 90),
+        "p99_us": _percentile(times, 99),
+        "p999_us": _percentile(times, 99.9),
+        "logged": len(times),
+    }
+
+
+# OpenSSL's default order of the TLS 1.3 suites, which wrk (and openssl s_client)
+# offer: h2load puts AES-128 first, and a server that picks by its own order (HAProxy)
+# would then use another suite than one that follows the client's (nginx, gatehouse).
+# bench/run.sh passes the same list to its measured h2load runs.
+H2LOAD_TLS13_CIPHERS = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
+
+
+def h2load_command(url, clients=1, threads=1, streams=1, requests=None, duration=None,
+                   headers=(), log_file=None):
+    """h2load over TLS offering h2 only: a server that does not speak HTTP/2 fails
+    the run instead of being measured over HTTP/1.1."""
+    cmd = ["h2load", f"-c{clients}", f"-t{threads}", f"-m{streams}", "--npn-list=h2",
+           f"--tls13-ciphers={H2LOAD_TLS13_CIPHERS}"]
+    if duration is not None:
+        cmd.append(f"-D{duration}")
+    if requests is not None:
+        cmd.append(f"-n{requests}")
+    for h in headers:
+        cmd += ["-H", h]
+    if log_file:
+        cmd.append(f"--log-file={log_file}")
+    return cmd + [url]
+
+
+def _alpn_diagnosis(port):
+    """Why h2load got no HTTP/2 connection: the TLS handshake failed, or the server
+    took no protocol of an ALPN list holding only h2 (h2load tells neither)."""
+    ctx = client_tls_context()
+    ctx.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=5) as raw:
+            with ctx.wrap_socket(raw) as s:
+                chosen = s.selected_alpn_protocol()
+    except ssl.SSLError as e:
+        if "no application protocol" in str(e).lower().replace("_", " "):
+            return "no HTTP/2: the server refused ALPN h2 (no_application_protocol alert)"
+        return f"no TLS connection ({e})"
+    except OSError as e:
+        return f"no TLS connection ({e})"
+    if chosen is None:
+        return "no HTTP/2: the server accepted no protocol of ALPN h2"
+    return f"no HTTP/2 request went through though ALPN chose {chosen}"
+
+
+def cmd_wait_h2(args):
+    """One GET over HTTP/2 with TLS (certificate not verified, as h2load never does),
+    retried until the timeout: exit 0 when the server chose h2 by ALPN and answered
+    2xx. Prints one JSON line with what was negotiated."""
+    url = f"https://{LOOPBACK}:{args.port}{args.path}"
+    deadline = time.monotonic() + args.timeout
+    info = {"target": args.target, "alpn": None, "tls_protocol": None, "cipher": None,
+            "server_temp_key": None, "status_2xx": None}
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if args.pid and not os.path.exists(f"/proc/{args.pid}"):
+            last = f"process {args.pid} exited"
+            break
+        try:
+            r = subprocess.run(h2load_command(url, requests=1, headers=args.header),
+                               capture_output=True, text=True, timeout=10)
+            out = r.stdout + r.stderr
+            h = parse_h2load(out)
+            for k in info:
+                if k in h:
+                    info[k] = h[k]
+            if h["alpn"] == "h2" and h["status_2xx"] == 1:
+                print(json.dumps(info))
+                print(f"  {args.target:<22} HTTP/2 (ALPN {h['alpn']}) over {h['tls_protocol']} "
+                      f"{h['cipher']}, key exchange {h['server_temp_key']}", file=sys.stderr)
+                return 0
+            codes = ", ".join(f"{h.get('status_' + c, 0)} {c}" for c in ("2xx", "3xx", "4xx", "5xx"))
+            last = (_alpn_diagnosis(args.port) if h["alpn"] is None
+                    else f"no HTTP/2: ALPN chose {h['alpn']}" if h["alpn"] != "h2" else
+                    f"HTTP/2 answered: {codes}; {h['req_errored']} stream(s) failed")
+        except (OSError, subprocess.SubprocessError) as e:
+            last = f"h2load: {e}"
+        except ValueError:
+            lines = [l for l in out.splitlines() if l.strip()]
+            last = ("no HTTP/2 (ALPN h2 not chosen, or the connection failed): "
+                    + (lines[-1] if lines else "h2load printed nothing"))
+        time.sleep(0.2)
+    print(f"{LOOPBACK}:{args.port}{args.path}: {last}", file=sys.stderr)
+    return 1
+
+
+def _wrk_result(path):
+    with open(path) as f:
         for line in f:
             if line.startswith("BENCH_JSON "):
-                wrk = json.loads(line[len("BENCH_JSON "):])
+                return json.loads(line[len("BENCH_JSON "):])
+    return None
+
+
+def _h2load_result(out_path, log_path):
+    """One h2load run in the shape of the wrk result: requests are the streams that
+    ended with a 2xx or 3xx answer (h2load's "succeeded" less those with an error);
+    every other stream is an error."""
+    with open(out_path) as f:
+        h = parse_h2load(f.read())
+    lat = h2load_log_latencies(log_path) if log_path else {}
+    ok = h["req_done"] - h["req_failed"]  # h2load: failed = done - (no error and 2xx/3xx)
+    return {
+        "requests": ok,
+        "duration_us": h["seconds"] * 1e6,
+        "p50_us": lat.get("p50_us"),
+        "p90_us": lat.get("p90_us"),
+        "p99_us": lat.get("p99_us"),
+        "p999_us": lat.get("p999_us"),
+        "mean_us": h.get("mean_us"),
+        "max_us": h.get("max_us"),
+        # "failed" holds the errored streams and the 4xx/5xx answers; 3xx count as
+        # success for h2load but not here (the upstream answers 200 to everything)
+        "err_failed": h["req_failed"],
+        "err_status_3xx": h.get("status_3xx", 0),
+        "h2load": {k: v for k, v in h.items() if k.startswith(("req_", "status_"))}
+        | {"rps": h["rps"], "seconds": h["seconds"], "alpn": h["alpn"],
+           "tls_protocol": h["tls_protocol"], "cipher": h["cipher"],
+           "server_temp_key": h["server_temp_key"], "logged": lat.get("logged")},
+    }
+
+
+def cmd_record(args):
+    if args.h2load_out:
+        try:
+            wrk = _h2load_result(args.h2load_out, args.h2load_log)
+        except (OSError, ValueError) as e:
+            print(f"{args.h2load_out}: {e}", file=sys.stderr)
+            return 1
+        out_file = args.h2load_out
+    else:
+        wrk = _wrk_result(args.wrk_out)
+        out_file = args.wrk_out
     if wrk is None:
-        print(f"no result line in {args.wrk_out}", file=sys.stderr)
+        print(f"no result line in {out_file}", file=sys.stderr)
         return 1
     requests = wrk["requests"]
     seconds = wrk["duration_us"] / 1e6
@@ -289,6 +499,7 @@ def cmd_record(args):
         "mean_us": wrk["mean_us"],
         "max_us": wrk["max_us"],
         "errors": {k[4:]: wrk[k] for k in wrk if k.startswith("err_")},
+        "client": "h2load" if args.h2load_out else "wrk",
         "cpu_process": args.cpu_process,
         "cpu_seconds": args.cpu_after - args.cpu_before,
         "upstream_cpu_seconds": args.up_after - args.up_before,
@@ -301,6 +512,9 @@ def cmd_record(args):
         rec["store_cpu_seconds"] = args.store_after - args.store_before
         rec["store_cpu_us_per_req"] = (
             rec["store_cpu_seconds"] * 1e6 / requests) if requests else None
+    if "h2load" in wrk:
+        rec["streams"] = args.streams
+        rec["h2load"] = wrk["h2load"]
     if args.tls_full is not None:  # wrk's TLS handshakes (bench/wrk_tls_shim.c)
         rec["tls_full_handshakes"] = args.tls_full
         rec["tls_resumed_handshakes"] = args.tls_resumed
@@ -315,6 +529,7 @@ def cmd_record(args):
           f"  new upstream conns {_fmt(rec['upstream_connections_opened'], 'd')}"
           + (f"  handshakes full {args.tls_full} resumed {args.tls_resumed}"
              if args.tls_full is not None else "")
+          + (f"  ALPN {rec['h2load']['alpn']}" if "h2load" in rec else "")
           + (f"  ERRORS {errs}" if errs else ""), file=sys.stderr)
     return 0
 
@@ -347,11 +562,14 @@ def cmd_meta(args):
         "rounds": args.rounds,
         "connections": args.connections,
         "wrk_threads": args.wrk_threads,
+        "streams": args.streams,
+        "client": "h2load" if args.mode == "h2" else "wrk",
         "mode": args.mode,
         "cert": args.cert or None,
         "workers": args.workers,
         "resume": bool(args.resume),
         "tls": _read_jsonl(args.tls_info) if args.tls_info else [],
+        "h2": _read_jsonl(args.h2_info) if args.h2_info else [],
         "warmup": args.warmup,
         "idle_connections": args.idle_connections,
         "cpus": os.cpu_count(),
@@ -360,7 +578,8 @@ def cmd_meta(args):
         "baseline": args.baseline,
         "versions": {"nginx": _version(["nginx", "-v"]),
                      "haproxy": _version(["haproxy", "-v"]),
-                     "wrk": _version(["wrk", "-v"])},
+                     "wrk": _version(["wrk", "-v"]),
+                     "h2load": _version(["h2load", "--version"])},
     }
     with open(args.file, "w") as f:
         json.dump(meta, f, indent=2)
@@ -610,14 +829,23 @@ def _tls_notes(meta, rows):
         if workers > 1:
             notes.append(f"{workers} workers per proxy")
         return notes
-    what = ("keep-alive: one handshake per connection, then requests" if mode == "tls" else
-            "'Connection: close': a new TLS connection per request, "
-            + ("resumed with a session ticket where the client had one" if meta.get("resume")
-               else "each a full handshake (the client offers no session)")
-            + "; CPU per handshake includes accepting the connection, one proxied request "
-            "and the close")
-    notes.append(f"mode {mode}: HTTPS to the proxies, {meta.get('cert')} certificate, "
-                 f"plain HTTP to the upstream; {workers} worker(s) per proxy; {what}")
+    if mode == "h2":
+        streams = meta.get("streams", 1)
+        notes.append(f"mode h2: HTTP/2 over TLS (ALPN h2) to the proxies, {meta.get('cert')} "
+                     f"certificate, HTTP/1.1 with keep-alive to the upstream; {workers} "
+                     f"worker(s) per proxy; {meta['connections']} connections with up to "
+                     f"{streams} stream(s) in flight on each ({meta['connections'] * streams} "
+                     "requests at once), one handshake per connection")
+    else:
+        what = ("keep-alive: one handshake per connection, then requests" if mode == "tls" else
+                "'Connection: close': a new TLS connection per request, "
+                + ("resumed with a session ticket where the client had one"
+                   if meta.get("resume")
+                   else "each a full handshake (the client offers no session)")
+                + "; CPU per handshake includes accepting the connection, one proxied "
+                "request and the close")
+        notes.append(f"mode {mode}: HTTPS to the proxies, {meta.get('cert')} certificate, "
+                     f"plain HTTP to the upstream; {workers} worker(s) per proxy; {what}")
     seen = set()
     for info in meta.get("tls", []):
         notes.append(f"TLS {info.get('target')}: {info.get('protocol')} {info.get('cipher')}, "
@@ -627,6 +855,20 @@ def _tls_notes(meta, rows):
                   info.get("server_key"), info.get("tickets")))
     if len(seen) > 1:
         notes.append("WARNING: the proxies did not negotiate alike (see the TLS lines)")
+    seen = set()
+    for info in meta.get("h2", []):  # h2 mode: what h2load itself negotiated
+        notes.append(f"h2load {info.get('target')}: ALPN {info.get('alpn')}, "
+                     f"{info.get('tls_protocol')} {info.get('cipher')}, key exchange "
+                     f"{info.get('server_temp_key')}")
+        seen.add((info.get("alpn"), info.get("tls_protocol"), info.get("cipher"),
+                  info.get("server_temp_key")))
+    if len(seen) > 1:
+        notes.append("WARNING: h2load did not negotiate alike with every proxy "
+                     "(see the h2load lines)")
+    for t, r in rows.items():
+        if r.get("alpn") and r["alpn"] != ["h2"]:
+            notes.append(f"WARNING {t}: runs negotiated {', '.join(map(str, r['alpn']))}, "
+                         "not only h2")
     for t, r in rows.items():
         full, resumed = r.get("tls_full_handshakes"), r.get("tls_resumed_handshakes")
         if full is None:
@@ -689,6 +931,8 @@ def cmd_summarize(args):
             "idle_held": m["held"] if m else None,
             "idle_closed_by_peer": m["closed_by_peer"] if m else None,
         }
+        if any("h2load" in r for r in rs):
+            rows[t]["alpn"] = sorted({str(r["h2load"].get("alpn")) for r in rs})
         if any("tls_full_handshakes" in r for r in rs):
             rows[t]["tls_full_handshakes"] = sum(r.get("tls_full_handshakes", 0) for r in rs)
             rows[t]["tls_resumed_handshakes"] = sum(r.get("tls_resumed_handshakes", 0) for r in rs)
@@ -707,6 +951,11 @@ def cmd_summarize(args):
         # CPU per handshake instead of the idle-memory columns.
         header = ["target", "handshakes/s", "per worker", "proxy CPU", "p50", "p99",
                   "CPU us/handshake", "handshakes/CPU-s", "vs nginx", "vs haproxy"]
+    elif mode == "h2":
+        # No idle-memory measurement: throughput and CPU per request, each against
+        # nginx and HAProxy.
+        header = ["target", "req/s", "vs nginx", "vs haproxy", "p50", "p99", "CPU us/req",
+                  "vs nginx", "vs haproxy"]
     else:
         header = ["target", "req/s", "p50", "p99", "CPU us/req", "vs nginx",
                   "idle KiB/conn", "vs nginx", "vs haproxy"]
@@ -726,6 +975,16 @@ def cmd_summarize(args):
                 else "-",
                 _lat(r["p50_us"]), _lat(r["p99_us"]), cpu,
                 _fmt(r["handshakes_per_cpu_second"], ",.0f"),
+                _fmt(r["cpu_vs_nginx"], ".2f"), _fmt(r["cpu_vs_haproxy"], ".2f"),
+            ])
+            continue
+        if mode == "h2":
+            r["rps_vs_nginx"] = _ratio(r["rps"], ngx.get("rps"))
+            r["rps_vs_haproxy"] = _ratio(r["rps"], hap.get("rps"))
+            r["cpu_vs_haproxy"] = _ratio(r["cpu_us_per_req"], hap.get("cpu_us_per_req"))
+            table.append([
+                t, _fmt(r["rps"], ",.0f"), _fmt(r["rps_vs_nginx"], ".2f"),
+                _fmt(r["rps_vs_haproxy"], ".2f"), _lat(r["p50_us"]), _lat(r["p99_us"]), cpu,
                 _fmt(r["cpu_vs_nginx"], ".2f"), _fmt(r["cpu_vs_haproxy"], ".2f"),
             ])
             continue
@@ -769,7 +1028,10 @@ def cmd_summarize(args):
                 lines.append("  ".join("-" * x for x in w))
     notes = [
         f"medians over {meta['rounds']} round(s) of {meta['duration']}s, "
-        f"{meta['connections']} connections, wrk -t{meta.get('wrk_threads', 1)}; "
+        f"{meta['connections']} connections, "
+        + (f"h2load -c{meta['connections']} -m{meta.get('streams', 1)} "
+           f"-t{meta.get('wrk_threads', 1)}; "
+           if mode == "h2" else f"wrk -t{meta.get('wrk_threads', 1)}; ")
         + (f"idle: {meta['idle_connections']} keep-alive "
            + ("TLS " if mode != "plain" else "") + "connections, Pss growth per connection"
            if meta["idle_connections"] else "idle memory skipped"),
@@ -783,10 +1045,14 @@ def cmd_summarize(args):
         notes.append("* direct: CPU of the upstream server itself (no proxy in the path)")
     for t, r in rows.items():
         if r["errors"]:
-            notes.append(f"WARNING {t}: {r['errors']} wrk errors (socket errors or non-2xx) "
-                         f"out of {r['requests']} requests")
+            what = ("h2load streams that failed (stream or connection errors, or not 2xx)"
+                    if mode == "h2" else "wrk errors (socket errors or non-2xx)")
+            notes.append(f"WARNING {t}: {r['errors']} {what} "
+                         + (f"besides {r['requests']} answered 2xx" if mode == "h2"
+                            else f"out of {r['requests']} requests"))
         opened = r["upstream_connections_opened"]
-        if t != "direct" and opened is not None and opened > 2 * meta["connections"]:
+        in_flight = meta["connections"] * (meta.get("streams", 1) if mode == "h2" else 1)
+        if t != "direct" and opened is not None and opened > 2 * in_flight:
             notes.append(f"WARNING {t}: opened {opened:.0f} upstream connections per run "
                          "(median): upstream keep-alive is not reused, CPU includes connects")
         if r["idle_held"] is not None and r["idle_held"] < meta["idle_connections"]:
@@ -795,6 +1061,16 @@ def cmd_summarize(args):
         if r["idle_closed_by_peer"]:
             notes.append(f"WARNING {t}: {r['idle_closed_by_peer']} idle connections were "
                          "closed by the proxy before the end of the measurement")
+    # run.sh: targets whose process ended, load-generator failures
+    try:
+        with open(os.path.join(out, "failures.txt")) as f:
+            for line in dict.fromkeys(l.strip() for l in f if l.strip()):
+                notes.append(f"WARNING {line}")
+    except OSError:
+        pass
+    for t in meta["targets"]:
+        if t not in rows:
+            notes.append(f"WARNING {t}: started, but no run of it was measured")
     for s in meta.get("skipped", []):
         notes.append(f"skipped {s}")
     text = "\n".join(lines + [""] + notes) + "\n"
@@ -825,6 +1101,15 @@ def main():
     s.add_argument("--tls", action="store_true")
     s.set_defaults(fn=cmd_wait_http)
 
+    s = sub.add_parser("wait-h2")
+    s.add_argument("port", type=int)
+    s.add_argument("--target", default="")
+    s.add_argument("--path", default="/")
+    s.add_argument("--header", action="append", default=[])
+    s.add_argument("--pid", type=int)
+    s.add_argument("--timeout", type=float, default=5.0)
+    s.set_defaults(fn=cmd_wait_h2)
+
     s = sub.add_parser("tls-info")
     s.add_argument("port", type=int)
     s.add_argument("--target", default="")
@@ -853,7 +1138,11 @@ def main():
     s.add_argument("--target", required=True)
     s.add_argument("--round", type=int, required=True)
     s.add_argument("--connections", type=int, required=True)
-    s.add_argument("--wrk-out", required=True)
+    out = s.add_mutually_exclusive_group(required=True)
+    out.add_argument("--wrk-out")
+    out.add_argument("--h2load-out")
+    s.add_argument("--h2load-log")  # h2load --log-file, for the latency percentiles
+    s.add_argument("--streams", type=int, default=1)
     s.add_argument("--cpu-process", required=True)
     s.add_argument("--cpu-before", type=float, required=True)
     s.add_argument("--cpu-after", type=float, required=True)
@@ -882,8 +1171,10 @@ def main():
     s.add_argument("--cert", default="")
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--wrk-threads", type=int, default=1)
+    s.add_argument("--streams", type=int, default=1)
     s.add_argument("--resume", type=int, default=0)
     s.add_argument("--tls-info")
+    s.add_argument("--h2-info")  # h2 mode: wait-h2's lines
     s.set_defaults(fn=cmd_meta)
 
     s = sub.add_parser("idle")

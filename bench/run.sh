@@ -7,7 +7,8 @@
 # per request and its memory per idle keep-alive connection, and prints the
 # medians as a table with ratios to nginx and HAProxy. With --mode tls the
 # proxies terminate TLS (same certificate and ciphers); with --mode handshake
-# every request is a new TLS connection. See bench/README.md.
+# every request is a new TLS connection; with --mode h2 they serve HTTP/2 over
+# TLS, driven by h2load instead of wrk. See bench/README.md.
 
 set -Eeuo pipefail
 
@@ -15,28 +16,34 @@ usage() {
   cat <<'EOF'
 usage: bench/run.sh [options]
 
-  --mode plain|tls|handshake
+  --mode plain|tls|handshake|h2
                             plain: HTTP to the proxies (default); tls: HTTPS
                             with keep-alive, the proxies terminating TLS with
                             the same certificate and ciphers; handshake: HTTPS
                             with "Connection: close", a full TLS handshake per
-                            request (no idle-memory measurement)
-  --cert ecdsa|rsa          tls and handshake modes: the certificate the run
-                            makes, ECDSA P-256 (default) or RSA 2048
+                            request (no idle-memory measurement); h2: HTTP/2
+                            over TLS (ALPN h2, same certificate and ciphers as
+                            tls), driven by h2load, HTTP/1.1 to the upstream
+                            (no idle-memory measurement)
+  --streams N               h2 mode: streams in flight on each connection
+                            (h2load -m; default 1)
+  --cert ecdsa|rsa          tls, handshake and h2 modes: the certificate the
+                            run makes, ECDSA P-256 (default) or RSA 2048
   --resume                  handshake mode: let wrk resume its sessions with
                             the tickets the proxies send (default: every
                             handshake is a full one)
   --workers N               worker processes/threads of each proxy: gatehouse
                             workers, nginx worker_processes, HAProxy nbthread
                             (default 1)
-  --wrk-threads N           wrk threads (default 1)
-  --duration SECONDS        length of each measured wrk run (default 10)
+  --wrk-threads N           wrk threads, in h2 mode h2load's (-t) (default 1)
+  --duration SECONDS        length of each measured run (default 10; h2load -D)
   --rounds N                interleaved rounds; the table shows medians (default 3)
-  --connections N           wrk connections (default 50)
+  --connections N           wrk connections, in h2 mode h2load's (-c) (default 50)
   --only LIST               comma-separated targets to run, from:
                             direct (plain mode only), gatehouse, nginx,
                             haproxy and the NAMEs given with --gatehouse-config
   --skip-memory             skip the idle-connection memory measurement
+                            (always skipped in handshake and h2 modes)
   --idle-connections N      idle keep-alive connections for the memory
                             measurement (default 10000)
   --gatehouse-config NAME=FILE
@@ -47,7 +54,7 @@ usage: bench/run.sh [options]
                             certificate and key files (repeatable)
   --path NAME=PATH          request PATH (default /) when benchmarking NAME
   --tokens NAME=FILE        wrk sends NAME a different bearer token from FILE
-                            (one a line) on each request, in turn
+                            (one a line) on each request, in turn (not in h2 mode)
   --header NAME='Field: value'
                             send this header field to target NAME (repeatable)
   --baseline NAME           the row the extra gatehouse rows are compared with in
@@ -75,6 +82,7 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 MODE=plain
 CERT_KIND=ecdsa
 RESUME=0
+STREAMS=""
 WORKERS=1
 WRK_THREADS=1
 DURATION=10
@@ -111,7 +119,7 @@ while (($#)); do
     --skip-memory) SKIP_MEMORY=1; shift; continue ;;
     --redis) REDIS=1; shift; continue ;;
     --resume) RESUME=1; shift; continue ;;
-    --mode|--cert|--workers|--wrk-threads) ;;
+    --mode|--cert|--workers|--wrk-threads|--streams) ;;
     --duration|--rounds|--connections|--idle-connections|--warmup|--only|--out) ;;
     --gatehouse-config|--path|--header|--tokens|--baseline) ;;
     *) die "unknown option $opt (see --help)" ;;
@@ -121,12 +129,14 @@ while (($#)); do
   shift 2
   case $opt in
     --mode)
-      [[ $val == plain || $val == tls || $val == handshake ]] || die "--mode wants plain, tls or handshake"
+      [[ $val == plain || $val == tls || $val == handshake || $val == h2 ]] ||
+        die "--mode wants plain, tls, handshake or h2"
       MODE=$val ;;
     --cert)
       [[ $val == ecdsa || $val == rsa ]] || die "--cert wants ecdsa or rsa"
       CERT_KIND=$val ;;
     --workers) need_int "$opt" "$val"; WORKERS=$val ;;
+    --streams) need_int "$opt" "$val"; STREAMS=$val ;;
     --wrk-threads) need_int "$opt" "$val"; WRK_THREADS=$val ;;
     --duration) need_int "$opt" "$val"; DURATION=$val ;;
     --rounds) need_int "$opt" "$val"; ROUNDS=$val ;;
@@ -158,8 +168,15 @@ done
 if ((RESUME)) && [[ $MODE != handshake ]]; then
   die "--resume is for --mode handshake"
 fi
-if [[ $MODE == handshake ]]; then
+if [[ -n $STREAMS && $MODE != h2 ]]; then
+  die "--streams is for --mode h2"
+fi
+STREAMS=${STREAMS:-1}
+if [[ $MODE == handshake || $MODE == h2 ]]; then
   SKIP_MEMORY=1  # idle TLS connections are the tls mode's measurement
+fi
+if [[ $MODE == h2 ]] && ((${#TARGET_TOKENS[@]})); then
+  die "--tokens needs wrk: not in --mode h2 (h2load sends the same header fields on every request)"
 fi
 ((WRK_THREADS <= CONNECTIONS)) || die "--wrk-threads: more threads than connections"
 if [[ $MODE == plain ]]; then
@@ -190,13 +207,19 @@ ensure_tools() {
   local missing=() pkgs=()
   command -v nginx >/dev/null || { missing+=(nginx); pkgs+=(nginx-light); }
   command -v haproxy >/dev/null || { missing+=(haproxy); pkgs+=(haproxy); }
-  command -v wrk >/dev/null || { missing+=(wrk); pkgs+=(wrk); }
+  if [[ $MODE == h2 ]]; then
+    command -v h2load >/dev/null || { missing+=(h2load); pkgs+=(nghttp2-client); }
+  else
+    command -v wrk >/dev/null || { missing+=(wrk); pkgs+=(wrk); }
+  fi
   command -v python3 >/dev/null || { missing+=(python3); pkgs+=(python3); }
   if ((REDIS)); then
     command -v redis-server >/dev/null || { missing+=(redis-server); pkgs+=(redis-server); }
   fi
   if [[ $MODE != plain ]]; then
     command -v openssl >/dev/null || { missing+=(openssl); pkgs+=(openssl); }
+  fi
+  if [[ $MODE == tls || $MODE == handshake ]]; then  # the wrk shim
     command -v cc >/dev/null || { missing+=(cc); pkgs+=(gcc); }
   fi
   ((${#missing[@]})) || return 0
@@ -231,10 +254,13 @@ MAXCONN=$((IDLE_CONNECTIONS + 512))
 # nginx starts closing idle keep-alive connections once fewer than 1/16 of
 # its worker_connections are free, so give it a quarter more than it holds.
 NGINX_CONNECTIONS=$((IDLE_CONNECTIONS * 5 / 4 + 1024))
+# Requests in flight at once: one per connection, or --streams per connection
+# in h2 mode (each proxy forwards them over as many HTTP/1.1 connections).
+IN_FLIGHT=$((CONNECTIONS * STREAMS))
 # nginx keeps at most this many idle upstream connections and closes the rest
-# when a request ends: with fewer than the client connections, it would open a
+# when a request ends: with fewer than the requests in flight, it would open a
 # new upstream connection for a good share of the requests.
-NGINX_UPSTREAM_KEEPALIVE=$((CONNECTIONS > 32 ? CONNECTIONS : 32))
+NGINX_UPSTREAM_KEEPALIVE=$((IN_FLIGHT > 32 ? IN_FLIGHT : 32))
 
 # --- work and output directories, cleanup ----------------------------------
 
@@ -301,7 +327,9 @@ trap 'exit 129' HUP
 if [[ -z $OUT ]]; then
   OUT="$BENCH_DIR/out/$(date +%Y%m%d-%H%M%S)"
 fi
-mkdir -p "$OUT/wrk"
+CLIENT=wrk
+[[ $MODE == h2 ]] && CLIENT=h2load
+mkdir -p "$OUT/$CLIENT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
 
@@ -333,9 +361,11 @@ system_default = system_default_sect
 [system_default_sect]
 NumTickets = 1
 EOF
-  SHIM="$WORK/tls/wrk_tls_shim.so"
-  cc -O2 -shared -fPIC -o "$SHIM" "$SHIM_SRC" -ldl 2>"$WORK/tls/cc.log" ||
-    { cat "$WORK/tls/cc.log" >&2; die "cannot compile $SHIM_SRC (needs a C compiler)"; }
+  if [[ $MODE != h2 ]]; then
+    SHIM="$WORK/tls/wrk_tls_shim.so"
+    cc -O2 -shared -fPIC -o "$SHIM" "$SHIM_SRC" -ldl 2>"$WORK/tls/cc.log" ||
+      { cat "$WORK/tls/cc.log" >&2; die "cannot compile $SHIM_SRC (needs a C compiler)"; }
+  fi
 fi
 
 # --- servers ---------------------------------------------------------------
@@ -432,7 +462,7 @@ start_nginx_proxy() {  # port dir
     keepalive_timeout 300s;
   }
   server {
-    listen 127.0.0.1:$port$([[ $MODE == plain ]] || echo " ssl");
+    listen 127.0.0.1:$port$(nginx_listen_flags);
 $([[ $MODE == plain ]] || nginx_tls)
     location / {
       proxy_pass http://backend;
@@ -453,7 +483,34 @@ EOF
 # cache), one ticket per handshake (OpenSSL's default is two).
 TLS_CIPHERS12="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
+# HTTP/2: nginx 1.25.1 and later have "http2 on;", older ones (Debian 12's
+# 1.22) the listen parameter "http2", deprecated since.
+NGINX_HTTP2_ON=0
+if [[ $MODE == h2 ]]; then
+  nginx_version=$(nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9][0-9.]*\).*|\1|p')
+  if [[ -n $nginx_version && $(printf '%s\n' 1.25.1 "$nginx_version" | sort -V | head -n 1) == 1.25.1 ]]; then
+    NGINX_HTTP2_ON=1
+  fi
+fi
+
+nginx_listen_flags() {
+  case $MODE in
+    plain) ;;
+    h2) ((NGINX_HTTP2_ON)) && echo " ssl" || echo " ssl http2" ;;
+    *) echo " ssl" ;;
+  esac
+}
+
+# h2 mode: h2load offers the TLS 1.3 suites in OpenSSL's default order, as wrk
+# and openssl s_client do (its own puts AES-128 first: HAProxy, which picks by
+# its own order, would then use another suite than nginx and gatehouse, which
+# follow the client's). benchtool.py's wait-h2 uses the same list.
+H2LOAD_TLS13_CIPHERS="TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
+
 nginx_tls() {
+  if [[ $MODE == h2 ]] && ((NGINX_HTTP2_ON)); then
+    echo "    http2 on;"
+  fi
   cat <<EOF
     ssl_certificate $CERT_FILE;
     ssl_certificate_key $KEY_FILE;
@@ -470,6 +527,7 @@ start_haproxy() {  # port dir
   local port=$1 d=$2 bind_tls=""
   if [[ $MODE != plain ]]; then
     bind_tls=" ssl crt $WORK/tls/haproxy.pem ssl-min-ver TLSv1.2 ciphers $TLS_CIPHERS12 curves X25519:P-256:P-384"
+    [[ $MODE == h2 ]] && bind_tls+=" alpn h2,http/1.1"
   fi
   cat >"$d/haproxy.cfg" <<EOF
 global
@@ -552,6 +610,15 @@ start_target() {  # name
     stop_group "$SPAWNED"
     return 1
   fi
+  # h2 mode: the row must answer an HTTP/2 request (ALPN h2) before it is measured
+  if [[ $MODE == h2 ]] && ! python3 "$TOOL" wait-h2 "$port" --target "$t" --pid "$SPAWNED" \
+      --path "${TARGET_PATH[$t]:-/}" "${hdr_args[@]}" >>"$OUT/h2.jsonl" 2>"$d/wait-h2.err"; then
+    SKIP_REASON="no HTTP/2 over TLS on 127.0.0.1:$port${TARGET_PATH[$t]:-/} ($(tail -n 1 "$d/wait-h2.err"))"
+    stop_group "$SPAWNED"
+    return 1
+  fi
+  [[ $MODE == h2 ]] && cat "$d/wait-h2.err" >&2
+  return 0
 }
 
 # A private redis-server for rows that keep rate limits in Redis (no persistence).
@@ -571,7 +638,8 @@ start_redis() {
   die "redis-server did not start"
 }
 
-log "gatehouse bench: ${SELECTED[*]}; ${ROUNDS} round(s) x ${DURATION}s, ${CONNECTIONS} connections"
+log "gatehouse bench: ${SELECTED[*]}; ${ROUNDS} round(s) x ${DURATION}s, ${CONNECTIONS} connections$(
+  [[ $MODE == h2 ]] && echo " x $STREAMS stream(s)")"
 if [[ $MODE != plain ]]; then
   log "mode $MODE: $CERT_KIND certificate, $WORKERS worker(s) per proxy$( ((RESUME)) && echo ", sessions resumed")"
 elif ((WORKERS > 1)); then
@@ -587,6 +655,7 @@ if ((REDIS)); then
   start_redis
   log "redis-server on $BENCH_REDIS_URL (pid $REDIS_PID)"
 fi
+: >"$OUT/h2.jsonl"
 TARGETS=()
 for t in "${SELECTED[@]}"; do
   if start_target "$t"; then
@@ -600,7 +669,8 @@ done
 ((${#TARGETS[@]})) || die "nothing to benchmark"
 
 # What each proxy negotiates with OpenSSL's client (protocol, cipher, group,
-# tickets per handshake), to see that they are configured alike.
+# tickets per handshake), to see that they are configured alike. (In h2 mode
+# this is over HTTP/1.1; what h2load negotiated, ALPN included, is in h2.jsonl.)
 : >"$OUT/tls.jsonl"
 if [[ $MODE != plain ]]; then
   log "TLS as negotiated by openssl s_client:"
@@ -615,15 +685,39 @@ python3 "$TOOL" meta "$OUT/meta.json" --targets "${TARGETS[*]}" \
   --connections "$CONNECTIONS" --warmup "$WARMUP" \
   --idle-connections "$((SKIP_MEMORY ? 0 : IDLE_CONNECTIONS))" --busy "$BUSY" --baseline "$BASELINE" \
   --mode "$MODE" --cert "$([[ $MODE == plain ]] || echo "$CERT_KIND")" --workers "$WORKERS" \
-  --wrk-threads "$WRK_THREADS" --resume "$RESUME" --tls-info "$OUT/tls.jsonl"
+  --wrk-threads "$WRK_THREADS" --resume "$RESUME" --tls-info "$OUT/tls.jsonl" \
+  --streams "$STREAMS" --h2-info "$OUT/h2.jsonl"
 
 # --- throughput, latency, CPU ----------------------------------------------
 
-run_wrk() {  # target round seconds record(0|1)
+# A target whose process ended before the end of the benchmark: how it ended
+# (reaped here; "signal 11 (SEGV)" or "exit status N"), logged and kept in
+# failures.txt for the lines under the table.
+declare -A GONE=()
+target_gone() {  # target when
+  local t=$1 when=$2 rc=0 how
+  [[ -v GONE[$t] ]] && return 0
+  wait "${PID[$t]}" 2>/dev/null || rc=$?
+  if ((rc > 128)); then
+    how="killed by signal $((rc - 128)) ($(kill -l "$rc" 2>/dev/null || echo "?"))"
+  else
+    how="exit status $rc"
+  fi
+  GONE[$t]=$how
+  log "$t: process ended $when: $how (see $OUT/logs); not measured from then on"
+  printf '%s\n' "$t: its process ended $when, $how" >>"$OUT/failures.txt"
+}
+
+# One run of the load generator against a target: wrk, or h2load in h2 mode
+# (-c connections, -m streams in flight on each, -t threads, -D seconds; ALPN
+# h2 only, so a target that falls back to HTTP/1.1 fails instead of being
+# measured; --log-file for the latency percentiles).
+run_load() {  # target round seconds record(0|1)
   local t=$1 round=$2 secs=$3 record=$4
   local url="$SCHEME://127.0.0.1:${PORT[$t]}${TARGET_PATH[$t]:-/}"
-  local out="$OUT/wrk/$t-r$round.txt" hdr_args=() h c0 c1 u0 u1 a0 a1 s0="" s1="" store_args=()
+  local out="$OUT/$CLIENT/$t-r$round.txt" hdr_args=() h c0 c1 u0 u1 a0 a1 s0="" s1="" store_args=()
   local pre=() hs_args=() hs_file="$WORK/handshakes.txt" full resumed
+  local cmd=() out_args=() h2log="$WORK/h2load-requests.tsv"
   [[ $record == 1 ]] || out="$WORK/warmup-$t.txt"
   while IFS= read -r h; do
     [[ -n $h ]] && hdr_args+=(-H "$h")
@@ -633,13 +727,23 @@ run_wrk() {  # target round seconds record(0|1)
     rm -f "$hs_file"
     pre=(env LD_PRELOAD="$SHIM" WRK_TLS_STATS="$hs_file" WRK_TLS_RESUME="$RESUME")
   fi
-  alive "${PID[$t]}" || { log "$t: process gone; not measured"; return 0; }
+  if [[ $MODE == h2 ]]; then
+    rm -f "$h2log"
+    cmd=(h2load -t"$WRK_THREADS" -c"$CONNECTIONS" -m"$STREAMS" -D"$secs" --npn-list=h2
+         --tls13-ciphers="$H2LOAD_TLS13_CIPHERS" --log-file="$h2log" "${hdr_args[@]}" "$url")
+    out_args=(--h2load-out "$out" --h2load-log "$h2log" --streams "$STREAMS")
+  else
+    cmd=("${pre[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${secs}s"
+         --latency -s "$LUA" "${hdr_args[@]}" "$url")
+    out_args=(--wrk-out "$out")
+  fi
+  alive "${PID[$t]}" || { target_gone "$t" "before $([[ $record == 1 ]] && echo "round $round" || echo "the warm-up")"; return 0; }
   read -r c0 u0 a0 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
   [[ -n $REDIS_PID ]] && s0=$(python3 "$TOOL" cpu "$REDIS_PID" 2>/dev/null || true)
-  if ! BENCH_TOKENS="${TARGET_TOKENS[$t]:-}" run_bounded $((secs + 30)) "${pre[@]}" wrk \
-      -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${secs}s" \
-      --latency -s "$LUA" "${hdr_args[@]}" "$url" >"$out" 2>&1; then
-    log "$t round $round: wrk failed (see $out)"
+  if ! BENCH_TOKENS="${TARGET_TOKENS[$t]:-}" run_bounded $((secs + 30)) "${cmd[@]}" \
+      >"$out" 2>&1; then
+    log "$t round $round: $CLIENT failed (see $out)"
+    printf '%s\n' "$t: $CLIENT failed in round $round" >>"$OUT/failures.txt"
     return 0
   fi
   read -r c1 u1 a1 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
@@ -648,12 +752,12 @@ run_wrk() {  # target round seconds record(0|1)
   if [[ -n $SHIM ]] && read -r _ full _ resumed <"$hs_file" 2>/dev/null; then
     hs_args=(--tls-full "$full" --tls-resumed "$resumed")
   fi
-  alive "${PID[$t]}" || { log "$t: process exited during the run (see $OUT/logs)"; return 0; }
+  alive "${PID[$t]}" || { target_gone "$t" "during $([[ $record == 1 ]] && echo "round $round" || echo "the warm-up")"; return 0; }
   [[ $record == 1 ]] || return 0
   [[ -n ${c0:-} && -n ${c1:-} ]] || { log "$t round $round: no CPU sample"; return 0; }
   local rec
   rec=$(python3 "$TOOL" record --target "$t" --round "$round" --connections "$CONNECTIONS" \
-      --wrk-out "$out" --cpu-process "$([[ $t == direct ]] && echo upstream || echo "$t")" \
+      "${out_args[@]}" --cpu-process "$([[ $t == direct ]] && echo upstream || echo "$t")" \
       --cpu-before "$c0" --cpu-after "$c1" --up-before "$u0" --up-after "$u1" \
       --accepts-before "$a0" --accepts-after "$a1" "${store_args[@]}" "${hs_args[@]}") || return 0
   printf '%s\n' "$rec" >>"$OUT/runs.jsonl"
@@ -662,14 +766,14 @@ run_wrk() {  # target round seconds record(0|1)
 if ((WARMUP > 0)); then
   log "warm-up (${WARMUP}s each)"
   for t in "${TARGETS[@]}"; do
-    run_wrk "$t" 0 "$WARMUP" 0
+    run_load "$t" 0 "$WARMUP" 0
   done
 fi
 n=${#TARGETS[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
   log "round $r/$ROUNDS"
   for ((i = 0; i < n; i++)); do  # rotate the order from round to round
-    run_wrk "${TARGETS[(i + r - 1) % n]}" "$r" "$DURATION" 1
+    run_load "${TARGETS[(i + r - 1) % n]}" "$r" "$DURATION" 1
   done
 done
 
@@ -683,7 +787,7 @@ if ((SKIP_MEMORY == 0)); then
   log "idle memory: $IDLE_CONNECTIONS keep-alive $([[ $MODE == plain ]] || echo "TLS ")connections per proxy"
   for t in "${TARGETS[@]}"; do
     [[ $t == direct ]] && continue
-    alive "${PID[$t]}" || { log "$t: process gone; memory not measured"; continue; }
+    alive "${PID[$t]}" || { target_gone "$t" "before the memory measurement"; continue; }
     hdr_args=()
     while IFS= read -r h; do
       [[ -n $h ]] && hdr_args+=(--header "$h")

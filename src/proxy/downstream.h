@@ -68,6 +68,9 @@ class Downstream {
   virtual bool timed_out() const noexcept = 0;
   // Whether the gateway is draining (the connection closes after this response).
   virtual bool draining() const noexcept = 0;
+  // Whether the client cancelled the request (an HTTP/2 RST_STREAM, or its connection gone):
+  // a failure of the upstream work that follows is the cancellation's, never the instance's.
+  virtual bool cancelled() const noexcept { return false; }
 };
 
 }  // namespace gh::proxy

@@ -362,6 +362,7 @@ asio::awaitable<void> Exchange::proxy() {
     Result<void> opened = Result<void>{};
     if (fresh_retry_used || !up_.open_pooled_now(ep->pool_key, !idempotent))
       opened = co_await up_.open(ep->address, ep->pool_key, ep->tls.get(), !fresh_retry_used, !idempotent);
+    if (!opened && down_.cancelled()) co_return client_cancelled();
     if (!opened) {
       const bool timeout = down_.timed_out();
       ep->report_connect_failure(worker_.clock().now_ms());
@@ -375,6 +376,7 @@ asio::awaitable<void> Exchange::proxy() {
     }
 
     Result<void> sent = co_await send_request(*ep);
+    if (!sent && down_.cancelled()) co_return client_cancelled();
     if (!sent) {
       const Error& e = sent.error();
       if (e.source == Source::Upstream) {
@@ -415,6 +417,7 @@ asio::awaitable<void> Exchange::proxy() {
     down_.arm_after(scfg.response_timeout);
     Result<http::ResponseHead*> head = co_await up_.read_head(is_head);
     ctx_.upstream_ms = ms_since(t0);
+    if (!head && down_.cancelled()) co_return client_cancelled();
     if (!head) {
       const bool timeout = down_.timed_out();
       up_.close();
@@ -461,6 +464,15 @@ asio::awaitable<void> Exchange::proxy() {
     }
     co_return co_await relay_response(resp);
   }
+}
+
+// The client cancelled while the request was at the instance: its connection closes (so the
+// service's work stops), nothing is answered, and it is logged as nginx does, 499.
+void Exchange::client_cancelled() {
+  up_.close();
+  ctx_.status = 499;
+  ctx_.reply_reason = "client_gone";
+  down_.abort();
 }
 
 asio::awaitable<void> Exchange::relay_response(http::ResponseHead& resp) {

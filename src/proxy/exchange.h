@@ -87,6 +87,7 @@ class Exchange {
   boost::asio::awaitable<void> local_reply(LocalReply& reply, bool close);
   boost::asio::awaitable<void> health_reply();
   void build_request(const upstream::Endpoint& ep, http::OutgoingRequest& out);
+  void client_cancelled();
   void finish();
   void lend_strings() noexcept;
 

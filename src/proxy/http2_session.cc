@@ -110,6 +110,7 @@ class H2Stream final : public Downstream {
   void arm_after(std::chrono::milliseconds d) noexcept override;
   bool timed_out() const noexcept override { return timed_out_; }
   bool draining() const noexcept override;
+  bool cancelled() const noexcept override { return broken(); }
 
   void wake() noexcept { wake_.cancel(); }
   asio::awaitable<void> wait() {
@@ -236,6 +237,7 @@ class Http2Session final : public SessionBase, public std::enable_shared_from_th
   asio::steady_timer writer_wake_, reader_wake_;
   Clock::time_point idle_deadline_ = Clock::time_point::max();
   Clock::time_point settings_deadline_ = Clock::time_point::max();
+  Clock::time_point write_deadline_ = Clock::time_point::max();  // a write that does not finish
 
   // Defences.
   Budget control_, glitches_;
@@ -262,6 +264,7 @@ void H2Stream::give_back() noexcept {
 }
 
 bool H2Stream::body_now(http::BodyPart& out) noexcept {
+  if (broken()) return false;  // read_body says so
   if (replay_) {
     replay_ = false;
     out = http::BodyPart{out_, true};
@@ -582,7 +585,7 @@ struct Http2Session::Callbacks {
       if (!st->eof_sent_) {
         // The client cancelled: the service's work stops now.
         st->reset_ = true;
-        if (st->sc_) st->sc_->upstream.close();
+        if (st->sc_) st->sc_->upstream.cancel();  // the exchange then closes it
       }
       st->wake();
       return 0;
@@ -740,9 +743,11 @@ asio::awaitable<void> Http2Session::write_loop() {
     }
     if (!settings_amended_) amend_settings();
     writing_ = true;
+    write_deadline_ = w_.clock().now() + limits().idle_timeout;
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out_), nothrow);
     (void)n;
     writing_ = false;
+    write_deadline_ = Clock::time_point::max();
     if (reader_waiting_) reader_wake_.cancel();
     if (ec) co_return;
   }
@@ -901,6 +906,11 @@ void Http2Session::close_if_idle() {
 
 void Http2Session::check_deadline(Clock::time_point now) {
   if (!alive_) return;
+  if (now >= write_deadline_) {
+    // The client has not taken a byte for limits.http2.idle_timeout: nothing more can be said.
+    log::debug("HTTP/2 connection from {} ends: the client does not read", peer_ip_);
+    return end();
+  }
   for (auto& entry : streams_) {
     H2Stream* st = entry.second.get();
     if (st->state_ != H2Stream::State::Running || now < st->deadline_) continue;
@@ -929,7 +939,7 @@ void Http2Session::end() {
   for (auto& entry : streams_) {
     H2Stream* st = entry.second.get();
     if (st->state_ == H2Stream::State::Running) {
-      if (st->sc_ && !st->eof_sent_) st->sc_->upstream.close();
+      if (st->sc_ && !st->eof_sent_) st->sc_->upstream.cancel();
       st->wake();
     }
   }
