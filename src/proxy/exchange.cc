@@ -344,6 +344,7 @@ asio::awaitable<void> Exchange::proxy() {
       if (n_tried < tried.size()) tried[n_tried++] = ep;
     }
     same_endpoint = false;
+    if (down_.cancelled()) co_return client_cancelled();  // nothing goes to a service for it
     ctx_.endpoint = ep;
     ep->requests.fetch_add(1, std::memory_order_relaxed);
     ep->in_flight.fetch_add(1, std::memory_order_relaxed);

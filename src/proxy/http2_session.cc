@@ -186,7 +186,10 @@ class Http2Session final : public SessionBase, public std::enable_shared_from_th
 
   // SessionBase.
   void close_if_idle() override;
-  void close_now() override { end(); }
+  void close_now() override {
+    end();
+    cancel_streams();  // again: exchanges still running are told at once
+  }
   void check_deadline(Clock::time_point now) override;
 
   Worker& w_;
@@ -216,6 +219,7 @@ class Http2Session final : public SessionBase, public std::enable_shared_from_th
   void erase(H2Stream* st);
   void ready(H2Stream* st);
   void end();
+  void cancel_streams();
   bool finished() const noexcept {
     return closing_ || !alive_ || (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_));
   }
@@ -235,6 +239,7 @@ class Http2Session final : public SessionBase, public std::enable_shared_from_th
   bool writer_idle_ = false, writing_ = false, reader_waiting_ = false;
   bool closing_ = false, draining_ = false, settings_amended_ = false, settings_acked_ = false;
   bool start_posted_ = false;
+  bool registered_ = true;  // in the worker's session list (until the last exchange ends)
   asio::steady_timer writer_wake_, reader_wake_;
   Clock::time_point idle_deadline_ = Clock::time_point::max();
   Clock::time_point settings_deadline_ = Clock::time_point::max();
@@ -288,6 +293,7 @@ bool H2Stream::body_now(http::BodyPart& out) noexcept {
 }
 
 asio::awaitable<Result<http::BodyPart>> H2Stream::read_body() {
+  if (broken()) co_return Error::downstream(ErrorCode::ClientGone, "stream reset");
   if (sc_->req.body == http::BodyKind::None) co_return http::BodyPart{{}, true};
   give_back();  // what was handed out before has been written to the service
   const bool first = first_read_;
@@ -346,7 +352,9 @@ void H2Stream::send_head(const http::ResponseHead& head, bool /*close*/) {
   for (const auto& f : head.fields) {
     lower.assign(f.name);
     for (char& c : lower) c = ascii_lower(c);
-    if (connection_specific(lower) || lower == "content-length") continue;
+    // The framing's content-length is written below; one without a body (HEAD, 304) is the
+    // service's own and stays.
+    if (connection_specific(lower) || (lower == "content-length" && head.body == http::BodyKind::Length)) continue;
     add(lower, f.value, false);
   }
   const bool bodiless_status = head.status == 204 || head.status == 304 || head.status < 200;
@@ -381,6 +389,9 @@ ssize_t read_response_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, st
 
 asio::awaitable<Result<void>> H2Stream::send_body(std::string_view data, bool last) {
   if (broken()) co_return Error::downstream(ErrorCode::ClientGone, "stream reset");
+  // A deadline that fired for the step before (the 504 that follows a response timeout) does
+  // not cut the answer short; it gets the client's idle time to go out.
+  if (timed_out_) arm_after(s_.w_.snapshot()->config->limits.idle_timeout);
   if (no_body_) data = {};
   if (head_pending_) {
     head_pending_ = false;
@@ -450,8 +461,9 @@ struct Http2Session::Callbacks {
         break;
       default: break;
     }
-    // Frames that carry nothing and end nothing, one after another.
-    if (hd->type == NGHTTP2_DATA || hd->type == NGHTTP2_HEADERS || hd->type == NGHTTP2_CONTINUATION) {
+    // Frames that carry nothing and end nothing, one after another (DATA, whose padding is
+    // known only once read, is counted in on_frame_recv).
+    if (hd->type == NGHTTP2_HEADERS || hd->type == NGHTTP2_CONTINUATION) {
       if (hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM) && !(hd->flags & NGHTTP2_FLAG_END_HEADERS)) {
         if (++s.empty_frames_ > kMaxEmptyFrames) {
           s.calm(NGHTTP2_ENHANCE_YOUR_CALM, "empty frame flood");
@@ -547,8 +559,17 @@ struct Http2Session::Callbacks {
           s.settings_deadline_ = Clock::time_point::max();
         }
         return 0;
-      case NGHTTP2_HEADERS:
-      case NGHTTP2_DATA: break;
+      case NGHTTP2_DATA:
+        if (frame->hd.length <= frame->data.padlen && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+          if (++s.empty_frames_ > kMaxEmptyFrames) {
+            s.calm(NGHTTP2_ENHANCE_YOUR_CALM, "empty frame flood");
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+          }
+        } else {
+          s.empty_frames_ = 0;
+        }
+        break;
+      case NGHTTP2_HEADERS: break;
       default: return 0;
     }
     H2Stream* st = stream(ng, frame->hd.stream_id);
@@ -892,6 +913,10 @@ void Http2Session::stream_done(H2Stream* st, std::exception_ptr e) {
   }
   st->snap_.reset();
   if (st->closed_ || !alive_) erase(st);
+  if (!alive_ && live_ == 0 && registered_) {
+    registered_ = false;
+    w_.remove_session(this);
+  }
   if (alive_) {
     start_streams();
     kick();
@@ -916,8 +941,7 @@ void Http2Session::close_if_idle() {
 }
 
 void Http2Session::check_deadline(Clock::time_point now) {
-  if (!alive_) return;
-  if (now >= write_deadline_) {
+  if (alive_ && now >= write_deadline_) {
     // The client has not taken a byte for limits.http2.idle_timeout: nothing more can be said.
     log::debug("HTTP/2 connection from {} ends: the client does not read", peer_ip_);
     return end();
@@ -930,6 +954,7 @@ void Http2Session::check_deadline(Clock::time_point now) {
     if (st->sc_) st->sc_->upstream.cancel();
     st->wake();
   }
+  if (!alive_) return;  // exchanges that outlive the connection keep their deadlines
   if (now >= settings_deadline_) {
     settings_deadline_ = Clock::time_point::max();
     calm(NGHTTP2_SETTINGS_TIMEOUT, "SETTINGS not acknowledged");
@@ -940,30 +965,35 @@ void Http2Session::check_deadline(Clock::time_point now) {
 }
 
 void Http2Session::end() {
-  if (!alive_ && !client_.is_open()) return;
-  const bool was_alive = alive_;
+  if (!alive_) return;
   alive_ = false;
   client_.close_gracefully();
   client_.close();
   writer_wake_.cancel();
   reader_wake_.cancel();
-  for (auto& entry : streams_) {
-    H2Stream* st = entry.second.get();
-    if (st->state_ == H2Stream::State::Running) {
-      if (st->sc_ && !st->eof_sent_) st->sc_->upstream.cancel();
-      st->wake();
-    }
-  }
-  // Streams not running go now; running ones when their exchange ends.
+  cancel_streams();
+  // Streams not running go now; running ones when their exchange ends, which keeps the session
+  // in the worker's list (and under its deadline sweep) until then.
   for (auto it = streams_.begin(); it != streams_.end();) {
     if (it->second->state_ == H2Stream::State::Running) ++it;
     else it = streams_.erase(it);
   }
   queued_.clear();
-  if (was_alive) {
+  w_.shared().open_connections.fetch_sub(1, std::memory_order_relaxed);
+  if (open_) open_->add(w_.id(), -1);
+  if (live_ == 0 && registered_) {
+    registered_ = false;
     w_.remove_session(this);
-    w_.shared().open_connections.fetch_sub(1, std::memory_order_relaxed);
-    if (open_) open_->add(w_.id(), -1);
+  }
+}
+
+// The connection is gone: every running exchange stops its upstream work and wakes.
+void Http2Session::cancel_streams() {
+  for (auto& entry : streams_) {
+    H2Stream* st = entry.second.get();
+    if (st->state_ != H2Stream::State::Running) continue;
+    if (st->sc_ && !st->eof_sent_) st->sc_->upstream.cancel();
+    st->wake();
   }
 }
 
