@@ -15,6 +15,7 @@ BufferPool::Buffer BufferPool::get(std::size_t min_size) {
   if (size == kDefaultSize && !free_.empty()) {
     Buffer b = std::move(free_.back());
     free_.pop_back();
+    low_ = std::min(low_, free_.size());
     return b;
   }
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -25,6 +26,16 @@ BufferPool::Buffer BufferPool::get(std::size_t min_size) {
 void BufferPool::put(Buffer&& b) {
   if (b.data && b.cap == kDefaultSize && free_.size() < kMaxFree) free_.push_back(std::move(b));
   b = {};
+}
+
+void BufferPool::trim() noexcept {
+  // The buffers never drawn on since the last trim (the list's low-water mark) are spare.
+  std::size_t spare = std::min(low_, free_.size());
+  while (spare > 0 && free_.size() > kKeptFree) {
+    free_.pop_back();
+    --spare;
+  }
+  low_ = free_.size();
 }
 
 }  // namespace gh

@@ -28,10 +28,16 @@ class BufferPool {
   // A buffer of at least min_size bytes (16 KiB ones are recycled). Throws std::bad_alloc.
   Buffer get(std::size_t min_size);
   void put(Buffer&& b);
+  // Called about once a second: free buffers beyond kKeptFree that stayed unused since the last
+  // call go back to the kernel. Under load the free list holds what the load cycles through (no
+  // mmap and munmap per request); after it, the memory goes back.
+  void trim() noexcept;
 
  private:
   static constexpr std::size_t kDefaultSize = 16 * 1024;
-  static constexpr std::size_t kMaxFree = 64;
+  static constexpr std::size_t kMaxFree = 1024;
+  static constexpr std::size_t kKeptFree = 64;
+  std::size_t low_ = 0;  // the fewest free buffers since the last trim
   std::vector<Buffer> free_;
 };
 

@@ -162,7 +162,10 @@ asio::awaitable<void> Worker::housekeeping() {
     // check_deadline only cancels sockets (handlers run later), so the list stays intact.
     const auto now = clock_.now();
     for (SessionBase* s = sessions_; s; s = s->next_) s->check_deadline(now);
-    if (++ticks % 10 == 0) pool_.sweep(clock_.now_ms());
+    if (++ticks % 10 == 0) {
+      pool_.sweep(clock_.now_ms());
+      buffers_.trim();
+    }
     // Give back to the kernel the pages that bursts of requests left free between long-lived
     // allocations (idle connections): cheap at this rate, and it keeps idle memory near its floor.
     if (id_ == 0 && ticks % 10 == 0) ::malloc_trim(0);

@@ -16,7 +16,11 @@ namespace gh::clients::http1 {
 // An idle connection older than this is closed instead of reused. Short, because many
 // services (Node's http server among them) close idle keep-alive connections after 5 s.
 constexpr std::int64_t kPoolIdleMillis = 4'000;
-constexpr std::size_t kPoolMaxIdlePerEndpoint = 64;
+// Idle connections kept per instance and worker. HTTP/2 clients put many requests in flight on
+// few connections, so the requests at an instance at once can far outnumber client
+// connections; a cap below that concurrency turns every burst into connects and closes. An idle
+// connection holds no buffer, and kPoolIdleMillis bounds how long it stays.
+constexpr std::size_t kPoolMaxIdlePerEndpoint = 1024;
 
 class ConnectionPool {
  public:
