@@ -88,6 +88,39 @@ class H2Stream final : public Downstream {
   H2Stream(Http2Session& s, std::int32_t id, const asio::any_io_executor& ex)
       : s_(s), id_(id), wake_(ex, Clock::time_point::max()) {}
 
+  // A finished stream's object serves the next one: its buffers keep their capacity, so a
+  // warm connection allocates little per request.
+  void reuse(std::int32_t id) noexcept {
+    constexpr std::size_t kKeep = 16 * 1024;
+    auto clear = [](std::string& str) {
+      if (str.capacity() > kKeep) std::string().swap(str);
+      else str.clear();
+    };
+    id_ = id;
+    state_ = State::Headers;
+    closed_ = refused_ = reset_ = false;
+    clear(store_);
+    fields_.clear();
+    method_ = path_ = authority_ = -1;
+    header_bytes_ = header_count_ = 0;
+    reject_ = 0;
+    reject_reason_ = "";
+    clear(cookie_);
+    clear(in_);
+    clear(out_);
+    received_ = consumed_ = handed_ = body_read_ = 0;
+    end_stream_ = false;
+    first_read_ = true;
+    handed_any_ = whole_ = replay_ = sent_continue_ = false;
+    clear(resp_store_);
+    resp_spans_.clear();
+    head_pending_ = no_body_ = eof_sent_ = response_started_ = aborted_ = false;
+    pending_ = {};
+    pending_last_ = false;
+    deadline_ = Clock::time_point::max();
+    timed_out_ = false;
+  }
+
   // Downstream.
   http::RequestHead& head() noexcept override { return sc_->req; }
   std::string_view peer_ip() const noexcept override;
@@ -130,7 +163,7 @@ class H2Stream final : public Downstream {
   void give_back() noexcept;
 
   Http2Session& s_;
-  const std::int32_t id_;
+  std::int32_t id_;
   State state_ = State::Headers;
   bool closed_ = false;   // nghttp2 closed the stream
   bool refused_ = false;  // the gateway reset it before any exchange: ignore what follows
@@ -157,6 +190,8 @@ class H2Stream final : public Downstream {
   // Response.
   std::string resp_store_;
   std::vector<std::uint32_t> resp_spans_;  // name_off, name_len, value_off, value_len, ...
+  std::vector<nghttp2_nv> nv_;
+  std::string lower_;
   bool head_pending_ = false, no_body_ = false, eof_sent_ = false, response_started_ = false, aborted_ = false;
   std::string_view pending_;
   bool pending_last_ = false;
@@ -230,6 +265,8 @@ class Http2Session final : public SessionBase, public std::enable_shared_from_th
   std::size_t listener_;
   std::string peer_ip_;
   std::unordered_map<std::int32_t, std::unique_ptr<H2Stream>> streams_;
+  std::vector<std::unique_ptr<H2Stream>> spare_;  // finished streams' objects, for the next ones
+  static constexpr std::size_t kMaxSpare = 16;
   std::deque<std::int32_t> queued_;
   std::size_t open_streams_ = 0;  // streams open at the protocol level
   std::size_t live_ = 0;          // exchanges running (bounded by max_concurrent_streams)
@@ -348,7 +385,7 @@ void H2Stream::send_head(const http::ResponseHead& head, bool /*close*/) {
   auto [end, ec] = std::to_chars(num, num + sizeof num, head.status);
   (void)ec;
   add(":status", std::string_view(num, static_cast<std::size_t>(end - num)), false);
-  std::string lower;
+  std::string& lower = lower_;
   for (const auto& f : head.fields) {
     lower.assign(f.name);
     for (char& c : lower) c = ascii_lower(c);
@@ -395,8 +432,8 @@ asio::awaitable<Result<void>> H2Stream::send_body(std::string_view data, bool la
   if (no_body_) data = {};
   if (head_pending_) {
     head_pending_ = false;
-    std::vector<nghttp2_nv> nv;
-    nv.reserve(resp_spans_.size() / 4);
+    std::vector<nghttp2_nv>& nv = nv_;
+    nv.clear();
     auto* base = reinterpret_cast<std::uint8_t*>(resp_store_.data());
     for (std::size_t i = 0; i + 3 < resp_spans_.size(); i += 4)
       nv.push_back({base + resp_spans_[i], base + resp_spans_[i + 2], resp_spans_[i + 1], resp_spans_[i + 3],
@@ -479,7 +516,14 @@ struct Http2Session::Callbacks {
   static int on_begin_headers(nghttp2_session* ng, const nghttp2_frame* frame, void* p) {
     Http2Session& s = self(p);
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-    auto st = std::make_unique<H2Stream>(s, frame->hd.stream_id, s.client_.get_executor());
+    std::unique_ptr<H2Stream> st;
+    if (!s.spare_.empty()) {
+      st = std::move(s.spare_.back());
+      s.spare_.pop_back();
+      st->reuse(frame->hd.stream_id);
+    } else {
+      st = std::make_unique<H2Stream>(s, frame->hd.stream_id, s.client_.get_executor());
+    }
     H2Stream* raw = st.get();
     s.streams_.emplace(frame->hd.stream_id, std::move(st));
     nghttp2_session_set_stream_user_data(ng, frame->hd.stream_id, raw);
@@ -925,7 +969,10 @@ void Http2Session::stream_done(H2Stream* st, std::exception_ptr e) {
 
 void Http2Session::erase(H2Stream* st) {
   if (ng_ && !st->closed_) nghttp2_session_set_stream_user_data(ng_, st->id_, nullptr);
-  streams_.erase(st->id_);
+  auto it = streams_.find(st->id_);
+  if (it == streams_.end()) return;
+  if (spare_.size() < kMaxSpare && alive_) spare_.push_back(std::move(it->second));
+  streams_.erase(it);
   if (streams_.empty() && alive_) idle_deadline_ = w_.clock().now() + limits().idle_timeout;
 }
 
