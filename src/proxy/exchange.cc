@@ -415,6 +415,9 @@ asio::awaitable<void> Exchange::proxy() {
       }
     }
 
+    // Cancelled while the request went out: the connection closes rather than wait for an
+    // answer nobody will read.
+    if (down_.cancelled()) co_return client_cancelled();
     down_.arm_after(scfg.response_timeout);
     Result<http::ResponseHead*> head = co_await up_.read_head(is_head);
     ctx_.upstream_ms = ms_since(t0);

@@ -114,6 +114,8 @@ class H2Stream final : public Downstream {
     handed_any_ = whole_ = replay_ = sent_continue_ = false;
     clear(resp_store_);
     resp_spans_.clear();
+    clear(tail_);
+    final_queued_ = false;
     head_pending_ = no_body_ = eof_sent_ = response_started_ = aborted_ = false;
     pending_ = {};
     pending_last_ = false;
@@ -195,6 +197,9 @@ class H2Stream final : public Downstream {
   bool head_pending_ = false, no_body_ = false, eof_sent_ = false, response_started_ = false, aborted_ = false;
   std::string_view pending_;
   bool pending_last_ = false;
+  static constexpr std::size_t kOwnedTail = 16 * 1024;
+  std::string tail_;            // the body's last piece, when small (see send_body)
+  bool final_queued_ = false;   // ...queued: the response is complete once it is written
 
   Clock::time_point deadline_ = Clock::time_point::max();
   bool timed_out_ = false;
@@ -451,7 +456,20 @@ asio::awaitable<Result<void>> H2Stream::send_body(std::string_view data, bool la
     s_.kick();
     if (rv != 0) co_return Error::downstream(ErrorCode::ClientGone, nghttp2_strerror(rv));
   }
-  if (eof_sent_ || (data.empty() && !last)) co_return Result<void>{};
+  if (eof_sent_ || final_queued_ || (data.empty() && !last)) co_return Result<void>{};
+  if (last && data.size() <= kOwnedTail) {
+    // The last piece of a small body is kept by the stream and goes out with the writer's
+    // next pass: the exchange ends now instead of waiting for the copy. The stream stays until
+    // it is sent; limits.idle_timeout bounds the wait for a client that keeps its window shut.
+    tail_.assign(data);
+    pending_ = tail_;
+    pending_last_ = true;
+    final_queued_ = true;
+    arm_after(s_.w_.snapshot()->config->limits.idle_timeout);
+    nghttp2_session_resume_data(s_.ng_, id_);
+    s_.kick();
+    co_return Result<void>{};
+  }
   pending_ = data;
   pending_last_ = last;
   nghttp2_session_resume_data(s_.ng_, id_);
@@ -940,13 +958,15 @@ void Http2Session::stream_done(H2Stream* st, std::exception_ptr e) {
     }
   }
   st->state_ = H2Stream::State::Done;
-  st->pending_ = {};
+  if (!st->final_queued_) st->pending_ = {};  // a queued last piece is the stream's own (tail_)
   --live_;
   if (!st->closed_ && alive_) {
     // A response cut short is reset; a whole one while the request still comes ends the
     // request too (RFC 9113 §8.1).
-    if (!st->eof_sent_) nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, st->id_, NGHTTP2_INTERNAL_ERROR);
-    else if (!st->end_stream_) nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, st->id_, NGHTTP2_NO_ERROR);
+    if (!st->eof_sent_ && !st->final_queued_)
+      nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, st->id_, NGHTTP2_INTERNAL_ERROR);
+    else if (st->eof_sent_ && !st->end_stream_)
+      nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, st->id_, NGHTTP2_NO_ERROR);
     const std::uint64_t unconsumed = st->received_ - st->consumed_;
     if (unconsumed > 0) nghttp2_session_consume(ng_, st->id_, unconsumed);
     st->consumed_ = st->received_;
@@ -995,7 +1015,15 @@ void Http2Session::check_deadline(Clock::time_point now) {
   }
   for (auto& entry : streams_) {
     H2Stream* st = entry.second.get();
-    if (st->state_ != H2Stream::State::Running || now < st->deadline_) continue;
+    if (now < st->deadline_) continue;
+    if (st->state_ == H2Stream::State::Done && st->final_queued_ && !st->eof_sent_ && !st->closed_ && alive_) {
+      // The client never opened its window for the rest of the response.
+      st->deadline_ = Clock::time_point::max();
+      nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, st->id_, NGHTTP2_CANCEL);
+      kick();
+      continue;
+    }
+    if (st->state_ != H2Stream::State::Running) continue;
     st->timed_out_ = true;
     st->deadline_ = Clock::time_point::max();
     if (st->sc_) st->sc_->upstream.cancel();
