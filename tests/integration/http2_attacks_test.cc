@@ -415,6 +415,34 @@ INSTANTIATE_TEST_SUITE_P(Http2Attacks, Http2ProvokedResets, ::testing::Range(0, 
 // SETTINGS_INITIAL_WINDOW_SIZE 0 and no WINDOW_UPDATE, asking for a large response: the gateway
 // stops reading the service (memory bounded), then resets the stream or closes the connection
 // within the service's idle timeout, and the service's request is closed.
+// A small response whose every byte waits on a window the client never opens: the stream is
+// reset after limits.idle_timeout (not held for ever), and the connection goes on serving.
+TEST(Http2Attacks, ZeroWindowOnASmallResponseIsResetAfterTheIdleTimeout) {
+  Upstream up("svc");
+  up.set_handler([](const Request&) { return Reply::text("a small answer"); });
+  Gateway gw(h2c_config(up, nullptr, "limits:\n  idle_timeout: 1s"), raw_options());
+  GH_START(gw);
+  RawH2 raw(gw.port());
+  raw.auto_window_update = false;
+  ASSERT_TRUE(raw.handshake({{h2::INITIAL_WINDOW_SIZE, 0}}));
+  ASSERT_TRUE(raw.send(frame::headers(1, request_block("GET", "/small"), true)));
+  ASSERT_TRUE(up.wait_requests(1));
+  const auto t0 = Clock::now();
+  bool reset = false, headers = false;
+  while (Clock::now() - t0 < 6s && !reset) {
+    auto f = raw.next(200ms);
+    if (!f) continue;
+    if (f->type == h2::DATA && !f->payload.empty()) ADD_FAILURE() << "DATA beyond a zero window: " << f->describe();
+    if (f->type == h2::HEADERS && f->stream == 1) headers = true;
+    if (f->type == h2::RST_STREAM && f->stream == 1) reset = true;
+  }
+  EXPECT_TRUE(headers) << raw.summary();
+  EXPECT_TRUE(reset) << "stream 1 was not reset within 6 s\n" << raw.summary();
+  EXPECT_GE(Clock::now() - t0, 900ms) << "reset before limits.idle_timeout";
+  EXPECT_FALSE(raw.closed()) << raw.summary();
+  EXPECT_TRUE(StillServes(gw));
+}
+
 TEST(Http2Attacks, ZeroWindowReaderIsBoundedAndCutOff) {
   Upstream up("svc");
   const std::string big(64 << 20, 'z');
