@@ -213,7 +213,6 @@ void Http1Session::begin(std::shared_ptr<const net::TlsServerContext> tls) {
 
 void Http1Session::hand_to_http2() {
   Http2Start start;
-  start.listener = listener_;
   start.open = open_;
   start.peer_ip = peer_ip_;
   if (in_.data) start.initial = std::string_view(in_.data.get(), in_end_);

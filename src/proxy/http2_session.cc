@@ -213,7 +213,7 @@ class H2Stream final : public Downstream {
 class Http2Session final : public SessionBase, public std::enable_shared_from_this<Http2Session> {
  public:
   Http2Session(Worker& w, net::Stream s, const Http2Start& start)
-      : w_(w), client_(std::move(s)), open_(start.open), listener_(start.listener), peer_ip_(start.peer_ip),
+      : w_(w), client_(std::move(s)), open_(start.open), peer_ip_(start.peer_ip),
         writer_wake_(client_.get_executor(), Clock::time_point::max()),
         reader_wake_(client_.get_executor(), Clock::time_point::max()),
         control_(kControlBurst, kControlPerSecond, w.clock().now()),
@@ -267,7 +267,6 @@ class Http2Session final : public SessionBase, public std::enable_shared_from_th
   void amend_settings();
 
   core::Gauge* open_;
-  std::size_t listener_;
   std::string peer_ip_;
   std::unordered_map<std::int32_t, std::unique_ptr<H2Stream>> streams_;
   std::vector<std::unique_ptr<H2Stream>> spare_;  // finished streams' objects, for the next ones

@@ -32,7 +32,6 @@ class Worker;
 // What an HTTP/1.1 session hands over when its connection turns out to speak HTTP/2. The
 // connection keeps its place in connections_open and in the gateway's connection count.
 struct Http2Start {
-  std::size_t listener = 0;
   core::Gauge* open = nullptr;
   std::string peer_ip;
   std::string_view initial;  // bytes already read from the client (the h2c preface, ...)
