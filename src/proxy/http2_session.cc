@@ -112,6 +112,7 @@ class H2Stream final : public Downstream {
     clear(tail_);
     final_queued_ = false;
     head_pending_ = no_body_ = eof_sent_ = response_started_ = aborted_ = false;
+    eof_written_ = reset_after_eof_ = false;
     pending_ = {};
     pending_last_ = false;
     deadline_ = Clock::time_point::max();
@@ -201,6 +202,9 @@ class H2Stream final : public Downstream {
   std::vector<nghttp2_nv> nv_;
   std::string lower_;
   bool head_pending_ = false, no_body_ = false, eof_sent_ = false, response_started_ = false, aborted_ = false;
+  // The frame ending the response has gone out; the request still coming is then reset
+  // (NO_ERROR) — only after it: a reset queued before would make nghttp2 drop the response.
+  bool eof_written_ = false, reset_after_eof_ = false;
   std::string_view pending_;
   bool pending_last_ = false;
   static constexpr std::size_t kOwnedTail = 16 * 1024;
@@ -713,6 +717,18 @@ struct Http2Session::Callbacks {
     return 0;
   }
 
+  static int on_frame_send(nghttp2_session* ng, const nghttp2_frame* frame, void*) {
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+        (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS))
+      return 0;
+    H2Stream* st = stream(ng, frame->hd.stream_id);
+    if (!st) return 0;
+    st->eof_written_ = true;
+    if (st->reset_after_eof_ && !st->closed_ && !st->end_stream_)
+      nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id_, NGHTTP2_NO_ERROR);
+    return 0;
+  }
+
   static int on_error(nghttp2_session*, int, const char* msg, std::size_t len, void* p) {
     log::debug("HTTP/2 from {}: {}", self(p).peer_ip_, std::string_view(msg, len));
     return 0;
@@ -742,6 +758,7 @@ void Http2Session::begin(std::string_view initial) {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, Callbacks::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, Callbacks::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, Callbacks::on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, Callbacks::on_frame_send);
   nghttp2_session_callbacks_set_error_callback2(cb, Callbacks::on_error);
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_max_continuations(opt, kMaxContinuations);
@@ -1000,8 +1017,10 @@ void Http2Session::stream_done(H2Stream* st, std::exception_ptr e) {
     // request too (RFC 9113 §8.1).
     if (!st->eof_sent_ && !st->final_queued_)
       nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, st->id_, NGHTTP2_INTERNAL_ERROR);
-    else if (st->eof_sent_ && !st->end_stream_)
+    else if (!st->end_stream_ && st->eof_written_)
       nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, st->id_, NGHTTP2_NO_ERROR);
+    else if (!st->end_stream_)
+      st->reset_after_eof_ = true;  // on_frame_send resets it once the response is out
     const std::uint64_t unconsumed = st->received_ - st->consumed_;
     if (unconsumed > 0) nghttp2_session_consume(ng_, st->id_, unconsumed);
     st->consumed_ = st->received_;
