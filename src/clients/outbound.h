@@ -1,5 +1,6 @@
 // Outbound: what one proxied request needs of a connection to an instance, whatever the
-// protocol spoken to it — HTTP/1.1 today (clients::http1::Connection), HTTP/2 later — and what
+// protocol spoken to it — HTTP/1.1 (clients::http1::Connection), HTTP/2 (clients::http2::Call),
+// either as the endpoint says (clients::Upstream) — and what
 // a test or `gatehouse route` fakes. One object serves one request at a time and is reused.
 // Thread: owned by one request on one worker.
 // Deadlines: operations carry none of their own; the caller's per-connection deadline
@@ -27,18 +28,22 @@ class Outbound {
  public:
   virtual ~Outbound() = default;
 
-  // A connection to `address`: the pool's most recent idle one under `pool_key` when `pooled`
-  // allows, else a new one, over TLS to `tls` when given (the handshake is part of opening:
-  // the caller's connect deadline covers it). `check_idle`: a pooled connection is first
+  // A connection to `address` speaking HTTP/2 when `http2` (a stream on a shared connection),
+  // else HTTP/1.1: the pool's most recent idle one under `pool_key` when `pooled` allows, else a
+  // new one, over TLS to `tls` when given (the handshake is part of opening: the caller's
+  // connect deadline covers it). `check_idle`: a pooled connection is first
   // checked to be open with nothing unread (for a request that may not be replayed).
   // Error: ConnectRefused, or ConnectFailed for a failed TLS handshake or verification
-  // (both retryable: nothing was sent).
+  // (both retryable: nothing was sent). Later steps of an HTTP/2 stream the instance refused
+  // (REFUSED_STREAM, GOAWAY) fail with StreamRefused, retryable: it was not processed.
   virtual boost::asio::awaitable<Result<void>> open(const boost::asio::ip::tcp::endpoint& address,
-                                                    const std::string& pool_key, const TlsTarget* tls, bool pooled,
-                                                    bool check_idle) = 0;
+                                                    const std::string& pool_key, const TlsTarget* tls, bool http2,
+                                                    bool pooled, bool check_idle) = 0;
   // open() without waiting, when the pool has a usable connection to `pool_key`: true and the
   // connection is open (reused() is true); false: call open().
-  virtual bool open_pooled_now(const std::string& /*pool_key*/, bool /*check_idle*/) noexcept { return false; }
+  virtual bool open_pooled_now(const std::string& /*pool_key*/, bool /*http2*/, bool /*check_idle*/) noexcept {
+    return false;
+  }
   // Whether the open connection came from the pool.
   virtual bool reused() const noexcept = 0;
 
@@ -58,6 +63,9 @@ class Outbound {
   // The next decoded piece of the response body. Error: UpstreamClosed (truncated),
   // BadResponse (bad chunked framing).
   virtual boost::asio::awaitable<Result<http::BodyPart>> read_body() = 0;
+  // After the last piece of the body: the response's trailer fields, when it had any (HTTP/2);
+  // valid until the next request.
+  virtual const http::Fields* trailers() const noexcept { return nullptr; }
 
   // Ends the request: a connection whose response was read whole, with nothing stray after
   // it, and that the instance keeps alive goes back to the pool; any other closes.

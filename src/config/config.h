@@ -133,9 +133,9 @@ struct InstanceConfig {
 };
 
 // Parses one instance URL (`http://`, `https://` or `h2c://host[:port]`, no user, path or
-// query) into url, host, port, tls and h2c. Not Ok: `why` says what is wrong, in words an error
-// message can quote.
-enum class InstanceUrl { Ok, Invalid, Unsupported, HasPath };
+// query) into url, host, port, tls and h2c; h2c:// defaults to port 80. Not Ok: `why` says what
+// is wrong, in words an error message can quote.
+enum class InstanceUrl { Ok, Invalid, HasPath };
 InstanceUrl parse_instance(std::string_view text, InstanceConfig& inst, std::string& why);
 
 enum class Balance { RoundRobin, Weighted, LeastRequest, Random, Hash };
@@ -199,6 +199,16 @@ struct ServiceConfig {
   Mark mark;
 };
 
+// Whether the gateway speaks HTTP/2 to this instance of this service: the service's protocol is
+// h2 (over TLS, ALPN h2) or h2c (cleartext, prior knowledge), or the instance is written
+// h2c://host:port (cleartext HTTP/2 whatever the protocol says). Otherwise HTTP/1.1.
+bool speaks_http2(const ServiceConfig& s, const InstanceConfig& inst);
+
+// Why `inst` cannot serve `s` as its protocol stands (h2 needs https:// instances; h2c needs
+// http:// or h2c:// ones), in words an error message can quote; empty when it can. The config
+// file and the admin API's registrations check the same.
+std::string instance_protocol_error(const ServiceConfig& s, const InstanceConfig& inst);
+
 // A named entry under `policies:`. Options stay YAML: the policy's own module parses them.
 struct PolicyConfig {
   std::string name;
@@ -230,7 +240,7 @@ struct RouteConfig {
   bool strip_prefix = false;
   std::string service;
   std::vector<std::string> policies;  // the route's own, run after defaults.policies
-  bool websocket = true;       // WebSocket upgrades allowed
+  bool websocket = true;       // WebSocket upgrades allowed; default false when the service speaks HTTP/2
   std::optional<Duration> websocket_idle_timeout;  // default: limits.websocket_idle_timeout
   Mark mark;
 };

@@ -431,9 +431,6 @@ INSTANTIATE_TEST_SUITE_P(
 INSTANTIATE_TEST_SUITE_P(
     Services, ConfigError,
     ::testing::Values(
-        Case{"services:\n  user:\n    instances: [\"h2c://10.0.0.5:3001\"]\nroutes: [{path: /, service: user}]\n",
-             "gw.yaml:3:17: services.user.instances[0]: h2c instances (cleartext HTTP/2) are not yet supported; "
-             "got \"h2c://10.0.0.5:3001\""},
         Case{"services:\n  user:\n    instances: [\"http://a:1\", \"10.0.0.5:3001\"]\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:3:31: services.user.instances[1]: expected a URL like http://10.0.0.5:3001 or "
              "https://api.internal, got \"10.0.0.5:3001\""},
@@ -945,19 +942,158 @@ TEST(ConfigTls, ParseInstance) {
   EXPECT_EQ(plain.port, 80);
   EXPECT_FALSE(plain.tls);
   EXPECT_FALSE(plain.h2c);
-  // h2c:// is read in full, then refused until HTTP/2 is built (the admin API refuses it too).
   InstanceConfig h2c;
-  EXPECT_EQ(parse_instance("h2c://grpc.internal:50051", h2c, why), InstanceUrl::Unsupported);
-  EXPECT_EQ(why, "h2c instances (cleartext HTTP/2) are not yet supported; got \"h2c://grpc.internal:50051\"");
+  EXPECT_EQ(parse_instance("h2c://grpc.internal:50051", h2c, why), InstanceUrl::Ok);
+  EXPECT_EQ(h2c.url, "h2c://grpc.internal:50051");
+  EXPECT_EQ(h2c.host, "grpc.internal");
   EXPECT_TRUE(h2c.h2c);
   EXPECT_FALSE(h2c.tls);
   EXPECT_EQ(h2c.port, 50051);
+  InstanceConfig h2c_default;
+  EXPECT_EQ(parse_instance("H2C://grpc.internal", h2c_default, why), InstanceUrl::Ok);
+  EXPECT_TRUE(h2c_default.h2c);
+  EXPECT_EQ(h2c_default.port, 80);
+  EXPECT_EQ(parse_instance("h2c://grpc.internal/svc", inst, why), InstanceUrl::HasPath);
+  EXPECT_EQ(parse_instance("h2://a:1", inst, why), InstanceUrl::Invalid);
+  EXPECT_EQ(why, "the scheme is not http://, https:// or h2c://");
   EXPECT_EQ(parse_instance("https://user:pw@a", inst, why), InstanceUrl::Invalid);
   EXPECT_EQ(why, "an instance URL has no user or password");
   EXPECT_EQ(parse_instance("https://a/api", inst, why), InstanceUrl::HasPath);
   EXPECT_EQ(parse_instance("ws://a:1", inst, why), InstanceUrl::Invalid);
-  EXPECT_EQ(why, "the scheme is not http:// or https://");
+  EXPECT_EQ(why, "the scheme is not http://, https:// or h2c://");
 }
+
+// HTTP/2 to services: protocol h2 (TLS, ALPN h2), h2c, and h2c:// instances (SPEC §2, §7).
+TEST(ConfigHttp2, ProtocolH2TakesHttpsInstancesWithTheirTls) {
+  Config c = load_ok(with_files(R"(services:
+  api:
+    instances: ["https://api.internal", {url: "https://10.0.0.7:8443", weight: 3}]
+    protocol: h2
+    tls: {ca: {D}/ca.pem, verify: false, server_name: api.internal}
+routes: [{path: /, service: api}]
+)"));
+  const ServiceConfig& s = c.services.at(0);
+  EXPECT_EQ(s.protocol, UpstreamProtocol::H2);
+  ASSERT_EQ(s.instances.size(), 2u);
+  EXPECT_TRUE(s.instances[0].tls);
+  EXPECT_EQ(s.instances[1].port, 8443);
+  EXPECT_EQ(s.instances[1].weight, 3u);
+  EXPECT_EQ(s.tls.ca, test::TestFiles::get()("ca.pem"));
+  EXPECT_FALSE(s.tls.verify);
+  EXPECT_EQ(s.tls.server_name, "api.internal");
+  for (const auto& i : s.instances) EXPECT_TRUE(speaks_http2(s, i)) << i.url;
+  EXPECT_FALSE(c.routes.at(0).websocket);  // WebSocket needs HTTP/1.1 to the service
+}
+
+TEST(ConfigHttp2, ProtocolH2cTakesHttpAndH2cInstances) {
+  Config c = load_ok(R"(services:
+  grpc:
+    instances: ["http://10.0.0.5:50051", "h2c://10.0.0.6:50051", "h2c://grpc.internal"]
+    protocol: h2c
+routes: [{path: /, service: grpc, websocket: false}]
+)");
+  const ServiceConfig& s = c.services.at(0);
+  EXPECT_EQ(s.protocol, UpstreamProtocol::H2c);
+  ASSERT_EQ(s.instances.size(), 3u);
+  EXPECT_FALSE(s.instances[0].h2c);
+  EXPECT_TRUE(s.instances[1].h2c);
+  EXPECT_EQ(s.instances[2].port, 80);
+  for (const auto& i : s.instances) {
+    EXPECT_FALSE(i.tls) << i.url;
+    EXPECT_TRUE(speaks_http2(s, i)) << i.url;
+  }
+  EXPECT_FALSE(c.routes.at(0).websocket);
+}
+
+TEST(ConfigHttp2, H2cInstancesBesideOthersUnderHttp1KeepTheirOwnProtocol) {
+  Config c = load_ok(R"(services:
+  mixed:
+    instances: ["h2c://10.0.0.5:50051", "https://api.internal", "http://10.0.0.8:3001"]
+  plain:
+    instances: ["http://10.0.0.9:3001"]
+routes:
+  - {path: /mixed, service: mixed}
+  - {path: /plain, service: plain}
+)");
+  const ServiceConfig& s = c.services.at(0);
+  EXPECT_EQ(s.protocol, UpstreamProtocol::Http1);
+  ASSERT_EQ(s.instances.size(), 3u);
+  EXPECT_TRUE(speaks_http2(s, s.instances[0]));
+  EXPECT_FALSE(speaks_http2(s, s.instances[1]));
+  EXPECT_FALSE(speaks_http2(s, s.instances[2]));
+  EXPECT_FALSE(speaks_http2(c.services.at(1), c.services.at(1).instances.at(0)));
+  // One HTTP/2 instance is enough to keep WebSocket off the route; other routes keep the default.
+  EXPECT_FALSE(c.routes.at(0).websocket);
+  EXPECT_TRUE(c.routes.at(1).websocket);
+}
+
+TEST(ConfigHttp2, InstanceProtocolError) {
+  ServiceConfig s;
+  InstanceConfig http, https, h2c;
+  std::string why;
+  ASSERT_EQ(parse_instance("http://a:1", http, why), InstanceUrl::Ok);
+  ASSERT_EQ(parse_instance("https://a", https, why), InstanceUrl::Ok);
+  ASSERT_EQ(parse_instance("h2c://a:2", h2c, why), InstanceUrl::Ok);
+  for (const InstanceConfig* i : {&http, &https, &h2c}) EXPECT_EQ(instance_protocol_error(s, *i), "") << i->url;
+  s.protocol = UpstreamProtocol::H2;
+  EXPECT_EQ(instance_protocol_error(s, https), "");
+  EXPECT_NE(instance_protocol_error(s, http), "");
+  EXPECT_NE(instance_protocol_error(s, h2c), "");
+  s.protocol = UpstreamProtocol::H2c;
+  EXPECT_EQ(instance_protocol_error(s, http), "");
+  EXPECT_EQ(instance_protocol_error(s, h2c), "");
+  EXPECT_NE(instance_protocol_error(s, https), "");
+}
+
+TEST(ConfigHttp2, EveryMismatchedInstanceIsReported) {
+  EXPECT_EQ(errors_of(R"(services:
+  api:
+    instances: ["https://a", "http://b:1", {url: "h2c://c:2", weight: 2}]
+    protocol: h2
+  grpc:
+    protocol: h2c
+    instances: ["http://d:1", "https://e"]
+routes:
+  - {path: /api, service: api}
+  - {path: /grpc, service: grpc}
+)"),
+            (std::vector<std::string>{
+                "gw.yaml:3:30: services.api.instances[1]: \"http://b:1\" is a cleartext http:// instance, but "
+                "protocol h2 is HTTP/2 over TLS (ALPN h2) and needs https:// instances; for cleartext HTTP/2 write "
+                "protocol: h2c",
+                "gw.yaml:3:50: services.api.instances[2].url: \"h2c://c:2\" is cleartext HTTP/2, but protocol h2 is "
+                "HTTP/2 over TLS (ALPN h2) and needs https:// instances; for cleartext HTTP/2 write protocol: h2c",
+                "gw.yaml:7:31: services.grpc.instances[1]: \"https://e\" is an https:// instance, but protocol h2c "
+                "is cleartext HTTP/2 and needs http:// or h2c:// instances; for HTTP/2 over TLS write protocol: h2"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Http2, ConfigError,
+    ::testing::Values(
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    protocol: h2\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: \"http://a:1\" is a cleartext http:// instance, but protocol "
+             "h2 is HTTP/2 over TLS (ALPN h2) and needs https:// instances; for cleartext HTTP/2 write protocol: h2c"},
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    protocol: h2c\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: \"https://a\" is an https:// instance, but protocol h2c is "
+             "cleartext HTTP/2 and needs http:// or h2c:// instances; for HTTP/2 over TLS write protocol: h2"},
+        Case{"services:\n  user:\n    instances: [\"h2c://a\", \"http://a:80\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:28: services.user.instances[1]: duplicate instance \"http://a:80\"; use weight to send it a "
+             "larger share"},
+        Case{"services:\n  user:\n    instances: [\"h2c://a:1/v1\"]\nroutes: [{path: /, service: user}]\n",
+             "gw.yaml:3:17: services.user.instances[0]: expected a URL like http://10.0.0.5:3001 or "
+             "https://api.internal with no path, got \"h2c://a:1/v1\""},
+        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    protocol: h2\n"
+             "routes: [{path: /, service: user, websocket: true}]\n",
+             "gw.yaml:5:46: routes[0].websocket: WebSocket needs HTTP/1.1 to the service, and service \"user\" "
+             "speaks HTTP/2 (protocol h2); write websocket: false or leave it out"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    protocol: h2c\n"
+             "routes: [{path: /, service: user, websocket: true}]\n",
+             "gw.yaml:5:46: routes[0].websocket: WebSocket needs HTTP/1.1 to the service, and service \"user\" "
+             "speaks HTTP/2 (protocol h2c); write websocket: false or leave it out"},
+        Case{"services:\n  user:\n    instances: [\"http://a:1\", \"h2c://b:2\"]\n"
+             "routes: [{path: /, service: user, websocket: true}]\n",
+             "gw.yaml:4:46: routes[0].websocket: WebSocket needs HTTP/1.1 to the service, and service \"user\" "
+             "speaks HTTP/2 (instance \"h2c://b:2\"); write websocket: false or leave it out"}));
 
 TEST(ConfigTls, RedissIsAccepted) {
   Config c = load_ok(std::string("redis: \"rediss://:pw@cache.internal:6380/1\"\n") + kMinimal);
@@ -1003,10 +1139,6 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"services:\n  user:\n    instances: [\"https://a\"]\n    tls: true\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:4:10: services.user.tls: expected a mapping like {ca, verify, server_name, client_cert, "
              "client_key}, got true"},
-        Case{"services:\n  user:\n    instances: [\"https://a\"]\n    protocol: h2\nroutes: [{path: /, service: user}]\n",
-             "gw.yaml:4:15: services.user.protocol: protocol h2 is not yet supported"},
-        Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    protocol: h2c\nroutes: [{path: /, service: user}]\n",
-             "gw.yaml:4:15: services.user.protocol: protocol h2c is not yet supported"},
         Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    protocol: grpc\nroutes: [{path: /, service: user}]\n",
              "gw.yaml:4:15: services.user.protocol: expected one of http1, h2 or h2c, got \"grpc\""},
         Case{"services:\n  user:\n    instances: [\"http://a:1\"]\n    timeouts: {idle: 0s}\n"
@@ -1167,7 +1299,7 @@ routes:
   EXPECT_EQ(errors, (std::vector<std::string>{
                         "gw.yaml:2:10: workers: expected auto or a number of threads from 1 to 1024, got \"many\"",
                         "gw.yaml:5:41: services.user.instances[1]: expected a URL like http://10.0.0.5:3001 or "
-                        "https://api.internal, got \"ftp://10.0.0.6\": the scheme is not http:// or https://",
+                        "https://api.internal, got \"ftp://10.0.0.6\": the scheme is not http://, https:// or h2c://",
                         "gw.yaml:7:37: policies.per-ip.limit: expected a positive integer, got 0",
                         "gw.yaml:8:15: policies.sso.type: unknown policy type \"jtw\"; did you mean \"jwt\"?",
                         "gw.yaml:11:14: routes[0].service: unknown service \"usr\"; did you mean \"user\"?",

@@ -369,6 +369,31 @@ TEST(ConfigDiff, ServiceTlsAndIdleTimeout) {
   EXPECT_EQ(scheme.services.changed[0].fields, Strings{"instances"});
 }
 
+TEST(ConfigDiff, Http2ToAService) {
+  const std::string order = "  order:\n    instances: [\"http://127.0.0.1:3003\"]\n";
+  // http:// to h2c:// on the same address is an instance change; the route to it loses
+  // WebSocket, which needs HTTP/1.1 to the service.
+  ConfigDiff scheme = diff(kBase, replace(kBase, order, "  order:\n    instances: [\"h2c://127.0.0.1:3003\"]\n"));
+  ASSERT_EQ(scheme.services.changed.size(), 1u);
+  EXPECT_EQ(scheme.services.changed[0].name, "order");
+  EXPECT_EQ(scheme.services.changed[0].fields, Strings{"instances"});
+  ASSERT_EQ(scheme.routes.changed.size(), 1u);
+  EXPECT_EQ(scheme.routes.changed[0].name, "/api/orders");
+  EXPECT_EQ(scheme.routes.changed[0].fields, Strings{"websocket"});
+  // Same instance, protocol h2c: a protocol change.
+  ConfigDiff protocol = diff(kBase, replace(kBase, order, order + "    protocol: h2c\n"));
+  ASSERT_EQ(protocol.services.changed.size(), 1u);
+  EXPECT_EQ(protocol.services.changed[0].fields, Strings{"protocol"});
+  ASSERT_EQ(protocol.routes.changed.size(), 1u);
+  EXPECT_EQ(protocol.routes.changed[0].fields, Strings{"websocket"});
+  // h2c:// to protocol h2c with the same h2c:// instance: the route stays as it was.
+  const std::string h2c = replace(kBase, order, "  order:\n    instances: [\"h2c://127.0.0.1:3003\"]\n");
+  ConfigDiff same = diff(h2c, replace(h2c, "[\"h2c://127.0.0.1:3003\"]\n", "[\"h2c://127.0.0.1:3003\"]\n    protocol: h2c\n"));
+  ASSERT_EQ(same.services.changed.size(), 1u);
+  EXPECT_EQ(same.services.changed[0].fields, Strings{"protocol"});
+  EXPECT_TRUE(same.routes.changed.empty());
+}
+
 TEST(ConfigDiff, TopLevelSettings) {
   const std::string after = std::string(kBase) + R"(workers: 2
 redis: redis://127.0.0.1:6379

@@ -530,7 +530,7 @@ class Loader : Reader {
     Fields f(d_, v,
              {"instances", "load_balancing", "hash_on", "health_check", "timeouts", "retries", "protocol", "tls",
               "preserve_host", "max_in_flight", "dns_refresh"});
-    load_instances(f.get("instances"), s);
+    std::vector<Val> instance_urls = load_instances(f.get("instances"), s);
 
     Val lb = f.get("load_balancing");
     bool lb_ok = true;
@@ -567,7 +567,8 @@ class Loader : Reader {
     if (Val x = f.get("protocol"); x.present()) {
       if (auto p = choice(x, "protocol", {"http1", "h2", "h2c"})) {
         s.protocol = *p == "http1" ? UpstreamProtocol::Http1 : *p == "h2" ? UpstreamProtocol::H2 : UpstreamProtocol::H2c;
-        if (s.protocol != UpstreamProtocol::Http1) error(x, fmt::format("protocol {} is not yet supported", *p));
+        for (std::size_t i = 0; i < s.instances.size(); ++i)
+          if (std::string why = instance_protocol_error(s, s.instances[i]); !why.empty()) error(instance_urls[i], why);
       }
     }
     if (Val x = f.get("tls"); x.present()) load_upstream_tls(x, s.tls);
@@ -612,11 +613,19 @@ class Loader : Reader {
     if (key.present() && !cert.present()) missing(cert, "a PEM certificate file (client_key needs its certificate)");
   }
 
-  void load_instances(const Val& v, ServiceConfig& s) {
+  // Fills s.instances; returns where each one's URL stands, in the same order.
+  std::vector<Val> load_instances(const Val& v, ServiceConfig& s) {
     constexpr std::string_view kWhat = "a list of URLs like http://10.0.0.5:3001 or https://api.internal";
-    if (!v.present()) return missing(v, kWhat);
-    if (!want_list(v, kWhat)) return;
-    if (v.node.size() == 0) return error(v, "expected at least one instance, got an empty list");
+    std::vector<Val> urls;
+    if (!v.present()) {
+      missing(v, kWhat);
+      return urls;
+    }
+    if (!want_list(v, kWhat)) return urls;
+    if (v.node.size() == 0) {
+      error(v, "expected at least one instance, got an empty list");
+      return urls;
+    }
     for (const Val& item : items(v)) {
       InstanceConfig inst;
       inst.mark = item.mark;
@@ -647,7 +656,9 @@ class Loader : Reader {
         continue;
       }
       s.instances.push_back(std::move(inst));
+      urls.push_back(url);
     }
+    return urls;
   }
 
   bool parse_instance_url(const Val& v, InstanceConfig& inst) {
@@ -655,7 +666,6 @@ class Loader : Reader {
     std::string why;
     switch (parse_instance(text, inst, why)) {
       case InstanceUrl::Ok: return true;
-      case InstanceUrl::Unsupported:
       case InstanceUrl::HasPath: error(v, why); return false;
       case InstanceUrl::Invalid: break;
     }
@@ -1046,8 +1056,9 @@ class Loader : Reader {
       }
     }
 
-    if (Val w = f.get("websocket"); w.present())
-      if (auto b = boolean(w)) r.websocket = *b;
+    Val ws = f.get("websocket");
+    if (ws.present())
+      if (auto b = boolean(ws)) r.websocket = *b;
     if (Val w = f.get("websocket_idle_timeout"); w.present())
       if (auto d = duration(w, false)) r.websocket_idle_timeout = *d;
 
@@ -1059,6 +1070,22 @@ class Loader : Reader {
         error(svc, unknown_name("service", *name, service_names_));
       else
         r.service = *name;
+    }
+    // A WebSocket upgrade needs HTTP/1.1 to the service: off by default when the service speaks
+    // HTTP/2 to any of its instances, an error when asked for.
+    if (const ServiceConfig* s = c.find_service(r.service)) {
+      auto h2 = std::find_if(s->instances.begin(), s->instances.end(),
+                             [&](const InstanceConfig& i) { return speaks_http2(*s, i); });
+      if (h2 != s->instances.end()) {
+        if (ws.present() && r.websocket)
+          error(ws, fmt::format("WebSocket needs HTTP/1.1 to the service, and service {} speaks HTTP/2 ({}); "
+                                "write websocket: false or leave it out",
+                                quote(s->name),
+                                s->protocol == UpstreamProtocol::Http1 ? fmt::format("instance {}", quote(h2->url))
+                                : s->protocol == UpstreamProtocol::H2  ? std::string("protocol h2")
+                                                                       : std::string("protocol h2c")));
+        r.websocket = false;
+      }
     }
 
     if (Val p = f.get("policies"); p.present()) r.policies = policy_list(p, c.default_policies, "defaults.policies");
@@ -1079,7 +1106,7 @@ InstanceUrl parse_instance(std::string_view text, InstanceConfig& inst, std::str
   auto url = Url::parse(text, &why);
   if (!url) return InstanceUrl::Invalid;
   if (url->scheme != "http" && url->scheme != "https" && url->scheme != "h2c") {
-    why = "the scheme is not http:// or https://";
+    why = "the scheme is not http://, https:// or h2c://";
     return InstanceUrl::Invalid;
   }
   if (url->has_userinfo) {
@@ -1095,13 +1122,28 @@ InstanceUrl parse_instance(std::string_view text, InstanceConfig& inst, std::str
   inst.tls = url->scheme == "https";
   inst.h2c = url->scheme == "h2c";
   inst.port = url->port.value_or(inst.tls ? 443 : 80);
-  if (inst.h2c) {
-    // Parsed in full so that turning HTTP/2 on is this one check; refused until then, here
-    // for the config file and the admin API alike.
-    why = fmt::format("h2c instances (cleartext HTTP/2) are not yet supported; got {}", quote(text));
-    return InstanceUrl::Unsupported;
-  }
   return InstanceUrl::Ok;
+}
+
+bool speaks_http2(const ServiceConfig& s, const InstanceConfig& inst) {
+  return s.protocol != UpstreamProtocol::Http1 || inst.h2c;
+}
+
+std::string instance_protocol_error(const ServiceConfig& s, const InstanceConfig& inst) {
+  switch (s.protocol) {
+    case UpstreamProtocol::Http1: return {};  // each instance speaks what its scheme says
+    case UpstreamProtocol::H2:
+      if (inst.tls) return {};
+      return fmt::format("{} is {}, but protocol h2 is HTTP/2 over TLS (ALPN h2) and needs https:// instances; "
+                         "for cleartext HTTP/2 write protocol: h2c",
+                         quote(inst.url), inst.h2c ? "cleartext HTTP/2" : "a cleartext http:// instance");
+    case UpstreamProtocol::H2c:
+      if (!inst.tls) return {};
+      return fmt::format("{} is an https:// instance, but protocol h2c is cleartext HTTP/2 and needs http:// or "
+                         "h2c:// instances; for HTTP/2 over TLS write protocol: h2",
+                         quote(inst.url));
+  }
+  return {};
 }
 
 LoadResult load_string(const std::string& text, const std::string& file_name, const PolicyCatalog& catalog) {

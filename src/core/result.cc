@@ -18,6 +18,7 @@ const char* to_string(ErrorCode c) noexcept {
     case ErrorCode::InvalidConfig: return "invalid_config";
     case ErrorCode::ClientGone: return "client_gone";
     case ErrorCode::PayloadTooLarge: return "payload_too_large";
+    case ErrorCode::StreamRefused: return "stream_refused";
   }
   return "unknown";
 }

@@ -23,6 +23,7 @@ enum class ErrorCode {
   InvalidConfig,
   ClientGone,       // the client closed or reset its connection mid-request
   PayloadTooLarge,  // a request body over limits.max_body_bytes
+  StreamRefused,    // an HTTP/2 instance refused the stream: not processed, safe to send again
 };
 
 // Who caused the failure: decides 4xx vs 5xx and which counter moves.

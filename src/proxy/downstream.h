@@ -71,6 +71,15 @@ class Downstream {
   // Whether the client cancelled the request (an HTTP/2 RST_STREAM, or its connection gone):
   // a failure of the upstream work that follows is the cancellation's, never the instance's.
   virtual bool cancelled() const noexcept { return false; }
+
+  // Whether the request body can be read while the response is being sent (HTTP/2 streams):
+  // a gRPC call then streams both ways at once.
+  virtual bool full_duplex() const noexcept { return false; }
+  // A read_body in progress, and any later one, ends (ClientGone): the exchange is over.
+  virtual void stop_body() noexcept {}
+  // Trailer fields to send after the body's last piece (HTTP/2: a HEADERS frame ending the
+  // stream); the views must stay valid until the last send_body returns. HTTP/1.1 drops them.
+  virtual void set_trailers(const http::Fields& /*trailers*/) {}
 };
 
 }  // namespace gh::proxy

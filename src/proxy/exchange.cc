@@ -1,5 +1,10 @@
 #include "proxy/exchange.h"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -76,6 +81,7 @@ void Exchange::begin() {
   if (valid_request_id(sent_id) && req.fields.count("x-request-id") == 1) ctx_.request_id_.assign(sent_id);
   else worker_.next_request_id(ctx_.request_id_);
   upgrade_asked_ = req.fields.has("upgrade");
+  grpc_ = is_grpc(req.fields.get("content-type"));
 }
 
 void Exchange::finish() {
@@ -107,6 +113,7 @@ asio::awaitable<void> Exchange::run() {
   } catch (...) {
     failure = std::current_exception();
   }
+  co_await join_pump();
   if (failure) {
     worker_.shared().internal_errors.fetch_add(1, std::memory_order_relaxed);
     try {
@@ -209,15 +216,30 @@ asio::awaitable<void> Exchange::local_reply(LocalReply& reply, bool close) {
   } else {
     body.swap(reply.body);
   }
+  const bool as_grpc = grpc_ && reply.status >= 400;
+  if (as_grpc) {
+    // A gRPC client reads an error from the status in trailers (here a trailers-only answer),
+    // never from the HTTP status (SPEC §7). The log keeps the gateway's status.
+    body.clear();
+    body += std::to_string(grpc_status(reply.status));
+    const std::size_t code_len = body.size();
+    body += grpc_message(reply.message.empty() ? error_message(reply.status) : std::string_view(reply.message));
+    head.status = 200;
+    head.reason = reason_phrase(200);
+    head.fields.remove("content-type");
+    head.fields.add("content-type", "application/grpc");
+    head.fields.add("grpc-status", std::string_view(body).substr(0, code_len));
+    head.fields.add("grpc-message", std::string_view(body).substr(code_len));
+  }
   if (ctx_.route()) {
     const auto& chain = ctx_.route()->chain;
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) (*it)->on_response(ctx_, head);
   }
   head.fields.add("X-Request-Id", ctx_.request_id());
-  head.body = reply.status == 204 || reply.status == 304 ? http::BodyKind::None : http::BodyKind::Length;
-  head.content_length = body.size();
+  head.body = reply.status == 204 || reply.status == 304 || as_grpc ? http::BodyKind::None : http::BodyKind::Length;
+  head.content_length = as_grpc ? 0 : body.size();
   down_.send_head(head, close);
-  const bool is_head = down_.head().method == "HEAD";
+  const bool is_head = down_.head().method == "HEAD" || as_grpc;
   Result<void> sent = co_await down_.send_body(is_head ? std::string_view{} : std::string_view(body), true);
   ctx_.bytes_out = is_head ? 0 : body.size();
   if (!sent) down_.abort();
@@ -288,6 +310,21 @@ asio::awaitable<Result<void>> Exchange::send_request(const upstream::Endpoint& e
   if (observer_) observer_->sending(ctx_, ep, out);
   up_.send_head(out);
   const auto& lim = snap_->config->limits;
+  const auto body_timeout = grpc_ ? ctx_.route()->service->config().idle_timeout : lim.body_timeout;
+  if (grpc_ && ep.http2 && down_.full_duplex() && out.body != http::BodyKind::None) {
+    // A gRPC call streams both ways at once: the head goes now, the body follows from a pump
+    // of its own while the exchange reads the answer.
+    Result<void> opened = co_await up_.send_body({}, false);
+    if (!opened) co_return opened.error();
+    pump_running_ = true;
+    pump_done_ = std::make_unique<asio::steady_timer>(co_await asio::this_coro::executor, Clock::time_point::max());
+    asio::co_spawn(pump_done_->get_executor(), pump_body(), [this](std::exception_ptr e) {
+      if (e) log::error("internal error in the request body of {}", ctx_.request_id());
+      pump_running_ = false;
+      pump_done_->cancel();
+    });
+    co_return Result<void>{};
+  }
   for (;;) {
     http::BodyPart part;
     if (!down_.body_now(part)) {
@@ -296,11 +333,43 @@ asio::awaitable<Result<void>> Exchange::send_request(const upstream::Endpoint& e
       part = *read;
     }
     ctx_.bytes_in += part.data.size();
-    down_.arm_after(lim.body_timeout);
+    arm(body_timeout);
     Result<void> sent = co_await up_.send_body(part.data, part.last);
     if (!sent) co_return sent.error();
     if (part.last) co_return Result<void>{};
   }
+}
+
+asio::awaitable<void> Exchange::pump_body() {
+  for (;;) {
+    http::BodyPart part;
+    if (!down_.body_now(part)) {
+      Result<http::BodyPart> read = co_await down_.read_body();
+      if (!read) {
+        up_.cancel();  // the client's side of the call failed: the service's stream ends too
+        co_return;
+      }
+      part = *read;
+    }
+    ctx_.bytes_in += part.data.size();
+    Result<void> sent = co_await up_.send_body(part.data, part.last);
+    if (!sent || part.last) co_return;
+  }
+}
+
+asio::awaitable<void> Exchange::join_pump() {
+  if (!pump_running_) co_return;
+  up_.close();        // a send in progress returns
+  down_.stop_body();  // so does a read
+  while (pump_running_) co_await pump_done_->async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+void Exchange::arm(std::chrono::milliseconds d) noexcept {
+  if (grpc_deadline_ != Clock::time_point::max()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(grpc_deadline_ - worker_.clock().now());
+    d = std::max(std::chrono::milliseconds(0), std::min(d, left));
+  }
+  down_.arm_after(d);
 }
 
 asio::awaitable<void> Exchange::proxy() {
@@ -315,6 +384,11 @@ asio::awaitable<void> Exchange::proxy() {
     ~Release() { s.release(); }
   } release{svc};
 
+  if (grpc_) {
+    // grpc-timeout bounds the call, within the service's own timeouts.
+    const long long t = grpc_timeout_ms(req.fields.get("grpc-timeout"));
+    if (t >= 0) grpc_deadline_ = ctx_.start + std::chrono::milliseconds(t);
+  }
   upstream::PickInput pick = pick_input(ctx_, scfg);
   const bool idempotent = is_idempotent(req.method);
   const bool replayable = down_.body_replayable();
@@ -359,10 +433,10 @@ asio::awaitable<void> Exchange::proxy() {
 
     // Connection: the pool's most recent idle one (checked first when the request may not be
     // replayed), or a new one.
-    down_.arm_after(scfg.connect_timeout);
+    arm(scfg.connect_timeout);
     Result<void> opened = Result<void>{};
-    if (fresh_retry_used || !up_.open_pooled_now(ep->pool_key, !idempotent))
-      opened = co_await up_.open(ep->address, ep->pool_key, ep->tls.get(), !fresh_retry_used, !idempotent);
+    if (fresh_retry_used || !up_.open_pooled_now(ep->pool_key, ep->http2, !idempotent))
+      opened = co_await up_.open(ep->address, ep->pool_key, ep->tls.get(), ep->http2, !fresh_retry_used, !idempotent);
     if (!opened && down_.cancelled()) co_return client_cancelled();
     if (!opened) {
       const bool timeout = down_.timed_out();
@@ -418,13 +492,21 @@ asio::awaitable<void> Exchange::proxy() {
     // Cancelled while the request went out: the connection closes rather than wait for an
     // answer nobody will read.
     if (down_.cancelled()) co_return client_cancelled();
-    down_.arm_after(scfg.response_timeout);
+    arm(scfg.response_timeout);
     Result<http::ResponseHead*> head = co_await up_.read_head(is_head);
     ctx_.upstream_ms = ms_since(t0);
     if (!head && down_.cancelled()) co_return client_cancelled();
     if (!head) {
       const bool timeout = down_.timed_out();
       up_.close();
+      if (!timeout && head.error().code == ErrorCode::StreamRefused && replayable && !fresh_retry_used) {
+        // The instance did not process it (HTTP/2 REFUSED_STREAM or GOAWAY): safe to send
+        // again whatever the method, on a new connection.
+        fresh_retry_used = true;
+        same_endpoint = true;
+        rewind();
+        continue;
+      }
       if (!timeout && head.error().retryable && idempotent && replayable && !fresh_retry_used) {
         // A pooled connection closed under the request: the service may have read it, so only
         // an idempotent request is replayed, on a fresh connection.
@@ -502,6 +584,7 @@ asio::awaitable<void> Exchange::relay_response(http::ResponseHead& resp) {
   const auto& chain = route.chain;
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) (*it)->on_response(ctx_, resp);
   resp.fields.add("X-Request-Id", ctx_.request_id());
+  if (resp.reason.empty()) resp.reason = reason_phrase(resp.status);  // HTTP/2 has none
   down_.send_head(resp, false);
 
   if (upgrade) {
@@ -531,7 +614,7 @@ asio::awaitable<void> Exchange::relay_response(http::ResponseHead& resp) {
   bool complete = false;
   bool first = true;
   for (;;) {
-    if (!first) down_.arm_after(scfg.response_timeout);
+    if (!first) arm(grpc_ ? scfg.idle_timeout : scfg.response_timeout);
     http::BodyPart part;
     if (!up_.body_now(part)) {
       Result<http::BodyPart> read = co_await up_.read_body();
@@ -543,6 +626,8 @@ asio::awaitable<void> Exchange::relay_response(http::ResponseHead& resp) {
     }
     ctx_.bytes_out += part.data.size();
     down_.arm_after(lim.idle_timeout);
+    if (part.last)
+      if (const http::Fields* trailers = up_.trailers()) down_.set_trailers(*trailers);
     Result<void> sent = co_await down_.send_body(part.data, part.last);
     if (!sent) {
       down_.abort();

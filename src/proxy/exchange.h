@@ -10,7 +10,9 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -88,6 +90,10 @@ class Exchange {
   boost::asio::awaitable<void> health_reply();
   void build_request(const upstream::Endpoint& ep, http::OutgoingRequest& out);
   void client_cancelled();
+  // arm_after(d), bounded by the gRPC deadline.
+  void arm(std::chrono::milliseconds d) noexcept;
+  boost::asio::awaitable<void> pump_body();
+  boost::asio::awaitable<void> join_pump();
   void finish();
   void lend_strings() noexcept;
 
@@ -98,6 +104,13 @@ class Exchange {
   ExchangeScratch& sc_;
   ExchangeObserver* observer_;
   RequestContext ctx_;
+  // gRPC (SPEC §7): the request's content-type says so; its grpc-timeout, as a deadline.
+  bool grpc_ = false;
+  std::chrono::steady_clock::time_point grpc_deadline_ = std::chrono::steady_clock::time_point::max();
+  // A gRPC request body still streaming to an HTTP/2 instance while the response comes back
+  // (bidirectional streaming): the pump that sends it, and how the exchange waits for its end.
+  bool pump_running_ = false;
+  std::unique_ptr<boost::asio::steady_timer> pump_done_;
   bool upgrade_asked_ = false;  // the request carried an Upgrade field
   bool websocket_ = false;      // ...asking for WebSocket, well formed, on a route that allows it
 };

@@ -47,7 +47,7 @@ class ScriptedOutbound final : public clients::Outbound {
   std::vector<bool> opened_pooled_allowed, opened_check_idle;
   int finished_complete = 0;
 
-  asio::awaitable<Result<void>> open(const asio::ip::tcp::endpoint& address, const std::string&, const clients::TlsTarget*, bool pooled,
+  asio::awaitable<Result<void>> open(const asio::ip::tcp::endpoint& address, const std::string&, const clients::TlsTarget*, bool, bool pooled,
                                      bool check_idle) override {
     opened_ports.push_back(address.port());
     opened_pooled_allowed.push_back(pooled);

@@ -49,11 +49,6 @@ constexpr double kGlitchBurst = 200, kGlitchPerSecond = 20;
 // refuses the streams between the two itself.
 constexpr std::uint32_t kInternalStreamSlack = 1000;
 
-bool connection_specific(std::string_view lower_name) noexcept {
-  return lower_name == "connection" || lower_name == "keep-alive" || lower_name == "proxy-connection" ||
-         lower_name == "transfer-encoding" || lower_name == "upgrade" || lower_name == "te";
-}
-
 // A field value HTTP/1.1 can carry unchanged: no control byte but HTAB, no DEL, no leading or
 // trailing whitespace (RFC 9113 §8.2.1).
 bool clean_value(std::string_view v) noexcept {
@@ -86,7 +81,7 @@ class H2Stream final : public Downstream {
   enum class State { Headers, Queued, Running, Done };
 
   H2Stream(Http2Session& s, std::int32_t id, const asio::any_io_executor& ex)
-      : s_(s), id_(id), wake_(ex, Clock::time_point::max()) {}
+      : s_(s), id_(id), wake_(ex, Clock::time_point::max()), read_wake_(ex, Clock::time_point::max()) {}
 
   // A finished stream's object serves the next one: its buffers keep their capacity, so a
   // warm connection allocates little per request.
@@ -121,6 +116,9 @@ class H2Stream final : public Downstream {
     pending_last_ = false;
     deadline_ = Clock::time_point::max();
     timed_out_ = false;
+    stopped_ = false;
+    clear(trailer_store_);
+    trailer_nv_.clear();
   }
 
   // Downstream.
@@ -146,12 +144,20 @@ class H2Stream final : public Downstream {
   bool timed_out() const noexcept override { return timed_out_; }
   bool draining() const noexcept override;
   bool cancelled() const noexcept override { return broken(); }
-
-  void wake() noexcept { wake_.cancel(); }
-  asio::awaitable<void> wait() {
-    wake_.expires_at(Clock::time_point::max());
-    co_await wake_.async_wait(nothrow);
+  bool full_duplex() const noexcept override { return true; }
+  void stop_body() noexcept override {
+    stopped_ = true;
+    read_wake_.cancel();
   }
+  void set_trailers(const http::Fields& trailers) override;
+
+  // The response side and the request body's reader wait apart: a gRPC call does both at once.
+  void wake() noexcept {
+    wake_.cancel();
+    read_wake_.cancel();
+  }
+  asio::awaitable<void> wait() { co_await wake_.async_wait(nothrow); }
+  asio::awaitable<void> wait_read() { co_await read_wake_.async_wait(nothrow); }
   // Whether the stream can no longer carry its response: reset by the client, or the
   // connection is gone.
   bool broken() const noexcept;
@@ -199,6 +205,9 @@ class H2Stream final : public Downstream {
   bool pending_last_ = false;
   static constexpr std::size_t kOwnedTail = 16 * 1024;
   std::string tail_;            // the body's last piece, when small (see send_body)
+  std::string trailer_store_;   // lowercased trailer names and values
+  std::vector<nghttp2_nv> trailer_nv_;
+  bool stopped_ = false;        // stop_body()
   bool final_queued_ = false;   // ...queued: the response is complete once it is written
 
   Clock::time_point deadline_ = Clock::time_point::max();
@@ -207,7 +216,7 @@ class H2Stream final : public Downstream {
   std::shared_ptr<const Snapshot> snap_;
 
  private:
-  asio::steady_timer wake_;
+  asio::steady_timer wake_, read_wake_;
 };
 
 class Http2Session final : public SessionBase, public std::enable_shared_from_this<Http2Session> {
@@ -348,7 +357,8 @@ asio::awaitable<Result<http::BodyPart>> H2Stream::read_body() {
     s_.kick();
   }
   for (;;) {
-    if (broken() || (closed_ && !end_stream_)) co_return Error::downstream(ErrorCode::ClientGone, "stream reset");
+    if (broken() || (closed_ && !end_stream_) || stopped_)
+      co_return Error::downstream(ErrorCode::ClientGone, "stream reset");
     if (timed_out_) co_return Error::downstream(ErrorCode::Timeout, "request body timeout");
     const std::size_t n = deliverable();
     if (n > 0 || end_stream_ || first) {
@@ -367,7 +377,7 @@ asio::awaitable<Result<http::BodyPart>> H2Stream::read_body() {
         co_return Error::downstream(ErrorCode::PayloadTooLarge, "request body");
       co_return http::BodyPart{out_, last};
     }
-    co_await wait();
+    co_await wait_read();
   }
 }
 
@@ -395,7 +405,7 @@ void H2Stream::send_head(const http::ResponseHead& head, bool /*close*/) {
     for (char& c : lower) c = ascii_lower(c);
     // The framing's content-length is written below; one without a body (HEAD, 304) is the
     // service's own and stays.
-    if (connection_specific(lower) || (lower == "content-length" && head.body == http::BodyKind::Length)) continue;
+    if (http::is_hop_by_hop(lower) || (lower == "content-length" && head.body == http::BodyKind::Length)) continue;
     add(lower, f.value, false);
   }
   const bool bodiless_status = head.status == 204 || head.status == 304 || head.status < 200;
@@ -410,7 +420,7 @@ void H2Stream::send_head(const http::ResponseHead& head, bool /*close*/) {
 }
 
 namespace {
-ssize_t read_response_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
+ssize_t read_response_body(nghttp2_session* ng, std::int32_t id, std::uint8_t* buf, std::size_t length,
                            std::uint32_t* flags, nghttp2_data_source* source, void*) {
   auto* st = static_cast<H2Stream*>(source->ptr);
   const std::size_t n = std::min(length, st->pending_.size());
@@ -420,6 +430,10 @@ ssize_t read_response_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, st
     if (st->pending_last_) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       st->eof_sent_ = true;
+      // Trailers end the stream instead of this DATA frame (nghttp2 copies them).
+      if (!st->trailer_nv_.empty() &&
+          nghttp2_submit_trailer(ng, id, st->trailer_nv_.data(), st->trailer_nv_.size()) == 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     }
     st->wake();
     if (n == 0 && !st->pending_last_) return NGHTTP2_ERR_DEFERRED;
@@ -443,7 +457,7 @@ asio::awaitable<Result<void>> H2Stream::send_body(std::string_view data, bool la
       nv.push_back({base + resp_spans_[i], base + resp_spans_[i + 2], resp_spans_[i + 1], resp_spans_[i + 3],
                     NGHTTP2_NV_FLAG_NONE});
     int rv;
-    if (no_body_ || (last && data.empty())) {
+    if (no_body_ || (last && data.empty() && trailer_nv_.empty())) {
       rv = nghttp2_submit_response(s_.ng_, id_, nv.data(), nv.size(), nullptr);
       eof_sent_ = rv == 0;
     } else {
@@ -481,6 +495,28 @@ asio::awaitable<Result<void>> H2Stream::send_body(std::string_view data, bool la
     co_await wait();
   }
   co_return Result<void>{};
+}
+
+void H2Stream::set_trailers(const http::Fields& trailers) {
+  trailer_store_.clear();
+  std::vector<std::uint32_t> spans;
+  for (const auto& f : trailers) {
+    spans.push_back(static_cast<std::uint32_t>(trailer_store_.size()));
+    for (char c : f.name) trailer_store_.push_back(ascii_lower(c));
+    spans.push_back(static_cast<std::uint32_t>(f.name.size()));
+    if (http::is_hop_by_hop(std::string_view(trailer_store_).substr(spans[spans.size() - 2]))) {
+      trailer_store_.resize(spans[spans.size() - 2]);
+      spans.resize(spans.size() - 2);
+      continue;
+    }
+    spans.push_back(static_cast<std::uint32_t>(trailer_store_.size()));
+    trailer_store_.append(f.value);
+    spans.push_back(static_cast<std::uint32_t>(f.value.size()));
+  }
+  trailer_nv_.clear();
+  auto* base = reinterpret_cast<std::uint8_t*>(trailer_store_.data());
+  for (std::size_t i = 0; i + 3 < spans.size(); i += 4)
+    trailer_nv_.push_back({base + spans[i], base + spans[i + 2], spans[i + 1], spans[i + 3], NGHTTP2_NV_FLAG_NONE});
 }
 
 // ---- nghttp2 callbacks ------------------------------------------------------------------------

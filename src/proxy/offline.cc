@@ -29,7 +29,7 @@ boost::asio::awaitable<void> MemoryDownstream::tunnel(clients::Outbound&, std::c
 }
 
 boost::asio::awaitable<Result<void>> DryRunOutbound::open(const boost::asio::ip::tcp::endpoint&, const std::string&,
-                                                          const clients::TlsTarget*, bool, bool) {
+                                                          const clients::TlsTarget*, bool, bool, bool) {
   request_.clear();
   body_.clear();
   co_return Result<void>{};

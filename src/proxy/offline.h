@@ -60,7 +60,7 @@ class MemoryDownstream : public Downstream {
 class DryRunOutbound final : public clients::Outbound {
  public:
   boost::asio::awaitable<Result<void>> open(const boost::asio::ip::tcp::endpoint&, const std::string&,
-                                            const clients::TlsTarget*, bool, bool) override;
+                                            const clients::TlsTarget*, bool, bool, bool) override;
   bool reused() const noexcept override { return false; }
   void send_head(const http::OutgoingRequest& req) override;
   boost::asio::awaitable<Result<void>> send_body(std::string_view data, bool last) override;

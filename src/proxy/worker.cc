@@ -58,7 +58,7 @@ void Worker::remove_session(SessionBase* s) {
 }
 
 std::unique_ptr<RequestScratch> Worker::take_scratch() {
-  if (scratch_.empty()) return std::make_unique<RequestScratch>(io_.get_executor(), pool_, buffers_, clock_);
+  if (scratch_.empty()) return std::make_unique<RequestScratch>(io_.get_executor(), pool_, h2pool_, buffers_, clock_);
   auto s = std::move(scratch_.back());
   scratch_.pop_back();
   return s;
@@ -164,6 +164,7 @@ asio::awaitable<void> Worker::housekeeping() {
     for (SessionBase* s = sessions_; s; s = s->next_) s->check_deadline(now);
     if (++ticks % 10 == 0) {
       pool_.sweep(clock_.now_ms());
+      h2pool_.sweep();
       buffers_.trim();
     }
     // Give back to the kernel the pages that bursts of requests left free between long-lived
@@ -198,6 +199,7 @@ void Worker::terminate() {
     }
     for (SessionBase* s = sessions_; s; s = s->next_) s->close_now();
     pool_.clear();
+    h2pool_.clear();
     housekeeping_timer_.cancel();
     access_log_.flush();
     stop_soon(io_, [this] { return sessions_ == nullptr; }, kTerminateRounds);

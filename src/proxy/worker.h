@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "clients/http1/connection.h"
 #include "clients/http1/pool.h"
+#include "clients/upstream.h"
 #include "core/buffer_pool.h"
 #include "core/clock.h"
 #include "net/tls_certificates.h"
@@ -36,10 +36,10 @@ struct GatewayShared {
 // What one request in progress needs beyond its read buffer. Reused across requests (its
 // vectors and strings keep their capacity) and held only while a request is being served.
 struct RequestScratch {
-  RequestScratch(const boost::asio::any_io_executor& ex, clients::http1::ConnectionPool& pool, BufferPool& buffers,
-                 const core::Clock& clock)
-      : upstream(ex, pool, buffers, clock) {}
-  clients::http1::Connection upstream;  // the request's connection to its instance (pooled after)
+  RequestScratch(const boost::asio::any_io_executor& ex, clients::http1::ConnectionPool& pool,
+                 clients::http2::Pool& pool2, BufferPool& buffers, const core::Clock& clock)
+      : upstream(ex, pool, pool2, buffers, clock) {}
+  clients::Upstream upstream;           // the request's connection (or stream) to its instance
   http::ChunkedDecoder chunked_in;      // the request body's decoder
   http::RequestHead req;
   std::string head_out;                 // the response head being written
@@ -79,6 +79,7 @@ class Worker {
   const core::Clock& clock() const noexcept { return clock_; }
   const std::shared_ptr<const Snapshot>& snapshot() const noexcept { return snapshot_; }
   clients::http1::ConnectionPool& pool() noexcept { return pool_; }
+  clients::http2::Pool& http2_pool() noexcept { return h2pool_; }
   BufferPool& buffers() noexcept { return buffers_; }
   AccessLog& access_log() noexcept { return access_log_; }
   // Request ids: a random per-worker prefix and a counter.
@@ -127,6 +128,7 @@ class Worker {
   std::vector<std::shared_ptr<net::TlsCertificates>> tls_;  // by acceptor; null: plain
   std::shared_ptr<const Snapshot> snapshot_;
   clients::http1::ConnectionPool pool_;
+  clients::http2::Pool h2pool_{clock_};
   BufferPool buffers_;
   AccessLog access_log_;
   SessionBase* sessions_ = nullptr;  // intrusive list head

@@ -46,6 +46,8 @@ struct Endpoint {
   // check, server_name); null for http://.
   std::shared_ptr<const clients::TlsTarget> tls;
   boost::asio::ip::tcp::endpoint address;
+  // Spoken to over HTTP/2 (the service's `protocol: h2 | h2c`, or an h2c:// instance).
+  bool http2 = false;
   bool has_health_check = false;
   Origin source = Origin::Static;
   // Set by the control thread when a DNS refresh drops this address (cleared if it comes back):

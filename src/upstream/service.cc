@@ -90,7 +90,9 @@ std::shared_ptr<const net::TlsClientContext> Service::load_tls(const config::Ser
   o.verify = cfg.tls.verify;
   o.client_cert = cfg.tls.client_cert;
   o.client_key = cfg.tls.client_key;
-  o.alpn = {"http/1.1"};
+  // HTTP/2 over TLS is agreed through ALPN (RFC 9113 §3.2); an instance that does not pick h2
+  // is a connect failure.
+  o.alpn = {cfg.protocol == config::UpstreamProtocol::H2 ? "h2" : "http/1.1"};
   return net::TlsClientContext::load(o, error);
 }
 
@@ -138,6 +140,7 @@ std::shared_ptr<Endpoint> Service::make_endpoint(const config::InstanceConfig& i
   const std::string host = inst.host.find(':') != std::string::npos ? "[" + inst.host + "]" : inst.host;  // IPv6
   e->host_header = inst.port == 80 ? host : host + ":" + std::to_string(inst.port);
   e->has_health_check = config_.health_check.has_value();
+  e->http2 = inst.h2c || config_.protocol != config::UpstreamProtocol::Http1;
   e->source = source;
   e->address = asio::ip::tcp::endpoint(a, inst.port);
   e->pool_key = a.is_v6() ? "[" + a.to_string() + "]:" + std::to_string(inst.port)

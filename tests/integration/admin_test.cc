@@ -290,8 +290,12 @@ TEST(AdminRegistry, BadRegistrationsAreRefusedWithTheReason) {
   Gateway gw(with_admin(admin_port, fill(R"(
 services:
   user: {instances: ["{FIXED}"]}
+  grpc: {instances: ["{FIXED}"], protocol: h2c}
+  secure: {instances: ["https://127.0.0.1:8"], protocol: h2}
 routes:
   - {path: /, service: user}
+  - {path: /grpc, service: grpc}
+  - {path: /secure, service: secure}
 )",
                                          {{"FIXED", fixed.url()}})));
   ASSERT_TRUE(gw.start()) << gw.diagnostics();
@@ -305,8 +309,18 @@ routes:
   };
   EXPECT_EQ(reason("/services/usr/instances", R"({"url": "http://127.0.0.1:9"})"), "unknown service \"usr\"");
   EXPECT_EQ(reason("/services/user/instances", R"({"url": "ftp://127.0.0.1:9"})"),
-            "url: the scheme is not http:// or https://");
-  EXPECT_NE(reason("/services/user/instances", R"({"url": "h2c://127.0.0.1:9"})").find("not yet supported"),
+            "url: the scheme is not http://, https:// or h2c://");
+  // HTTP/2 instances: the service's protocol and its routes' WebSocket decide what may join.
+  EXPECT_EQ(reason("/services/user/instances", R"({"url": "h2c://127.0.0.1:9"})"),
+            "url: h2c://127.0.0.1:9 speaks HTTP/2, and route \"/\" lets WebSocket upgrades through to \"user\" "
+            "(they need HTTP/1.1); set websocket: false on the route first");
+  EXPECT_EQ(reason("/services/grpc/instances", R"({"url": "https://127.0.0.1:9"})"),
+            "url: \"https://127.0.0.1:9\" is an https:// instance, but protocol h2c is cleartext HTTP/2 and needs "
+            "http:// or h2c:// instances; for HTTP/2 over TLS write protocol: h2");
+  EXPECT_EQ(reason("/services/secure/instances", R"({"url": "http://127.0.0.1:9"})"),
+            "url: \"http://127.0.0.1:9\" is a cleartext http:// instance, but protocol h2 is HTTP/2 over TLS (ALPN "
+            "h2) and needs https:// instances; for cleartext HTTP/2 write protocol: h2c");
+  EXPECT_NE(reason("/services/secure/instances", R"({"url": "h2c://127.0.0.1:9"})").find("needs https://"),
             std::string::npos);
   EXPECT_NE(reason("/services/user/instances", R"({"url": "http://127.0.0.1:9/path"})").find("no path"), std::string::npos);
   EXPECT_NE(reason("/services/user/instances", R"({"url": "not a url"})").find("url:"), std::string::npos);
@@ -326,6 +340,15 @@ routes:
   Response https = admin.call("POST", "/services/user/instances", R"({"url": "https://127.0.0.1:9"})");
   EXPECT_EQ(https.status / 100, 2) << https.describe();
   EXPECT_EQ(instances_of(admin, "user").count("https://127.0.0.1:9"), 1u);
+  // h2c:// joins a service that speaks HTTP/2 (no route of it lets WebSocket through), and so
+  // do http:// instances under protocol h2c and https:// ones under h2.
+  for (auto [service, url] : {std::pair{"grpc", "h2c://127.0.0.1:9"}, std::pair{"grpc", "http://127.0.0.1:10"},
+                              std::pair{"secure", "https://127.0.0.1:9"}}) {
+    Response ok = admin.call("POST", std::string("/services/") + service + "/instances",
+                             std::string(R"({"url": ")") + url + R"("})");
+    EXPECT_EQ(ok.status / 100, 2) << service << " " << url << "\n" << ok.describe();
+    EXPECT_EQ(instances_of(admin, service).count(url), 1u) << service << " " << url;
+  }
   EXPECT_TRUE(gw.alive());
 }
 

@@ -41,7 +41,7 @@ void Connection::cancel() noexcept {
   if (stream_.is_open()) stream_.socket().cancel(ignore);
 }
 
-bool Connection::open_pooled_now(const std::string& pool_key, bool check_idle) noexcept {
+bool Connection::open_pooled_now(const std::string& pool_key, bool /*http2*/, bool check_idle) noexcept {
   close();
   pool_key_ = &pool_key;
   sent_ = false;
@@ -56,7 +56,8 @@ bool Connection::open_pooled_now(const std::string& pool_key, bool check_idle) n
 }
 
 asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, const std::string& pool_key,
-                                               const TlsTarget* tls, bool pooled, bool check_idle) {
+                                               const TlsTarget* tls, bool /*http2*/, bool pooled,
+                                               bool check_idle) {
   close();
   pool_key_ = &pool_key;
   sent_ = false;

@@ -33,8 +33,8 @@ class Connection final : public Outbound {
   void set_parse_limits(const http::ParseLimits* limits) noexcept { limits_ = limits; }
 
   boost::asio::awaitable<Result<void>> open(const boost::asio::ip::tcp::endpoint& address, const std::string& pool_key,
-                                            const TlsTarget* tls, bool pooled, bool check_idle) override;
-  bool open_pooled_now(const std::string& pool_key, bool check_idle) noexcept override;
+                                            const TlsTarget* tls, bool http2, bool pooled, bool check_idle) override;
+  bool open_pooled_now(const std::string& pool_key, bool http2, bool check_idle) noexcept override;
   bool reused() const noexcept override { return reused_; }
   void send_head(const http::OutgoingRequest& req) override;
   boost::asio::awaitable<Result<void>> send_body(std::string_view data, bool last) override;
