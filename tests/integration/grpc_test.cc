@@ -670,14 +670,20 @@ TEST_P(Grpc, ResetStreamReachesTheServiceAtOnce) {
   const auto id = c.submit("POST", "/test.Echo/Hold", {{"content-type", "application/grpc"}, {"te", "trailers"}},
                            grpc_frame(R"({"id":"r1"})"));
   ASSERT_GT(id, 0);
-  // The call is held at the service...
+  // The call is held at the service (the connection driven in short turns meanwhile)...
   bool arrived = false;
-  c.run_until([&] { return (arrived = svc->wait_line("call Hold r1", 10ms).has_value()); }, 5s);
+  for (int i = 0; i < 50 && !arrived; ++i) {
+    c.run_until([] { return false; }, 50ms);
+    arrived = svc->wait_line("call Hold r1", 50ms).has_value();
+  }
   ASSERT_TRUE(arrived) << context();
-  // ...until the client resets it: the service's stream is reset too.
+  // ...until the client resets it: the service's stream is reset at once.
   c.reset(id, h2::CANCEL);
-  c.run_until([] { return false; }, 100ms);
+  const auto t0 = Clock::now();
+  c.run_until([] { return false; }, 50ms);
   EXPECT_TRUE(svc->wait_line("cancelled r1", 1s)) << context();
+  EXPECT_LT(std::chrono::duration_cast<Millis>(Clock::now() - t0).count(), 1000);
+  EXPECT_EQ(c.response(id).status, 0) << "the held call was answered: " << c.response(id).describe();
 }
 
 TEST_P(Grpc, IdleTimeoutBoundsTheSilenceInsideAStream) {
@@ -695,6 +701,8 @@ TEST_P(Grpc, IdleTimeoutBoundsTheSilenceInsideAStream) {
   EXPECT_NE(silent.code, 0) << silent.raw << "\n" << context();
   EXPECT_EQ(silent.messages.size(), 1u) << silent.raw;
   EXPECT_LT(silent.ms, 1900) << silent.raw;
+  // The service's stream is reset too, before its second message was due.
+  EXPECT_TRUE(svc->wait_line("cancelled -", 1500ms)) << context();
 }
 
 }  // namespace
