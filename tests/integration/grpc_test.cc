@@ -510,6 +510,35 @@ TEST_P(GrpcCalls, BidirectionalStreamingAnswersEachMessageBeforeTheNextIsSent) {
   EXPECT_EQ(r.trailer("x-trailer"), "done") << r.raw;
 }
 
+TEST_P(GrpcCalls, LargeMessagesCrossTheFlowControlWindows) {
+  // Messages far beyond the 64KiB stream window, and calls beyond the 1MiB connection window,
+  // each way: every byte arrives intact (client.mjs compares each `pad` it gets back).
+  CallResult u = call("unary", R"({"n":1})", {}, {"--pad-bytes", "700000"});
+  GH_CALL_RAN(u);
+  EXPECT_EQ(u.code, 0) << u.raw << "\n" << context();
+  ASSERT_EQ(u.messages.size(), 1u) << u.raw;
+  EXPECT_TRUE(u.messages[0].get("pad_len") && u.messages[0].get("pad_len")->is_number(700000)) << u.raw;
+  EXPECT_TRUE(u.messages[0].get("pad_ok") && u.messages[0].get("pad_ok")->boolean) << u.raw;
+
+  CallResult cs = call("client_stream", R"({"messages":[{"text":"a"},{"text":"b"},{"text":"c"},{"text":"d"},)"
+                                        R"({"text":"e"},{"text":"f"},{"text":"g"},{"text":"h"}]})",
+                       {}, {"--pad-bytes", "300000"});
+  GH_CALL_RAN(cs);
+  EXPECT_EQ(cs.code, 0) << cs.raw << "\n" << context();
+  ASSERT_EQ(cs.messages.size(), 1u) << cs.raw;
+  EXPECT_TRUE(cs.messages[0].get("concat") && cs.messages[0].get("concat")->is_string("abcdefgh")) << cs.raw;
+  EXPECT_TRUE(cs.messages[0].get("pad_bytes") && cs.messages[0].get("pad_bytes")->is_number(2'400'000)) << cs.raw;
+
+  CallResult b = call("bidi", R"({"messages":[{"text":"a"},{"text":"b"},{"text":"c"}]})", {}, {"--pad-bytes", "500000"});
+  GH_CALL_RAN(b);
+  EXPECT_EQ(b.code, 0) << b.raw << "\n" << context();
+  ASSERT_EQ(b.messages.size(), 3u) << b.raw;
+  for (const auto& m : b.messages) {
+    EXPECT_TRUE(m.get("pad_len") && m.get("pad_len")->is_number(500000)) << b.raw;
+    EXPECT_TRUE(m.get("pad_ok") && m.get("pad_ok")->boolean) << b.raw;
+  }
+}
+
 TEST_P(GrpcCalls, TheServicesOwnStatusPassesThrough) {
   CallResult r = call("fail", R"({"code":9,"message":"precondition: the order is closed"})", {"x-echo-k=v"});
   GH_CALL_RAN(r);
