@@ -631,6 +631,40 @@ TEST_P(Grpc, ServiceDownIsUnavailable) {
   EXPECT_TRUE(IsGrpcError(raw_call("/test.Echo/Unary", "{}"), 14));
 }
 
+TEST_P(Grpc, GatewayErrorsReachAClientStillSendingItsRequest) {
+  // A gateway-made error may come before the request's body: the client gets the gRPC error (a
+  // trailers-only answer) while its side of the stream is still open, whatever the cause.
+  const int closed = free_port();
+  ASSERT_NO_FATAL_FAILURE(start_gateway(service_yaml_for(closed),
+                                        "  - exact: /test.Echo/Unary\n    service: grpc\n"
+                                        "  - exact: /test.Echo/Hold\n    service: grpc\n    policies: [auth]\n",
+                                        kAuthPolicies));
+  H2Options o;
+  o.authority = listener_ == Listener::Tls ? "api.test" : "gw.test";
+  if (listener_ == Listener::Tls) {
+    TlsOptions t;
+    t.ca_file = pki.ca_file();
+    t.verify_name = "api.test";
+    t.sni = "api.test";
+    o.tls = t;
+  }
+  H2Client c(gw->port(), o);
+  ASSERT_TRUE(c.ok()) << c.error();
+  struct Case {
+    const char* path;
+    int code;
+    const char* why;
+  };
+  for (const Case& k : {Case{"/other.Service/Method", 12, "no route"}, Case{"/test.Echo/Hold", 16, "no token"},
+                        Case{"/test.Echo/Unary", 14, "connect failure"},
+                        Case{"/test.Echo/Unary", 14, "instance known to be down"}}) {
+    const auto id = c.submit("POST", k.path, {{"content-type", "application/grpc"}, {"te", "trailers"}}, "", false);
+    ASSERT_GT(id, 0);
+    c.run_until([&] { return c.response(id).closed || c.response(id).headers.has("grpc-status"); }, 5s);
+    EXPECT_TRUE(IsGrpcError(c.response(id), k.code)) << k.why << "\n" << gw->diagnostics();
+  }
+}
+
 TEST_P(Grpc, ClientDeadlineEndsTheCallAndReachesTheService) {
   ASSERT_NO_FATAL_FAILURE(start_simple());
   CallResult r = call("slow", R"({"delay_ms":4000,"id":"d1"})", {}, {"--deadline-ms", "600"});
