@@ -5,11 +5,12 @@
 // packages are installed by scripts/deps.sh (`npm ci`), never here.
 // The gateway listens h2c (prior knowledge) or TLS with ALPN h2; the service is reached with
 // `protocol: h2c`, an `h2c://` instance, or `protocol: h2` over TLS.
-// Covered: the four call kinds with metadata, -bin metadata and trailers intact and messages
-// streamed one by one; a service's own status passed through; gateway-made errors as gRPC
-// statuses (jwt 16, require_role 7, rate_limit 8, no route 12, service down 14, timeouts 4);
+// Covered: the four call kinds with metadata, -bin metadata and trailers intact, messages
+// streamed one by one, and messages larger than the flow-control windows; a service's own status
+// passed through; gateway-made errors as gRPC statuses (jwt 16, require_role 7, rate_limit 8, no
+// route 12, service down 14, timeouts 4), also while the client's request is still open;
 // deadlines from the client and from `timeouts.response`; grpc-timeout honoured by the gateway
-// itself; `timeouts.idle` inside a stream; a client's cancel reaching the service.
+// itself; `timeouts.idle` inside a stream; a client's cancel and RST_STREAM reaching the service.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,7 +21,6 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <tuple>
