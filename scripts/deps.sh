@@ -54,9 +54,10 @@ fi
 # run npm themselves.
 #   tests/fixtures/jose  jose, to mint JWTs
 #   tests/fixtures/ws    ws, a WebSocket service and client
+#   tests/fixtures/grpc  @grpc/grpc-js, a gRPC service and client
 #   tests/browser        puppeteer-core, to drive chromium
 root="$(cd "$(dirname "$0")/.." && pwd)"
-for dir in tests/fixtures/jose tests/fixtures/ws tests/browser; do
+for dir in tests/fixtures/jose tests/fixtures/ws tests/fixtures/grpc tests/browser; do
   stamp="$root/$dir/node_modules/.package-lock.sha256"
   lock_hash=$(sha256sum "$root/$dir/package-lock.json" | cut -d' ' -f1)
   if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_hash" ]]; then
