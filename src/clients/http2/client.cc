@@ -101,7 +101,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void detach(Call* c, std::int32_t id, bool rst) noexcept {
     calls_.erase(std::remove(calls_.begin(), calls_.end(), c), calls_.end());
     if (calls_.empty()) idle_since_ = clock_.now_ms();
-    if (ng_ && id > 0 && state_ == State::Ready) {
+    if (ng_ && id > 0 && state_ != State::Dead) {
       nghttp2_session_set_stream_user_data(ng_, id, nullptr);
       if (rst) nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
       kick();
@@ -115,6 +115,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Each second, from the pool: idle close, PING keep-alive. false: the connection is done.
   bool sweep(std::int64_t now);
   void close(const char* why);
+  // The instance's first SETTINGS arrived: streams may start.
+  void settled();
 
  private:
   friend ssize_t read_request_body(nghttp2_session*, std::int32_t, std::uint8_t*, std::size_t, std::uint32_t*,
@@ -158,6 +160,9 @@ struct Connection::Callbacks {
     switch (frame->hd.type) {
       case NGHTTP2_PING:
         if (frame->hd.flags & NGHTTP2_FLAG_ACK) s.ping_sent_ = 0;
+        return 0;
+      case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) s.settled();
         return 0;
       case NGHTTP2_GOAWAY:
         s.goaway_ = true;  // no new stream; those beyond its last stream id are closed as refused
@@ -247,11 +252,17 @@ asio::awaitable<void> Connection::connect() {
     fail("cannot set up an HTTP/2 session");
     co_return;
   }
-  connect_timer_.cancel();
-  state_ = State::Ready;
+  // Streams start once the instance's SETTINGS are in (its stream limit above all: a burst of
+  // requests on a new connection would otherwise be refused beyond it).
   last_heard_ = clock_.now_ms();
   asio::co_spawn(stream_.get_executor(), write_loop(), asio::detached);
   asio::co_spawn(stream_.get_executor(), read_loop(), asio::detached);
+}
+
+void Connection::settled() {
+  if (state_ != State::Connecting) return;
+  connect_timer_.cancel();
+  state_ = State::Ready;
   for (Call* c : std::vector<Call*>(calls_)) c->on_connection_lost(nullptr);  // "ready": wakes the waiters
 }
 
@@ -288,7 +299,7 @@ bool Connection::begin_session() {
 
 void Connection::fail(const std::string& why) {
   if (state_ == State::Dead) return;
-  const bool was_ready = state_ == State::Ready;
+  const bool was_ready = ng_ != nullptr;
   state_ = State::Dead;
   failure_ = why;
   connect_timer_.cancel();
@@ -299,7 +310,7 @@ void Connection::fail(const std::string& why) {
 }
 
 void Connection::close(const char* why) {
-  if (state_ == State::Ready && ng_) {
+  if (state_ != State::Dead && ng_) {
     nghttp2_session_terminate_session(ng_, NGHTTP2_NO_ERROR);
     const std::uint8_t* data = nullptr;
     // The GOAWAY, best effort: the socket closes right after.
@@ -334,9 +345,9 @@ bool Connection::sweep(std::int64_t now) {
 asio::awaitable<void> Connection::read_loop() {
   auto self = shared_from_this();
   std::unique_ptr<char[]> buf(new char[kReadChunk]);
-  while (state_ == State::Ready) {
+  while (state_ != State::Dead) {
     auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf.get(), kReadChunk), nothrow);
-    if (state_ != State::Ready) co_return;
+    if (state_ == State::Dead) co_return;
     if (ec) {
       fail(ec == asio::error::eof ? "closed by the instance" : "read failed: " + ec.message());
       co_return;
@@ -357,7 +368,7 @@ asio::awaitable<void> Connection::read_loop() {
 
 asio::awaitable<void> Connection::write_loop() {
   auto self = shared_from_this();
-  while (state_ == State::Ready) {
+  while (state_ != State::Dead) {
     out_.clear();
     while (out_.size() < kWriteChunk) {
       const std::uint8_t* data = nullptr;
@@ -377,7 +388,7 @@ asio::awaitable<void> Connection::write_loop() {
     }
     auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(out_), nothrow);
     (void)n;
-    if (ec && state_ == State::Ready) {
+    if (ec && state_ != State::Dead) {
       fail("write failed: " + ec.message());
       co_return;
     }
