@@ -316,16 +316,8 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
     std::string why;
     if (config::parse_instance(body["url"].get<std::string>(), inst, why) != config::InstanceUrl::Ok)
       return error_response(400, "Bad request", "url: " + why);
-    if (why = config::instance_protocol_error(svc->config(), inst); !why.empty())
+    if (why = config::registration_error(*snap.config, svc->config(), inst); !why.empty())
       return error_response(400, "Bad request", "url: " + why);
-    // A route that lets WebSocket upgrades through to the service needs HTTP/1.1 to each instance.
-    if (config::speaks_http2(svc->config(), inst))
-      for (const auto& route : snap.config->routes)
-        if (route.service == service && route.websocket)
-          return error_response(400, "Bad request",
-                                fmt::format("url: {} speaks HTTP/2, and route \"{}\" lets WebSocket upgrades through "
-                                            "to \"{}\" (they need HTTP/1.1); set websocket: false on the route first",
-                                            inst.url, route.name, service));
     if (body.contains("ttl")) {
       const json& t = body["ttl"];
       std::optional<std::chrono::milliseconds> parsed;

@@ -68,11 +68,24 @@ std::optional<tcp::endpoint> admin_endpoint(const config::AdminConfig& a, std::s
   return *res.begin();
 }
 
+// The registered instances `svc` can take as `snap` stands: one that cannot (registered before a
+// reload changed the service's protocol or routes, or by a gateway with another config on the
+// same Redis) is left out, with a warning.
+std::vector<config::InstanceConfig> usable(const proxy::Snapshot& snap, const upstream::Service& svc,
+                                           std::vector<config::InstanceConfig> instances) {
+  std::erase_if(instances, [&](const config::InstanceConfig& i) {
+    std::string why = config::registration_error(*snap.config, svc.config(), i);
+    if (!why.empty()) log::warn("service \"{}\": registered instance {}: {}; not used", svc.name(), i.url, why);
+    return !why.empty();
+  });
+  return instances;
+}
+
 // Gives every service of `snap` the instances registered for it; endpoints that were in
 // `previous` keep their health state.
 void apply_registrations(const proxy::Snapshot& snap, const proxy::Snapshot* previous, const admin::ServiceRegistry& registry) {
   for (const auto& svc : snap.services) {
-    auto registered = registry.instances(svc->name());
+    auto registered = usable(snap, *svc, registry.instances(svc->name()));
     if (registered.empty() || !svc->set_registered(registered) || !previous) continue;
     if (const auto* old = previous->find_service(svc->name())) svc->inherit_health(*old);
   }
@@ -185,7 +198,7 @@ int run_gateway(RunOptions opts) {
     auto instances = registry.instances(name);
     log::debug("registry: service \"{}\" has {} registered instance{}", name, instances.size(), instances.size() == 1 ? "" : "s");
     for (const auto& svc : current->services)
-      if (svc->name() == name && svc->set_registered(instances) && checker) checker->sync();
+      if (svc->name() == name && svc->set_registered(usable(*current, *svc, instances)) && checker) checker->sync();
   });
   registry.start();
   checker = std::make_unique<upstream::HealthChecker>(control, current->services);

@@ -289,6 +289,11 @@ struct LoadResult {
   std::vector<Diagnostic> errors;
 };
 
+// Why `inst` cannot join service `s` of `c` while it runs (the admin API's registrations): it
+// cannot speak the service's protocol (instance_protocol_error), or it speaks HTTP/2 while a
+// route lets WebSocket upgrades through to the service. Empty when it can.
+std::string registration_error(const Config& c, const ServiceConfig& s, const InstanceConfig& inst);
+
 // Substitutes ${VAR} and ${VAR:-default} from the environment, parses and validates.
 LoadResult load_string(const std::string& text, const std::string& file_name, const PolicyCatalog& catalog);
 LoadResult load_file(const std::string& path, const PolicyCatalog& catalog);

@@ -1045,6 +1045,35 @@ TEST(ConfigHttp2, InstanceProtocolError) {
   EXPECT_NE(instance_protocol_error(s, https), "");
 }
 
+TEST(ConfigHttp2, RegistrationError) {
+  Config c = load_ok(R"(services:
+  user: {instances: ["http://10.0.0.5:3001"]}
+  quiet: {instances: ["http://10.0.0.6:3001"]}
+  secure: {instances: ["https://10.0.0.7"], protocol: h2}
+routes:
+  - {path: /users, service: user}
+  - {path: /quiet, service: quiet, websocket: false}
+  - {name: secure, path: /secure, service: secure}
+)");
+  InstanceConfig http, https, h2c;
+  std::string why;
+  ASSERT_EQ(parse_instance("http://10.0.0.8:1", http, why), InstanceUrl::Ok);
+  ASSERT_EQ(parse_instance("https://10.0.0.8:2", https, why), InstanceUrl::Ok);
+  ASSERT_EQ(parse_instance("h2c://10.0.0.8:3", h2c, why), InstanceUrl::Ok);
+  const ServiceConfig& user = *c.find_service("user");
+  const ServiceConfig& quiet = *c.find_service("quiet");
+  const ServiceConfig& secure = *c.find_service("secure");
+  EXPECT_EQ(registration_error(c, user, http), "");
+  EXPECT_EQ(registration_error(c, user, https), "");
+  EXPECT_EQ(registration_error(c, user, h2c),
+            "h2c://10.0.0.8:3 speaks HTTP/2, and route \"/users\" lets WebSocket upgrades through to \"user\" (they "
+            "need HTTP/1.1); set websocket: false on the route first");
+  EXPECT_EQ(registration_error(c, quiet, h2c), "");
+  EXPECT_EQ(registration_error(c, secure, https), "");  // its route has WebSocket off by default
+  EXPECT_EQ(registration_error(c, secure, http), instance_protocol_error(secure, http));
+  EXPECT_NE(registration_error(c, secure, http), "");
+}
+
 TEST(ConfigHttp2, EveryMismatchedInstanceIsReported) {
   EXPECT_EQ(errors_of(R"(services:
   api:

@@ -1146,6 +1146,17 @@ std::string instance_protocol_error(const ServiceConfig& s, const InstanceConfig
   return {};
 }
 
+std::string registration_error(const Config& c, const ServiceConfig& s, const InstanceConfig& inst) {
+  if (std::string why = instance_protocol_error(s, inst); !why.empty()) return why;
+  if (speaks_http2(s, inst))
+    for (const RouteConfig& r : c.routes)
+      if (r.service == s.name && r.websocket)
+        return fmt::format("{} speaks HTTP/2, and route {} lets WebSocket upgrades through to {} (they need "
+                           "HTTP/1.1); set websocket: false on the route first",
+                           inst.url, quote(r.name), quote(s.name));
+  return {};
+}
+
 LoadResult load_string(const std::string& text, const std::string& file_name, const PolicyCatalog& catalog) {
   SubstitutedText sub = substitute_env(text);
   Diagnostics d(file_name);

@@ -415,6 +415,44 @@ routes:
   EXPECT_EQ(spread(gw.port(), "/x", 2)["fixed"], 1);
 }
 
+// A registration that a reload makes unfit (here: an h2c:// instance once a route lets WebSocket
+// through to its service) is left out with a warning, and comes back when a reload makes it fit.
+TEST(AdminRegistry, RegistrationsAReloadMakesUnfitAreLeftOutUntilTheyFitAgain) {
+  Upstream fixed("fixed");
+  const int admin_port = free_port();
+  auto config = [&](const std::string& route_extra) {
+    return with_admin(admin_port, fill(R"(
+services:
+  user: {instances: ["{FIXED}"]}
+routes:
+  - {path: /, service: user{EXTRA}}
+)",
+                                       {{"FIXED", fixed.url()}, {"EXTRA", route_extra}}));
+  };
+  Gateway gw(config(", websocket: false"));
+  ASSERT_TRUE(gw.start()) << gw.diagnostics();
+  Admin admin{admin_port};
+  ASSERT_EQ(admin.add("user", "h2c://127.0.0.1:9").status, 201);
+  ASSERT_TRUE(eventually([&] { return instances_of(admin, "user").count("h2c://127.0.0.1:9") == 1; }));
+
+  gw.write_config(config(""));
+  Response reloaded = admin.call("POST", "/reload");
+  ASSERT_EQ(reloaded.status, 200) << reloaded.describe();
+  EXPECT_EQ(instances_of(admin, "user").count("h2c://127.0.0.1:9"), 0u);
+  EXPECT_EQ(instances_of(admin, "user").size(), 1u);
+  EXPECT_TRUE(eventually([&] {
+    return gw.stderr_text().find("registered instance h2c://127.0.0.1:9: h2c://127.0.0.1:9 speaks HTTP/2, and route "
+                                 "\"/\" lets WebSocket upgrades through to \"user\"") != std::string::npos;
+  }, 2s)) << gw.stderr_text();
+  EXPECT_EQ(spread(gw.port(), "/x", 2)["fixed"], 2);
+
+  gw.write_config(config(", websocket: false"));
+  reloaded = admin.call("POST", "/reload");
+  ASSERT_EQ(reloaded.status, 200) << reloaded.describe();
+  EXPECT_EQ(instances_of(admin, "user").count("h2c://127.0.0.1:9"), 1u);
+  EXPECT_TRUE(gw.alive());
+}
+
 TEST(Admin, MalformedAndOversizedRequestsGetAClearError) {
   Upstream user("user");
   const int admin_port = free_port();
