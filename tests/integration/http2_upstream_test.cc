@@ -97,6 +97,11 @@ class Service {
     return out;
   }
   std::size_t count(std::string_view kind) const { return events(kind).size(); }
+  // Waits until N events of KIND were read (the lines come in on another thread: a response
+  // may be back before the service's line about it is read). False after TIMEOUT.
+  bool wait_count(std::string_view kind, std::size_t n, Millis timeout = 3s) const {
+    return eventually([&] { return count(kind) >= n; }, timeout);
+  }
   // The first event of KIND for which PRED holds, waiting up to TIMEOUT.
   std::optional<json> wait(std::string_view kind, const std::function<bool(const json&)>& pred, Millis timeout = 5s) const {
     std::optional<json> found;
@@ -377,6 +382,7 @@ TEST(Http2UpstreamHttp1, H2cSchemeInstanceSpeaksHttp2WithoutProtocol) {
   EXPECT_EQ(e.value("path", ""), "/echo/scheme?q=h2c");
   EXPECT_EQ(e.value("authority", ""), svc->hostport());
   EXPECT_EQ(e.value("scheme", ""), "http");
+  ASSERT_TRUE(svc->wait_count("stream", 1)) << svc->dump();
   EXPECT_EQ(svc->count("session"), 1u) << svc->dump();
 }
 
@@ -454,6 +460,7 @@ TEST(Http2UpstreamH2Client, RequestsAndTrailersEndToEnd) {
   EXPECT_EQ(e.value("bodyLength", 0u), body.size());
   EXPECT_EQ(e.value("bodySum", 0u), byte_sum(body));
   // Every request went over the one connection to the service.
+  ASSERT_TRUE(svc->wait_count("stream", 3)) << svc->dump();
   EXPECT_EQ(svc->count("session"), 1u) << svc->dump();
 }
 
@@ -474,6 +481,7 @@ TEST(Http2UpstreamSharing, FiftyConcurrentRequestsShareOneOrTwoConnections) {
     ASSERT_EQ(r.status, 200) << i << ": " << r.describe() << svc->dump();
     EXPECT_EQ(echo_of(r.as_http1()).value("path", ""), "/slow?ms=400&i=" + std::to_string(i));
   }
+  ASSERT_TRUE(svc->wait_count("stream", 50)) << svc->dump();
   const auto sessions = svc->count("session");
   EXPECT_GE(sessions, 1u);
   EXPECT_LE(sessions, 2u) << svc->dump();
@@ -503,6 +511,7 @@ TEST(Http2UpstreamSharing, ServiceMaxConcurrentStreamsIsNeverExceeded) {
     const H2Response& r = c.response(ids[i]);
     EXPECT_EQ(r.status, 200) << i << ": " << r.describe() << svc->dump();
   }
+  EXPECT_TRUE(svc->wait_count("request", 21)) << svc->dump();
   EXPECT_EQ(svc->count("request"), 21u) << svc->dump();
   int peak = 0;
   for (const auto& p : svc->events("peak")) peak = std::max(peak, p.value("peak", 0));
@@ -527,6 +536,7 @@ TEST(Http2UpstreamSharing, EnforcedMaxConcurrentStreamsStillAnswersEveryRequest)
     const H2Response& r = c.response(ids[i]);
     EXPECT_EQ(r.status, 200) << i << ": " << r.describe() << svc->dump();
   }
+  EXPECT_TRUE(svc->wait_count("stream", 21)) << svc->dump();
   int peak = 0;
   for (const auto& s : svc->events("stream")) peak = std::max(peak, s.value("open", 0));
   EXPECT_LE(peak, 5) << svc->dump();
@@ -545,6 +555,7 @@ void expect_retried(const std::string& mode, const std::string& method, const st
   Response r = http_request(gw.port(), method, "/once?m=" + mode, {}, body);
   EXPECT_EQ(r.status, 200) << r.describe() << gw.diagnostics() << svc->dump();
   EXPECT_EQ(r.body, "answer 1") << r.describe();
+  svc->wait_count("request", 1);
   auto first = svc->events(mode == "refuse" ? "refused" : "goaway");
   auto answered = svc->events("request");
   ASSERT_EQ(first.size(), 1u) << svc->dump();
@@ -593,6 +604,7 @@ TEST(Http2UpstreamFailures, ConnectionCutMidResponseWithLengthIsNotACleanEnd) {
   EXPECT_LT(got.size() - head.size() - 4, 400000u);
   // The service lives on (it cut one connection): the next request goes on a new one.
   EXPECT_EQ(http_get(gw.port(), "/echo/after").status, 200) << gw.diagnostics() << svc->dump();
+  EXPECT_TRUE(svc->wait_count("stream", 2)) << svc->dump();
   EXPECT_EQ(svc->count("session"), 2u) << svc->dump();
 }
 
@@ -613,6 +625,7 @@ TEST(Http2UpstreamFailures, ConnectionCutMidResponseChunkedIsNotTerminated) {
   EXPECT_TRUE(head.find("chunked") != std::string::npos) << head;
   EXPECT_FALSE(got.size() >= 5 && got.compare(got.size() - 5, 5, "0\r\n\r\n") == 0) << "the chunked body was terminated";
   EXPECT_EQ(http_get(gw.port(), "/echo/after").status, 200) << gw.diagnostics() << svc->dump();
+  EXPECT_TRUE(svc->wait_count("stream", 2)) << svc->dump();
   EXPECT_EQ(svc->count("session"), 2u) << svc->dump();
 }
 
