@@ -651,9 +651,12 @@ void Call::on_headers_end(bool end_stream) {
       resp_.fields.add(n, v);
     }
     const bool bodiless = status == 204 || status == 304 || head_request_;
-    if (end_stream || bodiless) {
-      resp_.body = http::BodyKind::None;
+    if (bodiless) {
+      resp_.body = http::BodyKind::None;  // the service's content-length, if any, stays
       if (!cl.empty()) std::from_chars(cl.data(), cl.data() + cl.size(), resp_.content_length);
+    } else if (end_stream) {
+      resp_.body = http::BodyKind::Length;  // an empty body, framed as one for HTTP/1.1
+      resp_.content_length = 0;
     } else if (!cl.empty()) {
       resp_.body = http::BodyKind::Length;  // nghttp2 checks the DATA against it
       std::from_chars(cl.data(), cl.data() + cl.size(), resp_.content_length);
