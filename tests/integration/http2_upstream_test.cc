@@ -673,5 +673,42 @@ TEST(Http2UpstreamCancel, Http2ClientResetResetsTheServicesStream) {
   EXPECT_EQ(r.status, 200) << r.describe();
 }
 
+// Active health checks of an instance that speaks HTTP/2 go over HTTP/2: the h2c-only service
+// answers its probes (it speaks nothing else) and stays in; the one whose probe path answers
+// 503 goes out; traffic then reaches the healthy one only.
+TEST(Http2UpstreamHealth, ProbesOfAnHttp2InstanceGoOverHttp2) {
+  auto good = node_service();
+  GH_SERVICE(*good);
+  auto bad = node_service();
+  GH_SERVICE(*bad);
+  Gateway gw(fill(R"(
+health_endpoint: /gw-health
+services:
+  svc:
+    instances: ["h2c://{GOOD}", "h2c://{BAD}"]
+    health_check: {path: /status/204, interval: 200ms, unhealthy_after: 1}
+  bad:
+    instances: ["h2c://{BAD}"]
+    health_check: {path: /status/503, interval: 200ms, unhealthy_after: 1}
+routes:
+  - path: /
+    service: svc
+)",
+                  {{"GOOD", good->hostport()}, {"BAD", bad->hostport()}}),
+             one_worker());
+  GH_START(gw);
+  // The probes reach both services as HTTP/2 streams.
+  ASSERT_TRUE(eventually([&] { return good->count("stream") >= 2 && bad->count("stream") >= 2; }, 5s))
+      << good->dump() << bad->dump() << gw.diagnostics();
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto r = http_get(gw.port(), "/gw-health");
+        return r.body.find("\"bad\":{\"healthy\":0,\"total\":1}") != std::string::npos &&
+               r.body.find("\"svc\":{\"healthy\":2,\"total\":2}") != std::string::npos;
+      },
+      5s))
+      << http_get(gw.port(), "/gw-health").body << gw.diagnostics();
+}
+
 }  // namespace
 }  // namespace gh::integ
