@@ -48,7 +48,8 @@ usage: bench/run.sh [options]
                             measurement (default 10000)
   --gatehouse-config NAME=FILE
                             add a row NAME running gatehouse with FILE; in FILE,
-                            ${BENCH_LISTEN}, ${BENCH_UPSTREAM}, ${BENCH_WORKERS},
+                            ${BENCH_LISTEN}, ${BENCH_UPSTREAM} (its HTTP/2 twin
+                            ${BENCH_UPSTREAM_H2C}), ${BENCH_WORKERS},
                             ${BENCH_CERT} and ${BENCH_KEY} are replaced by the
                             listen address, the upstream URL, --workers and the
                             certificate and key files (repeatable)
@@ -373,9 +374,12 @@ fi
 declare -A PORT=() PID=()
 SKIPPED=()
 
-read -r -a ports <<<"$(python3 "$TOOL" free-ports $((${#SELECTED[@]} + 2)))"
+read -r -a ports <<<"$(python3 "$TOOL" free-ports $((${#SELECTED[@]} + 3)))"
 UPSTREAM_PORT=${ports[0]}
 UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"
+# The same upstream in cleartext HTTP/2 (prior knowledge), for rows that speak HTTP/2 to it.
+UPSTREAM_H2C_PORT=${ports[$((${#SELECTED[@]} + 2))]}
+UPSTREAM_H2C_URL="h2c://127.0.0.1:$UPSTREAM_H2C_PORT"
 next_port=1
 
 spawn() {  # dir cmd...: start cmd in its own process group; sets SPAWNED
@@ -437,6 +441,13 @@ start_upstream() {
     # connections (bench/benchtool.py sample)
     location = /bench-status {
       stub_status;
+    }
+  }
+  server {
+    listen 127.0.0.1:$UPSTREAM_H2C_PORT http2;
+    location / {
+      default_type text/plain;
+      return 200 "ok\n";
     }
   }
 }
@@ -574,6 +585,7 @@ start_gatehouse() {  # port dir template
   fi
   sed -e "s|\${BENCH_LISTEN}|127.0.0.1:$port|g" \
       -e "s|\${BENCH_UPSTREAM}|$UPSTREAM_URL|g" \
+      -e "s|\${BENCH_UPSTREAM_H2C}|$UPSTREAM_H2C_URL|g" \
       -e "s|\${BENCH_WORKERS}|$WORKERS|g" \
       -e "s|\${BENCH_CERT}|$CERT_FILE|g" \
       -e "s|\${BENCH_KEY}|$KEY_FILE|g" "$template" >"$d/gatehouse.yaml"
