@@ -113,7 +113,7 @@ asio::awaitable<void> Exchange::run() {
   } catch (...) {
     failure = std::current_exception();
   }
-  co_await join_pump();
+  co_await join_pump(true);
   if (failure) {
     worker_.shared().internal_errors.fetch_add(1, std::memory_order_relaxed);
     try {
@@ -357,10 +357,10 @@ asio::awaitable<void> Exchange::pump_body() {
   }
 }
 
-asio::awaitable<void> Exchange::join_pump() {
+asio::awaitable<void> Exchange::join_pump(bool stop_reading) {
   if (!pump_running_) co_return;
-  up_.close();        // a send in progress returns
-  down_.stop_body();  // so does a read
+  up_.close();                          // a send in progress returns
+  if (stop_reading) down_.stop_body();  // so does a read
   while (pump_running_) co_await pump_done_->async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
@@ -410,6 +410,9 @@ asio::awaitable<void> Exchange::proxy() {
   };
 
   for (;;) {
+    // Another attempt: the last one's pump (a whole, replayable body: it waits on no read) ends
+    // with its stream first.
+    if (pump_running_) co_await join_pump(false);
     if (!same_endpoint) {
       pick.avoid = tried.data();
       pick.avoid_count = n_tried;

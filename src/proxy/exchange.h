@@ -93,7 +93,9 @@ class Exchange {
   // arm_after(d), bounded by the gRPC deadline.
   void arm(std::chrono::milliseconds d) noexcept;
   boost::asio::awaitable<void> pump_body();
-  boost::asio::awaitable<void> join_pump();
+  // Ends the pump, if one runs, and waits for it: the stream to the instance is closed, and with
+  // `stop_reading` the client's body too.
+  boost::asio::awaitable<void> join_pump(bool stop_reading);
   void finish();
   void lend_strings() noexcept;
 
