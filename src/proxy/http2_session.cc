@@ -58,6 +58,11 @@ bool clean_value(std::string_view v) noexcept {
   return true;
 }
 
+// A field whose value differs on every message (the request id): indexed by HPACK, each one
+// would evict a useful entry and lengthen the encoder's lookups (all share one name), for no
+// gain; it is sent as a literal instead.
+bool unique_per_message(std::string_view lower_name) noexcept { return lower_name == "x-request-id"; }
+
 struct Budget {
   double tokens, burst, rate;
   Clock::time_point last;
@@ -459,7 +464,9 @@ asio::awaitable<Result<void>> H2Stream::send_body(std::string_view data, bool la
     auto* base = reinterpret_cast<std::uint8_t*>(resp_store_.data());
     for (std::size_t i = 0; i + 3 < resp_spans_.size(); i += 4)
       nv.push_back({base + resp_spans_[i], base + resp_spans_[i + 2], resp_spans_[i + 1], resp_spans_[i + 3],
-                    NGHTTP2_NV_FLAG_NONE});
+                    unique_per_message(std::string_view(resp_store_).substr(resp_spans_[i], resp_spans_[i + 1]))
+                        ? std::uint8_t(NGHTTP2_NV_FLAG_NO_INDEX)
+                        : std::uint8_t(NGHTTP2_NV_FLAG_NONE)});
     int rv;
     if (no_body_ || (last && data.empty() && trailer_nv_.empty())) {
       rv = nghttp2_submit_response(s_.ng_, id_, nv.data(), nv.size(), nullptr);

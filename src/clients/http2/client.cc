@@ -41,7 +41,12 @@ bool not_for_http2(std::string_view lower) noexcept {
 
 nghttp2_nv nv(const std::string& store, const Call::Span& s) {
   auto* base = reinterpret_cast<std::uint8_t*>(const_cast<char*>(store.data()));
-  return {base + s.name_off, base + s.value_off, s.name_len, s.value_len, NGHTTP2_NV_FLAG_NONE};
+  // Values unique to each request are sent as literals: indexed, each would evict a useful
+  // entry from the HPACK table and lengthen the encoder's lookups.
+  const std::string_view name(store.data() + s.name_off, s.name_len);
+  const bool unique = name == "x-request-id" || name == "x-forwarded-for";
+  return {base + s.name_off, base + s.value_off, s.name_len, s.value_len,
+          unique ? std::uint8_t(NGHTTP2_NV_FLAG_NO_INDEX) : std::uint8_t(NGHTTP2_NV_FLAG_NONE)};
 }
 
 void add_span(std::string& store, std::vector<Call::Span>& spans, std::string_view name, std::string_view value,
