@@ -8,8 +8,9 @@ packages=(
   libboost1.81-dev libssl-dev libyaml-cpp-dev libre2-dev libhiredis-dev
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libnghttp2-dev
-  redis-server curl python3 nlohmann-json3-dev nodejs
+  redis-server curl python3 python3-h2 nlohmann-json3-dev nodejs
 )
+# python3-h2: the HTTP/2 services the integration tests script (tests/fixtures/h2/server.py).
 # npm: Debian's package, unless the installed nodejs already ships it (it then conflicts).
 command -v npm >/dev/null || packages+=(npm)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk nghttp2-client); fi
