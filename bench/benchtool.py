@@ -576,6 +576,8 @@ def cmd_meta(args):
         "kernel": platform.release(),
         "busy_percent_at_start": args.busy,
         "baseline": args.baseline,
+        "gatehouse_binary": args.gatehouse_binary or None,
+        "binaries": dict(l.split("=", 1) for l in args.binaries.splitlines() if "=" in l),
         "versions": {"nginx": _version(["nginx", "-v"]),
                      "haproxy": _version(["haproxy", "-v"]),
                      "wrk": _version(["wrk", "-v"]),
@@ -1037,6 +1039,8 @@ def cmd_summarize(args):
            if meta["idle_connections"] else "idle memory skipped"),
     ]
     notes += _tls_notes(meta, rows)
+    for t, path in meta.get("binaries", {}).items():
+        notes.append(f"{t}: binary {path}")
     busy = meta.get("busy_percent_at_start")
     if busy is not None and busy > BUSY_WARN_PERCENT:
         notes.append(f"WARNING: the machine was {busy}% busy before the start: "
@@ -1175,6 +1179,8 @@ def main():
     s.add_argument("--resume", type=int, default=0)
     s.add_argument("--tls-info")
     s.add_argument("--h2-info")  # h2 mode: wait-h2's lines
+    s.add_argument("--gatehouse-binary", default="")
+    s.add_argument("--binaries", default="")  # NAME=PATH lines: rows run with another binary
     s.set_defaults(fn=cmd_meta)
 
     s = sub.add_parser("idle")

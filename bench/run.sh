@@ -53,6 +53,11 @@ usage: bench/run.sh [options]
                             ${BENCH_CERT} and ${BENCH_KEY} are replaced by the
                             listen address, the upstream URL, --workers and the
                             certificate and key files (repeatable)
+  --gatehouse-binary NAME=PATH
+                            row NAME (gatehouse, or a NAME from
+                            --gatehouse-config) runs the gatehouse binary PATH
+                            instead of $GATEHOUSE, e.g. to compare two builds
+                            in one run (repeatable)
   --path NAME=PATH          request PATH (default /) when benchmarking NAME
   --tokens NAME=FILE        wrk sends NAME a different bearer token from FILE
                             (one a line) on each request, in turn (not in h2 mode)
@@ -98,7 +103,7 @@ WARMUP=2
 OUT=""
 BASELINE=gatehouse
 EXTRA_NAMES=()
-declare -A EXTRA_FILE=() TARGET_PATH=() TARGET_HEADERS=() TARGET_TOKENS=()
+declare -A EXTRA_FILE=() TARGET_PATH=() TARGET_HEADERS=() TARGET_TOKENS=() TARGET_BINARY=()
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 2; }
@@ -122,7 +127,7 @@ while (($#)); do
     --resume) RESUME=1; shift; continue ;;
     --mode|--cert|--workers|--wrk-threads|--streams) ;;
     --duration|--rounds|--connections|--idle-connections|--warmup|--only|--out) ;;
-    --gatehouse-config|--path|--header|--tokens|--baseline) ;;
+    --gatehouse-config|--gatehouse-binary|--path|--header|--tokens|--baseline) ;;
     *) die "unknown option $opt (see --help)" ;;
   esac
   (($# >= 2)) || die "$opt needs a value (see --help)"
@@ -154,6 +159,11 @@ while (($#)); do
       case $name in direct|gatehouse|nginx|haproxy) die "--gatehouse-config: $name is taken" ;; esac
       [[ -v EXTRA_FILE[$name] ]] || EXTRA_NAMES+=("$name")
       EXTRA_FILE[$name]=$(cd "$(dirname "$file")" && pwd)/$(basename "$file") ;;
+    --gatehouse-binary)
+      name=${val%%=*} file=${val#*=}
+      [[ $val == *=?* && -n $name ]] || die "--gatehouse-binary wants NAME=PATH"
+      [[ -f $file && -x $file ]] || die "--gatehouse-binary $name: no executable file $file"
+      TARGET_BINARY[$name]=$(realpath "$file") ;;
     --path)
       [[ $val == *=/* ]] || die "--path wants NAME=/PATH"
       TARGET_PATH[${val%%=*}]=${val#*=} ;;
@@ -188,6 +198,10 @@ else
   ALL_TARGETS=(gatehouse "${EXTRA_NAMES[@]}" nginx haproxy)
   SCHEME=https
 fi
+for name in "${!TARGET_BINARY[@]}"; do
+  [[ $name == gatehouse || -v EXTRA_FILE[$name] ]] ||
+    die "--gatehouse-binary: '$name' is not a gatehouse row (gatehouse, or a NAME from --gatehouse-config)"
+done
 [[ " ${ALL_TARGETS[*]} " == *" $BASELINE "* ]] || die "--baseline: unknown target '$BASELINE' (known: ${ALL_TARGETS[*]})"
 if [[ -n $ONLY ]]; then
   IFS=, read -r -a wanted <<<"$ONLY"
@@ -577,10 +591,10 @@ EOF
   fi
 }
 
-start_gatehouse() {  # port dir template
-  local port=$1 d=$2 template=$3
-  if [[ ! -x $GATEHOUSE ]]; then
-    SKIP_REASON="no gatehouse binary at $GATEHOUSE (build it, or set GATEHOUSE)"
+start_gatehouse() {  # port dir template binary
+  local port=$1 d=$2 template=$3 binary=$4
+  if [[ ! -x $binary ]]; then
+    SKIP_REASON="no gatehouse binary at $binary (build it, or set GATEHOUSE)"
     return 1
   fi
   sed -e "s|\${BENCH_LISTEN}|127.0.0.1:$port|g" \
@@ -589,7 +603,7 @@ start_gatehouse() {  # port dir template
       -e "s|\${BENCH_WORKERS}|$WORKERS|g" \
       -e "s|\${BENCH_CERT}|$CERT_FILE|g" \
       -e "s|\${BENCH_KEY}|$KEY_FILE|g" "$template" >"$d/gatehouse.yaml"
-  spawn "$d" "$GATEHOUSE" run -c "$d/gatehouse.yaml"
+  spawn "$d" "$binary" run -c "$d/gatehouse.yaml"
 }
 
 start_target() {  # name
@@ -606,8 +620,8 @@ start_target() {  # name
   case $t in
     nginx) start_nginx_proxy "$port" "$d" ;;
     haproxy) start_haproxy "$port" "$d" ;;
-    gatehouse) start_gatehouse "$port" "$d" "$GATEHOUSE_TEMPLATE" || return 1 ;;
-    *) start_gatehouse "$port" "$d" "${EXTRA_FILE[$t]}" || return 1 ;;
+    gatehouse) start_gatehouse "$port" "$d" "$GATEHOUSE_TEMPLATE" "${TARGET_BINARY[$t]:-$GATEHOUSE}" || return 1 ;;
+    *) start_gatehouse "$port" "$d" "${EXTRA_FILE[$t]}" "${TARGET_BINARY[$t]:-$GATEHOUSE}" || return 1 ;;
   esac
   PORT[$t]=$port PID[$t]=$SPAWNED
   local hdr_args=()
@@ -672,7 +686,8 @@ TARGETS=()
 for t in "${SELECTED[@]}"; do
   if start_target "$t"; then
     TARGETS+=("$t")
-    log "started $t on 127.0.0.1:${PORT[$t]} (pid ${PID[$t]})"
+    log "started $t on 127.0.0.1:${PORT[$t]} (pid ${PID[$t]})$(
+      [[ -v TARGET_BINARY[$t] ]] && echo ", binary ${TARGET_BINARY[$t]}")"
   else
     log "SKIPPING $t: $SKIP_REASON"
     SKIPPED+=("$t: $SKIP_REASON")
@@ -698,7 +713,9 @@ python3 "$TOOL" meta "$OUT/meta.json" --targets "${TARGETS[*]}" \
   --idle-connections "$((SKIP_MEMORY ? 0 : IDLE_CONNECTIONS))" --busy "$BUSY" --baseline "$BASELINE" \
   --mode "$MODE" --cert "$([[ $MODE == plain ]] || echo "$CERT_KIND")" --workers "$WORKERS" \
   --wrk-threads "$WRK_THREADS" --resume "$RESUME" --tls-info "$OUT/tls.jsonl" \
-  --streams "$STREAMS" --h2-info "$OUT/h2.jsonl"
+  --streams "$STREAMS" --h2-info "$OUT/h2.jsonl" --gatehouse-binary "$GATEHOUSE" \
+  --binaries "$(for t in "${TARGETS[@]}"; do
+    if [[ -v TARGET_BINARY[$t] ]]; then printf '%s=%s\n' "$t" "${TARGET_BINARY[$t]}"; fi; done)"
 
 # --- throughput, latency, CPU ----------------------------------------------
 
