@@ -11,6 +11,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 GATEHOUSE=${GATEHOUSE:-$BENCH_DIR/../build/release/src/app/gatehouse}
 die() { echo "policies.sh: $*" >&2; exit 2; }
 [[ -x $GATEHOUSE ]] || die "no gatehouse binary at $GATEHOUSE (build the release preset)"
+GATEHOUSE=$(realpath "$GATEHOUSE")
 command -v openssl >/dev/null || die "needs openssl (apt-get install -y openssl)"
 
 # Results go where run.sh is told (--out), else to bench/out/TIMESTAMP (and bench/out/latest).
