@@ -60,11 +60,13 @@ usage: bench/run.sh [options]
                             in one run (repeatable)
   --response-bytes N        the upstream answers every request with N bytes (a
                             file of N bytes) instead of "ok\n"; the nginx proxy
-                            streams responses (proxy_buffering off)
+                            streams responses (proxy_buffering off); no
+                            idle-memory measurement
   --request-bytes N         every request is a POST with an N-byte body (wrk
                             script); the upstream reads each body whole before
                             answering; the nginx proxy streams uploads
-                            (proxy_request_buffering off). Not in h2 mode
+                            (proxy_request_buffering off); no idle-memory
+                            measurement. Not in h2 mode
   --path NAME=PATH          request PATH (default /) when benchmarking NAME
   --tokens NAME=FILE        wrk sends NAME a different bearer token from FILE
                             (one a line) on each request, in turn (not in h2 mode)
@@ -197,6 +199,9 @@ fi
 STREAMS=${STREAMS:-1}
 if [[ $MODE == handshake || $MODE == h2 ]]; then
   SKIP_MEMORY=1  # idle TLS connections are the tls mode's measurement
+fi
+if ((RESPONSE_BYTES || REQUEST_BYTES)); then
+  SKIP_MEMORY=1  # idle connections are measured with small answers (the client keeps each one)
 fi
 if [[ $MODE == h2 ]] && ((REQUEST_BYTES)); then
   die "--request-bytes needs wrk: not in --mode h2"
