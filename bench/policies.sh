@@ -102,7 +102,7 @@ if not plain:
 print()
 print(f"{'policy alone on the route':<26} {'CPU us/req':>10} {'vs plain':>8} {'+us/req':>8}")
 print(f"{'-' * 26} {'-' * 10} {'-' * 8} {'-' * 8}")
-print(f"{'none (gatehouse, plain)':<26} {plain:>10.1f} {1:>8.2f} {'':>8}")
+print(f"{'none (gatehouse, plain)':<26} {plain:>10.1f} {1:>8.2f}")
 for name in sys.argv[2].split(",") + ["nginx"]:
     cpu = (rows.get(name) or {}).get("cpu_us_per_req")
     label = "(nginx, for reference)" if name == "nginx" else name
