@@ -142,8 +142,19 @@ def http_get_status(port, path, timeout, headers=(), tls=False, body_bytes=0, wa
             method = "POST"
             extra += f"Content-Type: application/octet-stream\r\nContent-Length: {body_bytes}\r\n"
         s.sendall(f"{method} {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n{extra}"
-                  "Connection: close\r\n\r\n".encode() + b"x" * body_bytes)
+                  "Connection: close\r\n\r\n".encode())
         data = b""
+        if body_bytes:
+            try:
+                s.sendall(b"x" * body_bytes)
+            except OSError as e:  # refused mid-body (a body limit): its answer may be in already
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    pass
+                if not data.startswith(b"HTTP/"):
+                    raise OSError(e.errno, f"connection closed while sending the {body_bytes}-byte "
+                                  f"body ({e.strerror}; a body size limit?)") from e
         while (b"\r\n\r\n" if want_body else b"\r\n") not in data:
             chunk = s.recv(65536)
             if not chunk:
