@@ -519,9 +519,12 @@ start_upstream() {
     printf 'ok\n' >"$d/www/body"
   fi
   # nginx's workers run as another user when it is started as root: let them reach the file
-  # (the work directory is mktemp's, private to its owner)
-  chmod a+x "$WORK" "$d" "$d/www"
-  chmod a+r "$d/www/body"
+  # (the work directory is mktemp's, private to its owner; its TLS files stay private)
+  if ((RESPONSE_BYTES || REQUEST_BYTES)); then
+    [[ -d $WORK/tls ]] && chmod go-rwx "$WORK/tls"
+    chmod a+x "$WORK" "$d" "$d/www"
+    chmod a+r "$d/www/body"
+  fi
   {
     nginx_common "$d"
     echo "http {"
