@@ -90,24 +90,47 @@ wait "$RUN_PID" || rc=$?
 RUN_PID=""
 ((rc == 0)) || exit "$rc"
 
-# The overhead table: each row's median CPU per request over the plain row's, and the
-# difference in microseconds (what the policy adds to a request).
-python3 - "$OUT/summary.json" "$(IFS=,; echo "${ROWS[*]}")" <<'PY' | tee "$OUT/policies.txt"
-import json, sys
-summary = json.load(open(sys.argv[1]))
-rows = summary.get("targets") or {}
+# The overhead table: each row's median CPU per request over the plain row's, the difference in
+# microseconds (what the policy adds to a request), and the median of the per-round ratios.
+python3 - "$OUT" "$(IFS=,; echo "${ROWS[*]}")" <<'PY' | tee "$OUT/policies.txt"
+import json, os, statistics, sys
+out, names = sys.argv[1], sys.argv[2].split(",") + ["nginx"]
+with open(os.path.join(out, "summary.json")) as f:
+    rows = json.load(f).get("targets") or {}
 plain = (rows.get("gatehouse") or {}).get("cpu_us_per_req")
 if not plain:
     sys.exit("policies.sh: no measured plain gatehouse row")
+# Each round's ratio to the plain row of the same round: steadier than the ratio of the medians
+# when the machine drifts from round to round.
+by_round = {}
+with open(os.path.join(out, "runs.jsonl")) as f:
+    for line in f:
+        if line.strip():
+            r = json.loads(line)
+            by_round.setdefault(r["round"], {})[r["target"]] = r["cpu_us_per_req"]
+
+
+def round_ratio(name):
+    ratios = [v[name] / v["gatehouse"] for v in by_round.values()
+              if v.get(name) and v.get("gatehouse")]
+    return statistics.median(ratios) if ratios else None
+
+
 print()
-print(f"{'policy alone on the route':<26} {'CPU us/req':>10} {'vs plain':>8} {'+us/req':>8}")
-print(f"{'-' * 26} {'-' * 10} {'-' * 8} {'-' * 8}")
+print(f"{'policy alone on the route':<26} {'CPU us/req':>10} {'vs plain':>8} {'+us/req':>8} "
+      f"{'by round':>8}")
+print(f"{'-' * 26} {'-' * 10} {'-' * 8} {'-' * 8} {'-' * 8}")
 print(f"{'none (gatehouse, plain)':<26} {plain:>10.1f} {1:>8.2f}")
-for name in sys.argv[2].split(",") + ["nginx"]:
+for name in names:
     cpu = (rows.get(name) or {}).get("cpu_us_per_req")
     label = "(nginx, for reference)" if name == "nginx" else name
     if cpu is None:
-        print(f"{label:<26} {'-':>10} {'-':>8} {'-':>8}")
+        print(f"{label:<26} {'-':>10} {'-':>8} {'-':>8} {'-':>8}")
         continue
-    print(f"{label:<26} {cpu:>10.1f} {cpu / plain:>8.2f} {cpu - plain:>+8.1f}")
+    rr = round_ratio(name)
+    print(f"{label:<26} {cpu:>10.1f} {cpu / plain:>8.2f} {cpu - plain:>+8.1f} "
+          + (f"{rr:>8.2f}" if rr is not None else f"{'-':>8}"))
+print()
+print("vs plain: median CPU per request over the plain row's; +us/req: their difference;")
+print("by round: the median over the rounds of each round's ratio to that round's plain row")
 PY
