@@ -3,7 +3,8 @@
 
 Subcommands:
   free-ports N                  print N distinct free TCP ports on 127.0.0.1
-  wait-http PORT [--pid P]      wait until GET / on 127.0.0.1:PORT answers 200
+  wait-http PORT [--pid P]      wait until GET / on 127.0.0.1:PORT answers 200 (--body-bytes N:
+                                a POST with an N-byte body; --expect-bytes N: and a body of N)
                                 (--tls: over TLS, the certificate not verified)
   tls-info PORT                 what a TLS server offers: protocol, cipher, key
                                 exchange group, tickets per handshake (openssl s_client)
@@ -128,24 +129,65 @@ def client_tls_context():
     return ctx
 
 
-def http_get_status(port, path, timeout, headers=(), tls=False):
+def http_get_status(port, path, timeout, headers=(), tls=False, body_bytes=0, want_body=False):
+    """The status of one request (GET; with body_bytes, a POST with a body of that many
+    bytes); with want_body, (status, the response body's length) after reading it all."""
     s = socket.create_connection((LOOPBACK, port), timeout=timeout)
     try:
         if tls:
             s = client_tls_context().wrap_socket(s)
         extra = "".join(h + "\r\n" for h in headers)
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n{extra}"
+        method = "GET"
+        if body_bytes:
+            method = "POST"
+            extra += f"Content-Type: application/octet-stream\r\nContent-Length: {body_bytes}\r\n"
+        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n{extra}"
                   "Connection: close\r\n\r\n".encode())
         data = b""
-        while b"\r\n" not in data:
-            chunk = s.recv(4096)
+        if body_bytes:
+            try:
+                s.sendall(b"x" * body_bytes)
+            except OSError as e:  # refused mid-body (a body limit): its answer may be in already
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    pass
+                if not data.startswith(b"HTTP/"):
+                    raise OSError(e.errno, f"connection closed while sending the {body_bytes}-byte "
+                                  f"body ({e.strerror}; a body size limit?)") from e
+        while (b"\r\n\r\n" if want_body else b"\r\n") not in data:
+            chunk = s.recv(65536)
             if not chunk:
                 break
             data += chunk
         parts = data.split(b" ", 2)
-        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        if not want_body:
+            return status
+        head, _, body = data.partition(b"\r\n\r\n")
+        while True:  # Connection: close: the body ends with the connection
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        if b"\r\ntransfer-encoding: chunked" in head.lower():
+            body = _dechunk(body)
+        return status, len(body)
     finally:
         s.close()
+
+
+def _dechunk(data):
+    out, pos = b"", 0
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return out
+        size = int(data[pos:eol].split(b";")[0] or b"0", 16)
+        if size == 0:
+            return out
+        out += data[eol + 2:eol + 2 + size]
+        pos = eol + 2 + size + 2
 
 
 def cmd_wait_http(args):
@@ -156,10 +198,17 @@ def cmd_wait_http(args):
             print(f"process {args.pid} exited", file=sys.stderr)
             return 1
         try:
-            status = http_get_status(args.port, args.path, 1.0, args.header, args.tls)
-            if status == 200:
+            if args.expect_bytes is None:
+                status = http_get_status(args.port, args.path, 1.0, args.header, args.tls,
+                                         args.body_bytes)
+                length = None
+            else:
+                status, length = http_get_status(args.port, args.path, 5.0, args.header,
+                                                 args.tls, args.body_bytes, want_body=True)
+            if status == 200 and length in (None, args.expect_bytes):
                 return 0
-            last = f"status {status}"
+            last = (f"status {status}" if status != 200 else
+                    f"a body of {length} bytes, not {args.expect_bytes}")
         except OSError as e:  # ssl.SSLError included
             last = str(e)
         time.sleep(0.05)
@@ -576,6 +625,10 @@ def cmd_meta(args):
         "kernel": platform.release(),
         "busy_percent_at_start": args.busy,
         "baseline": args.baseline,
+        "gatehouse_binary": args.gatehouse_binary or None,
+        "request_bytes": args.request_bytes,
+        "response_bytes": args.response_bytes,
+        "binaries": dict(l.split("=", 1) for l in args.binaries.splitlines() if "=" in l),
         "versions": {"nginx": _version(["nginx", "-v"]),
                      "haproxy": _version(["haproxy", "-v"]),
                      "wrk": _version(["wrk", "-v"]),
@@ -1037,6 +1090,14 @@ def cmd_summarize(args):
            if meta["idle_connections"] else "idle memory skipped"),
     ]
     notes += _tls_notes(meta, rows)
+    if meta.get("request_bytes") or meta.get("response_bytes"):
+        notes.append(("POST bodies of {:,} bytes".format(meta["request_bytes"])
+                      if meta.get("request_bytes") else "GET")
+                     + ", responses of {:,} bytes".format(meta.get("response_bytes") or 3)
+                     + "; the nginx proxy streams both ways (proxy_request_buffering off, "
+                     "proxy_buffering off, 16 KiB buffers)")
+    for t, path in meta.get("binaries", {}).items():
+        notes.append(f"{t}: binary {path}")
     busy = meta.get("busy_percent_at_start")
     if busy is not None and busy > BUSY_WARN_PERCENT:
         notes.append(f"WARNING: the machine was {busy}% busy before the start: "
@@ -1099,6 +1160,8 @@ def main():
     s.add_argument("--pid", type=int)
     s.add_argument("--timeout", type=float, default=10.0)
     s.add_argument("--tls", action="store_true")
+    s.add_argument("--body-bytes", type=int, default=0)  # POST a body of this many bytes
+    s.add_argument("--expect-bytes", type=int)  # the response body's length must be this
     s.set_defaults(fn=cmd_wait_http)
 
     s = sub.add_parser("wait-h2")
@@ -1175,6 +1238,10 @@ def main():
     s.add_argument("--resume", type=int, default=0)
     s.add_argument("--tls-info")
     s.add_argument("--h2-info")  # h2 mode: wait-h2's lines
+    s.add_argument("--gatehouse-binary", default="")
+    s.add_argument("--request-bytes", type=int, default=0)
+    s.add_argument("--response-bytes", type=int, default=0)
+    s.add_argument("--binaries", default="")  # NAME=PATH lines: rows run with another binary
     s.set_defaults(fn=cmd_meta)
 
     s = sub.add_parser("idle")

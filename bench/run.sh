@@ -53,6 +53,20 @@ usage: bench/run.sh [options]
                             ${BENCH_CERT} and ${BENCH_KEY} are replaced by the
                             listen address, the upstream URL, --workers and the
                             certificate and key files (repeatable)
+  --gatehouse-binary NAME=PATH
+                            row NAME (gatehouse, or a NAME from
+                            --gatehouse-config) runs the gatehouse binary PATH
+                            instead of $GATEHOUSE, e.g. to compare two builds
+                            in one run (repeatable)
+  --response-bytes N        the upstream answers every request with N bytes (a
+                            file of N bytes) instead of "ok\n"; the nginx proxy
+                            streams responses (proxy_buffering off); no
+                            idle-memory measurement
+  --request-bytes N         every request is a POST with an N-byte body (wrk
+                            script); the upstream reads each body whole before
+                            answering; the nginx proxy streams uploads
+                            (proxy_request_buffering off); no idle-memory
+                            measurement. Not in h2 mode
   --path NAME=PATH          request PATH (default /) when benchmarking NAME
   --tokens NAME=FILE        wrk sends NAME a different bearer token from FILE
                             (one a line) on each request, in turn (not in h2 mode)
@@ -97,8 +111,10 @@ IDLE_CONNECTIONS=10000
 WARMUP=2
 OUT=""
 BASELINE=gatehouse
+RESPONSE_BYTES=0
+REQUEST_BYTES=0
 EXTRA_NAMES=()
-declare -A EXTRA_FILE=() TARGET_PATH=() TARGET_HEADERS=() TARGET_TOKENS=()
+declare -A EXTRA_FILE=() TARGET_PATH=() TARGET_HEADERS=() TARGET_TOKENS=() TARGET_BINARY=()
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 2; }
@@ -122,7 +138,8 @@ while (($#)); do
     --resume) RESUME=1; shift; continue ;;
     --mode|--cert|--workers|--wrk-threads|--streams) ;;
     --duration|--rounds|--connections|--idle-connections|--warmup|--only|--out) ;;
-    --gatehouse-config|--path|--header|--tokens|--baseline) ;;
+    --gatehouse-config|--gatehouse-binary|--path|--header|--tokens|--baseline) ;;
+    --response-bytes|--request-bytes) ;;
     *) die "unknown option $opt (see --help)" ;;
   esac
   (($# >= 2)) || die "$opt needs a value (see --help)"
@@ -145,6 +162,8 @@ while (($#)); do
     --idle-connections) need_int "$opt" "$val"; IDLE_CONNECTIONS=$val ;;
     --warmup) [[ $val =~ ^[0-9]+$ ]] || die "--warmup needs an integer"; WARMUP=$val ;;
     --only) ONLY=$val ;;
+    --response-bytes) need_int "$opt" "$val"; RESPONSE_BYTES=$val ;;
+    --request-bytes) need_int "$opt" "$val"; REQUEST_BYTES=$val ;;
     --out) OUT=$val ;;
     --baseline) BASELINE=$val ;;
     --gatehouse-config)
@@ -154,6 +173,11 @@ while (($#)); do
       case $name in direct|gatehouse|nginx|haproxy) die "--gatehouse-config: $name is taken" ;; esac
       [[ -v EXTRA_FILE[$name] ]] || EXTRA_NAMES+=("$name")
       EXTRA_FILE[$name]=$(cd "$(dirname "$file")" && pwd)/$(basename "$file") ;;
+    --gatehouse-binary)
+      name=${val%%=*} file=${val#*=}
+      [[ $val == *=?* && -n $name ]] || die "--gatehouse-binary wants NAME=PATH"
+      [[ -f $file && -x $file ]] || die "--gatehouse-binary $name: no executable file $file"
+      TARGET_BINARY[$name]=$(realpath "$file") ;;
     --path)
       [[ $val == *=/* ]] || die "--path wants NAME=/PATH"
       TARGET_PATH[${val%%=*}]=${val#*=} ;;
@@ -176,6 +200,12 @@ STREAMS=${STREAMS:-1}
 if [[ $MODE == handshake || $MODE == h2 ]]; then
   SKIP_MEMORY=1  # idle TLS connections are the tls mode's measurement
 fi
+if ((RESPONSE_BYTES || REQUEST_BYTES)); then
+  SKIP_MEMORY=1  # idle connections are measured with small answers (the client keeps each one)
+fi
+if [[ $MODE == h2 ]] && ((REQUEST_BYTES)); then
+  die "--request-bytes needs wrk: not in --mode h2"
+fi
 if [[ $MODE == h2 ]] && ((${#TARGET_TOKENS[@]})); then
   die "--tokens needs wrk: not in --mode h2 (h2load sends the same header fields on every request)"
 fi
@@ -188,6 +218,10 @@ else
   ALL_TARGETS=(gatehouse "${EXTRA_NAMES[@]}" nginx haproxy)
   SCHEME=https
 fi
+for name in "${!TARGET_BINARY[@]}"; do
+  [[ $name == gatehouse || -v EXTRA_FILE[$name] ]] ||
+    die "--gatehouse-binary: '$name' is not a gatehouse row (gatehouse, or a NAME from --gatehouse-config)"
+done
 [[ " ${ALL_TARGETS[*]} " == *" $BASELINE "* ]] || die "--baseline: unknown target '$BASELINE' (known: ${ALL_TARGETS[*]})"
 if [[ -n $ONLY ]]; then
   IFS=, read -r -a wanted <<<"$ONLY"
@@ -382,6 +416,13 @@ UPSTREAM_H2C_PORT=${ports[$((${#SELECTED[@]} + 2))]}
 UPSTREAM_H2C_URL="h2c://127.0.0.1:$UPSTREAM_H2C_PORT"
 next_port=1
 
+# The probes before the rounds send what wrk will send (a POST with a body of --request-bytes)
+# and check that the answer's body has the size the upstream serves.
+BODY_PROBE_ARGS=()
+if ((REQUEST_BYTES || RESPONSE_BYTES)); then
+  BODY_PROBE_ARGS=(--body-bytes "$REQUEST_BYTES" --expect-bytes "$( ((RESPONSE_BYTES)) && echo "$RESPONSE_BYTES" || echo 3)")
+fi
+
 spawn() {  # dir cmd...: start cmd in its own process group; sets SPAWNED
   local dir=$1
   shift
@@ -423,9 +464,67 @@ start_nginx() {  # dir conf-file
   spawn "$d" nginx -p "$d" -c "$2" -e "$d/error.log"
 }
 
+# The upstream's answer on every path: 200 "ok\n", or with --response-bytes or --request-bytes
+# the file www/body (N bytes, or "ok\n"). With --request-bytes it reads each request's body
+# whole (into memory) before answering, as an application would: the mirror module reads the
+# body (its subrequest answers 204 and is dropped); the static module refuses POST with 405,
+# which error_page turns into the file (a redirect as GET, the body already read).
+upstream_location() {  # dir
+  local d=$1
+  if ((RESPONSE_BYTES == 0 && REQUEST_BYTES == 0)); then
+    cat <<EOF
+    location / {
+      default_type text/plain;
+      return 200 "ok\n";
+    }
+EOF
+    return 0
+  fi
+  cat <<EOF
+    sendfile on;
+    client_max_body_size 0;
+    client_body_buffer_size $((REQUEST_BYTES > 16384 ? REQUEST_BYTES : 16384));
+    location / {
+      root $d/www;
+      try_files /body =500;
+      default_type application/octet-stream;
+EOF
+  if ((REQUEST_BYTES)); then
+    cat <<EOF
+      mirror /bench-read-body;
+      mirror_request_body on;
+      error_page 405 =200 /bench-body;
+EOF
+  fi
+  cat <<EOF
+    }
+    location = /bench-body {
+      internal;
+      default_type application/octet-stream;
+      alias $d/www/body;
+    }
+    location = /bench-read-body {
+      internal;
+      return 204;
+    }
+EOF
+}
+
 start_upstream() {
   local d="$WORK/upstream"
-  mkdir -p "$d"
+  mkdir -p "$d/www"
+  if ((RESPONSE_BYTES)); then
+    head -c "$RESPONSE_BYTES" /dev/zero | tr '\0' x >"$d/www/body"
+  else
+    printf 'ok\n' >"$d/www/body"
+  fi
+  # nginx's workers run as another user when it is started as root: let them reach the file
+  # (the work directory is mktemp's, private to its owner; its TLS files stay private)
+  if ((RESPONSE_BYTES || REQUEST_BYTES)); then
+    [[ -d $WORK/tls ]] && chmod go-rwx "$WORK/tls"
+    chmod a+x "$WORK" "$d" "$d/www"
+    chmod a+r "$d/www/body"
+  fi
   {
     nginx_common "$d"
     echo "http {"
@@ -433,10 +532,7 @@ start_upstream() {
     cat <<EOF
   server {
     listen 127.0.0.1:$UPSTREAM_PORT;
-    location / {
-      default_type text/plain;
-      return 200 "ok\n";
-    }
+$(upstream_location "$d")
     # connection counters, to check that the proxies reuse their upstream
     # connections (bench/benchtool.py sample)
     location = /bench-status {
@@ -445,18 +541,31 @@ start_upstream() {
   }
   server {
     listen 127.0.0.1:$UPSTREAM_H2C_PORT http2;
-    location / {
-      default_type text/plain;
-      return 200 "ok\n";
-    }
+$(upstream_location "$d")
   }
 }
 EOF
   } >"$d/nginx.conf"
   start_nginx "$d" "$d/nginx.conf"
   UPSTREAM_PID=$SPAWNED
-  python3 "$TOOL" wait-http "$UPSTREAM_PORT" --pid "$UPSTREAM_PID" ||
+  python3 "$TOOL" wait-http "$UPSTREAM_PORT" --pid "$UPSTREAM_PID" "${BODY_PROBE_ARGS[@]}" ||
     { tail -n 20 "$d"/*.log >&2 || true; die "the upstream nginx did not start"; }
+}
+
+# With bodies, the nginx proxy streams both ways as gatehouse and HAProxy do, through one
+# 16 KiB buffer each way (gatehouse's body buffers and HAProxy's tune.bufsize are 16 KiB):
+# by default it would read a whole upload before passing it on, and buffer responses, both
+# spilling to temporary files beyond its in-memory buffers.
+nginx_proxy_bodies() {
+  ((RESPONSE_BYTES || REQUEST_BYTES)) || return 0
+  cat <<EOF
+      proxy_request_buffering off;
+      proxy_buffering off;
+      proxy_buffer_size 16k;
+      proxy_busy_buffers_size 16k;
+      client_body_buffer_size 16k;
+      client_max_body_size 0;
+EOF
 }
 
 start_nginx_proxy() {  # port dir
@@ -480,6 +589,7 @@ $([[ $MODE == plain ]] || nginx_tls)
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+$(nginx_proxy_bodies)
     }
   }
 }
@@ -577,10 +687,10 @@ EOF
   fi
 }
 
-start_gatehouse() {  # port dir template
-  local port=$1 d=$2 template=$3
-  if [[ ! -x $GATEHOUSE ]]; then
-    SKIP_REASON="no gatehouse binary at $GATEHOUSE (build it, or set GATEHOUSE)"
+start_gatehouse() {  # port dir template binary
+  local port=$1 d=$2 template=$3 binary=$4
+  if [[ ! -x $binary ]]; then
+    SKIP_REASON="no gatehouse binary at $binary (build it, or set GATEHOUSE)"
     return 1
   fi
   sed -e "s|\${BENCH_LISTEN}|127.0.0.1:$port|g" \
@@ -589,7 +699,7 @@ start_gatehouse() {  # port dir template
       -e "s|\${BENCH_WORKERS}|$WORKERS|g" \
       -e "s|\${BENCH_CERT}|$CERT_FILE|g" \
       -e "s|\${BENCH_KEY}|$KEY_FILE|g" "$template" >"$d/gatehouse.yaml"
-  spawn "$d" "$GATEHOUSE" run -c "$d/gatehouse.yaml"
+  spawn "$d" "$binary" run -c "$d/gatehouse.yaml"
 }
 
 start_target() {  # name
@@ -606,8 +716,8 @@ start_target() {  # name
   case $t in
     nginx) start_nginx_proxy "$port" "$d" ;;
     haproxy) start_haproxy "$port" "$d" ;;
-    gatehouse) start_gatehouse "$port" "$d" "$GATEHOUSE_TEMPLATE" || return 1 ;;
-    *) start_gatehouse "$port" "$d" "${EXTRA_FILE[$t]}" || return 1 ;;
+    gatehouse) start_gatehouse "$port" "$d" "$GATEHOUSE_TEMPLATE" "${TARGET_BINARY[$t]:-$GATEHOUSE}" || return 1 ;;
+    *) start_gatehouse "$port" "$d" "${EXTRA_FILE[$t]}" "${TARGET_BINARY[$t]:-$GATEHOUSE}" || return 1 ;;
   esac
   PORT[$t]=$port PID[$t]=$SPAWNED
   local hdr_args=()
@@ -615,7 +725,7 @@ start_target() {  # name
     [[ -n $h ]] && hdr_args+=(--header "$h")
   done <<<"${TARGET_HEADERS[$t]:-}"
   if ! python3 "$TOOL" wait-http "$port" --pid "$SPAWNED" --path "${TARGET_PATH[$t]:-/}" \
-      "${hdr_args[@]}" "${TLS_ARG[@]}" 2>"$d/wait.err"; then
+      "${hdr_args[@]}" "${TLS_ARG[@]}" "${BODY_PROBE_ARGS[@]}" 2>"$d/wait.err"; then
     SKIP_REASON="did not answer 200 on 127.0.0.1:$port${TARGET_PATH[$t]:-/} ($(tail -n 1 "$d/wait.err"))"
     log "--- $t output:"
     tail -n 20 "$d"/*.log >&2 2>/dev/null || true
@@ -672,7 +782,8 @@ TARGETS=()
 for t in "${SELECTED[@]}"; do
   if start_target "$t"; then
     TARGETS+=("$t")
-    log "started $t on 127.0.0.1:${PORT[$t]} (pid ${PID[$t]})"
+    log "started $t on 127.0.0.1:${PORT[$t]} (pid ${PID[$t]})$(
+      [[ -v TARGET_BINARY[$t] ]] && echo ", binary ${TARGET_BINARY[$t]}")"
   else
     log "SKIPPING $t: $SKIP_REASON"
     SKIPPED+=("$t: $SKIP_REASON")
@@ -698,7 +809,10 @@ python3 "$TOOL" meta "$OUT/meta.json" --targets "${TARGETS[*]}" \
   --idle-connections "$((SKIP_MEMORY ? 0 : IDLE_CONNECTIONS))" --busy "$BUSY" --baseline "$BASELINE" \
   --mode "$MODE" --cert "$([[ $MODE == plain ]] || echo "$CERT_KIND")" --workers "$WORKERS" \
   --wrk-threads "$WRK_THREADS" --resume "$RESUME" --tls-info "$OUT/tls.jsonl" \
-  --streams "$STREAMS" --h2-info "$OUT/h2.jsonl"
+  --streams "$STREAMS" --h2-info "$OUT/h2.jsonl" --gatehouse-binary "$GATEHOUSE" \
+  --request-bytes "$REQUEST_BYTES" --response-bytes "$RESPONSE_BYTES" \
+  --binaries "$(for t in "${TARGETS[@]}"; do
+    if [[ -v TARGET_BINARY[$t] ]]; then printf '%s=%s\n' "$t" "${TARGET_BINARY[$t]}"; fi; done)"
 
 # --- throughput, latency, CPU ----------------------------------------------
 
@@ -752,7 +866,7 @@ run_load() {  # target round seconds record(0|1)
   alive "${PID[$t]}" || { target_gone "$t" "before $([[ $record == 1 ]] && echo "round $round" || echo "the warm-up")"; return 0; }
   read -r c0 u0 a0 < <(python3 "$TOOL" sample "${PID[$t]}" "$UPSTREAM_PID" "$UPSTREAM_PORT") || true
   [[ -n $REDIS_PID ]] && s0=$(python3 "$TOOL" cpu "$REDIS_PID" 2>/dev/null || true)
-  if ! BENCH_TOKENS="${TARGET_TOKENS[$t]:-}" run_bounded $((secs + 30)) "${cmd[@]}" \
+  if ! BENCH_TOKENS="${TARGET_TOKENS[$t]:-}" BENCH_BODY_BYTES="$REQUEST_BYTES" run_bounded $((secs + 30)) "${cmd[@]}" \
       >"$out" 2>&1; then
     log "$t round $round: $CLIENT failed (see $out)"
     printf '%s\n' "$t: $CLIENT failed in round $round" >>"$OUT/failures.txt"

@@ -17,6 +17,15 @@ done = function(summary, latency, requests)
     e.connect, e.read, e.write, e.status, e.timeout))
 end
 
+-- With BENCH_BODY_BYTES > 0, every request is a POST with a body of that many bytes (wrk.format
+-- adds its Content-Length).
+local body_bytes = tonumber(os.getenv("BENCH_BODY_BYTES") or "") or 0
+if body_bytes > 0 then
+  wrk.method = "POST"
+  wrk.body = string.rep("x", body_bytes)
+  wrk.headers["Content-Type"] = "application/octet-stream"
+end
+
 -- With BENCH_TOKENS naming a file of bearer tokens (one a line), each request carries the next
 -- token in turn: a verification cache then never hits when the file holds more tokens than it.
 local tokens = {}
