@@ -7,9 +7,10 @@ packages=(
   clang-14 libclang-rt-14-dev
   libboost1.81-dev libssl-dev libyaml-cpp-dev libre2-dev libhiredis-dev
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libnghttp2-dev
+  libnghttp2-dev liburing-dev
   redis-server curl python3 python3-h2 nlohmann-json3-dev nodejs
 )
+# liburing-dev: the io_uring build (GH_IO_URING, the release-uring preset).
 # python3-h2: the HTTP/2 services the integration tests script (tests/fixtures/h2/server.py).
 # npm: Debian's package, unless the installed nodejs already ships it (it then conflicts).
 command -v npm >/dev/null || packages+=(npm)
