@@ -125,9 +125,10 @@ Count count_allocations(const std::string& yaml_template, const std::string& tar
 void expect_no_allocation(const Count& c) {
   ASSERT_EQ(c.failure, "");
   ASSERT_EQ(c.requests, kConnections * kMeasuredRounds);
-  // The idle period allows for the process's own timers; a single allocation per request would
-  // show as 8000.
-  EXPECT_LE(c.mallocs, c.idle_mallocs + 2)
+  // The idle period allows for the process's own timers (about one call a second), and 16 more
+  // for a timer that fires in one period and not the other; one allocation per request would
+  // show as 8000, one per 500 requests as 16 over the idle count.
+  EXPECT_LE(c.mallocs, c.idle_mallocs + 16)
       << c.mallocs << " allocator calls over " << c.requests << " requests (idle: " << c.idle_mallocs << ")";
   std::printf("allocator calls: %llu over %d requests (%.4f per request); idle over as long: %llu\n",
               static_cast<unsigned long long>(c.mallocs), c.requests,
