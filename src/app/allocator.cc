@@ -23,8 +23,16 @@
 // thread-exit destructors, go straight to free().
 //
 // Not built with AddressSanitizer: ASan's own operator new must stay in place to check every
-// allocation, and a cache would hide use-after-free.
-#if !defined(__SANITIZE_ADDRESS__)
+// allocation, and a cache would hide use-after-free. (GCC says so with __SANITIZE_ADDRESS__,
+// clang with __has_feature.)
+#if defined(__SANITIZE_ADDRESS__)
+#define GH_ALLOCATOR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GH_ALLOCATOR_ASAN 1
+#endif
+#endif
+#if !defined(GH_ALLOCATOR_ASAN)
 
 #include <malloc.h>
 
@@ -139,4 +147,4 @@ void operator delete(void* p, std::size_t n) noexcept {
 }
 void operator delete[](void* p, std::size_t) noexcept { operator delete[](p); }
 
-#endif  // !defined(__SANITIZE_ADDRESS__)
+#endif  // !defined(GH_ALLOCATOR_ASAN)
