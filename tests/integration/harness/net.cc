@@ -6,9 +6,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <mutex>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <unordered_set>
 
 namespace gh::integ {
 
@@ -27,9 +29,7 @@ sockaddr_in loopback(int port) {
   return a;
 }
 
-}  // namespace
-
-int free_port() {
+int bound_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a = loopback(0);
   if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
@@ -40,6 +40,23 @@ int free_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   ::close(fd);
   return ntohs(a.sin_port);
+}
+
+}  // namespace
+
+// The kernel may hand the same free port to two binds in a row once the first socket is closed,
+// so a test asking for a listener port and an admin port could get one port twice. Ports given
+// out once in this process are never given again.
+int free_port() {
+  static std::mutex mutex;
+  static std::unordered_set<int> given;
+  std::lock_guard lock(mutex);
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    int port = bound_port();
+    if (port < 0) return -1;
+    if (given.insert(port).second) return port;
+  }
+  return -1;
 }
 
 int connect_to(int port, Millis timeout) {
