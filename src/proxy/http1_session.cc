@@ -117,8 +117,17 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
     if (in_.data) w_.buffers().put(std::move(in_));
     in_ = {};
     in_begin_ = in_end_ = 0;
-    if (sc_) w_.return_scratch(std::move(sc_));
+    if (sc_) {
+      if (sc_->body_in.data) w_.buffers().put(std::move(sc_->body_in));
+      w_.return_scratch(std::move(sc_));
+    }
   }
+  // Where the read cursor (in_begin_, in_end_) points: the head's buffer, or once the body
+  // needed reads of its own, the body's.
+  char* rd() noexcept { return sc_ && sc_->body_in.data ? sc_->body_in.data.get() : in_.data.get(); }
+  // The request is over: what was read past its body (a pipelined head) becomes the start of
+  // the head buffer, and the body buffer goes back to the pool.
+  void end_body_reads();
 
   asio::awaitable<bool> handle_request(bool head_error, int status);
   // Whether the connection may carry another request after this one. A request that asked for
@@ -160,6 +169,7 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
 
   // Request body.
   std::size_t body_begin_ = 0;     // where the body starts in in_ (for a rewind)
+  bool body_read_filled_ = false;  // the last body read filled its buffer: the client sends fast
   std::uint64_t body_left_ = 0;    // Length bodies: bytes not yet read from the client
   std::uint64_t body_read_ = 0;    // decoded bytes handed out in this attempt
   Clock::time_point body_start_;
@@ -373,6 +383,7 @@ asio::awaitable<bool> Http1Session::handle_request(bool head_error, int status) 
   body_left_ = req.body == http::BodyKind::Length ? req.content_length : 0;
   body_read_ = 0;
   body_first_ = true;
+  body_read_filled_ = false;
   replayable_ = req.body == http::BodyKind::None ||
                 (req.body == http::BodyKind::Length && body_left_ <= in_end_ - in_begin_);
   sc_->chunked_in = http::ChunkedDecoder{};
@@ -386,7 +397,14 @@ asio::awaitable<bool> Http1Session::handle_request(bool head_error, int status) 
     if (head_error) co_await exchange.reject_head(status, status == 408 ? "head_timeout" : "bad_head");
     else co_await exchange.run();
   }
+  end_body_reads();
   co_return keep_ && last_sent_ && !aborted_;
+}
+
+void Http1Session::end_body_reads() {
+  if (!sc_ || !sc_->body_in.data) return;
+  std::swap(in_, sc_->body_in);
+  w_.buffers().put(std::move(sc_->body_in));
 }
 
 asio::awaitable<Result<void>> Http1Session::read_client_more() {
@@ -401,13 +419,19 @@ asio::awaitable<Result<void>> Http1Session::read_client_more() {
     (void)n;
     if (ec) co_return Error::downstream(ErrorCode::ClientGone, ec.message());
   }
+  // The body's own buffer: large at once for a long body, or once a small one proved too small.
+  IoBuffer& buf = sc_->body_in;
+  const bool long_body = sc_->req.body == http::BodyKind::Length ? body_left_ > BufferPool::kSmall : body_read_filled_;
+  if (!buf.data) buf = w_.buffers().get(long_body ? BufferPool::kLarge : BufferPool::kSmall);
+  else if (buf.cap < BufferPool::kLarge && long_body) w_.buffers().enlarge(buf, 0, 0);
   arm_after(lim.body_timeout);
-  std::size_t want = in_.cap;
+  std::size_t want = buf.cap;
   if (sc_->req.body == http::BodyKind::Length) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, body_left_));
-  auto [ec, n] = co_await client_.async_read_some(asio::buffer(in_.data.get(), want), nothrow);
+  auto [ec, n] = co_await client_.async_read_some(asio::buffer(buf.data.get(), want), nothrow);
   if (ec)
     co_return timed_out_ ? Error::downstream(ErrorCode::Timeout, "request body timeout")
                          : Error::downstream(ErrorCode::ClientGone, ec.message());
+  body_read_filled_ = n == buf.cap;
   in_end_ = n;
   co_return Result<void>{};
 }
@@ -455,7 +479,7 @@ asio::awaitable<Result<http::BodyPart>> Http1Session::read_body() {
     }
     if (req.body == http::BodyKind::Length) {
       std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(in_end_ - in_begin_, body_left_));
-      std::string_view part(in_.data.get() + in_begin_, take);
+      std::string_view part(rd() + in_begin_, take);
       in_begin_ += take;
       body_left_ -= take;
       body_read_ += take;
@@ -463,7 +487,7 @@ asio::awaitable<Result<http::BodyPart>> Http1Session::read_body() {
       continue;
     }
     // Chunked.
-    char* base = in_.data.get();
+    char* base = rd();
     const std::size_t start = in_begin_;
     std::size_t pos = in_begin_, write_pos = in_begin_;
     bool done = false;
@@ -558,7 +582,7 @@ asio::awaitable<void> Http1Session::tunnel(clients::Outbound& up, std::chrono::m
   if (!upstream) co_return;
   // Bytes the client sent after its head belong to the new protocol.
   if (in_end_ > in_begin_) {
-    auto [ec, n] = co_await asio::async_write(*upstream, asio::buffer(in_.data.get() + in_begin_, in_end_ - in_begin_),
+    auto [ec, n] = co_await asio::async_write(*upstream, asio::buffer(rd() + in_begin_, in_end_ - in_begin_),
                                               nothrow);
     bytes_in += n;
     in_begin_ = in_end_;

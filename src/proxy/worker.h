@@ -42,6 +42,10 @@ struct RequestScratch {
   clients::Upstream upstream;           // the request's connection (or stream) to its instance
   http::ChunkedDecoder chunked_in;      // the request body's decoder
   http::RequestHead req;
+  // The request body beyond what came with the head is read here, never over the head: the
+  // head's fields are views into the connection's buffer, read until the exchange ends (access
+  // log, response policies such as cors). Given back to the pool when the request ends.
+  IoBuffer body_in;
   std::string head_out;                 // the response head being written
   ExchangeScratch exchange;
 };

@@ -164,6 +164,31 @@ TEST_F(Bodies, PipelinedRequestsAreAnsweredInOrder) {
   }
 }
 
+// A long chunked body is read in buffers of its own; a request sent right behind it, in the
+// same writes, is still answered, and after it a short one.
+TEST_F(Bodies, RequestPipelinedBehindALongChunkedBodyIsAnswered) {
+  up_.set_handler([](const Request& r) { return Reply::text(r.target + ":" + std::to_string(r.body.size())); });
+  const std::string body = pattern_body(300000, 17);
+  std::string wire = "POST /long HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (std::size_t at = 0; at < body.size(); at += 40000) {
+    const std::size_t n = std::min<std::size_t>(40000, body.size() - at);
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "%zx", n);
+    wire += std::string(hex) + "\r\n" + body.substr(at, n) + "\r\n";
+  }
+  wire += "0\r\n\r\n" + make_request("POST", "/next", {}, "abc") + make_request("GET", "/last");
+  Conn c(gw_->port());
+  ASSERT_TRUE(c.send(wire));
+  for (const char* want : {"/long:300000", "/next:3", "/last:0"}) {
+    auto r = c.read_response(10s);
+    ASSERT_TRUE(r) << "no response for " << want << "; pending: " << c.pending().substr(0, 200);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, want);
+  }
+  ASSERT_EQ(up_.request_count(), 3u);
+  EXPECT_TRUE(up_.requests()[0].body == body);
+}
+
 TEST_F(Bodies, HeadResponseHasNoBody) {
   up_.set_handler([](const Request&) { return Reply::text("0123456789"); });
   Conn c(gw_->port());

@@ -18,11 +18,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-namespace {
-
-
-}  // namespace
-
 Connection::~Connection() { release_buffer(); }
 
 void Connection::release_buffer() noexcept {
@@ -159,6 +154,7 @@ asio::awaitable<Result<http::ResponseHead*>> Connection::read_head(bool head_req
   chunked_ = http::ChunkedDecoder{};
   left_ = resp_.body == http::BodyKind::Length ? resp_.content_length : 0;
   body_started_ = false;
+  read_filled_ = false;
   body_done_ = resp_.body == http::BodyKind::None;
   co_return &resp_;
 }
@@ -221,6 +217,13 @@ asio::awaitable<Result<http::BodyPart>> Connection::read_body() {
     co_return decode_buffered();
   }
   for (;;) {
+    // A body longer than the buffer, or one that filled it on the last read, is read in a large
+    // buffer from here on: a quarter of the reads (the head it held was sent already).
+    const bool long_body = resp_.body == http::BodyKind::Length ? left_ > in_.cap : read_filled_;
+    if (in_.cap < BufferPool::kLarge && long_body) {
+      end_ = buffers_.enlarge(in_, begin_, end_);
+      begin_ = 0;
+    }
     if (begin_ == end_) {
       begin_ = end_ = 0;
     } else if (begin_ > 0) {
@@ -239,6 +242,7 @@ asio::awaitable<Result<http::BodyPart>> Connection::read_body() {
       }
       co_return Error::upstream(ErrorCode::UpstreamClosed, ec.message());
     }
+    read_filled_ = end_ + n == in_.cap;
     end_ += n;
     Result<http::BodyPart> part = decode_buffered();
     if (!part || !part->data.empty() || part->last) co_return part;

@@ -73,6 +73,7 @@ class Connection final : public Outbound {
   std::uint64_t left_ = 0;  // Length bodies: bytes not yet handed out
   bool body_started_ = false;
   bool body_done_ = false;
+  bool read_filled_ = false;  // the last body read filled the buffer: the service sends fast
 };
 
 }  // namespace gh::clients::http1
