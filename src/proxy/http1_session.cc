@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -12,6 +13,9 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <utility>
+
+#include <unistd.h>
 
 #include "core/log.h"
 #include "http/head_writer.h"
@@ -32,25 +36,41 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 namespace {
 
 constexpr int kLingerMillis = 100;
+// An idle connection is parked after this many deadline sweeps (about a second) without a byte.
+constexpr int kParkAfterTicks = 1000 / kDeadlineTickMillis;
 
 }  // namespace
 
-class Http1Session final : public SessionBase, public Downstream, public std::enable_shared_from_this<Http1Session> {
+class Http1Session final : public SessionBase,
+                           public Downstream,
+                           public Parking::Client,
+                           public std::enable_shared_from_this<Http1Session> {
  public:
   Http1Session(Worker& w, tcp::socket s, core::Gauge* open, std::size_t listener)
       : w_(w), client_(std::move(s)), open_(open), listener_(listener) {
     accepted_ = w_.clock().now();
     if (open_) open_->add(w_.id(), 1);
   }
+  ~Http1Session() {
+    if (parked_fd_ >= 0) ::close(parked_fd_);  // parked when the loop stopped
+  }
 
   // Connection life: begin() -> [idle: async_wait readable] -> serve() while bytes are buffered
   // -> idle again, until the peer leaves, a deadline passes or the gateway drains. While idle the
   // connection holds no coroutine frame, no buffer, no scratch and no timer: one handler on
-  // its socket.
+  // its socket; idle for kParkAfterTicks sweeps, not even that: it is parked (Parking), its
+  // session alone keeping its place.
   void begin(std::shared_ptr<const net::TlsServerContext> tls);
   void on_handshake(boost::system::error_code ec);
   void wait_idle();
   void on_readable(boost::system::error_code ec);
+  // Parking (see Parking): park() moves the descriptor from Asio's reactor to the worker's set;
+  // on_unparked() (it is readable) and wake_parked() (a deadline, drain or stop) bring it back.
+  bool park();
+  void on_unparked() override;
+  void wake_parked();
+  void resume_from_park(bool aborted);
+  bool may_park() const { return alive_ && !timed_out_ && !draining() && client_.is_open(); }
   void after_serve(std::exception_ptr e, bool keep);
   void shutdown();
   asio::awaitable<bool> serve();
@@ -60,12 +80,20 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
     if (phase_ == Phase::Idle || phase_ == Phase::Linger) cancel_all();
   }
   void check_deadline(Clock::time_point now) override {
-    if (now < deadline_) return;
+    if (now < deadline_) {
+      if (phase_ == Phase::Idle && parked_fd_ < 0 && !park_asked_ && ++idle_ticks_ >= kParkAfterTicks) {
+        park_asked_ = true;  // the wait ends as cancelled; on_readable parks
+        boost::system::error_code ignore;
+        client_.socket().cancel(ignore);
+      }
+      return;
+    }
     timed_out_ = true;
     deadline_ = Clock::time_point::max();
     cancel_all();
   }
   void close_now() override {
+    if (parked_fd_ >= 0) return wake_parked();
     client_.close();
     if (sc_) sc_->upstream.close();
   }
@@ -101,6 +129,7 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
     deadline_ = tp;
   }
   void cancel_all() {
+    if (parked_fd_ >= 0) return wake_parked();
     boost::system::error_code ignore;
     client_.socket().cancel(ignore);
     if (sc_) sc_->upstream.cancel();
@@ -156,7 +185,12 @@ class Http1Session final : public SessionBase, public Downstream, public std::en
   bool alive_ = true;
   bool first_ = true;
   bool h2c_preface_ = false;  // the first bytes may be HTTP/2's preface (an h2c listener)
+  bool v6_ = false;           // the socket's family, to take its descriptor back after parking
+  bool park_asked_ = false;   // the idle wait was cancelled to park
+  std::uint8_t idle_ticks_ = 0;
   Phase phase_ = Phase::Idle;
+  int parked_fd_ = -1;
+  std::shared_ptr<Http1Session> parked_self_;  // while parked (or waking): what keeps it
 
   IoBuffer in_;
   std::size_t in_begin_ = 0, in_end_ = 0;
@@ -197,6 +231,7 @@ void Http1Session::begin(std::shared_ptr<const net::TlsServerContext> tls) {
   boost::system::error_code ec;
   client_.socket().set_option(tcp::no_delay(true), ec);
   auto peer = client_.socket().remote_endpoint(ec);
+  v6_ = peer.protocol() == tcp::v6();
   if (!ec) {
     auto addr = peer.address();
     if (addr.is_v6() && addr.to_v6().is_v4_mapped())
@@ -260,11 +295,54 @@ void Http1Session::on_handshake(boost::system::error_code ec) {
 
 void Http1Session::wait_idle() {
   phase_ = Phase::Idle;
+  idle_ticks_ = 0;
   client_.async_wait(tcp::socket::wait_read,
                      [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); });
 }
 
+bool Http1Session::park() {
+  boost::system::error_code ec;
+  const int fd = client_.socket().release(ec);
+  if (ec) return false;
+  if (!w_.parking().park(fd, this)) {
+    client_.socket().assign(v6_ ? tcp::v6() : tcp::v4(), fd, ec);
+    if (ec) ::close(fd);  // the socket stays closed: the caller's wait fails and it closes
+    return false;
+  }
+  parked_fd_ = fd;
+  parked_self_ = shared_from_this();
+  return true;
+}
+
+void Http1Session::on_unparked() {
+  auto self = std::move(parked_self_);
+  w_.parking().unpark(parked_fd_);
+  resume_from_park(false);
+}
+
+void Http1Session::wake_parked() {
+  if (!parked_self_) return;  // waking already
+  w_.parking().unpark(parked_fd_);
+  // Later, as a cancelled wait's handler would run: the worker may be walking its sessions.
+  asio::post(client_.get_executor(), [self = std::move(parked_self_)] { self->resume_from_park(true); });
+}
+
+void Http1Session::resume_from_park(bool aborted) {
+  const int fd = std::exchange(parked_fd_, -1);
+  boost::system::error_code ec;
+  client_.socket().assign(v6_ ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return shutdown();
+  }
+  on_readable(aborted ? asio::error::operation_aborted : ec);
+}
+
 void Http1Session::on_readable(boost::system::error_code ec) {
+  if (std::exchange(park_asked_, false) && ec == asio::error::operation_aborted && may_park()) {
+    if (!park()) wait_idle();
+    return;
+  }
   if (ec || !alive_) return shutdown();  // idle timeout, drain or peer gone: close quietly
   if (!first_) arm_after(limits().header_timeout);
   first_ = false;

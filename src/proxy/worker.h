@@ -22,6 +22,7 @@
 #include "net/tls_certificates.h"
 #include "proxy/access_log.h"
 #include "proxy/exchange.h"
+#include "proxy/parking.h"
 #include "proxy/snapshot.h"
 
 namespace gh::proxy {
@@ -85,6 +86,7 @@ class Worker {
   clients::http1::ConnectionPool& pool() noexcept { return pool_; }
   clients::http2::Pool& http2_pool() noexcept { return h2pool_; }
   BufferPool& buffers() noexcept { return buffers_; }
+  Parking& parking() noexcept { return parking_; }
   AccessLog& access_log() noexcept { return access_log_; }
   // Request ids: a random per-worker prefix and a counter.
   void next_request_id(std::string& out);
@@ -134,6 +136,7 @@ class Worker {
   clients::http1::ConnectionPool pool_;
   clients::http2::Pool h2pool_{clock_};
   BufferPool buffers_;
+  Parking parking_{io_.get_executor()};
   AccessLog access_log_;
   SessionBase* sessions_ = nullptr;  // intrusive list head
   static constexpr std::size_t kMaxLingering = 256;
