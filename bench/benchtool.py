@@ -621,6 +621,7 @@ def cmd_meta(args):
         "h2": _read_jsonl(args.h2_info) if args.h2_info else [],
         "warmup": args.warmup,
         "idle_connections": args.idle_connections,
+        "idle_batches": args.idle_batches,
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
         "busy_percent_at_start": args.busy,
@@ -730,8 +731,22 @@ def cmd_idle(args):
             return
         send_request(c)
 
+    # --batches N: the connections arrive in N equal batches, --pause seconds apart (each batch
+    # held idle before the next opens), as clients that come over time rather than at once.
+    batches = max(1, min(args.batches, count))
+    opened_until = -(-count // batches)  # connections this batch may open, in all
+    next_batch_at = None
     while (started < count or inflight) and time.monotonic() < deadline:
-        while started < count and inflight < args.inflight:
+        if started == opened_until and inflight == 0 and started < count:
+            if next_batch_at is None:
+                next_batch_at = time.monotonic() + args.pause
+            if time.monotonic() >= next_batch_at:
+                opened_until = min(count, opened_until + -(-count // batches))
+                next_batch_at = None
+            else:
+                time.sleep(min(0.05, max(0.0, next_batch_at - time.monotonic())))
+                continue
+        while started < opened_until and inflight < args.inflight:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setblocking(False)
             started += 1
@@ -1086,7 +1101,10 @@ def cmd_summarize(args):
            f"-t{meta.get('wrk_threads', 1)}; "
            if mode == "h2" else f"wrk -t{meta.get('wrk_threads', 1)}; ")
         + (f"idle: {meta['idle_connections']} keep-alive "
-           + ("TLS " if mode != "plain" else "") + "connections, Pss growth per connection"
+           + ("TLS " if mode != "plain" else "") + "connections"
+           + (f" opened in {meta['idle_batches']} batches 1.5 s apart"
+              if meta.get("idle_batches", 1) > 1 else "")
+           + ", Pss growth per connection"
            if meta["idle_connections"] else "idle memory skipped"),
     ]
     notes += _tls_notes(meta, rows)
@@ -1228,6 +1246,7 @@ def main():
     s.add_argument("--connections", type=int, required=True)
     s.add_argument("--warmup", type=int, required=True)
     s.add_argument("--idle-connections", type=int, required=True)
+    s.add_argument("--idle-batches", type=int, default=1)
     s.add_argument("--busy", type=int)
     s.add_argument("--baseline", default="gatehouse")
     s.add_argument("--mode", default="plain")
@@ -1250,6 +1269,8 @@ def main():
     s.add_argument("--pid", type=int, required=True)
     s.add_argument("--count", type=int, default=10000)
     s.add_argument("--inflight", type=int, default=100)
+    s.add_argument("--batches", type=int, default=1)
+    s.add_argument("--pause", type=float, default=1.5)
     s.add_argument("--settle", type=float, default=2.0)
     s.add_argument("--timeout", type=float, default=60.0)
     s.add_argument("--path", default="/")

@@ -46,6 +46,9 @@ usage: bench/run.sh [options]
                             (always skipped in handshake and h2 modes)
   --idle-connections N      idle keep-alive connections for the memory
                             measurement (default 10000)
+  --idle-batches N          open them in N equal batches 1.5 s apart, each
+                            held idle before the next, as clients arriving
+                            over time (default 1: all at once)
   --gatehouse-config NAME=FILE
                             add a row NAME running gatehouse with FILE; in FILE,
                             ${BENCH_LISTEN}, ${BENCH_UPSTREAM} (its HTTP/2 twin
@@ -108,6 +111,7 @@ SKIP_MEMORY=0
 REDIS=0
 REDIS_PID=""
 IDLE_CONNECTIONS=10000
+IDLE_BATCHES=1
 WARMUP=2
 OUT=""
 BASELINE=gatehouse
@@ -137,7 +141,7 @@ while (($#)); do
     --redis) REDIS=1; shift; continue ;;
     --resume) RESUME=1; shift; continue ;;
     --mode|--cert|--workers|--wrk-threads|--streams) ;;
-    --duration|--rounds|--connections|--idle-connections|--warmup|--only|--out) ;;
+    --duration|--rounds|--connections|--idle-connections|--idle-batches|--warmup|--only|--out) ;;
     --gatehouse-config|--gatehouse-binary|--path|--header|--tokens|--baseline) ;;
     --response-bytes|--request-bytes) ;;
     *) die "unknown option $opt (see --help)" ;;
@@ -160,6 +164,7 @@ while (($#)); do
     --rounds) need_int "$opt" "$val"; ROUNDS=$val ;;
     --connections) need_int "$opt" "$val"; CONNECTIONS=$val ;;
     --idle-connections) need_int "$opt" "$val"; IDLE_CONNECTIONS=$val ;;
+    --idle-batches) need_int "$opt" "$val"; IDLE_BATCHES=$val ;;
     --warmup) [[ $val =~ ^[0-9]+$ ]] || die "--warmup needs an integer"; WARMUP=$val ;;
     --only) ONLY=$val ;;
     --response-bytes) need_int "$opt" "$val"; RESPONSE_BYTES=$val ;;
@@ -806,7 +811,7 @@ fi
 python3 "$TOOL" meta "$OUT/meta.json" --targets "${TARGETS[*]}" \
   --skipped "$(printf '%s\n' "${SKIPPED[@]}")" --duration "$DURATION" --rounds "$ROUNDS" \
   --connections "$CONNECTIONS" --warmup "$WARMUP" \
-  --idle-connections "$((SKIP_MEMORY ? 0 : IDLE_CONNECTIONS))" --busy "$BUSY" --baseline "$BASELINE" \
+  --idle-connections "$((SKIP_MEMORY ? 0 : IDLE_CONNECTIONS))" --idle-batches "$IDLE_BATCHES" --busy "$BUSY" --baseline "$BASELINE" \
   --mode "$MODE" --cert "$([[ $MODE == plain ]] || echo "$CERT_KIND")" --workers "$WORKERS" \
   --wrk-threads "$WRK_THREADS" --resume "$RESUME" --tls-info "$OUT/tls.jsonl" \
   --streams "$STREAMS" --h2-info "$OUT/h2.jsonl" --gatehouse-binary "$GATEHOUSE" \
@@ -920,7 +925,7 @@ if ((SKIP_MEMORY == 0)); then
     done <<<"${TARGET_HEADERS[$t]:-}"
     if run_bounded "$IDLE_LIMIT" python3 "$TOOL" idle --target "$t" --port "${PORT[$t]}" \
         --timeout "$IDLE_OPEN_TIMEOUT" \
-        --pid "${PID[$t]}" --count "$IDLE_CONNECTIONS" --path "${TARGET_PATH[$t]:-/}" \
+        --pid "${PID[$t]}" --count "$IDLE_CONNECTIONS" --batches "$IDLE_BATCHES" --path "${TARGET_PATH[$t]:-/}" \
         "${hdr_args[@]}" "${TLS_ARG[@]}" >"$WORK/idle.json"; then
       cat "$WORK/idle.json" >>"$OUT/memory.jsonl"
     else
