@@ -109,7 +109,7 @@ inline void* allocate(std::size_t n) {
     }
     return allocate_slow(usable_of_class(c));
   }
-  return allocate_slow(n == 0 ? 1 : n);
+  return allocate_slow(n);  // n > kMaxCached: never 0
 }
 
 inline void release(void* p, std::size_t c) noexcept {
