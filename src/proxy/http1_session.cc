@@ -81,7 +81,8 @@ class Http1Session final : public SessionBase,
   }
   void check_deadline(Clock::time_point now) override {
     if (now < deadline_) {
-      if (phase_ == Phase::Idle && parked_fd_ < 0 && !park_asked_ && ++idle_ticks_ >= kParkAfterTicks) {
+      // Only the wait for a next request parks: never a TLS handshake (also "idle" until done).
+      if (idle_wait_ && parked_fd_ < 0 && !park_asked_ && ++idle_ticks_ >= kParkAfterTicks) {
         park_asked_ = true;  // the wait ends as cancelled; on_readable parks
         boost::system::error_code ignore;
         client_.socket().cancel(ignore);
@@ -187,6 +188,7 @@ class Http1Session final : public SessionBase,
   bool h2c_preface_ = false;  // the first bytes may be HTTP/2's preface (an h2c listener)
   bool v6_ = false;           // the socket's family, to take its descriptor back after parking
   bool park_asked_ = false;   // the idle wait was cancelled to park
+  bool idle_wait_ = false;    // wait_idle's wait is pending
   std::uint8_t idle_ticks_ = 0;
   Phase phase_ = Phase::Idle;
   int parked_fd_ = -1;
@@ -296,6 +298,7 @@ void Http1Session::on_handshake(boost::system::error_code ec) {
 void Http1Session::wait_idle() {
   phase_ = Phase::Idle;
   idle_ticks_ = 0;
+  idle_wait_ = true;
   client_.async_wait(tcp::socket::wait_read,
                      [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); });
 }
@@ -339,6 +342,7 @@ void Http1Session::resume_from_park(bool aborted) {
 }
 
 void Http1Session::on_readable(boost::system::error_code ec) {
+  idle_wait_ = false;
   if (std::exchange(park_asked_, false) && ec == asio::error::operation_aborted && may_park()) {
     if (!park()) wait_idle();
     return;

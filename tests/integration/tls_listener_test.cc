@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "harness/assertions.h"
 #include "harness/tls.h"
@@ -422,6 +423,37 @@ TEST_F(TlsListener, ReloadReadsTheFilesAgainAndRefusesABrokenPair) {
   gw.write_config(yaml(next));
   ASSERT_TRUE(gw.reload());
   EXPECT_TRUE(eventually([&] { return first_name(gw.port(), "x") == "v2.test"; }, 3s)) << gw.diagnostics();
+}
+
+// A TLS keep-alive connection idle long enough to be parked (its descriptor leaves the event
+// loop and comes back) goes on with the same TLS session.
+TEST_F(TlsListener, KeptAliveConnectionIsServedAfterIdling) {
+  Gateway& gw = gateway("", 1);
+  GH_START(gw);
+  TlsClient c(gw.port(), verified(pki.ca_file(), "api.test"));
+  ASSERT_TRUE(c.ok()) << c.error();
+  for (const char* path : {"/first", "/after-idling", "/again"}) {
+    ASSERT_TRUE(c.send(make_request("GET", path)));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path;
+    std::this_thread::sleep_for(1600ms);
+  }
+  EXPECT_EQ(up.request_count(), 3u);
+}
+
+// A handshake waits for its client until handshake_timeout, however long an idle keep-alive
+// connection would wait before it is parked: parking never cuts a handshake short.
+TEST_F(TlsListener, SlowHandshakeIsCutOnlyAtItsTimeout) {
+  Gateway& gw = gateway(", handshake_timeout: 2500ms", 1);
+  GH_START(gw);
+  const auto t0 = Clock::now();
+  Conn slow(gw.port());
+  ASSERT_TRUE(slow.ok());
+  EXPECT_TRUE(slow.silent_for(1800ms)) << "a handshake not begun after a second was cut";
+  EXPECT_TRUE(slow.wait_closed(3s));
+  EXPECT_GE(Clock::now() - t0, 2300ms);
+  EXPECT_EQ(tls_get(gw.port(), "/", verified(pki.ca_file(), "api.test")).status, 200);
 }
 
 TEST_F(TlsListener, SilentClientIsCutAtTheHandshakeTimeoutAndCounted) {
