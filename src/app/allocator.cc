@@ -19,6 +19,10 @@
 // than its class needs (glibc did not split the chunk) goes to a larger class — it holds that
 // class's bytes, so every block handed out holds at least what was asked.
 //
+// Once a second each worker scavenges its cache (core/heap.h): the blocks of a class that were
+// never drawn on since the last time (the list's low-water mark) go back to free(), so what a
+// burst of connections freed does not stay cached after it; steady traffic keeps its blocks.
+//
 // When a thread exits, its cache is drained back to malloc; blocks freed after that, by later
 // thread-exit destructors, go straight to free().
 //
@@ -37,8 +41,11 @@
 #include <malloc.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
+
+#include "core/heap.h"
 
 namespace {
 
@@ -63,6 +70,8 @@ struct Block {
 // Zero-initialized and trivially destructible: reaching it costs no guard.
 struct Cache {
   Block* head[kClasses];
+  std::uint32_t count[kClasses];  // blocks on each list
+  std::uint32_t low[kClasses];    // each list's fewest blocks since the last scavenge
   std::size_t bytes;
   bool registered;  // the thread's Drain exists
   bool dead;        // the thread is exiting and its cache was drained
@@ -80,6 +89,7 @@ struct Drain {
     }
     t_cache.bytes = 0;
     t_cache.dead = true;
+    for (std::size_t c = 0; c < kClasses; ++c) t_cache.count[c] = t_cache.low[c] = 0;
   }
 };
 
@@ -105,6 +115,7 @@ inline void* allocate(std::size_t n) {
     if (Block* b = cache.head[c]) {
       cache.head[c] = b->next;
       cache.bytes -= usable_of_class(c);
+      if (--cache.count[c] < cache.low[c]) cache.low[c] = cache.count[c];
       return b;
     }
     return allocate_slow(usable_of_class(c));
@@ -121,10 +132,28 @@ inline void release(void* p, std::size_t c) noexcept {
     b->next = cache.head[c];
     cache.head[c] = b;
     cache.bytes += size;
+    ++cache.count[c];
     return;
   }
   std::free(p);
 }
+
+void scavenge() noexcept {
+  Cache& cache = t_cache;
+  if (cache.dead) return;
+  for (std::size_t c = 0; c < kClasses; ++c) {
+    for (std::uint32_t spare = cache.low[c]; spare > 0 && cache.head[c]; --spare) {
+      Block* b = cache.head[c];
+      cache.head[c] = b->next;
+      cache.bytes -= usable_of_class(c);
+      --cache.count[c];
+      std::free(b);
+    }
+    cache.low[c] = cache.count[c];
+  }
+}
+
+[[maybe_unused]] const bool g_scavenger_set = (gh::core::set_thread_cache_scavenger(&scavenge), true);
 
 }  // namespace
 

@@ -36,8 +36,13 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 namespace {
 
 constexpr int kLingerMillis = 100;
-// An idle connection is parked after this many deadline sweeps (about a second) without a byte.
+// An idle connection is parked after this many deadline sweeps (about a second) without a byte;
+// while its worker holds more than kManyConnections connections, after kParkSoonTicks (over
+// 100 ms): a client that pauses between requests then pays the parking's system calls, in
+// exchange for the memory a burst of thousands of connections would otherwise hold at once.
 constexpr int kParkAfterTicks = 1000 / kDeadlineTickMillis;
+constexpr int kParkSoonTicks = 2;
+constexpr std::size_t kManyConnections = 256;
 
 }  // namespace
 
@@ -82,7 +87,8 @@ class Http1Session final : public SessionBase,
   void check_deadline(Clock::time_point now) override {
     if (now < deadline_) {
       // Only the wait for a next request parks: never a TLS handshake (also "idle" until done).
-      if (idle_wait_ && parked_fd_ < 0 && !park_asked_ && ++idle_ticks_ >= kParkAfterTicks) {
+      const int park_after = w_.session_count() > kManyConnections ? kParkSoonTicks : kParkAfterTicks;
+      if (idle_wait_ && parked_fd_ < 0 && !park_asked_ && ++idle_ticks_ >= park_after) {
         park_asked_ = true;  // the wait ends as cancelled; on_readable parks
         boost::system::error_code ignore;
         client_.socket().cancel(ignore);
@@ -224,7 +230,8 @@ class Http1Session final : public SessionBase,
 };
 
 void start_session(Worker& worker, tcp::socket socket, SessionStart start) {
-  auto s = std::make_shared<Http1Session>(worker, std::move(socket), start.open, start.listener);
+  auto s = std::allocate_shared<Http1Session>(core::SlabAllocator<Http1Session>(worker.session_slab()), worker,
+                                              std::move(socket), start.open, start.listener);
   worker.add_session(s.get());
   s->begin(std::move(start.tls));
 }

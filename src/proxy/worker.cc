@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "core/heap.h"
 #include "proxy/http1_session.h"
 
 namespace gh::proxy {
@@ -48,6 +49,7 @@ void Worker::add_session(SessionBase* s) {
   s->next_ = sessions_;
   if (sessions_) sessions_->prev_ = s;
   sessions_ = s;
+  ++session_count_;
 }
 
 void Worker::remove_session(SessionBase* s) {
@@ -55,6 +57,7 @@ void Worker::remove_session(SessionBase* s) {
   else if (sessions_ == s) sessions_ = s->next_;
   if (s->next_) s->next_->prev_ = s->prev_;
   s->prev_ = s->next_ = nullptr;
+  --session_count_;
 }
 
 std::unique_ptr<RequestScratch> Worker::take_scratch() {
@@ -166,6 +169,7 @@ asio::awaitable<void> Worker::housekeeping() {
       pool_.sweep(clock_.now_ms());
       h2pool_.sweep();
       buffers_.trim();
+      core::scavenge_thread_cache();
     }
     // Give back to the kernel the pages that bursts of requests left free between long-lived
     // allocations (idle connections): cheap at this rate, and it keeps idle memory near its floor.

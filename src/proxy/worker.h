@@ -19,6 +19,7 @@
 #include "clients/upstream.h"
 #include "core/buffer_pool.h"
 #include "core/clock.h"
+#include "core/slab.h"
 #include "net/tls_certificates.h"
 #include "proxy/access_log.h"
 #include "proxy/exchange.h"
@@ -87,6 +88,9 @@ class Worker {
   clients::http2::Pool& http2_pool() noexcept { return h2pool_; }
   BufferPool& buffers() noexcept { return buffers_; }
   Parking& parking() noexcept { return parking_; }
+  // Where HTTP/1.1 sessions live (core/slab.h): out of the heap, so the memory a burst of
+  // requests used goes back to the kernel while its connections stay open.
+  core::Slab& session_slab() noexcept { return session_slab_; }
   AccessLog& access_log() noexcept { return access_log_; }
   // Request ids: a random per-worker prefix and a counter.
   void next_request_id(std::string& out);
@@ -118,6 +122,8 @@ class Worker {
   // Session bookkeeping (worker thread only).
   void add_session(SessionBase* s);
   void remove_session(SessionBase* s);
+  // Connections the worker holds. When they are many, idle ones park sooner (Http1Session).
+  std::size_t session_count() const noexcept { return session_count_; }
 
  private:
   // `listener`: the acceptor's index, which is its listener's in Snapshot::listeners.
@@ -127,6 +133,8 @@ class Worker {
   unsigned id_;
   GatewayShared& shared_;
   const core::Clock& clock_;
+  // Before io_: the sessions the loop still holds when it is destroyed are freed into it.
+  core::Slab session_slab_;
   // Every socket of a worker is used only on its thread, so the reactor needs no locking;
   // the scheduler keeps its lock for what other threads post (snapshots, drain).
   boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
@@ -139,6 +147,7 @@ class Worker {
   Parking parking_{io_.get_executor()};
   AccessLog access_log_;
   SessionBase* sessions_ = nullptr;  // intrusive list head
+  std::size_t session_count_ = 0;
   static constexpr std::size_t kMaxLingering = 256;
   std::size_t lingering_ = 0;
   std::vector<std::unique_ptr<RequestScratch>> scratch_;

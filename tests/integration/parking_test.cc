@@ -1,5 +1,5 @@
-// Parking: a keep-alive connection idle for about a second leaves Asio's reactor for the
-// worker's own epoll set, and comes back when its client sends, closes, or a deadline or drain
+// Parking: a keep-alive connection idle for about a second (a tenth of one when its worker holds
+// many connections) leaves Asio's reactor for the worker's own epoll set, and comes back when its client sends, closes, or a deadline or drain
 // ends it. What each epoll instance of the process watches is read from /proc (its fdinfo has
 // one "tfd:" line per watched descriptor), so the tests see the move itself, not only that
 // requests still work.
@@ -115,6 +115,36 @@ TEST_F(Parking, IdleConnectionsAreParkedAndServedWhenTheySend) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(up_.request_count(), 41u);
+}
+
+// A worker holding many connections (over 256) parks those idle for a tenth of a second, not a
+// second: a burst of thousands of connections then does not hold
+// Asio's per-connection state all at once.
+TEST_F(Parking, ManyIdleConnectionsAreParkedSooner) {
+  start();
+  const auto before = epoll_watch_counts(gw_->pid());
+  constexpr std::size_t kMany = 300;
+  // All requests first, then all answers: the connections go idle together.
+  for (std::size_t i = 0; i < kMany; ++i) {
+    conns_.push_back(std::make_unique<Conn>(gw_->port()));
+    ASSERT_TRUE(conns_.back()->send(make_request("GET", "/many/" + std::to_string(i))));
+  }
+  for (std::size_t i = 0; i < kMany; ++i) {
+    auto r = conns_[i]->read_response();
+    ASSERT_TRUE(r && r->status == 200) << "request " << i;
+  }
+  const auto idle_since = Clock::now();
+  const int set = parking_set_with(kMany, before, 3s);
+  const auto parked_after = Clock::now() - idle_since;
+  ASSERT_GE(set, 0) << describe(epoll_watch_counts(gw_->pid()));
+  // A second's idleness would be 900 ms at the least (ten sweeps).
+  EXPECT_LT(parked_after, 700ms) << "took " << std::chrono::duration_cast<Millis>(parked_after).count() << " ms";
+  for (std::size_t i = 0; i < kMany; i += 50) {
+    ASSERT_TRUE(conns_[i]->send(make_request("GET", "/again/" + std::to_string(i))));
+    auto r = conns_[i]->read_response();
+    ASSERT_TRUE(r) << "parked connection " << i << " not answered";
+    EXPECT_EQ(r->status, 200);
+  }
 }
 
 TEST_F(Parking, ParkedConnectionsTheirClientsCloseAreForgotten) {

@@ -1,0 +1,18 @@
+// Giving memory back after a burst. The gatehouse binary's allocator (src/app/allocator.cc)
+// keeps a per-thread cache of freed blocks; a worker calls scavenge_thread_cache() from its
+// once-a-second housekeeping so that what a burst of connections freed does not stay cached
+// once the burst is over. Without that allocator (tests, sanitizer builds) it does nothing.
+// Thread: scavenge_thread_cache() acts on the calling thread's cache only.
+#pragma once
+
+namespace gh::core {
+
+using ThreadCacheScavenger = void (*)() noexcept;
+
+// Installed once by the allocator, before main (static initialization).
+void set_thread_cache_scavenger(ThreadCacheScavenger scavenger) noexcept;
+
+// Frees the blocks of the calling thread's cache that sat unused since the previous call.
+void scavenge_thread_cache() noexcept;
+
+}  // namespace gh::core
