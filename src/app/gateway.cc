@@ -382,6 +382,11 @@ int run_gateway(RunOptions opts) {
   std::string where;
   for (const auto& ep : endpoints) where += (where.empty() ? "" : ", ") + fmt::format("{}:{}", ep.address().to_string(), ep.port());
   log::info("listening on {} ({} worker{})", where, n, n == 1 ? "" : "s");
+#if defined(BOOST_ASIO_HAS_IO_URING) && defined(BOOST_ASIO_DISABLE_EPOLL)
+  log::warn("this build runs sockets on io_uring (GH_IO_URING), which fails under load with Boost 1.81's "
+            "Asio: connections go unserved or the process crashes once idle timeouts fire among thousands "
+            "of connections (docs/performance.md); use the default epoll build in production");
+#endif
   if (opts.on_ready) opts.on_ready(where);
 
   control.run();
