@@ -123,10 +123,17 @@ TEST(Metrics, TheScrapeCountsWhatWasServedAndSurvivesAReload) {
   ASSERT_TRUE(held.read_response());
   const std::string listener = "127.0.0.1:" + std::to_string(gw.port());
 
-  Response r = scrape(admin_port);
+  // A request is counted when its exchange ends, just after the last byte of its response is
+  // written, so the client may read the answer first: scrape until the last request is in.
+  Response r;
+  std::map<std::string, double> s;
+  eventually([&] {
+    r = scrape(admin_port);
+    s = samples(r.body);
+    return r.status == 200 && s[R"(gatehouse_requests_total{route="users",service="a",code="2xx"})"] >= 6;
+  }, 3s, 20ms);
   ASSERT_EQ(r.status, 200) << r.describe();
   EXPECT_NE(r.headers.value_or("Content-Type", "").find("text/plain; version=0.0.4"), std::string::npos);
-  auto s = samples(r.body);
   SCOPED_TRACE(r.body);
   EXPECT_EQ(s[R"(gatehouse_requests_total{route="users",service="a",code="2xx"})"], 6);
   EXPECT_EQ(s[R"(gatehouse_requests_total{route="users",service="a",code="4xx"})"], 0);
