@@ -53,7 +53,6 @@ class Http1Session final : public SessionBase,
  public:
   Http1Session(Worker& w, tcp::socket s, core::Gauge* open, std::size_t listener)
       : w_(w), client_(std::move(s)), open_(open), listener_(listener) {
-    accepted_ = w_.clock().now();
     if (open_) open_->add(w_.id(), 1);
   }
   ~Http1Session() {
@@ -111,12 +110,12 @@ class Http1Session final : public SessionBase,
   std::string_view scheme() const noexcept override { return client_.is_tls() ? "https" : "http"; }
   asio::awaitable<Result<http::BodyPart>> read_body() override;
   bool body_now(http::BodyPart& out) noexcept override;
-  bool body_replayable() const noexcept override { return replayable_; }
+  bool body_replayable() const noexcept override { return body().replayable; }
   void rewind_body() noexcept override {
-    in_begin_ = body_begin_;
-    body_left_ = sc_->req.content_length;
-    body_read_ = 0;
-    body_first_ = true;
+    in_begin_ = body().begin;
+    body().left = sc_->req.content_length;
+    body().read = 0;
+    body().first = true;
   }
   void send_head(const http::ResponseHead& head, bool close) override;
   asio::awaitable<Result<void>> send_body(std::string_view data, bool last) override;
@@ -143,7 +142,9 @@ class Http1Session final : public SessionBase,
   }
   // Limits between requests come from the worker's current snapshot; within a request, from
   // the one the request pinned.
-  const config::Limits& limits() const { return (snap_ ? snap_ : w_.snapshot())->config->limits; }
+  const config::Limits& limits() const {
+    return (sc_ && sc_->snap ? sc_->snap : w_.snapshot())->config->limits;
+  }
 
   void acquire_in() {
     if (!in_.data) in_ = w_.buffers().get(w_.snapshot()->parse_limits.max_header_bytes);
@@ -158,6 +159,9 @@ class Http1Session final : public SessionBase,
       w_.return_scratch(std::move(sc_));
     }
   }
+  // The request body's progress, in the request's scratch. REQUIRES: a request is served.
+  RequestScratch::Http1Body& body() noexcept { return sc_->h1_body; }
+  const RequestScratch::Http1Body& body() const noexcept { return sc_->h1_body; }
   // Where the read cursor (in_begin_, in_end_) points: the head's buffer, or once the body
   // needed reads of its own, the body's.
   char* rd() noexcept { return sc_ && sc_->body_in.data ? sc_->body_in.data.get() : in_.data.get(); }
@@ -174,7 +178,7 @@ class Http1Session final : public SessionBase,
   }
   bool request_body_pending() const {
     return sc_->req.body == http::BodyKind::Chunked ? !sc_->chunked_in.done()
-                                                    : (sc_->req.body == http::BodyKind::Length && body_left_ > 0);
+                                                    : (sc_->req.body == http::BodyKind::Length && body().left > 0);
   }
   asio::awaitable<Result<void>> read_client_more();
   // The connection speaks HTTP/2 (ALPN h2, or the h2c preface): an Http2Session takes over
@@ -186,7 +190,6 @@ class Http1Session final : public SessionBase,
   net::Stream client_;
   core::Gauge* open_;  // connections_open{listener}, or null
   std::size_t listener_;  // index in the config's listeners
-  Clock::time_point accepted_;
   Clock::time_point deadline_ = Clock::time_point::max();
   bool timed_out_ = false;
   bool alive_ = true;
@@ -206,18 +209,9 @@ class Http1Session final : public SessionBase,
   // Per-request scratch (heads, field lists, the upstream connection), borrowed from the worker
   // while a request is served, so an idle connection holds none of it.
   std::unique_ptr<RequestScratch> sc_;
-  std::shared_ptr<const Snapshot> snap_;  // the request's pinned snapshot
   std::string peer_ip_;
 
   // Request body.
-  std::size_t body_begin_ = 0;     // where the body starts in in_ (for a rewind)
-  bool body_read_filled_ = false;  // the last body read filled its buffer: the client sends fast
-  std::uint64_t body_left_ = 0;    // Length bodies: bytes not yet read from the client
-  std::uint64_t body_read_ = 0;    // decoded bytes handed out in this attempt
-  Clock::time_point body_start_;
-  bool body_first_ = true;         // the next read_body returns what is buffered, without waiting
-  bool replayable_ = false;
-  bool sent_continue_ = false;
   bool upgrade_asked_ = false;
 
   // Response.
@@ -237,6 +231,7 @@ void start_session(Worker& worker, tcp::socket socket, SessionStart start) {
 }
 
 void Http1Session::begin(std::shared_ptr<const net::TlsServerContext> tls) {
+  const auto accepted = w_.clock().now();
   boost::system::error_code ec;
   client_.socket().set_option(tcp::no_delay(true), ec);
   auto peer = client_.socket().remote_endpoint(ec);
@@ -255,11 +250,11 @@ void Http1Session::begin(std::shared_ptr<const net::TlsServerContext> tls) {
     const auto& listeners = w_.snapshot()->config->listeners;
     auto timeout = listener_ < listeners.size() && listeners[listener_].tls ? listeners[listener_].tls->handshake_timeout
                                                                              : std::chrono::milliseconds(10'000);
-    arm(accepted_ + timeout);
+    arm(accepted + timeout);
     client_.async_handshake([self = shared_from_this()](boost::system::error_code ec) { self->on_handshake(ec); });
     return;
   }
-  arm(accepted_ + limits().header_timeout);  // the first head is timed from the accept
+  arm(accepted + limits().header_timeout);  // the first head is timed from the accept
   const auto& listeners = w_.snapshot()->config->listeners;
   h2c_preface_ = listener_ < listeners.size() && listeners[listener_].h2c;
   wait_idle();
@@ -362,7 +357,7 @@ void Http1Session::on_readable(boost::system::error_code ec) {
 }
 
 void Http1Session::after_serve(std::exception_ptr e, bool keep) {
-  snap_.reset();
+  if (sc_) sc_->snap.reset();
   if (e) {
     keep = false;
     w_.shared().internal_errors.fetch_add(1, std::memory_order_relaxed);
@@ -463,26 +458,26 @@ asio::awaitable<bool> Http1Session::serve() {
 // One request: its exchange, with this session as the Downstream. `head_error`: the head could
 // not be read; `status` is the answer. Returns whether the connection may carry another request.
 asio::awaitable<bool> Http1Session::handle_request(bool head_error, int status) {
-  snap_ = w_.snapshot();
+  sc_->snap = w_.snapshot();
   h2c_preface_ = false;
   http::RequestHead& req = sc_->req;
   if (head_error) req.reset();
   in_begin_ = head_error ? in_end_ : req.head_size;
-  body_begin_ = in_begin_;
-  body_left_ = req.body == http::BodyKind::Length ? req.content_length : 0;
-  body_read_ = 0;
-  body_first_ = true;
-  body_read_filled_ = false;
-  replayable_ = req.body == http::BodyKind::None ||
-                (req.body == http::BodyKind::Length && body_left_ <= in_end_ - in_begin_);
+  body().begin = in_begin_;
+  body().left = req.body == http::BodyKind::Length ? req.content_length : 0;
+  body().read = 0;
+  body().first = true;
+  body().read_filled = false;
+  body().replayable = req.body == http::BodyKind::None ||
+                      (req.body == http::BodyKind::Length && body().left <= in_end_ - in_begin_);
   sc_->chunked_in = http::ChunkedDecoder{};
-  sent_continue_ = false;
+  body().sent_continue = false;
   upgrade_asked_ = !head_error && req.fields.has("upgrade");
   head_pending_ = client_chunked_ = keep_ = last_sent_ = response_started_ = aborted_ = false;
-  sc_->upstream.set_parse_limits(&snap_->parse_limits);
+  sc_->upstream.set_parse_limits(&sc_->snap->parse_limits);
 
   {
-    Exchange exchange(w_, snap_, *this, sc_->upstream, sc_->exchange);
+    Exchange exchange(w_, sc_->snap, *this, sc_->upstream, sc_->exchange);
     if (head_error) co_await exchange.reject_head(status, status == 408 ? "head_timeout" : "bad_head");
     else co_await exchange.run();
   }
@@ -500,8 +495,8 @@ asio::awaitable<Result<void>> Http1Session::read_client_more() {
   // REQUIRES: every buffered byte of the body was consumed (in_begin_ == in_end_).
   in_begin_ = in_end_ = 0;
   const auto& lim = limits();
-  if (sc_->req.expect_continue && !sent_continue_) {
-    sent_continue_ = true;
+  if (sc_->req.expect_continue && !body().sent_continue) {
+    body().sent_continue = true;
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     arm_after(lim.body_timeout);
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(kContinue), nothrow);
@@ -510,35 +505,35 @@ asio::awaitable<Result<void>> Http1Session::read_client_more() {
   }
   // The body's own buffer: large at once for a long body, or once a small one proved too small.
   IoBuffer& buf = sc_->body_in;
-  const bool long_body = sc_->req.body == http::BodyKind::Length ? body_left_ > BufferPool::kSmall : body_read_filled_;
+  const bool long_body = sc_->req.body == http::BodyKind::Length ? body().left > BufferPool::kSmall : body().read_filled;
   if (!buf.data) buf = w_.buffers().get(long_body ? BufferPool::kLarge : BufferPool::kSmall);
   else if (buf.cap < BufferPool::kLarge && long_body) w_.buffers().enlarge(buf, 0, 0);
   arm_after(lim.body_timeout);
   std::size_t want = buf.cap;
-  if (sc_->req.body == http::BodyKind::Length) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, body_left_));
+  if (sc_->req.body == http::BodyKind::Length) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, body().left));
   auto [ec, n] = co_await client_.async_read_some(asio::buffer(buf.data.get(), want), nothrow);
   if (ec)
     co_return timed_out_ ? Error::downstream(ErrorCode::Timeout, "request body timeout")
                          : Error::downstream(ErrorCode::ClientGone, ec.message());
-  body_read_filled_ = n == buf.cap;
+  body().read_filled = n == buf.cap;
   in_end_ = n;
   co_return Result<void>{};
 }
 
 bool Http1Session::body_now(http::BodyPart& out) noexcept {
   const http::RequestHead& req = sc_->req;
-  if (!body_first_ || req.body == http::BodyKind::Chunked) return false;
-  body_first_ = false;
-  body_start_ = w_.clock().now();
+  if (!body().first || req.body == http::BodyKind::Chunked) return false;
+  body().first = false;
+  body().start = w_.clock().now();
   if (req.body == http::BodyKind::None) {
     out = http::BodyPart{{}, true};
     return true;
   }
-  std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(in_end_ - in_begin_, body_left_));
-  out = http::BodyPart{std::string_view(in_.data.get() + in_begin_, take), body_left_ == take};
+  std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(in_end_ - in_begin_, body().left));
+  out = http::BodyPart{std::string_view(in_.data.get() + in_begin_, take), body().left == take};
   in_begin_ += take;
-  body_left_ -= take;
-  body_read_ += take;
+  body().left -= take;
+  body().read += take;
   return true;
 }
 
@@ -547,32 +542,32 @@ bool Http1Session::body_now(http::BodyPart& out) noexcept {
 asio::awaitable<Result<http::BodyPart>> Http1Session::read_body() {
   const http::RequestHead& req = sc_->req;
   const auto& lim = limits();
-  if (body_first_) body_start_ = w_.clock().now();
+  if (body().first) body().start = w_.clock().now();
   // Slower than min_body_rate once body_timeout has passed.
   auto too_slow = [&]() {
-    auto elapsed = w_.clock().now() - body_start_;
+    auto elapsed = w_.clock().now() - body().start;
     if (elapsed <= lim.body_timeout) return false;
     double secs = std::chrono::duration<double>(elapsed).count();
-    return static_cast<double>(body_read_) / secs < static_cast<double>(lim.min_body_rate);
+    return static_cast<double>(body().read) / secs < static_cast<double>(lim.min_body_rate);
   };
   if (req.body == http::BodyKind::None) {
-    body_first_ = false;
+    body().first = false;
     co_return http::BodyPart{{}, true};
   }
   for (;;) {
-    const bool first = body_first_;  // the first piece is what is buffered, even if nothing
-    body_first_ = false;
+    const bool first = body().first;  // the first piece is what is buffered, even if nothing
+    body().first = false;
     if (!first && in_begin_ == in_end_) {
       if (too_slow()) co_return Error::downstream(ErrorCode::Timeout, "request body too slow");
       if (Result<void> more = co_await read_client_more(); !more) co_return more.error();
     }
     if (req.body == http::BodyKind::Length) {
-      std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(in_end_ - in_begin_, body_left_));
+      std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(in_end_ - in_begin_, body().left));
       std::string_view part(rd() + in_begin_, take);
       in_begin_ += take;
-      body_left_ -= take;
-      body_read_ += take;
-      if (take > 0 || body_left_ == 0 || first) co_return http::BodyPart{part, body_left_ == 0};
+      body().left -= take;
+      body().read += take;
+      if (take > 0 || body().left == 0 || first) co_return http::BodyPart{part, body().left == 0};
       continue;
     }
     // Chunked.
@@ -593,8 +588,8 @@ asio::awaitable<Result<http::BodyPart>> Http1Session::read_body() {
     }
     in_begin_ = pos;
     const std::size_t payload = write_pos - start;
-    body_read_ += payload;
-    if (body_read_ > lim.max_body_bytes) co_return Error::downstream(ErrorCode::PayloadTooLarge, "chunked body");
+    body().read += payload;
+    if (body().read > lim.max_body_bytes) co_return Error::downstream(ErrorCode::PayloadTooLarge, "chunked body");
     if (payload > 0 || done || first) co_return http::BodyPart{std::string_view(base + start, payload), done};
     // Only framing was buffered: read on. The chunked decoder keeps its state across reads,
     // so what it consumed is gone from the buffer.

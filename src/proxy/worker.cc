@@ -71,6 +71,7 @@ void Worker::return_scratch(std::unique_ptr<RequestScratch> s) {
   constexpr std::size_t kMaxFreeScratch = 32;
   constexpr std::size_t kMaxKeptHead = 64 * 1024;
   if (scratch_.size() >= kMaxFreeScratch || s->head_out.capacity() > kMaxKeptHead) return;
+  s->snap.reset();  // a kept scratch pins no configuration
   scratch_.push_back(std::move(s));
 }
 

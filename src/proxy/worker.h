@@ -50,6 +50,19 @@ struct RequestScratch {
   IoBuffer body_in;
   std::string head_out;                 // the response head being written
   ExchangeScratch exchange;
+  // An HTTP/1.1 request's pinned snapshot and its body's progress (Http1Session), here rather
+  // than in the session so that an idle connection does not hold them. Set for each request.
+  std::shared_ptr<const Snapshot> snap;
+  struct Http1Body {
+    std::size_t begin = 0;       // where the body starts in the head buffer (for a rewind)
+    std::uint64_t left = 0;      // Length bodies: bytes not yet read from the client
+    std::uint64_t read = 0;      // decoded bytes handed out in this attempt
+    std::chrono::steady_clock::time_point start;
+    bool read_filled = false;    // the last body read filled its buffer: the client sends fast
+    bool first = true;           // the next read_body returns what is buffered, without waiting
+    bool replayable = false;
+    bool sent_continue = false;
+  } h1_body;
 };
 
 // What the worker needs of a connection: an intrusive list link (no allocation per connection)
