@@ -15,7 +15,7 @@
 namespace gh::core {
 
 namespace {
-constexpr std::size_t round16(std::size_t n) noexcept { return (n + 15) & ~std::size_t{15}; }
+[[maybe_unused]] constexpr std::size_t round16(std::size_t n) noexcept { return (n + 15) & ~std::size_t{15}; }
 }  // namespace
 
 bool Slab::pooled() noexcept {
@@ -107,7 +107,7 @@ void* Slab::allocate(std::size_t size) {
 
 void Slab::deallocate(void* p, std::size_t size) noexcept {
   if (!p) return;
-  if (!owns_size(size)) return ::operator delete(p, size);
+  if (!owns_size(size)) return ::operator delete(p);
   Chunk* c = chunk_of(p);
   const bool was_full = !c->free && c->carved == per_chunk_;
   auto* b = static_cast<Block*>(p);

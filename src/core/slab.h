@@ -80,7 +80,7 @@ class SlabAllocator {
     return static_cast<T*>(slab_->allocate(sizeof(T)));
   }
   void deallocate(T* p, std::size_t n) noexcept {
-    if (n != 1) return ::operator delete(p, n * sizeof(T));
+    if (n != 1) return ::operator delete(p);
     slab_->deallocate(p, sizeof(T));
   }
   Slab* slab() const noexcept { return slab_; }
