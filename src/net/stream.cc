@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -105,14 +106,26 @@ struct Stream::TlsOps {
   static void fail(IoHandler h, error_code ec) { std::move(h)(ec, 0); }
   static void fail(WaitHandler h, error_code ec) { std::move(h)(ec); }
 
+  // OpenSSL reads only what was received for it here (TlsSession::lend): when it wants more,
+  // the socket receives into the caller's buffer, a read the event loop performs when data
+  // comes, with no system call before then once the socket is known drained. A buffer too
+  // small to receive a record's worth lets OpenSSL receive for itself, and waits for
+  // readability when it must.
+  static constexpr std::size_t kLendAtLeast = 1024;
   static void read(Stream& s, asio::mutable_buffer b, IoHandler h, bool retry) {
+    TlsSession& t = *s.tls_;
+    const bool lend = b.size() >= kLendAtLeast;
     std::size_t n = 0;
     ERR_clear_error();
-    int r = SSL_read_ex(s.tls_->ssl(), b.data(), b.size(), &n);
+    t.direct_reads(!lend);
+    int r = SSL_read_ex(t.ssl(), b.data(), b.size(), &n);
+    t.direct_reads(true);
+    t.keep_rest();
     error_code ec;
     if (r != 1) {
       int saved = errno;
-      int err = SSL_get_error(s.tls_->ssl(), r);
+      int err = SSL_get_error(t.ssl(), r);
+      if (err == SSL_ERROR_WANT_READ && lend) return receive(s, b, std::move(h));
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
         return wait_then(s, err, std::move(h), [b](Stream& st, IoHandler hh) { read(st, b, std::move(hh), true); });
       ec = failure(err, saved);
@@ -120,6 +133,18 @@ struct Stream::TlsOps {
     }
     if (retry) std::move(h)(ec, n);
     else asio::post(s.socket_.get_executor(), asio::append(std::move(h), ec, n));
+  }
+
+  static void receive(Stream& s, asio::mutable_buffer b, IoHandler h) {
+    auto slot = asio::get_associated_cancellation_slot(h);
+    asio::mutable_buffer into(b.data(), std::min(b.size(), TlsSession::kMaxLend));
+    s.socket_.async_receive(asio::buffer(into),
+                            asio::bind_cancellation_slot(slot, [&s, b, into, h = std::move(h)](error_code ec, std::size_t n) mutable {
+                              if (!s.tls_ && (!ec || ec == asio::error::eof)) ec = asio::error::operation_aborted;
+                              if (ec && ec != asio::error::eof) return fail(std::move(h), ec);
+                              s.tls_->lend(static_cast<const char*>(into.data()), ec ? 0 : n);
+                              read(s, b, std::move(h), true);
+                            }));
   }
 
   // `b` may be the thread's gather buffer, which another connection reuses while this one
@@ -208,8 +233,8 @@ void Stream::tls_write_some(const asio::const_buffer* parts, std::size_t n, IoHa
 }
 
 void Stream::tls_wait(socket_type::wait_type what, WaitHandler handler) {
-  // Bytes OpenSSL has already decrypted make the stream readable whatever the socket says.
-  if (what == socket_type::wait_read && SSL_has_pending(tls_->ssl()) == 1)
+  // Bytes already received (decrypted or not) make the stream readable whatever the socket says.
+  if (what == socket_type::wait_read && tls_->has_input())
     return asio::post(socket_.get_executor(), asio::append(std::move(handler), error_code()));
   socket_.async_wait(what, std::move(handler));
 }

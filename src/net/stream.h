@@ -4,8 +4,9 @@
 // readability without holding a buffer (STYLE §11).
 // Plain costs one branch per operation: `tls_` is null and the socket is called directly.
 // TLS (start_tls, then async_handshake): the out-of-line tls_* operations of stream.cc call
-// OpenSSL on the non-blocking socket and wait for readiness when it asks (net/tls.h); callers
-// do not change.
+// OpenSSL on the non-blocking socket and wait for readiness when it asks (net/tls.h); a read
+// receives the ciphertext through the event loop, so that waiting for it costs what a plain
+// read costs. Callers do not change.
 // Thread: like an Asio socket: one strand (here, one worker or the control loop) uses it.
 // Failure: every operation completes with an error_code (EOF, reset and cancellation are normal
 // outcomes); nothing throws.

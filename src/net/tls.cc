@@ -1,6 +1,7 @@
 #include "net/tls.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <mutex>
 
@@ -252,7 +254,130 @@ void rotate_ticket_keys_for_test() { ticket_keys().rotate_now(); }
 
 // ---- session --------------------------------------------------------------------------------------
 
+// The BIO under every session: reads serve what the Stream lent or kept, then (when allowed)
+// receive from the socket; writes send at once. Like OpenSSL's socket BIO otherwise: a would-
+// block is a retry, EOF is remembered for BIO_eof (which SSL_OP_IGNORE_UNEXPECTED_EOF reads).
+struct TlsBio {
+  static TlsSession& of(BIO* b) { return *static_cast<TlsSession*>(BIO_get_data(b)); }
+
+  static int read(BIO* b, char* out, std::size_t len, std::size_t* got) {
+    TlsSession& s = of(b);
+    BIO_clear_retry_flags(b);
+    *got = 0;
+    if (s.rest_at_ < s.rest_.size()) {
+      std::size_t n = std::min(len, s.rest_.size() - s.rest_at_);
+      std::memcpy(out, s.rest_.data() + s.rest_at_, n);
+      s.rest_at_ += n;
+      if (s.rest_at_ == s.rest_.size()) {
+        s.rest_.clear();
+        s.rest_at_ = 0;
+      }
+      *got = n;
+      return 1;
+    }
+    if (s.lent_len_ > 0) {
+      std::size_t n = std::min(len, s.lent_len_);
+      std::memcpy(out, s.lent_, n);
+      s.lent_ += n;
+      s.lent_len_ -= n;
+      *got = n;
+      return 1;
+    }
+    if (s.eof_) return 0;
+    if (!s.direct_) {
+      BIO_set_retry_read(b);
+      return 0;
+    }
+    ssize_t r = ::recv(s.fd_, out, len, 0);
+    if (r > 0) {
+      *got = static_cast<std::size_t>(r);
+      return 1;
+    }
+    if (r == 0) s.eof_ = true;
+    else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_read(b);
+    return 0;
+  }
+
+  static int write(BIO* b, const char* in, std::size_t len, std::size_t* put) {
+    TlsSession& s = of(b);
+    BIO_clear_retry_flags(b);
+    *put = 0;
+    ssize_t r = ::send(s.fd_, in, len, MSG_NOSIGNAL);
+    if (r >= 0) {
+      *put = static_cast<std::size_t>(r);
+      return 1;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(b);
+    return 0;
+  }
+
+  static long ctrl(BIO* b, int cmd, long, void* ptr) {
+    switch (cmd) {
+      case BIO_CTRL_FLUSH:
+        return 1;
+      case BIO_CTRL_EOF:
+        return of(b).eof_ ? 1 : 0;
+      case BIO_C_GET_FD:
+        if (ptr) *static_cast<int*>(ptr) = of(b).fd_;
+        return of(b).fd_;
+      default:
+        return 0;
+    }
+  }
+
+  static int create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  }
+
+  static BIO_METHOD* method() {
+    static BIO_METHOD* m = [] {
+      BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "gatehouse socket");
+      if (!bm) return bm;
+      BIO_meth_set_read_ex(bm, read);
+      BIO_meth_set_write_ex(bm, write);
+      BIO_meth_set_ctrl(bm, ctrl);
+      BIO_meth_set_create(bm, create);
+      return bm;
+    }();
+    return m;
+  }
+};
+
+TlsSession::TlsSession(SSL* ssl, int fd, std::shared_ptr<const void> context) noexcept
+    : ssl_(ssl), context_(std::move(context)), fd_(fd) {
+  BIO_METHOD* m = TlsBio::method();
+  BIO* bio = m ? BIO_new(m) : nullptr;
+  if (!bio) return;
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);  // one reference, owned by the SSL object
+  SSL_set_read_ahead(ssl_, 1);
+  bio_ok_ = true;
+}
+
 TlsSession::~TlsSession() { SSL_free(ssl_); }
+
+void TlsSession::lend(const char* p, std::size_t n) noexcept {
+  // The lender's buffer receives the plaintext next, so OpenSSL reads a copy.
+  thread_local std::array<char, kMaxLend> copy;
+  if (n == 0) {
+    eof_ = true;
+    return;
+  }
+  n = std::min(n, copy.size());
+  std::memcpy(copy.data(), p, n);
+  lent_ = copy.data();
+  lent_len_ = n;
+}
+
+void TlsSession::keep_rest() {
+  if (lent_len_ == 0) return;
+  rest_.append(lent_, lent_len_);
+  lent_ = nullptr;
+  lent_len_ = 0;
+}
+
+bool TlsSession::has_input() const noexcept { return rest_at_ < rest_.size() || SSL_has_pending(ssl_) == 1; }
 
 std::string_view TlsSession::alpn() const noexcept {
   const unsigned char* p = nullptr;
@@ -397,12 +522,10 @@ int TlsServerContext::pick(std::string_view server_name) const {
 std::unique_ptr<TlsSession> TlsServerContext::new_session(int fd) const {
   SSL* ssl = SSL_new(ctxs_[0]);
   if (!ssl) return nullptr;
-  if (SSL_set_fd(ssl, fd) != 1) {
-    SSL_free(ssl);
-    return nullptr;
-  }
+  auto session = std::make_unique<TlsSession>(ssl, fd, shared_from_this());
+  if (!session->ok()) return nullptr;
   SSL_set_accept_state(ssl);
-  return std::make_unique<TlsSession>(ssl, shared_from_this());
+  return session;
 }
 
 // ---- client context -------------------------------------------------------------------------------
@@ -476,8 +599,8 @@ std::unique_ptr<TlsSession> TlsClientContext::new_session(int fd, std::string_vi
                                                           std::string_view server_name) const {
   SSL* ssl = SSL_new(ctx_);
   if (!ssl) return nullptr;
-  auto session = std::make_unique<TlsSession>(ssl, shared_from_this());
-  if (SSL_set_fd(ssl, fd) != 1) return nullptr;
+  auto session = std::make_unique<TlsSession>(ssl, fd, shared_from_this());
+  if (!session->ok()) return nullptr;
   SSL_set_connect_state(ssl);
   std::string h(host);
   if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);

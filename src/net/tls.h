@@ -3,9 +3,10 @@
 // intermediate profile, ALPN, client certificates, session tickets shared by every worker) and
 // TlsClientContext for connections to services (verification against the system's CAs or a
 // given bundle, host name checks, client certificates).
-// A session drives OpenSSL directly on the connection's non-blocking socket (no BIO pair, no
-// buffers of our own) with SSL_MODE_RELEASE_BUFFERS, so an idle TLS connection holds only
-// OpenSSL's SSL object.
+// A session drives OpenSSL on the connection's non-blocking socket through a BIO of its own
+// (no BIO pair, no buffers of our own), with SSL_MODE_RELEASE_BUFFERS, so an idle TLS
+// connection holds only OpenSSL's SSL object. OpenSSL reads ahead: one receive takes every
+// record that has arrived, not a header and then a body.
 // Thread: a context is immutable once loaded and shared by every worker (OpenSSL's SSL_CTX is
 // safe for that); a session belongs to its Stream's thread. The ticket keys are process-wide,
 // behind a mutex taken once per ticket issued or opened.
@@ -18,6 +19,7 @@
 #include <openssl/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,8 +35,10 @@ const boost::system::error_category& tls_category() noexcept;
 // One connection's TLS state. Owns the SSL object; keeps the context it was made from alive.
 class TlsSession {
  public:
-  TlsSession(SSL* ssl, std::shared_ptr<const void> context) noexcept : ssl_(ssl), context_(std::move(context)) {}
+  // Takes `ssl` and puts it over socket `fd`; ok() is false if OpenSSL could not.
+  TlsSession(SSL* ssl, int fd, std::shared_ptr<const void> context) noexcept;
   ~TlsSession();
+  bool ok() const noexcept { return bio_ok_; }
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
 
@@ -48,9 +52,34 @@ class TlsSession {
   // Whether the handshake failed because the peer spoke plain HTTP (`err`: its error).
   static bool is_plain_http(const boost::system::error_code& err) noexcept;
 
+  // Where OpenSSL's reads come from. By default it receives from the socket itself. A Stream
+  // that waits for data through its event loop (a receive there costs no system call while the
+  // socket is known drained, where waiting for readability re-arms it) receives ciphertext
+  // itself and lends it: lend(), then the OpenSSL call, then keep_rest(). While
+  // direct_reads(false), OpenSSL reads only what was lent or kept and asks for more
+  // (SSL_ERROR_WANT_READ) when that is used up.
+  static constexpr std::size_t kMaxLend = 16384;
+  void direct_reads(bool on) noexcept { direct_ = on; }
+  // Lends `n` <= kMaxLend received bytes (copied: the caller's buffer may receive the
+  // plaintext); a zero-length lend says the peer closed its side.
+  void lend(const char* p, std::size_t n) noexcept;
+  // Keeps what OpenSSL did not take of the lent bytes for its next read.
+  void keep_rest();
+  // Whether received bytes wait to be read: decrypted or not, OpenSSL's or kept.
+  bool has_input() const noexcept;
+
  private:
+  friend struct TlsBio;
   SSL* ssl_;
   std::shared_ptr<const void> context_;
+  int fd_;
+  bool bio_ok_ = false;
+  bool direct_ = true;
+  bool eof_ = false;           // the peer closed its side: reads return EOF
+  const char* lent_ = nullptr;  // lent bytes not yet taken by OpenSSL
+  std::size_t lent_len_ = 0;
+  std::string rest_;           // lent bytes OpenSSL did not take, from rest_at_
+  std::size_t rest_at_ = 0;
 };
 
 enum class TlsClientAuth { None, Optional, Required };
