@@ -8,8 +8,8 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string>
 
@@ -107,8 +107,8 @@ struct Stream::TlsOps {
   static void fail(WaitHandler h, error_code ec) { std::move(h)(ec); }
 
   // OpenSSL reads only what was received for it here (TlsSession::lend): when it wants more,
-  // the socket receives into the caller's buffer, a read the event loop performs when data
-  // comes, with no system call before then once the socket is known drained. A buffer too
+  // the socket receives into the caller's buffer as a plain read does (one receive for every
+  // record that has arrived; no re-arming of the descriptor to wait). A buffer too
   // small to receive a record's worth lets OpenSSL receive for itself, and waits for
   // readability when it must.
   static constexpr std::size_t kLendAtLeast = 1024;

@@ -53,9 +53,9 @@ class TlsSession {
   static bool is_plain_http(const boost::system::error_code& err) noexcept;
 
   // Where OpenSSL's reads come from. By default it receives from the socket itself. A Stream
-  // that waits for data through its event loop (a receive there costs no system call while the
-  // socket is known drained, where waiting for readability re-arms it) receives ciphertext
-  // itself and lends it: lend(), then the OpenSSL call, then keep_rest(). While
+  // that waits for data through its event loop (a read there, where waiting for readability
+  // re-arms the descriptor each time) receives ciphertext itself and lends it: lend(), then
+  // the OpenSSL call, then keep_rest(). While
   // direct_reads(false), OpenSSL reads only what was lent or kept and asks for more
   // (SSL_ERROR_WANT_READ) when that is used up.
   static constexpr std::size_t kMaxLend = 16384;
