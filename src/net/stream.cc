@@ -3,6 +3,12 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/post.hpp>
+#if defined(BOOST_ASIO_HAS_EPOLL) && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
+#include <boost/asio/detail/epoll_reactor.hpp>
+#include <boost/asio/detail/reactor_op.hpp>
+#include <boost/asio/detail/scheduler.hpp>
+#define GH_EPOLL_SOCKETS 1
+#endif
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -12,6 +18,8 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/check.h"
 #include "net/tls.h"
@@ -23,9 +31,16 @@ using boost::system::error_code;
 
 Stream::Stream(const executor_type& ex) : socket_(ex) {}
 Stream::Stream(socket_type socket) : socket_(std::move(socket)) {}
-Stream::Stream(Stream&&) noexcept = default;
-Stream& Stream::operator=(Stream&&) noexcept = default;
-Stream::~Stream() = default;
+Stream::Stream(Stream&& o) noexcept
+    : socket_(std::move(o.socket_)), tls_(std::move(o.tls_)), idle_watch_(std::exchange(o.idle_watch_, nullptr)) {}
+Stream& Stream::operator=(Stream&& o) noexcept {
+  drop_idle_watch();
+  socket_ = std::move(o.socket_);  // closing this socket completes its watch, if any
+  tls_ = std::move(o.tls_);
+  idle_watch_ = std::exchange(o.idle_watch_, nullptr);
+  return *this;
+}
+Stream::~Stream() { drop_idle_watch(); }
 
 bool Stream::still_idle() noexcept {
   if (!socket_.is_open()) return false;
@@ -47,7 +62,178 @@ bool Stream::still_idle() noexcept {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+#if GH_EPOLL_SOCKETS
+namespace {
+
+using asio::detail::epoll_reactor;
+using asio::detail::reactor_op;
+using asio::detail::scheduler;
+using asio::detail::scheduler_operation;
+
+// The socket's reactor state, which Asio keeps in the protected implementation of basic_socket.
+struct SocketAccess : Stream::socket_type {
+  static auto& impl(Stream::socket_type& s) noexcept { return s.*(&SocketAccess::impl_); }
+};
+
+// Operations of one kind kept for reuse on this thread. An idle watch lives as long as its
+// connection idles, longer than Asio's small cache of handler memory keeps blocks, so without
+// this most requests would allocate one. Holds at most as many as were in use at once.
+template <class Op>
+class Spares {
+ public:
+  Spares() { free_.reserve(64); }
+  ~Spares() {
+    for (void* p : free_) ::operator delete(p);
+  }
+  Spares(const Spares&) = delete;
+  Spares& operator=(const Spares&) = delete;
+
+  void* get() {
+    if (free_.empty()) return ::operator new(sizeof(Op));
+    void* p = free_.back();
+    free_.pop_back();
+    return p;
+  }
+  void put(Op* op) noexcept {
+    op->~Op();
+    if (free_.size() < kKeep) {
+      try {
+        free_.push_back(op);
+        return;
+      } catch (...) {
+      }
+    }
+    ::operator delete(op);
+  }
+
+ private:
+  static constexpr std::size_t kKeep = 4096;
+  std::vector<void*> free_;
+};
+
+template <class Op>
+Spares<Op>& spares() {
+  thread_local Spares<Op> s;
+  return s;
+}
+
+template <class Op>
+Op* new_op() {
+  return new (spares<Op>().get()) Op();
+}
+
+template <class Op>
+void free_op(Op* op) {
+  spares<Op>().put(op);
+}
+
+// Asio's epoll reactor tries every new read at once and takes a socket as drained only when a
+// receive returns end of file. This operation reads nothing: started with a read allowed to
+// run at once, it reports the socket exhausted, so the reactor queues the next read until the
+// descriptor's next readiness event instead of trying it first. Run later from an event (when
+// queued behind another read), it reports nothing. Its completion only frees it.
+class DrainedMark final : public reactor_op {
+ public:
+  DrainedMark() : reactor_op(error_code(), &perform, &complete) {}
+  static inline thread_local bool starting = false;
+
+ private:
+  static status perform(reactor_op*) { return starting ? done_and_exhausted : done; }
+  static void complete(void*, scheduler_operation* base, const error_code&, std::size_t) {
+    free_op(static_cast<DrainedMark*>(base));
+  }
+};
+
+// A read that never finishes: each readiness event of the socket performs it, which notes the
+// event and leaves it queued. It is started as a read allowed to run at once (Asio re-arms the
+// descriptor with epoll_ctl for any other); that first run notes nothing. Only cancellation or
+// closing completes it. It is freed once both have happened: its completion, and its Stream
+// letting go of it (release). It is not work: started, it gives back the count the reactor
+// took, and takes it again when it completes, so an io_context with nothing else to do still
+// stops.
+class IdleWatch final : public reactor_op {
+ public:
+  IdleWatch() : reactor_op(error_code(), &perform, &complete) { cancellation_key_ = this; }
+  bool disturbed = false;
+  bool completed = false;
+  static inline thread_local bool starting = false;
+
+  static void release(IdleWatch* op) noexcept {
+    if (op->completed) free_op(op);
+    else op->released_ = true;
+  }
+
+ private:
+  bool released_ = false;
+
+  static status perform(reactor_op* base) {
+    if (!starting) static_cast<IdleWatch*>(base)->disturbed = true;
+    return not_done;
+  }
+  static void complete(void* owner, scheduler_operation* base, const error_code&, std::size_t) {
+    if (owner) static_cast<scheduler*>(owner)->compensating_work_started();
+    auto* op = static_cast<IdleWatch*>(base);
+    if (op->released_) free_op(op);
+    else op->completed = true;
+  }
+};
+
+}  // namespace
+
+EventLoop::EventLoop(asio::execution_context& context)
+    : reactor_(&asio::use_service<epoll_reactor>(context)), scheduler_(&asio::use_service<scheduler>(context)) {}
+
+void Stream::expect_answer(const EventLoop& loop) noexcept {
+  auto& state = SocketAccess::impl(socket_).get_implementation();
+  if (state.socket_ == asio::detail::invalid_socket || !state.reactor_data_) return;
+  auto* op = new_op<DrainedMark>();
+  DrainedMark::starting = true;
+  static_cast<epoll_reactor*>(loop.reactor_)
+      ->start_op(epoll_reactor::read_op, state.socket_, state.reactor_data_, op, /*is_continuation=*/true,
+                 /*allow_speculative=*/true);
+  DrainedMark::starting = false;
+}
+
+void Stream::start_idle_watch(const EventLoop& loop) noexcept {
+  auto& state = SocketAccess::impl(socket_).get_implementation();
+  if (idle_watch_ || state.socket_ == asio::detail::invalid_socket || !state.reactor_data_) return;
+  auto* op = new_op<IdleWatch>();
+  IdleWatch::starting = true;
+  static_cast<epoll_reactor*>(loop.reactor_)
+      ->start_op(epoll_reactor::read_op, state.socket_, state.reactor_data_, op, /*is_continuation=*/true,
+                 /*allow_speculative=*/true);
+  IdleWatch::starting = false;
+  static_cast<scheduler*>(loop.scheduler_)->work_finished();
+  idle_watch_ = op;
+}
+
+bool Stream::end_idle_watch(const EventLoop& loop) noexcept {
+  auto* op = static_cast<IdleWatch*>(std::exchange(idle_watch_, nullptr));
+  if (!op) return true;
+  // Completed already: the reactor did not keep it (it is shutting down), so nothing is known.
+  const bool disturbed = op->disturbed || op->completed || (tls_ && tls_->has_input());
+  if (!op->completed) {
+    auto& state = SocketAccess::impl(socket_).get_implementation();
+    static_cast<epoll_reactor*>(loop.reactor_)
+        ->cancel_ops_by_key(state.socket_, state.reactor_data_, epoll_reactor::read_op, op);
+  }
+  IdleWatch::release(op);
+  return disturbed;
+}
+
+void Stream::drop_idle_watch() noexcept {
+  if (auto* op = static_cast<IdleWatch*>(std::exchange(idle_watch_, nullptr))) IdleWatch::release(op);
+}
+#else
+EventLoop::EventLoop(asio::execution_context&) {}
+void Stream::expect_answer(const EventLoop&) noexcept {}
+void Stream::start_idle_watch(const EventLoop&) noexcept {}
+bool Stream::end_idle_watch(const EventLoop&) noexcept { return true; }
+void Stream::drop_idle_watch() noexcept {}
+#endif
+
 void Stream::close() noexcept {
+  drop_idle_watch();  // closing the socket completes it
   tls_.reset();
   error_code ignored;
   socket_.close(ignored);

@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <chrono>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <optional>
@@ -188,6 +190,159 @@ TEST(Stream, MovedStreamKeepsTheConnection) {
   }());
   EXPECT_FALSE(ec);
   EXPECT_EQ(p.peer_read(n), "moved");
+}
+
+
+// expect_answer and the idle watch change what the event loop does on epoll; on the io_uring
+// backend they do nothing (expect_answer) or always report a possible disturbance.
+#if defined(BOOST_ASIO_HAS_EPOLL) && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
+constexpr bool kEpoll = true;
+#else
+constexpr bool kEpoll = false;
+#endif
+
+// Runs the loop for a moment with nothing reading, so it notices what has arrived.
+void settle(Pair& p) {
+  asio::steady_timer t(p.io, std::chrono::milliseconds(20));
+  t.async_wait([](error_code) {});
+  p.io.restart();
+  p.io.run();
+}
+
+// A read of up to 64 bytes whose outcome the test looks at.
+struct PendingRead {
+  std::array<char, 64> buf{};
+  bool done = false;
+  error_code ec;
+  std::string got;
+
+  void start(Stream& s) {
+    s.async_read_some(asio::buffer(buf), [this](error_code e, std::size_t n) {
+      ec = e;
+      got.assign(buf.data(), n);
+      done = true;
+    });
+  }
+  // Runs the loop until the read completes or `limit` passes.
+  bool wait(asio::io_context& io, std::chrono::milliseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    io.restart();
+    while (!done && std::chrono::steady_clock::now() < until) io.run_one_for(std::chrono::milliseconds(5));
+    return done;
+  }
+};
+
+TEST(Stream, AReadTriesTheSocketAtOnceButAfterExpectAnswerWaitsForTheNextReadiness) {
+  // Bytes that arrived while nothing read, already noticed by the loop: a read finds them.
+  Pair plain;
+  asio::write(plain.peer, asio::buffer(std::string("stray")));
+  settle(plain);
+  PendingRead first;
+  first.start(plain.stream);
+  EXPECT_TRUE(first.wait(plain.io, std::chrono::milliseconds(2000)));
+  EXPECT_EQ(first.got, "stray");
+
+  // After expect_answer the read does not try the socket: it waits for what comes next, then
+  // reads everything there is.
+  Pair p;
+  EventLoop loop(p.io);
+  asio::write(p.peer, asio::buffer(std::string("stray")));
+  settle(p);
+  p.stream.expect_answer(loop);
+  PendingRead read;
+  read.start(p.stream);
+  const bool early = read.wait(p.io, std::chrono::milliseconds(100));
+  EXPECT_EQ(early, !kEpoll);
+  asio::write(p.peer, asio::buffer(std::string("answer")));
+  ASSERT_TRUE(read.wait(p.io, std::chrono::milliseconds(2000)));
+  EXPECT_FALSE(read.ec) << read.ec.message();
+  if (kEpoll) {
+    EXPECT_EQ(read.got, "strayanswer");
+  }
+}
+
+TEST(Stream, AnAnswerThatArrivesBeforeTheReadStartsIsReadAtOnce) {
+  Pair p;
+  EventLoop loop(p.io);
+  p.stream.expect_answer(loop);
+  asio::write(p.stream.socket(), asio::buffer(std::string("ask")));
+  EXPECT_EQ(p.peer_read(3), "ask");
+  asio::write(p.peer, asio::buffer(std::string("answer")));
+  settle(p);  // the loop notices the answer before anything reads it
+  PendingRead read;
+  read.start(p.stream);
+  ASSERT_TRUE(read.wait(p.io, std::chrono::milliseconds(2000)));
+  EXPECT_EQ(read.got, "answer");
+}
+
+TEST(Stream, ExpectAnswerOnAConnectionThePeerClosedWhileIdleStillEndsTheRead) {
+  // The peer's close was noticed while nothing read; the request then provokes a reset.
+  Pair p;
+  EventLoop loop(p.io);
+  p.peer.close();
+  settle(p);
+  p.stream.expect_answer(loop);
+  error_code wec;
+  asio::write(p.stream.socket(), asio::buffer(std::string("GET / HTTP/1.1\r\n\r\n")), wec);
+  PendingRead read;
+  read.start(p.stream);
+  ASSERT_TRUE(read.wait(p.io, std::chrono::milliseconds(3000))) << "the read hangs";
+  EXPECT_TRUE(read.ec == asio::error::eof || read.ec == asio::error::connection_reset) << read.ec.message();
+}
+
+TEST(Stream, TheIdleWatchTellsWhetherThePeerSentOrClosed) {
+  Pair p;
+  EventLoop loop(p.io);
+  p.stream.start_idle_watch(loop);
+  settle(p);
+  EXPECT_EQ(p.stream.end_idle_watch(loop), !kEpoll) << "nothing came";
+
+  p.stream.start_idle_watch(loop);
+  asio::write(p.peer, asio::buffer(std::string("late")));
+  settle(p);
+  EXPECT_TRUE(p.stream.end_idle_watch(loop));
+  PendingRead read;  // what came is still there to read
+  read.start(p.stream);
+  ASSERT_TRUE(read.wait(p.io, std::chrono::milliseconds(2000)));
+  EXPECT_EQ(read.got, "late");
+
+  p.stream.start_idle_watch(loop);
+  p.peer.shutdown(tcp::socket::shutdown_send);
+  settle(p);
+  EXPECT_TRUE(p.stream.end_idle_watch(loop)) << "the peer's end came";
+}
+
+TEST(Stream, AnIdleWatchKeepsNoLoopRunningAndFollowsMovesAndClose) {
+  Pair p;
+  EventLoop loop(p.io);
+  p.stream.start_idle_watch(loop);
+  p.io.restart();
+  const auto t0 = std::chrono::steady_clock::now();
+  p.io.run();  // nothing but the watch: returns at once
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+
+  Stream moved(std::move(p.stream));
+  EXPECT_TRUE(p.stream.end_idle_watch(loop)) << "a moved-from stream has no watch";
+  asio::write(p.peer, asio::buffer(std::string("x")));
+  settle(p);
+  EXPECT_TRUE(moved.end_idle_watch(loop)) << "the watch moved with the connection";
+
+  moved.start_idle_watch(loop);
+  moved.close();  // completes and frees the watch
+  p.io.restart();
+  p.io.run();
+  EXPECT_FALSE(moved.is_open());
+
+  // A stream that goes away watched, and a loop that ends with a watch on: nothing leaks
+  // (the sanitizer build checks).
+  Pair q;
+  EventLoop qloop(q.io);
+  {
+    Stream gone(std::move(q.stream));
+    gone.start_idle_watch(qloop);
+  }
+  Pair r;
+  r.stream.start_idle_watch(EventLoop(r.io));
 }
 
 }  // namespace

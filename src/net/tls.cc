@@ -269,7 +269,7 @@ struct TlsBio {
       std::memcpy(out, s.rest_.data() + s.rest_at_, n);
       s.rest_at_ += n;
       if (s.rest_at_ == s.rest_.size()) {
-        s.rest_.clear();
+        s.rest_ = std::string();  // no capacity kept while idle
         s.rest_at_ = 0;
       }
       *got = n;

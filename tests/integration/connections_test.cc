@@ -2,8 +2,18 @@
 // are not reused blindly, many clients at once, WebSocket upgrades, idle timeout (SPEC §2, §3).
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
 #include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "harness/assertions.h"
 
@@ -73,6 +83,104 @@ TEST(Connections, PooledConnectionClosedByTheServiceIsNotAFailure) {
     EXPECT_EQ(r.status, 200) << "request " << i << (post ? " (POST)" : " (GET)") << ":\n" << r.describe();
   }
   EXPECT_EQ(up.request_count(), 10u);
+}
+
+// A service that ends an idle keep-alive connection the way a lingering close does (Apache's,
+// for one): shutdown(SHUT_WR) after 300 ms without a request, then it reads and discards what
+// still comes for a while, then close(). After its FIN nothing it does raises a new event at
+// the gateway, so a request sent there would wait for an answer that never comes.
+class LingeringService {
+ public:
+  LingeringService() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listener_, 16) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("lingering service: cannot listen");
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~LingeringService() {
+    stop_ = true;
+    acceptor_.join();
+    for (auto& t : served_) t.join();
+    ::close(listener_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int requests() const { return requests_; }
+  int connections() const { return connections_; }
+
+ private:
+  void accept_loop() {
+    while (!stop_) {
+      pollfd p{listener_, POLLIN, 0};
+      if (::poll(&p, 1, 50) != 1) continue;
+      int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) continue;
+      ++connections_;
+      served_.emplace_back([this, fd] { serve(fd); });
+    }
+  }
+  void serve(int fd) {
+    char buf[4096];
+    for (;;) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 300) != 1) break;  // idle: end the connection
+      std::string req;
+      while (req.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) {
+          ::close(fd);
+          return;
+        }
+        req.append(buf, static_cast<std::size_t>(n));
+      }
+      ++requests_;
+      const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+      if (::write(fd, answer.data(), answer.size()) != static_cast<ssize_t>(answer.size())) break;
+    }
+    ::shutdown(fd, SHUT_WR);
+    for (;;) {  // linger: read and discard until the gateway closes, or 2 s of silence
+      pollfd p{fd, POLLIN, 0};
+      if (stop_ || ::poll(&p, 1, 2000) != 1 || ::read(fd, buf, sizeof buf) <= 0) break;
+    }
+    ::close(fd);
+  }
+
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0}, connections_{0};
+  std::thread acceptor_;
+  std::vector<std::thread> served_;
+};
+
+TEST(Connections, PooledConnectionALingeringServiceHalfClosedIsNotWaitedOn) {
+  LingeringService svc;
+  Gateway gw(fill(R"(
+services:
+  svc:
+    instances: ["{U}"]
+    timeouts: {response: 5s}
+routes:
+  - path: /
+    service: svc
+)",
+                  {{"U", svc.url()}}),
+             Gateway::Options{.workers = 1});
+  GH_START(gw);
+  auto first = http_get(gw.port(), "/one");
+  ASSERT_EQ(first.status, 200) << first.describe();
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // the service half-closes at 300 ms
+  const auto t0 = std::chrono::steady_clock::now();
+  auto second = http_get(gw.port(), "/two");
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(second.status, 200) << second.describe();
+  EXPECT_LT(took, std::chrono::seconds(2)) << "the gateway waited on a connection the service had ended";
+  EXPECT_EQ(svc.connections(), 2) << "the second request goes on a new connection";
 }
 
 TEST(Connections, ManyClientsAtOnce) {

@@ -42,7 +42,8 @@ bool Connection::open_pooled_now(const std::string& pool_key, bool /*http2*/, bo
   sent_ = false;
   head_pending_ = false;
   body_started_ = body_done_ = false;
-  reused_ = pool_.take(pool_key, clock_.now_ms(), stream_);
+  quiet_ = false;
+  reused_ = pool_.take(pool_key, clock_.now_ms(), stream_, quiet_);
   if (reused_ && check_idle && !stream_.still_idle()) {
     close();  // see open()
     reused_ = false;
@@ -58,7 +59,8 @@ asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, con
   sent_ = false;
   head_pending_ = false;
   body_started_ = body_done_ = false;
-  reused_ = pooled && pool_.take(pool_key, clock_.now_ms(), stream_);
+  quiet_ = false;
+  reused_ = pooled && pool_.take(pool_key, clock_.now_ms(), stream_, quiet_);
   if (reused_ && check_idle && !stream_.still_idle()) {
     // A request that may not be replayed never goes on a pooled connection the service has
     // already closed (or that holds stray bytes): it would fail after being sent. One peek,
@@ -68,6 +70,7 @@ asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, con
   }
   if (reused_) co_return Result<void>{};
   stream_ = net::Stream(stream_.get_executor());
+  quiet_ = true;  // a service speaks only when asked
   auto [ec] = co_await stream_.socket().async_connect(address, nothrow);
   if (ec) {
     close();
@@ -116,6 +119,11 @@ asio::awaitable<Result<void>> Connection::send_body(std::string_view data, bool 
   std::array<asio::const_buffer, 4> bufs{
       asio::buffer(head_pending_ ? head_out_.data() : nullptr, head_pending_ ? head_out_.size() : 0),
       asio::buffer(hdr, hn), asio::buffer(data.data(), data.size()), asio::buffer(tail.data(), tail.size())};
+  // The whole request in one write, on a connection with nothing unread: the service has
+  // nothing to say before it, so the response read waits for the answer instead of first
+  // finding nothing.
+  if (head_pending_ && last && quiet_) stream_.expect_answer(pool_.event_loop(stream_));
+  quiet_ = false;
   head_pending_ = false;
   auto [ec, n] = co_await asio::async_write(stream_, bufs, nothrow);
   if (n > 0) sent_ = true;

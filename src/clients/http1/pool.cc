@@ -1,10 +1,18 @@
 #include "clients/http1/pool.h"
 
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/query.hpp>
+
 #include <algorithm>
 
 namespace gh::clients::http1 {
 
-bool ConnectionPool::take(const std::string& key, std::int64_t now_ms, net::Stream& out) {
+const net::EventLoop& ConnectionPool::event_loop(net::Stream& s) {
+  if (!loop_) loop_.emplace(boost::asio::query(s.get_executor(), boost::asio::execution::context));
+  return *loop_;
+}
+
+bool ConnectionPool::take(const std::string& key, std::int64_t now_ms, net::Stream& out, bool& quiet) {
   auto it = idle_.find(key);
   if (it == idle_.end()) return false;
   auto& list = it->second;
@@ -12,6 +20,7 @@ bool ConnectionPool::take(const std::string& key, std::int64_t now_ms, net::Stre
     Idle idle = std::move(list.back());
     list.pop_back();
     if (now_ms - idle.since_ms < kPoolIdleMillis && idle.stream.is_open()) {
+      quiet = !idle.stream.end_idle_watch(event_loop(idle.stream));
       out = std::move(idle.stream);
       return true;
     }
@@ -26,6 +35,7 @@ void ConnectionPool::put(const std::string& key, net::Stream&& s, std::int64_t n
     list.front().stream.close();
     list.erase(list.begin());
   }
+  s.start_idle_watch(event_loop(s));
   list.push_back(Idle{std::move(s), now_ms});
 }
 

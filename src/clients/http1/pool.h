@@ -7,6 +7,7 @@
 #include "net/stream.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,10 +30,14 @@ class ConnectionPool {
     std::int64_t since_ms;
   };
 
-  // Takes the most recently idle connection to `key`, if one is fresh enough.
-  bool take(const std::string& key, std::int64_t now_ms, net::Stream& out);
-  // Returns a connection that finished a response cleanly and may be reused.
+  // Takes the most recently idle connection to `key`, if one is fresh enough. `quiet`: the
+  // service sent nothing (no bytes, no close) while it idled here.
+  bool take(const std::string& key, std::int64_t now_ms, net::Stream& out, bool& quiet);
+  // Returns a connection that finished a response cleanly and may be reused; the event loop
+  // watches it while it idles.
   void put(const std::string& key, net::Stream&& s, std::int64_t now_ms);
+  // The event loop of this pool's worker (that of `s`), for Stream::expect_answer.
+  const net::EventLoop& event_loop(net::Stream& s);
   // Closes connections idle for too long; called periodically by the worker.
   void sweep(std::int64_t now_ms);
   void clear();
@@ -40,6 +45,7 @@ class ConnectionPool {
 
  private:
   std::unordered_map<std::string, std::vector<Idle>> idle_;
+  std::optional<net::EventLoop> loop_;  // found at the first use
 };
 
 }  // namespace gh::clients::http1
