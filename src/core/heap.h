@@ -5,6 +5,8 @@
 // Thread: scavenge_thread_cache() acts on the calling thread's cache only.
 #pragma once
 
+#include <cstddef>
+
 namespace gh::core {
 
 using ThreadCacheScavenger = void (*)() noexcept;
@@ -14,5 +16,13 @@ void set_thread_cache_scavenger(ThreadCacheScavenger scavenger) noexcept;
 
 // Frees the blocks of the calling thread's cache that sat unused since the previous call.
 void scavenge_thread_cache() noexcept;
+
+// malloc, free, calloc and realloc over the global operator new and delete, for C libraries
+// that take an allocator of their caller's (nghttp2): their blocks then come from the binary's
+// per-thread cache like the rest of a request's memory. Null when out of memory, as malloc.
+void* heap_malloc(std::size_t n) noexcept;
+void heap_free(void* p) noexcept;
+void* heap_calloc(std::size_t count, std::size_t size) noexcept;
+void* heap_realloc(void* p, std::size_t n) noexcept;
 
 }  // namespace gh::core

@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "clients/http2/nghttp2_memory.h"
 #include "core/log.h"
 #include "core/strings.h"
 #include "proxy/downstream.h"
@@ -772,7 +773,7 @@ void Http2Session::begin(std::string_view initial) {
   nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);  // rapid reset (CVE-2023-44487)
   nghttp2_option_set_max_outbound_ack(opt, 1000);
   nghttp2_option_set_max_settings(opt, 32);
-  int rv = nghttp2_session_server_new2(&ng_, cb, this, opt);
+  int rv = nghttp2_session_server_new3(&ng_, cb, this, opt, clients::http2::nghttp2_memory());
   nghttp2_session_callbacks_del(cb);
   nghttp2_option_del(opt);
   if (rv != 0) {

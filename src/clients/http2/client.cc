@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "clients/http2/nghttp2_memory.h"
 #include "core/log.h"
 #include "core/strings.h"
 #include "http/fields.h"
@@ -286,7 +287,7 @@ bool Connection::begin_session() {
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_max_outbound_ack(opt, 1000);
   nghttp2_option_set_max_settings(opt, 32);
-  const int rv = nghttp2_session_client_new2(&ng_, cb, this, opt);
+  const int rv = nghttp2_session_client_new3(&ng_, cb, this, opt, nghttp2_memory());
   nghttp2_session_callbacks_del(cb);
   nghttp2_option_del(opt);
   if (rv != 0) {
