@@ -19,7 +19,6 @@
 #include <cstring>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "core/check.h"
 #include "net/tls.h"
@@ -34,6 +33,7 @@ Stream::Stream(socket_type socket) : socket_(std::move(socket)) {}
 Stream::Stream(Stream&& o) noexcept
     : socket_(std::move(o.socket_)), tls_(std::move(o.tls_)), idle_watch_(std::exchange(o.idle_watch_, nullptr)) {}
 Stream& Stream::operator=(Stream&& o) noexcept {
+  if (this == &o) return *this;
   drop_idle_watch();
   socket_ = std::move(o.socket_);  // closing this socket completes its watch, if any
   tls_ = std::move(o.tls_);
@@ -75,56 +75,16 @@ struct SocketAccess : Stream::socket_type {
   static auto& impl(Stream::socket_type& s) noexcept { return s.*(&SocketAccess::impl_); }
 };
 
-// Operations of one kind kept for reuse on this thread. An idle watch lives as long as its
-// connection idles, longer than Asio's small cache of handler memory keeps blocks, so without
-// this most requests would allocate one. Holds at most as many as were in use at once.
-template <class Op>
-class Spares {
- public:
-  Spares() { free_.reserve(64); }
-  ~Spares() {
-    for (void* p : free_) ::operator delete(p);
-  }
-  Spares(const Spares&) = delete;
-  Spares& operator=(const Spares&) = delete;
-
-  void* get() {
-    if (free_.empty()) return ::operator new(sizeof(Op));
-    void* p = free_.back();
-    free_.pop_back();
-    return p;
-  }
-  void put(Op* op) noexcept {
-    op->~Op();
-    if (free_.size() < kKeep) {
-      try {
-        free_.push_back(op);
-        return;
-      } catch (...) {
-      }
-    }
-    ::operator delete(op);
-  }
-
- private:
-  static constexpr std::size_t kKeep = 4096;
-  std::vector<void*> free_;
-};
-
-template <class Op>
-Spares<Op>& spares() {
-  thread_local Spares<Op> s;
-  return s;
-}
-
+// The ops come from operator new: in the gatehouse binary, its per-thread cache (an idle watch
+// lives as long as its connection idles, longer than Asio's small handler cache keeps blocks).
 template <class Op>
 Op* new_op() {
-  return new (spares<Op>().get()) Op();
+  return new Op();
 }
 
 template <class Op>
 void free_op(Op* op) {
-  spares<Op>().put(op);
+  delete op;
 }
 
 // Asio's epoll reactor tries every new read at once and takes a socket as drained only when a

@@ -135,17 +135,18 @@ class Stream {
   }
 
   // Declares that nothing the peer sent can be waiting unread: call it right before sending a
-  // whole request in one write, on a new connection or an idle one whose watch (below) saw
-  // nothing, to a peer that speaks only when asked. The next read then waits for the socket
+  // whole request in one write, on a connection whose watch (below), kept since it was opened or
+  // since its last answer ended, saw nothing, to a peer that speaks only when asked. The next read then waits for the socket
   // to become readable instead of first trying a receive that would find nothing: one system
   // call less per response. No effect on the io_uring backend.
   void expect_answer(const EventLoop& loop) noexcept;
 
-  // Watches a connection while it idles in a pool: start_idle_watch() has the event loop note
-  // any readiness of the socket (bytes, the peer's close, an error) at no cost of its own;
-  // end_idle_watch() ends the watch and says whether anything came, or was left unread.
-  // REQUIRES: no read in flight meanwhile. close() and moves keep it right. io_uring: always
-  // reports that something may have come.
+  // Watches a connection while nothing reads it (between an answer and the next request):
+  // start_idle_watch() has the event loop note any readiness of the socket from now on (bytes,
+  // the peer's close, an error) at no cost of its own; a second start keeps the first watch.
+  // end_idle_watch() ends it and says whether anything came, or may have (no watch, TLS bytes
+  // left unread). REQUIRES: no read in flight meanwhile. close() and moves keep it right.
+  // io_uring: always reports that something may have come.
   void start_idle_watch(const EventLoop& loop) noexcept;
   bool end_idle_watch(const EventLoop& loop) noexcept;
 

@@ -42,8 +42,7 @@ bool Connection::open_pooled_now(const std::string& pool_key, bool /*http2*/, bo
   sent_ = false;
   head_pending_ = false;
   body_started_ = body_done_ = false;
-  quiet_ = false;
-  reused_ = pool_.take(pool_key, clock_.now_ms(), stream_, quiet_);
+  reused_ = pool_.take(pool_key, clock_.now_ms(), stream_);
   if (reused_ && check_idle && !stream_.still_idle()) {
     close();  // see open()
     reused_ = false;
@@ -59,8 +58,7 @@ asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, con
   sent_ = false;
   head_pending_ = false;
   body_started_ = body_done_ = false;
-  quiet_ = false;
-  reused_ = pooled && pool_.take(pool_key, clock_.now_ms(), stream_, quiet_);
+  reused_ = pooled && pool_.take(pool_key, clock_.now_ms(), stream_);
   if (reused_ && check_idle && !stream_.still_idle()) {
     // A request that may not be replayed never goes on a pooled connection the service has
     // already closed (or that holds stray bytes): it would fail after being sent. One peek,
@@ -70,7 +68,6 @@ asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, con
   }
   if (reused_) co_return Result<void>{};
   stream_ = net::Stream(stream_.get_executor());
-  quiet_ = true;  // a service speaks only when asked
   auto [ec] = co_await stream_.socket().async_connect(address, nothrow);
   if (ec) {
     close();
@@ -93,6 +90,8 @@ asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, con
       co_return shaken;
     }
   }
+  // Watched from now until the request's first byte: see send_body.
+  stream_.start_idle_watch(pool_.event_loop(stream_));
   co_return Result<void>{};
 }
 
@@ -119,11 +118,15 @@ asio::awaitable<Result<void>> Connection::send_body(std::string_view data, bool 
   std::array<asio::const_buffer, 4> bufs{
       asio::buffer(head_pending_ ? head_out_.data() : nullptr, head_pending_ ? head_out_.size() : 0),
       asio::buffer(hdr, hn), asio::buffer(data.data(), data.size()), asio::buffer(tail.data(), tail.size())};
-  // The whole request in one write, on a connection with nothing unread: the service has
-  // nothing to say before it, so the response read waits for the answer instead of first
-  // finding nothing.
-  if (head_pending_ && last && quiet_) stream_.expect_answer(pool_.event_loop(stream_));
-  quiet_ = false;
+  if (head_pending_) {
+    // Whether the service sent anything (a close, stray bytes) since the connection was opened
+    // or its last response ended: the event loop watched it until now. If not, and the whole
+    // request goes in one write, the service has nothing to say before its answer: the response
+    // read waits for it instead of first finding nothing.
+    const net::EventLoop& loop = pool_.event_loop(stream_);
+    const bool quiet = !stream_.end_idle_watch(loop);
+    if (quiet && last) stream_.expect_answer(loop);
+  }
   head_pending_ = false;
   auto [ec, n] = co_await asio::async_write(stream_, bufs, nothrow);
   if (n > 0) sent_ = true;
@@ -164,7 +167,16 @@ asio::awaitable<Result<http::ResponseHead*>> Connection::read_head(bool head_req
   body_started_ = false;
   read_filled_ = false;
   body_done_ = resp_.body == http::BodyKind::None;
+  if (body_done_) watch_if_reusable();
   co_return &resp_;
+}
+
+// Once the response has ended on a connection that may be reused, the event loop watches it:
+// whatever the service sends from now (a close, stray bytes) is noted, even while the client
+// is still taking the response, so that the next request knows whether anything waits unread.
+void Connection::watch_if_reusable() noexcept {
+  if (body_done_ && begin_ == end_ && resp_.keep_alive && resp_.status != 101 && stream_.is_open())
+    stream_.start_idle_watch(pool_.event_loop(stream_));
 }
 
 // What the buffered bytes hold of the body, decoded (chunked: in place).
@@ -177,6 +189,7 @@ Result<http::BodyPart> Connection::decode_buffered() {
       begin_ += take;
       left_ -= take;
       body_done_ = left_ == 0;
+      if (body_done_) watch_if_reusable();
       return http::BodyPart{part, body_done_};
     }
     case http::BodyKind::UntilClose: {
@@ -201,6 +214,7 @@ Result<http::BodyPart> Connection::decode_buffered() {
     if (step.consumed == 0 && step.data.empty() && !step.done) break;
   }
   begin_ = pos;
+  if (body_done_) watch_if_reusable();
   return http::BodyPart{std::string_view(base + start, write_pos - start), body_done_};
 }
 

@@ -50,6 +50,7 @@ class Connection final : public Outbound {
  private:
   void release_buffer() noexcept;
   Result<http::BodyPart> decode_buffered();
+  void watch_if_reusable() noexcept;
 
   net::Stream stream_;
   ConnectionPool& pool_;
@@ -58,7 +59,6 @@ class Connection final : public Outbound {
   const http::ParseLimits* limits_ = nullptr;
   const std::string* pool_key_ = nullptr;
   bool reused_ = false;
-  bool quiet_ = false;  // nothing unread can wait on the connection: see net::Stream::expect_answer
 
   // Request side.
   std::string head_out_;

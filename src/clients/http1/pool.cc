@@ -12,7 +12,7 @@ const net::EventLoop& ConnectionPool::event_loop(net::Stream& s) {
   return *loop_;
 }
 
-bool ConnectionPool::take(const std::string& key, std::int64_t now_ms, net::Stream& out, bool& quiet) {
+bool ConnectionPool::take(const std::string& key, std::int64_t now_ms, net::Stream& out) {
   auto it = idle_.find(key);
   if (it == idle_.end()) return false;
   auto& list = it->second;
@@ -20,7 +20,6 @@ bool ConnectionPool::take(const std::string& key, std::int64_t now_ms, net::Stre
     Idle idle = std::move(list.back());
     list.pop_back();
     if (now_ms - idle.since_ms < kPoolIdleMillis && idle.stream.is_open()) {
-      quiet = !idle.stream.end_idle_watch(event_loop(idle.stream));
       out = std::move(idle.stream);
       return true;
     }

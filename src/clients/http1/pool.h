@@ -30,11 +30,11 @@ class ConnectionPool {
     std::int64_t since_ms;
   };
 
-  // Takes the most recently idle connection to `key`, if one is fresh enough. `quiet`: the
-  // service sent nothing (no bytes, no close) while it idled here.
-  bool take(const std::string& key, std::int64_t now_ms, net::Stream& out, bool& quiet);
+  // Takes the most recently idle connection to `key`, if one is fresh enough. Its idle watch
+  // (net::Stream) goes on until the user ends it.
+  bool take(const std::string& key, std::int64_t now_ms, net::Stream& out);
   // Returns a connection that finished a response cleanly and may be reused; the event loop
-  // watches it while it idles.
+  // watches it while it idles, if it did not already.
   void put(const std::string& key, net::Stream&& s, std::int64_t now_ms);
   // The event loop of this pool's worker (that of `s`), for Stream::expect_answer.
   const net::EventLoop& event_loop(net::Stream& s);
