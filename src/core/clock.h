@@ -1,5 +1,9 @@
 // Clock: the one source of the current time for everything in gatehouse that reads it.
 // Monotonic time (now()) measures intervals: windows, deadlines, refetch limits, ejections.
+// coarse_now() is the same clock read to within a few milliseconds (the kernel's last tick) at
+// a fifth of the cost: for deadlines the worker checks on its 100 ms tick and for ages of
+// seconds (pooled connections, ejections), read several times per request. Durations that are
+// reported (latencies, access logs) use now().
 // Wall time (wall_now()) is for what is compared with the calendar: JWT exp/nbf/iat and
 // timestamps. Code that reads the time takes a `const Clock&` (normally Clock::real()); unit
 // tests pass a FakeClock and advance it instead of sleeping.
@@ -25,6 +29,8 @@ class Clock {
   virtual Monotonic now() const noexcept = 0;
   // The calendar time.
   virtual Wall wall_now() const noexcept = 0;
+  // now(), or up to one kernel tick (1 to 10 ms) before it; never after it.
+  virtual Monotonic coarse_now() const noexcept { return now(); }
 
   // now() as an integer since the monotonic epoch, for atomics.
   std::int64_t now_ns() const noexcept {
@@ -32,6 +38,9 @@ class Clock {
   }
   std::int64_t now_ms() const noexcept {
     return std::chrono::duration_cast<std::chrono::milliseconds>(now().time_since_epoch()).count();
+  }
+  std::int64_t coarse_now_ms() const noexcept {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(coarse_now().time_since_epoch()).count();
   }
   // wall_now() in (fractional) seconds since the Unix epoch, as JWT claims count.
   double wall_seconds() const noexcept { return std::chrono::duration<double>(wall_now().time_since_epoch()).count(); }
@@ -44,6 +53,8 @@ class RealClock final : public Clock {
  public:
   Monotonic now() const noexcept override { return std::chrono::steady_clock::now(); }
   Wall wall_now() const noexcept override { return std::chrono::system_clock::now(); }
+  // CLOCK_MONOTONIC_COARSE: the base steady_clock reads (CLOCK_MONOTONIC) as of the last tick.
+  Monotonic coarse_now() const noexcept override;
 };
 
 // A clock that moves only when told to: advance() moves both times, set_wall() the calendar

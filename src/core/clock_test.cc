@@ -39,6 +39,33 @@ TEST(RealClock, FollowsTheProcessClocks) {
   EXPECT_LT(std::chrono::abs(c.wall_now() - std::chrono::system_clock::now()), 1s);
 }
 
+// The coarse reading is the same clock as now(), never ahead of it and at most a tick behind:
+// deadlines armed from one are checked against the other.
+TEST(RealClock, CoarseReadingIsTheSameClockAtMostATickBehind) {
+  const Clock& c = Clock::real();
+  for (int i = 0; i < 1000; ++i) {
+    const auto before = c.now();
+    const auto coarse = c.coarse_now();
+    const auto after = c.now();
+    ASSERT_LE(coarse, after);
+    ASSERT_GT(coarse, before - 20ms);  // a tick is 1 to 10 ms
+  }
+  // It moves: within a second it has advanced.
+  const auto first = c.coarse_now();
+  while (c.now() < first + 50ms) {
+  }
+  EXPECT_GT(c.coarse_now(), first + 30ms);
+  EXPECT_NEAR(static_cast<double>(c.coarse_now_ms()), static_cast<double>(c.now_ms()), 20.0);
+}
+
+TEST(FakeClock, CoarseReadingIsNow) {
+  FakeClock clock;
+  EXPECT_EQ(clock.coarse_now(), clock.now());
+  clock.advance(7ms);
+  EXPECT_EQ(clock.coarse_now(), clock.now());
+  EXPECT_EQ(clock.coarse_now_ms(), clock.now_ms());
+}
+
 struct Tally {
   int hits = 0;
 };

@@ -102,4 +102,15 @@ std::string suggest(std::string_view word, const std::vector<std::string>& candi
   return best;
 }
 
+void append_hex(std::string& out, std::uint64_t value, int min_digits) {
+  char digits[16];
+  int n = 0;
+  do {
+    digits[n++] = "0123456789abcdef"[value & 0xf];
+    value >>= 4;
+  } while (value != 0);
+  for (int pad = std::min(min_digits, 16) - n; pad > 0; --pad) out.push_back('0');
+  while (n > 0) out.push_back(digits[--n]);
+}
+
 }  // namespace gh

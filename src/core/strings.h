@@ -23,6 +23,10 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view s);
 // "10MiB", "8KiB", "512", "1KB"... nullopt when malformed.
 std::optional<std::uint64_t> parse_size(std::string_view s);
 
+// Appends `value` in lowercase hexadecimal, zero-padded to at least `min_digits` digits (at
+// most 16 are ever needed), as fmt's "{:0Nx}" would, without parsing a format.
+void append_hex(std::string& out, std::uint64_t value, int min_digits = 1);
+
 // Levenshtein distance, for did-you-mean suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 // The closest candidate within a small distance, or empty.

@@ -4,6 +4,21 @@
 
 using namespace std::chrono_literals;
 
+TEST(Strings, AppendsHexLikeAZeroPaddedFormat) {
+  std::string out = "x";
+  gh::append_hex(out, 0);
+  EXPECT_EQ(out, "x0");
+  out.clear();
+  gh::append_hex(out, 0xbeef, 6);
+  EXPECT_EQ(out, "00beef");
+  out.clear();
+  gh::append_hex(out, 0x123456789abcdef0ull, 4);  // wider than asked: every digit
+  EXPECT_EQ(out, "123456789abcdef0");
+  out.clear();
+  gh::append_hex(out, ~0ull, 20);  // never more than 16 digits of padding
+  EXPECT_EQ(out, "ffffffffffffffff");
+}
+
 TEST(Strings, ParsesDurations) {
   EXPECT_EQ(gh::parse_duration("250ms"), 250ms);
   EXPECT_EQ(gh::parse_duration("30s"), 30s);

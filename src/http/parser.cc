@@ -9,6 +9,8 @@
 #include <cstring>
 #include <limits>
 
+#include "core/strings.h"
+
 namespace gh::http {
 namespace {
 
@@ -758,13 +760,7 @@ ChunkedDecoder::Step ChunkedDecoder::feed(std::string_view input) noexcept {
 // Helpers
 
 void append_chunk_header(std::string& out, std::uint64_t size) {
-  char digits[16];
-  int n = 0;
-  do {
-    digits[n++] = "0123456789abcdef"[size & 0xf];
-    size >>= 4;
-  } while (size != 0);
-  while (n > 0) out.push_back(digits[--n]);
+  append_hex(out, size);
   out.append("\r\n", 2);
 }
 

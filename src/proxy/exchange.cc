@@ -443,7 +443,7 @@ asio::awaitable<void> Exchange::proxy() {
     if (!opened && down_.cancelled()) co_return client_cancelled();
     if (!opened) {
       const bool timeout = down_.timed_out();
-      ep->report_connect_failure(worker_.clock().now_ms());
+      ep->report_connect_failure(worker_.clock().coarse_now_ms());
       // Nothing was sent: safe to try another instance whatever the method.
       if (retries_left > 0 && scfg.retries.on_connect_failure) {
         --retries_left;
@@ -470,7 +470,7 @@ asio::awaitable<void> Exchange::proxy() {
           continue;
         }
         up_.close();
-        ep->report_connect_failure(worker_.clock().now_ms());
+        ep->report_connect_failure(worker_.clock().coarse_now_ms());
         if (e.retryable && replayable && retries_left > 0 && scfg.retries.on_connect_failure) {
           // Nothing reached the instance: as a connect failure, another instance may take it.
           --retries_left;
@@ -519,7 +519,7 @@ asio::awaitable<void> Exchange::proxy() {
         continue;
       }
       const int status = timeout ? 504 : 502;
-      if (!timeout) ep->report_status(502, worker_.clock().now_ms());
+      if (!timeout) ep->report_status(502, worker_.clock().coarse_now_ms());
       if (idempotent && replayable && retries_left > 0 && retries_on(status)) {
         --retries_left;
         rewind();
@@ -528,7 +528,7 @@ asio::awaitable<void> Exchange::proxy() {
       co_return co_await local_reply(status, timeout ? "upstream_timeout" : "bad_response", false);
     }
     http::ResponseHead& resp = **head;
-    ep->report_status(resp.status, worker_.clock().now_ms());
+    ep->report_status(resp.status, worker_.clock().coarse_now_ms());
     if (idempotent && replayable && retries_left > 0 && retries_on(resp.status)) {
       --retries_left;
       up_.close();

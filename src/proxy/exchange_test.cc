@@ -229,6 +229,18 @@ TEST_F(ExchangeTest, ProxiesTheAnswerAndLogsOnce) {
   EXPECT_EQ(up_.finished_complete, 1);
 }
 
+TEST_F(ExchangeTest, RequestIdsAre28HexDigitsFromOnePrefixAndACounter) {
+  std::string a, b;
+  worker_.next_request_id(a);
+  worker_.next_request_id(b);
+  ASSERT_EQ(a.size(), 28u) << a;
+  ASSERT_EQ(b.size(), 28u) << b;
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos) << a;
+  EXPECT_EQ(a.substr(0, 18), b.substr(0, 18));  // the worker's random prefix, then its id
+  EXPECT_EQ(a.substr(16, 2), "00");
+  EXPECT_EQ(std::stoull(b.substr(18), nullptr, 16), std::stoull(a.substr(18), nullptr, 16) + 1);
+}
+
 TEST_F(ExchangeTest, NoRouteIsALocal404WithoutPolicies) {
   Outcome o = run("GET", "/elsewhere");
   EXPECT_EQ(o.status, 404);

@@ -123,7 +123,7 @@ class Http1Session final : public SessionBase,
   void abort() noexcept override { aborted_ = true; }
   asio::awaitable<void> tunnel(clients::Outbound& up, std::chrono::milliseconds idle, std::uint64_t& bytes_in,
                                std::uint64_t& bytes_out) override;
-  void arm_after(std::chrono::milliseconds d) noexcept override { arm(w_.clock().now() + d); }
+  void arm_after(std::chrono::milliseconds d) noexcept override { arm(w_.clock().coarse_now() + d); }
   bool timed_out() const noexcept override { return timed_out_; }
   bool draining() const noexcept override { return w_.shared().draining.load(std::memory_order_relaxed); }
 
@@ -231,7 +231,7 @@ void start_session(Worker& worker, tcp::socket socket, SessionStart start) {
 }
 
 void Http1Session::begin(std::shared_ptr<const net::TlsServerContext> tls) {
-  const auto accepted = w_.clock().now();
+  const auto accepted = w_.clock().coarse_now();
   boost::system::error_code ec;
   client_.socket().set_option(tcp::no_delay(true), ec);
   auto peer = client_.socket().remote_endpoint(ec);
@@ -293,7 +293,7 @@ void Http1Session::on_handshake(boost::system::error_code ec) {
     return shutdown();
   }
   if (client_.tls()->alpn() == "h2") return hand_to_http2();
-  arm(w_.clock().now() + limits().header_timeout);
+  arm(w_.clock().coarse_now() + limits().header_timeout);
   wait_idle();
 }
 
@@ -524,7 +524,7 @@ bool Http1Session::body_now(http::BodyPart& out) noexcept {
   const http::RequestHead& req = sc_->req;
   if (!body().first || req.body == http::BodyKind::Chunked) return false;
   body().first = false;
-  body().start = w_.clock().now();
+  body().start = w_.clock().coarse_now();
   if (req.body == http::BodyKind::None) {
     out = http::BodyPart{{}, true};
     return true;
@@ -542,10 +542,10 @@ bool Http1Session::body_now(http::BodyPart& out) noexcept {
 asio::awaitable<Result<http::BodyPart>> Http1Session::read_body() {
   const http::RequestHead& req = sc_->req;
   const auto& lim = limits();
-  if (body().first) body().start = w_.clock().now();
+  if (body().first) body().start = w_.clock().coarse_now();
   // Slower than min_body_rate once body_timeout has passed.
   auto too_slow = [&]() {
-    auto elapsed = w_.clock().now() - body().start;
+    auto elapsed = w_.clock().coarse_now() - body().start;
     if (elapsed <= lim.body_timeout) return false;
     double secs = std::chrono::duration<double>(elapsed).count();
     return static_cast<double>(body().read) / secs < static_cast<double>(lim.min_body_rate);

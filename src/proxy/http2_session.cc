@@ -262,7 +262,7 @@ class Http2Session final : public SessionBase, public std::enable_shared_from_th
   // Ends the connection after what is queued (a GOAWAY) has been written.
   void calm(std::uint32_t code, const char* why);
   void glitch(const char* why) {
-    if (!glitches_.spend(w_.clock().now())) calm(NGHTTP2_ENHANCE_YOUR_CALM, why);
+    if (!glitches_.spend(w_.clock().coarse_now())) calm(NGHTTP2_ENHANCE_YOUR_CALM, why);
   }
 
  private:
@@ -318,7 +318,7 @@ bool H2Stream::draining() const noexcept { return s_.w_.shared().draining.load(s
 bool H2Stream::broken() const noexcept { return reset_ || !s_.alive_ || (closed_ && !eof_sent_); }
 void H2Stream::arm_after(std::chrono::milliseconds d) noexcept {
   timed_out_ = false;
-  deadline_ = s_.w_.clock().now() + d;
+  deadline_ = s_.w_.clock().coarse_now() + d;
 }
 
 void H2Stream::give_back() noexcept {
@@ -541,7 +541,7 @@ struct Http2Session::Callbacks {
 
   static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* p) {
     Http2Session& s = self(p);
-    const auto now = s.w_.clock().now();
+    const auto now = s.w_.clock().coarse_now();
     switch (hd->type) {
       case NGHTTP2_HEADERS:
         s.continuations_ = 0;
@@ -794,7 +794,7 @@ void Http2Session::begin(std::string_view initial) {
   };
   nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0, static_cast<std::int32_t>(h2.connection_window));
-  const auto now = w_.clock().now();
+  const auto now = w_.clock().coarse_now();
   settings_deadline_ = now + kSettingsAckTimeout;
   idle_deadline_ = now + h2.idle_timeout;
 
@@ -887,7 +887,7 @@ asio::awaitable<void> Http2Session::write_loop() {
     }
     if (!settings_amended_) amend_settings();
     writing_ = true;
-    write_deadline_ = w_.clock().now() + limits().idle_timeout;
+    write_deadline_ = w_.clock().coarse_now() + limits().idle_timeout;
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out_), nothrow);
     (void)n;
     writing_ = false;
@@ -1055,7 +1055,7 @@ void Http2Session::erase(H2Stream* st) {
   if (it == streams_.end()) return;
   if (spare_.size() < kMaxSpare && alive_) spare_.push_back(std::move(it->second));
   streams_.erase(it);
-  if (streams_.empty() && alive_) idle_deadline_ = w_.clock().now() + limits().idle_timeout;
+  if (streams_.empty() && alive_) idle_deadline_ = w_.clock().coarse_now() + limits().idle_timeout;
 }
 
 void Http2Session::close_if_idle() {

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "core/heap.h"
+#include "core/strings.h"
 #include "proxy/http1_session.h"
 
 namespace gh::proxy {
@@ -39,7 +40,8 @@ void stop_soon(asio::io_context& io, std::function<bool()> done, int rounds) {
 Worker::Worker(unsigned id, GatewayShared& shared, std::shared_ptr<AccessLogSink> log_sink, const core::Clock& clock)
     : id_(id), shared_(shared), clock_(clock), access_log_(std::move(log_sink)) {
   std::random_device rd;
-  request_prefix_ = (std::uint64_t(rd()) << 32) ^ rd();
+  append_hex(request_prefix_, (std::uint64_t(rd()) << 32) ^ rd(), 16);
+  append_hex(request_prefix_, id_ & 0xff, 2);
 }
 
 Worker::~Worker() = default;
@@ -76,8 +78,8 @@ void Worker::return_scratch(std::unique_ptr<RequestScratch> s) {
 }
 
 void Worker::next_request_id(std::string& out) {
-  out.clear();
-  fmt::format_to(std::back_inserter(out), "{:016x}{:02x}{:010x}", request_prefix_, id_ & 0xff, ++request_seq_);
+  out.assign(request_prefix_);
+  append_hex(out, ++request_seq_, 10);
 }
 
 bool Worker::listen(const std::vector<tcp::endpoint>& endpoints, std::string& error,

@@ -105,7 +105,7 @@ class Worker {
   // requests used goes back to the kernel while its connections stay open.
   core::Slab& session_slab() noexcept { return session_slab_; }
   AccessLog& access_log() noexcept { return access_log_; }
-  // Request ids: a random per-worker prefix and a counter.
+  // Request ids: 28 hex digits, a random 64-bit prefix, the worker's id and a counter.
   void next_request_id(std::string& out);
 
   // REQUIRES: called before run(). Opens this worker's acceptor on each listener; `tls` (empty,
@@ -165,7 +165,7 @@ class Worker {
   std::size_t lingering_ = 0;
   std::vector<std::unique_ptr<RequestScratch>> scratch_;
   std::uint64_t request_seq_ = 0;
-  std::uint64_t request_prefix_ = 0;
+  std::string request_prefix_;  // the id's first 18 digits
   boost::asio::steady_timer housekeeping_timer_{io_};
   bool stopping_ = false;
 };

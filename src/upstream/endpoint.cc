@@ -4,7 +4,7 @@
 
 namespace gh::upstream {
 
-std::int64_t steady_now_ms() noexcept { return core::Clock::real().now_ms(); }
+std::int64_t steady_now_ms() noexcept { return core::Clock::real().coarse_now_ms(); }
 
 void Endpoint::report_connect_failure(std::int64_t now_ms) noexcept {
   errors.fetch_add(1, std::memory_order_relaxed);

@@ -21,8 +21,9 @@ constexpr std::uint32_t kEjectAfterConnectFailures = 3;
 constexpr std::uint32_t kEjectAfter5xx = 5;
 constexpr std::int64_t kEjectMillis = 10'000;
 
-// core::Clock::real().now_ms(), for callers that have no Clock at hand yet. Code that can take a
-// `const core::Clock&` reads that instead, so that tests can fake it.
+// core::Clock::real().coarse_now_ms() (ejections last seconds), for callers that have no Clock
+// at hand yet. Code that can take a `const core::Clock&` reads that instead, so that tests can
+// fake it.
 std::int64_t steady_now_ms() noexcept;
 
 // Where an endpoint comes from: an IP address in the config file, a host name in the file (one

@@ -42,7 +42,7 @@ bool Connection::open_pooled_now(const std::string& pool_key, bool /*http2*/, bo
   sent_ = false;
   head_pending_ = false;
   body_started_ = body_done_ = false;
-  reused_ = pool_.take(pool_key, clock_.now_ms(), stream_);
+  reused_ = pool_.take(pool_key, clock_.coarse_now_ms(), stream_);
   if (reused_ && check_idle && !stream_.still_idle()) {
     close();  // see open()
     reused_ = false;
@@ -58,7 +58,7 @@ asio::awaitable<Result<void>> Connection::open(const tcp::endpoint& address, con
   sent_ = false;
   head_pending_ = false;
   body_started_ = body_done_ = false;
-  reused_ = pooled && pool_.take(pool_key, clock_.now_ms(), stream_);
+  reused_ = pooled && pool_.take(pool_key, clock_.coarse_now_ms(), stream_);
   if (reused_ && check_idle && !stream_.still_idle()) {
     // A request that may not be replayed never goes on a pooled connection the service has
     // already closed (or that holds stray bytes): it would fail after being sent. One peek,
@@ -275,7 +275,7 @@ void Connection::finish(bool complete) {
   const bool clean = complete && body_done_ && begin_ == end_ && resp_.keep_alive && stream_.is_open();
   if (clean && pool_key_) {
     auto ex = stream_.get_executor();
-    pool_.put(*pool_key_, std::move(stream_), clock_.now_ms());
+    pool_.put(*pool_key_, std::move(stream_), clock_.coarse_now_ms());
     stream_ = net::Stream(ex);
     release_buffer();
   } else {

@@ -106,7 +106,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void attach(Call* c) { calls_.push_back(c); }
   void detach(Call* c, std::int32_t id, bool rst) noexcept {
     calls_.erase(std::remove(calls_.begin(), calls_.end(), c), calls_.end());
-    if (calls_.empty()) idle_since_ = clock_.now_ms();
+    if (calls_.empty()) idle_since_ = clock_.coarse_now_ms();
     if (ng_ && id > 0 && state_ != State::Dead) {
       nghttp2_session_set_stream_user_data(ng_, id, nullptr);
       if (rst) nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
@@ -221,7 +221,7 @@ ssize_t read_request_body(nghttp2_session* ng, std::int32_t id, std::uint8_t* bu
 }
 
 void Connection::start() {
-  idle_since_ = last_heard_ = clock_.now_ms();
+  idle_since_ = last_heard_ = clock_.coarse_now_ms();
   connect_timer_.expires_after(std::chrono::milliseconds(kConnectMillis));
   connect_timer_.async_wait([w = weak_from_this()](boost::system::error_code ec) {
     auto self = w.lock();
@@ -260,7 +260,7 @@ asio::awaitable<void> Connection::connect() {
   }
   // Streams start once the instance's SETTINGS are in (its stream limit above all: a burst of
   // requests on a new connection would otherwise be refused beyond it).
-  last_heard_ = clock_.now_ms();
+  last_heard_ = clock_.coarse_now_ms();
   asio::co_spawn(stream_.get_executor(), write_loop(), asio::detached);
   asio::co_spawn(stream_.get_executor(), read_loop(), asio::detached);
 }
@@ -358,7 +358,7 @@ asio::awaitable<void> Connection::read_loop() {
       fail(ec == asio::error::eof ? "closed by the instance" : "read failed: " + ec.message());
       co_return;
     }
-    last_heard_ = clock_.now_ms();
+    last_heard_ = clock_.coarse_now_ms();
     const auto rv = nghttp2_session_mem_recv(ng_, reinterpret_cast<const std::uint8_t*>(buf.get()), n);
     if (rv < 0) {
       fail(std::string("HTTP/2 protocol error: ") + nghttp2_strerror(static_cast<int>(rv)));
@@ -428,7 +428,7 @@ std::shared_ptr<Connection> Pool::open(const asio::any_io_executor& ex, const st
 }
 
 void Pool::sweep() {
-  const std::int64_t now = clock_.now_ms();
+  const std::int64_t now = clock_.coarse_now_ms();
   for (auto it = conns_.begin(); it != conns_.end();) {
     auto& list = it->second;
     list.erase(std::remove_if(list.begin(), list.end(), [now](const auto& c) { return !c->sweep(now); }), list.end());
