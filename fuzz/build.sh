@@ -9,6 +9,8 @@
 #   config_fuzz       the config loader: ${VAR} substitution, YAML, every policy's options
 #   tls_hello_fuzz    a TLS listener's first bytes: OpenSSL's ClientHello parsing and gatehouse's
 #                     SNI, certificate choice and ALPN callbacks (src/net/tls.h)
+#   http2_session_fuzz  an HTTP/2 client's frames, over loopback, to a real session on a worker
+#                     with a real service (src/proxy/http2_session.h): ends, and sends valid heads
 #
 #   fuzz/build.sh [SECONDS]        default 60 per target; 0 builds only
 #
@@ -30,14 +32,17 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
   echo "usage: fuzz/build.sh [SECONDS]   (got \"$seconds\")" >&2
   exit 2
 fi
-all=(http_parser_fuzz chunked_fuzz resp_reader_fuzz normalize_fuzz jwt_fuzz config_fuzz tls_hello_fuzz)
+all=(http_parser_fuzz chunked_fuzz resp_reader_fuzz normalize_fuzz jwt_fuzz config_fuzz tls_hello_fuzz
+     http2_session_fuzz)
 read -r -a targets <<< "${FUZZ_TARGETS:-${all[*]}}"
 
 # Per-target input size cap and dictionary.
 declare -A max_len=([http_parser_fuzz]=4096 [chunked_fuzz]=4096 [resp_reader_fuzz]=1024
-                    [normalize_fuzz]=1024 [jwt_fuzz]=2048 [config_fuzz]=4096 [tls_hello_fuzz]=2048)
+                    [normalize_fuzz]=1024 [jwt_fuzz]=2048 [config_fuzz]=4096 [tls_hello_fuzz]=2048
+                    [http2_session_fuzz]=4096)
 declare -A dict=([http_parser_fuzz]=http.dict [chunked_fuzz]=http.dict [normalize_fuzz]=normalize.dict
-                 [jwt_fuzz]=jwt.dict [config_fuzz]=config.dict)
+                 [jwt_fuzz]=jwt.dict [config_fuzz]=config.dict
+                 [http2_session_fuzz]=http2.dict)
 
 cd "$root"
 cmake --preset fuzz > /dev/null
