@@ -9,12 +9,14 @@
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -84,6 +86,7 @@ class Http1Session final : public SessionBase,
     if (phase_ == Phase::Idle || phase_ == Phase::Linger) cancel_all();
   }
   void check_deadline(Clock::time_point now) override {
+    if (exchange_running_ && !client_gone_) watch_client();
     if (now < deadline_) {
       // Only the wait for a next request parks: never a TLS handshake (also "idle" until done).
       const int park_after = w_.session_count() > kManyConnections ? kParkSoonTicks : kParkAfterTicks;
@@ -126,9 +129,10 @@ class Http1Session final : public SessionBase,
   void arm_after(std::chrono::milliseconds d) noexcept override { arm(w_.clock().coarse_now() + d); }
   bool timed_out() const noexcept override { return timed_out_; }
   bool draining() const noexcept override { return w_.shared().draining.load(std::memory_order_relaxed); }
+  bool cancelled() const noexcept override { return client_gone_; }
 
  private:
-  enum class Phase { Idle, Linger, Busy };
+  enum class Phase : std::uint8_t { Idle, Linger, Busy };
 
   void arm(Clock::time_point tp) noexcept {
     timed_out_ = false;
@@ -170,6 +174,17 @@ class Http1Session final : public SessionBase,
   void end_body_reads();
 
   asio::awaitable<bool> handle_request(bool head_error, int status);
+  // While a request read whole waits for its answer, a client that closes its connection (EOF
+  // or reset) cancels it, as nginx does: the service's connection closes and the request is
+  // logged 499. Checked on the worker's tick: the first tick peeks at the socket, later ones
+  // only if the event loop's watch saw anything since. Bytes (a pipelined request) end the
+  // check. Plain connections only: a TLS client's close_notify cannot be told from its next
+  // request without reading it, so over TLS the close is noticed when the answer is written.
+  void watch_client() noexcept;
+  void end_client_watch() noexcept {
+    if (client_watch_) client_.end_idle_watch(w_.pool().event_loop(client_));
+    client_watch_ = false;
+  }
   // Whether the connection may carry another request after this one. A request that asked for
   // any upgrade closes the connection after its answer: what the client sent after that head
   // belongs to the protocol it asked for and is never read as a new request.
@@ -200,6 +215,9 @@ class Http1Session final : public SessionBase,
   bool idle_wait_ = false;    // wait_idle's wait is pending
   std::uint8_t idle_ticks_ = 0;
   Phase phase_ = Phase::Idle;
+  bool exchange_running_ = false;  // handle_request's exchange runs
+  bool client_watch_ = false;      // the event loop watches the client's socket (watch_client)
+  bool client_checked_ = false;    // watch_client is done with this request
   int parked_fd_ = -1;
   std::shared_ptr<Http1Session> parked_self_;  // while parked (or waking): what keeps it
 
@@ -221,6 +239,7 @@ class Http1Session final : public SessionBase,
   bool last_sent_ = false;
   bool response_started_ = false;
   bool aborted_ = false;
+  bool client_gone_ = false;  // the client closed while its request was at the service
 };
 
 void start_session(Worker& worker, tcp::socket socket, SessionStart start) {
@@ -474,15 +493,46 @@ asio::awaitable<bool> Http1Session::handle_request(bool head_error, int status) 
   body().sent_continue = false;
   upgrade_asked_ = !head_error && req.fields.has("upgrade");
   head_pending_ = client_chunked_ = keep_ = last_sent_ = response_started_ = aborted_ = false;
+  client_checked_ = client_gone_ = false;
   sc_->upstream.set_parse_limits(&sc_->snap->parse_limits);
 
   {
     Exchange exchange(w_, sc_->snap, *this, sc_->upstream, sc_->exchange);
+    exchange_running_ = !head_error;
     if (head_error) co_await exchange.reject_head(status, status == 408 ? "head_timeout" : "bad_head");
     else co_await exchange.run();
+    exchange_running_ = false;
+    end_client_watch();
   }
   end_body_reads();
   co_return keep_ && last_sent_ && !aborted_;
+}
+
+void Http1Session::watch_client() noexcept {
+  if (client_checked_ || client_.is_tls() || !client_.is_open()) return;
+  // Only while nothing reads the client: the body is whole and no answer or tunnel has begun.
+  if (response_started_ || upgrade_asked_ || request_body_pending()) return end_client_watch();
+  if (client_watch_) {
+    if (!client_.end_idle_watch(w_.pool().event_loop(client_))) {
+      client_.start_idle_watch(w_.pool().event_loop(client_));  // quiet since the last tick
+      return;
+    }
+    client_watch_ = false;
+  }
+  char byte;
+  const ssize_t n = ::recv(client_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) {  // the next request (pipelined): the client is there
+    client_checked_ = true;
+    return;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    client_.start_idle_watch(w_.pool().event_loop(client_));
+    client_watch_ = true;
+    return;
+  }
+  // EOF or an error: nobody will read the answer. The exchange sees cancelled() and stops.
+  client_gone_ = true;
+  if (sc_) sc_->upstream.cancel();
 }
 
 void Http1Session::end_body_reads() {

@@ -183,6 +183,150 @@ routes:
   EXPECT_EQ(svc.connections(), 2) << "the second request goes on a new connection";
 }
 
+// A service that reads each request head and never answers; it notes when the gateway closes
+// the connection (EOF or reset), as a service whose work is cancelled sees it.
+class SilentService {
+ public:
+  SilentService() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(listener_, 16) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("SilentService: cannot listen");
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{listener_, POLLIN, 0};
+        if (::poll(&p, 1, 50) != 1) continue;
+        const int fd = ::accept(listener_, nullptr, nullptr);
+        if (fd >= 0) served_.emplace_back([this, fd] { serve(fd); });
+      }
+    });
+  }
+  ~SilentService() {
+    stop_ = true;
+    acceptor_.join();
+    for (auto& t : served_) t.join();
+    ::close(listener_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int heads() const { return heads_; }
+  int closed_by_gateway() const { return closed_; }
+
+ private:
+  void serve(int fd) {
+    char buf[4096];
+    std::string req;
+    while (!stop_ && req.find("\r\n\r\n") == std::string::npos) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) != 1) continue;
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n <= 0) break;
+      req.append(buf, static_cast<std::size_t>(n));
+    }
+    if (req.find("\r\n\r\n") != std::string::npos) {
+      ++heads_;
+      while (!stop_) {  // no answer: wait for the gateway to give up on the request
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 50) != 1) continue;
+        if (::read(fd, buf, sizeof buf) <= 0) {
+          ++closed_;
+          break;
+        }
+      }
+    }
+    ::close(fd);
+  }
+
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> heads_{0}, closed_{0};
+  std::thread acceptor_;
+  std::vector<std::thread> served_;
+};
+
+// A client that closes its connection while the service works on its request: the gateway
+// notices (within a tick or two of its 100 ms sweep), closes the service's connection so its
+// work stops, and logs the request 499 client_gone, as nginx does. Long before the response
+// timeout.
+TEST(Connections, AClientThatClosesWhileTheServiceWorksCancelsTheRequest) {
+  SilentService svc;
+  Gateway gw(fill(R"(
+services:
+  svc:
+    instances: ["{U}"]
+    timeouts: {response: 20s}
+routes:
+  - path: /
+    service: svc
+)",
+                  {{"U", svc.url()}}),
+             Gateway::Options{.workers = 1, .access_log_file = true});
+  GH_START(gw);
+  {
+    Conn c(gw.port());
+    ASSERT_TRUE(c.send(make_request("GET", "/slow-work")));
+    ASSERT_TRUE(eventually([&] { return svc.heads() == 1; })) << gw.diagnostics();
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));  // the watch is on by now
+  }  // the client closes
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(eventually([&] { return svc.closed_by_gateway() == 1; }, 3s))
+      << "the service's connection stayed open after the client left";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_TRUE(eventually([&] {
+    const std::string log = gw.access_log_text();
+    return log.find("\"/slow-work\"") != std::string::npos && log.find("499") != std::string::npos &&
+           log.find("client_gone") != std::string::npos;
+  })) << "access log:\n" << gw.access_log_text();
+
+  // Closed before the first tick has looked: noticed all the same (the first look peeks).
+  {
+    Conn c(gw.port());
+    ASSERT_TRUE(c.send(make_request("GET", "/slow-work-2")));
+    ASSERT_TRUE(eventually([&] { return svc.heads() == 2; })) << gw.diagnostics();
+  }
+  EXPECT_TRUE(eventually([&] { return svc.closed_by_gateway() == 2; }, 3s));
+
+  // A half-close after the request counts as leaving too (as in nginx): nobody answers it.
+  Conn c(gw.port());
+  ASSERT_TRUE(c.send(make_request("GET", "/slow-work-3")));
+  c.shutdown_write();
+  EXPECT_TRUE(eventually([&] { return svc.closed_by_gateway() == 3; }, 3s));
+  EXPECT_TRUE(c.wait_closed(3s));
+  EXPECT_EQ(c.pending(), "") << "an answer went to a client taken for gone";
+}
+
+// A client that waits, or pipelines its next request meanwhile, is never taken for gone.
+TEST(Connections, AClientThatWaitsOrPipelinesIsAnswered) {
+  Upstream up("svc");
+  up.set_handler([](const Request& r) {
+    Reply reply = Reply::text("answer to " + r.target);
+    reply.delay = std::chrono::milliseconds(450);
+    return reply;
+  });
+  Gateway gw(one_service(up));
+  GH_START(gw);
+  Conn c(gw.port());
+  ASSERT_TRUE(c.send(make_request("GET", "/one")));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "answer to /one");
+  // The second head comes while the first is at the service: two ticks look at the socket.
+  ASSERT_TRUE(c.send(make_request("GET", "/two")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  ASSERT_TRUE(c.send(make_request("GET", "/three")));
+  for (const char* path : {"/two", "/three"}) {
+    r = c.read_response(5s);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path;
+    EXPECT_EQ(r->body, std::string("answer to ") + path);
+  }
+}
+
 TEST(Connections, ManyClientsAtOnce) {
   Upstream a("instance-1"), b("instance-2");
   a.set_handler(Upstream::echo_body());
