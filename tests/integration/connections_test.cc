@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -85,13 +86,26 @@ TEST(Connections, PooledConnectionClosedByTheServiceIsNotAFailure) {
   EXPECT_EQ(up.request_count(), 10u);
 }
 
-// A service that ends an idle keep-alive connection the way a lingering close does (Apache's,
-// for one): shutdown(SHUT_WR) after 300 ms without a request, then it reads and discards what
-// still comes for a while, then close(). After its FIN nothing it does raises a new event at
-// the gateway, so a request sent there would wait for an answer that never comes.
-class LingeringService {
+// Every path to the one instance at URL, with its response timeout.
+std::string service_at(const std::string& url, const std::string& response_timeout) {
+  return fill(R"(
+services:
+  svc:
+    instances: ["{U}"]
+    timeouts: {response: {T}}
+routes:
+  - path: /
+    service: svc
+)",
+              {{"U", url}, {"T", response_timeout}});
+}
+
+// A loopback service on raw sockets, for behaviours the harness's Upstream does not have: one
+// thread per connection runs SERVE(fd), which closes fd and should end soon once stopping().
+// Its owner declares it after what SERVE uses, so that it stops first.
+class RawService {
  public:
-  LingeringService() {
+  explicit RawService(std::function<void(int)> serve) : serve_(std::move(serve)) {
     listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -99,31 +113,50 @@ class LingeringService {
     socklen_t len = sizeof a;
     if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listener_, 16) != 0 ||
         ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      throw std::runtime_error("lingering service: cannot listen");
+      throw std::runtime_error("raw service: cannot listen");
     port_ = ntohs(a.sin_port);
-    acceptor_ = std::thread([this] { accept_loop(); });
+    acceptor_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{listener_, POLLIN, 0};
+        if (::poll(&p, 1, 50) != 1) continue;
+        const int fd = ::accept(listener_, nullptr, nullptr);
+        if (fd < 0) continue;
+        ++connections_;
+        served_.emplace_back([this, fd] { serve_(fd); });
+      }
+    });
   }
-  ~LingeringService() {
+  ~RawService() {
     stop_ = true;
     acceptor_.join();
     for (auto& t : served_) t.join();
     ::close(listener_);
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  int requests() const { return requests_; }
   int connections() const { return connections_; }
+  bool stopping() const { return stop_; }
 
  private:
-  void accept_loop() {
-    while (!stop_) {
-      pollfd p{listener_, POLLIN, 0};
-      if (::poll(&p, 1, 50) != 1) continue;
-      int fd = ::accept(listener_, nullptr, nullptr);
-      if (fd < 0) continue;
-      ++connections_;
-      served_.emplace_back([this, fd] { serve(fd); });
-    }
-  }
+  std::function<void(int)> serve_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  std::thread acceptor_;
+  std::vector<std::thread> served_;
+};
+
+// A service that ends an idle keep-alive connection the way a lingering close does (Apache's,
+// for one): shutdown(SHUT_WR) after 300 ms without a request, then it reads and discards what
+// still comes for a while, then close(). After its FIN nothing it does raises a new event at
+// the gateway, so a request sent there would wait for an answer that never comes.
+class LingeringService {
+ public:
+  std::string url() const { return raw_.url(); }
+  int requests() const { return requests_; }
+  int connections() const { return raw_.connections(); }
+
+ private:
   void serve(int fd) {
     char buf[4096];
     for (;;) {
@@ -145,32 +178,18 @@ class LingeringService {
     ::shutdown(fd, SHUT_WR);
     for (;;) {  // linger: read and discard until the gateway closes, or 2 s of silence
       pollfd p{fd, POLLIN, 0};
-      if (stop_ || ::poll(&p, 1, 2000) != 1 || ::read(fd, buf, sizeof buf) <= 0) break;
+      if (raw_.stopping() || ::poll(&p, 1, 2000) != 1 || ::read(fd, buf, sizeof buf) <= 0) break;
     }
     ::close(fd);
   }
 
-  int listener_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> requests_{0}, connections_{0};
-  std::thread acceptor_;
-  std::vector<std::thread> served_;
+  std::atomic<int> requests_{0};
+  RawService raw_{[this](int fd) { serve(fd); }};
 };
 
 TEST(Connections, PooledConnectionALingeringServiceHalfClosedIsNotWaitedOn) {
   LingeringService svc;
-  Gateway gw(fill(R"(
-services:
-  svc:
-    instances: ["{U}"]
-    timeouts: {response: 5s}
-routes:
-  - path: /
-    service: svc
-)",
-                  {{"U", svc.url()}}),
-             Gateway::Options{.workers = 1});
+  Gateway gw(service_at(svc.url(), "5s"), Gateway::Options{.workers = 1});
   GH_START(gw);
   auto first = http_get(gw.port(), "/one");
   ASSERT_EQ(first.status, 200) << first.describe();
@@ -187,32 +206,7 @@ routes:
 // the connection (EOF or reset), as a service whose work is cancelled sees it.
 class SilentService {
  public:
-  SilentService() {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(listener_, 16) != 0 ||
-        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      throw std::runtime_error("SilentService: cannot listen");
-    port_ = ntohs(a.sin_port);
-    acceptor_ = std::thread([this] {
-      while (!stop_) {
-        pollfd p{listener_, POLLIN, 0};
-        if (::poll(&p, 1, 50) != 1) continue;
-        const int fd = ::accept(listener_, nullptr, nullptr);
-        if (fd >= 0) served_.emplace_back([this, fd] { serve(fd); });
-      }
-    });
-  }
-  ~SilentService() {
-    stop_ = true;
-    acceptor_.join();
-    for (auto& t : served_) t.join();
-    ::close(listener_);
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return raw_.url(); }
   int heads() const { return heads_; }
   int closed_by_gateway() const { return closed_; }
 
@@ -220,7 +214,7 @@ class SilentService {
   void serve(int fd) {
     char buf[4096];
     std::string req;
-    while (!stop_ && req.find("\r\n\r\n") == std::string::npos) {
+    while (!raw_.stopping() && req.find("\r\n\r\n") == std::string::npos) {
       pollfd p{fd, POLLIN, 0};
       if (::poll(&p, 1, 50) != 1) continue;
       const ssize_t n = ::read(fd, buf, sizeof buf);
@@ -229,7 +223,7 @@ class SilentService {
     }
     if (req.find("\r\n\r\n") != std::string::npos) {
       ++heads_;
-      while (!stop_) {  // no answer: wait for the gateway to give up on the request
+      while (!raw_.stopping()) {  // no answer: wait for the gateway to give up on the request
         pollfd p{fd, POLLIN, 0};
         if (::poll(&p, 1, 50) != 1) continue;
         if (::read(fd, buf, sizeof buf) <= 0) {
@@ -241,12 +235,8 @@ class SilentService {
     ::close(fd);
   }
 
-  int listener_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
   std::atomic<int> heads_{0}, closed_{0};
-  std::thread acceptor_;
-  std::vector<std::thread> served_;
+  RawService raw_{[this](int fd) { serve(fd); }};
 };
 
 // A client that closes its connection while the service works on its request: the gateway
@@ -255,17 +245,7 @@ class SilentService {
 // timeout.
 TEST(Connections, AClientThatClosesWhileTheServiceWorksCancelsTheRequest) {
   SilentService svc;
-  Gateway gw(fill(R"(
-services:
-  svc:
-    instances: ["{U}"]
-    timeouts: {response: 20s}
-routes:
-  - path: /
-    service: svc
-)",
-                  {{"U", svc.url()}}),
-             Gateway::Options{.workers = 1, .access_log_file = true});
+  Gateway gw(service_at(svc.url(), "20s"), Gateway::Options{.workers = 1, .access_log_file = true});
   GH_START(gw);
   {
     Conn c(gw.port());
