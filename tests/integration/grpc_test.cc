@@ -26,6 +26,7 @@
 #include <tuple>
 
 #include "harness/assertions.h"
+#include "harness/child.h"
 #include "harness/h2.h"
 #include "harness/json.h"
 #include "harness/tls.h"
@@ -48,72 +49,18 @@ std::string missing_fixture() {
   return (fixture_dir() / "node_modules").string() + " is missing: run scripts/deps.sh (it runs npm ci there)";
 }
 
-// `node SCRIPT ARGS...` in the fixture folder as a child process whose output is read line by
-// line. Killed (SIGTERM, then SIGKILL) when destroyed; it dies with the test process too.
-class Node {
+// `node SCRIPT ARGS...` with SCRIPT in the fixture folder (harness/child.h).
+class Node : public ChildProcess {
  public:
-  Node(const std::string& script, const std::vector<std::string>& args) {
-    // Everything the child needs is built before fork: it only calls async-signal-safe functions.
-    std::vector<std::string> argv_s = {"node", (fixture_dir() / script).string()};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      ::dup2(fds[1], STDOUT_FILENO);
-      ::execvp("node", argv.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    fd_ = fds[0];
-  }
-  ~Node() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int status = 0;
-      for (int i = 0; i < 200 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i) ::usleep(10'000);
-      if (::waitpid(pid_, &status, WNOHANG) == 0) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-      }
-    }
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Node(const Node&) = delete;
-  Node& operator=(const Node&) = delete;
-
-  // The next line of output, or nullopt at EOF or after TIMEOUT.
-  std::optional<std::string> line(Millis timeout = 10s) {
-    const auto deadline = Clock::now() + timeout;
-    for (;;) {
-      if (auto nl = buf_.find('\n'); nl != std::string::npos) {
-        std::string l = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return l;
-      }
-      if (fd_ < 0 || eof_) return std::nullopt;
-      const auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now()).count();
-      if (left <= 0) return std::nullopt;
-      pollfd p{fd_, POLLIN, 0};
-      int r = ::poll(&p, 1, static_cast<int>(left));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return std::nullopt;
-      char tmp[4096];
-      ssize_t n = ::read(fd_, tmp, sizeof tmp);
-      if (n <= 0) eof_ = true;
-      else buf_.append(tmp, static_cast<std::size_t>(n));
-    }
-  }
+  Node(const std::string& script, const std::vector<std::string>& args)
+      : ChildProcess(argv(script, args)) {}
 
  private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  std::string buf_;
-  bool eof_ = false;
+  static std::vector<std::string> argv(const std::string& script, const std::vector<std::string>& args) {
+    std::vector<std::string> v = {"node", (fixture_dir() / script).string()};
+    v.insert(v.end(), args.begin(), args.end());
+    return v;
+  }
 };
 
 // The fixture service (server.mjs), cleartext or TLS. Its stdout lines are kept, so a test can

@@ -29,6 +29,7 @@
 #include <thread>
 
 #include "harness/assertions.h"
+#include "harness/child.h"
 #include "harness/h2.h"
 #include "harness/tls.h"
 
@@ -44,43 +45,18 @@ using nlohmann::json;
 
 std::string fixture(const char* name) { return (fs::path(GH_FIXTURES_DIR) / "h2" / name).string(); }
 
-// A service fixture as a child process (ARGV[0] found on PATH) whose stdout JSON lines are
-// collected by a thread. The first line names its port. Killed (SIGTERM, then SIGKILL) when
-// destroyed; it dies with the test process too.
+// A service fixture as a child process (harness/child.h; ARGV[0] found on PATH) whose stdout
+// JSON lines are collected by a thread. The first line names its port.
 class Service {
  public:
-  explicit Service(std::vector<std::string> argv_s) {
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      ::dup2(fds[1], STDOUT_FILENO);
-      ::execvp(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    fd_ = fds[0];
+  explicit Service(std::vector<std::string> argv) : proc_(std::move(argv)) {
     reader_ = std::thread([this] { read_loop(); });
     eventually([this] { return port() > 0 || done_; }, 10s);
   }
   ~Service() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int status = 0;
-      for (int i = 0; i < 200 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i) ::usleep(10'000);
-      if (::waitpid(pid_, &status, WNOHANG) == 0) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-      }
-    }
     stop_ = true;
     if (reader_.joinable()) reader_.join();
-    if (fd_ >= 0) ::close(fd_);
-  }
+  }  // then proc_ ends the child
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
@@ -126,30 +102,22 @@ class Service {
 
  private:
   void read_loop() {
-    std::string buf;
     while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      int r = ::poll(&p, 1, 50);
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) continue;
-      char tmp[4096];
-      ssize_t n = ::read(fd_, tmp, sizeof tmp);
-      if (n <= 0) break;
-      buf.append(tmp, static_cast<std::size_t>(n));
-      for (auto nl = buf.find('\n'); nl != std::string::npos; nl = buf.find('\n')) {
-        auto j = json::parse(buf.substr(0, nl), nullptr, false);
-        buf.erase(0, nl + 1);
-        if (j.is_discarded()) continue;
-        if (j.value("event", "") == "listening") port_ = j.value("port", 0);
-        std::lock_guard lock(mu_);
-        events_.push_back(std::move(j));
+      auto line = proc_.line(Millis(50));
+      if (!line) {
+        if (proc_.ended()) break;
+        continue;
       }
+      auto j = json::parse(*line, nullptr, false);
+      if (j.is_discarded()) continue;
+      if (j.value("event", "") == "listening") port_ = j.value("port", 0);
+      std::lock_guard lock(mu_);
+      events_.push_back(std::move(j));
     }
     done_ = true;
   }
 
-  pid_t pid_ = -1;
-  int fd_ = -1;
+  ChildProcess proc_;
   std::atomic<int> port_{0};
   std::atomic<bool> stop_{false}, done_{false};
   std::thread reader_;

@@ -3,7 +3,10 @@
 
 #include <signal.h>
 
+#include <memory>
+
 #include "harness/assertions.h"
+#include "harness/child.h"
 
 namespace gh::integ {
 namespace {
@@ -144,6 +147,25 @@ TEST(Harness, CutBodyIsCountedAndNotRecorded) {
   EXPECT_TRUE(eventually([&] { return up.bodies_aborted() == 1; }));
   EXPECT_EQ(up.heads_seen(), 1);
   EXPECT_EQ(up.request_count(), 0u);
+}
+
+TEST(Harness, ChildProcessOutputByLine) {
+  ChildProcess p({"/bin/sh", "-c", "echo one; echo two; sleep 0.2; printf 'three'"});
+  EXPECT_EQ(p.line(5s).value_or("<none>"), "one");
+  EXPECT_EQ(p.line(5s).value_or("<none>"), "two");
+  EXPECT_FALSE(p.line(50ms)) << "nothing within 50 ms";
+  EXPECT_FALSE(p.ended());
+  EXPECT_FALSE(p.line(5s)) << "an unended last line is not a line";
+  EXPECT_TRUE(p.ended());
+  ChildProcess missing({"/nonexistent/program"});
+  EXPECT_FALSE(missing.line(5s));
+  EXPECT_TRUE(missing.ended());
+  // Destroyed while it runs: SIGTERM ends it at once.
+  auto forever = std::make_unique<ChildProcess>(std::vector<std::string>{"/bin/sh", "-c", "echo up; exec sleep 60"});
+  EXPECT_EQ(forever->line(5s).value_or("<none>"), "up");
+  const auto t0 = std::chrono::steady_clock::now();
+  forever.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
 }
 
 TEST(Harness, JsonParser) {
