@@ -379,6 +379,10 @@ void TlsSession::keep_rest() {
 
 bool TlsSession::has_input() const noexcept { return rest_at_ < rest_.size() || SSL_has_pending(ssl_) == 1; }
 
+bool TlsSession::awaits_bytes() const noexcept {
+  return !eof_ && lent_len_ == 0 && !has_input() && SSL_is_init_finished(ssl_) == 1;
+}
+
 std::string_view TlsSession::alpn() const noexcept {
   const unsigned char* p = nullptr;
   unsigned len = 0;

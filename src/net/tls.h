@@ -67,6 +67,9 @@ class TlsSession {
   void keep_rest();
   // Whether received bytes wait to be read: decrypted or not, OpenSSL's or kept.
   bool has_input() const noexcept;
+  // Whether a read can only ask for more bytes: the handshake is done, nothing received waits
+  // and the peer has not closed its side.
+  bool awaits_bytes() const noexcept;
 
  private:
   friend struct TlsBio;
