@@ -16,6 +16,8 @@
 #include <string>
 #include <utility>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -176,10 +178,11 @@ class Http1Session final : public SessionBase,
   asio::awaitable<bool> handle_request(bool head_error, int status);
   // While a request read whole waits for its answer, a client that closes its connection (EOF
   // or reset) cancels it, as nginx does: the service's connection closes and the request is
-  // logged 499. Checked on the worker's tick: the first tick peeks at the socket, later ones
-  // only if the event loop's watch saw anything since. Bytes (a pipelined request) end the
-  // check. Plain connections only: a TLS client's close_notify cannot be told from its next
-  // request without reading it, so over TLS the close is noticed when the answer is written.
+  // logged 499. Checked on the worker's tick: the first tick looks at the socket, later ones
+  // only if the event loop's watch saw anything since. Plain: a peek; bytes (a pipelined
+  // request) end the check. TLS: bytes may be a close_notify or the next request, which only
+  // decrypting them would tell (and reading them here would take them from the request's
+  // reader), so the TCP state decides: the client's FIN or reset is what leaving means.
   void watch_client() noexcept;
   void end_client_watch() noexcept {
     if (client_watch_) client_.end_idle_watch(w_.pool().event_loop(client_));
@@ -509,7 +512,7 @@ asio::awaitable<bool> Http1Session::handle_request(bool head_error, int status) 
 }
 
 void Http1Session::watch_client() noexcept {
-  if (client_checked_ || client_.is_tls() || !client_.is_open()) return;
+  if (client_checked_ || !client_.is_open()) return;
   // Only while nothing reads the client: the body is whole and no answer or tunnel has begun.
   if (response_started_ || upgrade_asked_ || request_body_pending()) return end_client_watch();
   if (client_watch_) {
@@ -519,13 +522,24 @@ void Http1Session::watch_client() noexcept {
     }
     client_watch_ = false;
   }
-  char byte;
-  const ssize_t n = ::recv(client_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n > 0) {  // the next request (pipelined): the client is there
-    client_checked_ = true;
-    return;
+  const int fd = client_.socket().native_handle();
+  bool there;
+  if (client_.is_tls()) {
+    // CLOSE_WAIT: the client's FIN came (with or after any close_notify); CLOSE: a reset.
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    there = ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+            (info.tcpi_state != TCP_CLOSE_WAIT && info.tcpi_state != TCP_CLOSE);
+  } else {
+    char byte;
+    const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {  // the next request (pipelined): the client is there
+      client_checked_ = true;
+      return;
+    }
+    there = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
   }
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+  if (there) {
     client_.start_idle_watch(w_.pool().event_loop(client_));
     client_watch_ = true;
     return;

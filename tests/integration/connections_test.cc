@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "harness/assertions.h"
+#include "harness/tls.h"
 
 namespace gh::integ {
 namespace {
@@ -278,6 +279,93 @@ TEST(Connections, AClientThatClosesWhileTheServiceWorksCancelsTheRequest) {
   EXPECT_TRUE(eventually([&] { return svc.closed_by_gateway() == 3; }, 3s));
   EXPECT_TRUE(c.wait_closed(3s));
   EXPECT_EQ(c.pending(), "") << "an answer went to a client taken for gone";
+}
+
+// The gateway's TLS listener on {PORT}, with a certificate for 127.0.0.1, one worker and an
+// access log; SERVICES_YAML after it.
+struct TlsFront {
+  TempDir dir;
+  Pki pki{dir.path()};
+  CertFiles cert = pki.issue("gateway", [] {
+    CertSpec spec;
+    spec.ips = {"127.0.0.1"};
+    return spec;
+  }());
+
+  std::string config(const std::string& services_yaml) const {
+    return fill(R"(listen:
+  - address: "127.0.0.1:{PORT}"
+    tls: {cert: "{C}", key: "{K}"}
+workers: 1
+access_log: "{ACCESS_LOG}"
+)",
+                {{"C", cert.cert}, {"K", cert.key}}) +
+           services_yaml;
+  }
+};
+
+// Over TLS too: what the client sends cannot be read without taking it from the request's
+// reader, so its FIN or reset, seen in the TCP state, is what leaving means.
+TEST(Connections, ATlsClientThatClosesWhileTheServiceWorksCancelsTheRequest) {
+  SilentService svc;
+  TlsFront front;
+  Gateway gw(front.config(service_at(svc.url(), "20s")), Gateway::Options{.workers = 1, .add_header = false});
+  GH_START(gw);
+  {
+    TlsClient c(gw.port(), TlsOptions{});
+    ASSERT_TRUE(c.ok()) << c.error();
+    ASSERT_TRUE(c.send(make_request("GET", "/slow-work")));
+    ASSERT_TRUE(eventually([&] { return svc.heads() == 1; })) << gw.diagnostics();
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));  // the watch is on by now
+  }  // close_notify, then the TCP close
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(eventually([&] { return svc.closed_by_gateway() == 1; }, 3s))
+      << "the service's connection stayed open after the client left";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_TRUE(eventually([&] {
+    const std::string log = gw.access_log_text();
+    return log.find("\"/slow-work\"") != std::string::npos && log.find("499") != std::string::npos &&
+           log.find("client_gone") != std::string::npos;
+  })) << "access log:\n" << gw.access_log_text();
+
+  // Gone without close_notify, before the first tick has looked: the same.
+  {
+    TlsClient c(gw.port(), TlsOptions{});
+    ASSERT_TRUE(c.ok()) << c.error();
+    ASSERT_TRUE(c.send(make_request("GET", "/slow-work-2")));
+    ASSERT_TRUE(eventually([&] { return svc.heads() == 2; })) << gw.diagnostics();
+    c.drop();
+  }
+  EXPECT_TRUE(eventually([&] { return svc.closed_by_gateway() == 2; }, 3s));
+}
+
+// A TLS client that waits, or pipelines its next request while one is at the service, is
+// answered: its bytes are no sign of leaving, and the watch leaves them to the next read.
+TEST(Connections, ATlsClientThatWaitsOrPipelinesIsAnswered) {
+  Upstream up("svc");
+  up.set_handler([](const Request& r) {
+    Reply reply = Reply::text("answer to " + r.target);
+    reply.delay = std::chrono::milliseconds(450);
+    return reply;
+  });
+  TlsFront front;
+  Gateway gw(front.config(one_service(up)), Gateway::Options{.workers = 1, .add_header = false});
+  GH_START(gw);
+  TlsClient c(gw.port(), TlsOptions{});
+  ASSERT_TRUE(c.ok()) << c.error();
+  ASSERT_TRUE(c.send(make_request("GET", "/one")));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "answer to /one");
+  ASSERT_TRUE(c.send(make_request("GET", "/two")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  ASSERT_TRUE(c.send(make_request("GET", "/three")));
+  for (const char* path : {"/two", "/three"}) {
+    r = c.read_response(5s);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path;
+    EXPECT_EQ(r->body, std::string("answer to ") + path);
+  }
 }
 
 // A client that waits, or pipelines its next request meanwhile, is never taken for gone.

@@ -164,7 +164,7 @@ Gateway::~Gateway() {
 }
 
 std::string Gateway::render(const std::string& yaml) const {
-  std::string text = fill(yaml, {{"PORT", std::to_string(port_)}});
+  std::string text = fill(yaml, {{"PORT", std::to_string(port_)}, {"ACCESS_LOG", access_log_path_}});
   if (!options_.add_header) return text;
   std::string header = "listen: \"127.0.0.1:" + std::to_string(port_) + "\"\n";
   header += "workers: " + std::to_string(options_.workers) + "\n";

@@ -63,7 +63,7 @@ class Gateway {
   };
 
   // YAML holds everything but the header (services, routes, ...); {PORT} is replaced by the
-  // gateway's port.
+  // gateway's port, {ACCESS_LOG} by the file access_log_text() reads.
   explicit Gateway(std::string yaml);
   Gateway(std::string yaml, Options options);
   ~Gateway();

@@ -246,6 +246,12 @@ TlsClient::~TlsClient() {
   SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
 }
 
+void TlsClient::drop() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  eof_ = true;  // no close_notify from the destructor either
+}
+
 SessionPtr TlsClient::session() const {
   if (!ssl_) return nullptr;
   SSL_SESSION* s = SSL_get1_session(ssl_);

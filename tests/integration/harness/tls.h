@@ -90,6 +90,8 @@ class TlsClient {
 
   bool send(std::string_view bytes, Millis timeout = 3s);
   std::optional<Response> read_response(Millis timeout = 5s, bool head_request = false);
+  // Closes the connection at once without close_notify, as a client that is killed does.
+  void drop();
   // True when the peer closes (close_notify, EOF or reset) within TIMEOUT.
   bool wait_closed(Millis timeout = 3s);
   // True once the bytes received and not consumed contain NEEDLE (waiting up to TIMEOUT).
