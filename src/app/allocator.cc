@@ -9,7 +9,7 @@
 // (BOOST_ASIO_DISABLE_AWAITABLE_FRAME_RECYCLING, set for the whole build) and every frame comes
 // from here.
 //
-// How: sizes up to 16 KiB fall into classes of 16 bytes, laid out exactly as glibc's malloc
+// How: sizes up to 17 KiB fall into classes of 16 bytes, laid out exactly as glibc's malloc
 // chunks (a request of N bytes takes the class whose chunk malloc(N) would take), so the cache
 // wastes no memory against plain malloc. A freed block goes onto its thread's list for its
 // class while the thread caches less than 1 MiB; anything else goes back to free(). A block may
@@ -50,7 +50,9 @@
 namespace {
 
 constexpr std::size_t kGranule = 16;
-constexpr std::size_t kMaxCached = 16 * 1024;                 // larger blocks are never cached
+// Larger blocks are never cached. 17 KiB: OpenSSL's record buffers (16,584 and 16,712 bytes),
+// allocated and freed on every TLS read and write, are cached too.
+constexpr std::size_t kMaxCached = 17 * 1024;
 constexpr std::size_t kClasses = kMaxCached / kGranule + 2;   // class c: chunk of c * 16 bytes
 constexpr std::size_t kThreadCacheBytes = std::size_t{1} << 20;
 

@@ -17,6 +17,7 @@
 #include "app/snapshot_builder.h"
 #include "app/token.h"
 #include "config/diff.h"
+#include "core/heap.h"
 #include "core/log.h"
 #include "core/strings.h"
 
@@ -65,9 +66,21 @@ std::string version_text() {
 
 const std::vector<std::string> kLogLevels{"debug", "info", "warn", "error"};
 
+// OpenSSL's memory comes from the binary's per-thread cache (src/app/allocator.cc), as the rest
+// of a request's does: with SSL_MODE_RELEASE_BUFFERS it allocates a record buffer of about
+// 16.5 KiB for each read and each write and frees it after, which from malloc costs a search of
+// its bins and a coalescing free every time. It must be set before OpenSSL allocates anything;
+// set later it is refused, and OpenSSL keeps malloc.
+void use_heap_for_openssl() noexcept {
+  CRYPTO_set_mem_functions([](std::size_t n, const char*, int) { return gh::core::heap_malloc(n); },
+                           [](void* p, std::size_t n, const char*, int) { return gh::core::heap_realloc(p, n); },
+                           [](void* p, const char*, int) { gh::core::heap_free(p); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_heap_for_openssl();
   CLI::App app{"gatehouse: an API gateway. One binary, one YAML file.", "gatehouse"};
   app.set_version_flag("--version", version_text, "print the version, git commit and OpenSSL version, and exit");
   app.footer("Exit status: 0 ok; 1 invalid config or runtime failure; 2 usage error.");

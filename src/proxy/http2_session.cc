@@ -773,6 +773,7 @@ void Http2Session::begin(std::string_view initial) {
   nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);  // rapid reset (CVE-2023-44487)
   nghttp2_option_set_max_outbound_ack(opt, 1000);
   nghttp2_option_set_max_settings(opt, 32);
+  nghttp2_option_set_no_closed_streams(opt, 1);
   int rv = nghttp2_session_server_new3(&ng_, cb, this, opt, clients::http2::nghttp2_memory());
   nghttp2_session_callbacks_del(cb);
   nghttp2_option_del(opt);

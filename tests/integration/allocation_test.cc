@@ -16,14 +16,17 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "harness/gateway.h"
+#include "harness/h2.h"
 #include "harness/http.h"
 #include "harness/net.h"
+#include "harness/tls.h"
 #include "harness/upstream.h"
 
 namespace gh::integ {
@@ -62,13 +65,39 @@ struct Count {
   std::string failure;
 };
 
-// Runs the gateway on YAML (routes to {UPSTREAM}) with the counter preloaded, warms
-// kConnections keep-alive connections up, then counts kMeasuredRounds rounds of one request on
-// each connection at once.
-Count count_allocations(const std::string& yaml_template, const std::string& target, const Headers& headers) {
+// One round of a counted run: one request on each of the kConnections connections at once;
+// "" when every answer was a 200, else what went wrong.
+using Round = std::function<std::string()>;
+
+// HTTP/1.1 keep-alive connections of type CONN (Conn, TlsClient): a round for GET TARGET.
+template <class Connect>
+Round http1_round(Connect connect, const std::string& target, const Headers& headers) {
+  auto conns = std::make_shared<std::vector<decltype(connect())>>();
+  for (int i = 0; i < kConnections; ++i) conns->push_back(connect());
+  return [conns, request = make_request("GET", target, headers)]() -> std::string {
+    for (auto& c : *conns) {
+      if (!c->send(request)) return "could not send";
+    }
+    for (auto& c : *conns) {
+      auto r = c->read_response();
+      if (!r || r->status != 200) return r ? "status " + std::to_string(r->status) + ": " + r->body : "no response";
+    }
+    return "";
+  };
+}
+
+// Runs the gateway on YAML (routes to {UPSTREAM}; {CERT} and {KEY} name a certificate for
+// 127.0.0.1) with the counter preloaded, warms the connections MAKE_ROUND opens up, then counts
+// kMeasuredRounds rounds. With `whole_yaml`, YAML has its own listen, workers and access_log.
+Count count_allocations(const std::string& yaml_template, const std::function<Round(int port)>& make_round,
+                        bool whole_yaml = false) {
   Count result;
   Upstream upstream("counted");
   TempDir dir;
+  Pki pki(dir.path());
+  CertSpec spec;
+  spec.ips = {"127.0.0.1"};
+  const CertFiles cert = pki.issue("gateway", spec);
   MallocCounter counter(dir);
   if (!counter.ok()) {
     result.failure = "could not map the counter file";
@@ -76,8 +105,9 @@ Count count_allocations(const std::string& yaml_template, const std::string& tar
   }
   Gateway::Options options;
   options.workers = 1;
+  options.add_header = !whole_yaml;
   options.env = {{"LD_PRELOAD", GH_COUNT_MALLOC_LIB}, {"GH_COUNT_MALLOC_FILE", counter.path()}};
-  Gateway gw(fill(yaml_template, {{"UPSTREAM", upstream.url()}}), options);
+  Gateway gw(fill(yaml_template, {{"UPSTREAM", upstream.url()}, {"CERT", cert.cert}, {"KEY", cert.key}}), options);
   if (!gw.start()) {
     result.failure = "gateway did not start: " + gw.diagnostics();
     return result;
@@ -87,21 +117,10 @@ Count count_allocations(const std::string& yaml_template, const std::string& tar
     return result;
   }
 
-  std::vector<std::unique_ptr<Conn>> conns;
-  for (int i = 0; i < kConnections; ++i) conns.push_back(std::make_unique<Conn>(gw.port()));
-  const std::string request = make_request("GET", target, headers);
+  const Round round_once = make_round(gw.port());
   auto round = [&]() -> bool {
-    for (auto& c : conns) {
-      if (!c->send(request)) return false;
-    }
-    for (auto& c : conns) {
-      auto r = c->read_response();
-      if (!r || r->status != 200) {
-        result.failure = r ? "status " + std::to_string(r->status) + ": " + r->body : "no response";
-        return false;
-      }
-    }
-    return true;
+    result.failure = round_once();
+    return result.failure.empty();
   };
   for (int i = 0; i < kWarmupRounds; ++i) {
     if (!round()) return result;
@@ -144,7 +163,63 @@ routes:
   - path: /
     service: svc
 )",
-                                    "/items/1", {});
+                                    [](int port) {
+                                      return http1_round([port] { return std::make_unique<Conn>(port); }, "/items/1", {});
+                                    });
+  expect_no_allocation(c);
+}
+
+// Over TLS: OpenSSL's record buffers, allocated for each read and write and freed after
+// (SSL_MODE_RELEASE_BUFFERS), come from the binary's cache too.
+constexpr const char* kTlsProxy = R"(listen:
+  - address: "127.0.0.1:{PORT}"
+    tls: {cert: "{CERT}", key: "{KEY}"}
+workers: 1
+access_log: off
+services:
+  svc:
+    instances: ["{UPSTREAM}"]
+routes:
+  - path: /
+    service: svc
+)";
+
+TEST(Allocation, ProxyingOverTlsAllocatesNothingPerRequest) {
+  const Count c = count_allocations(
+      kTlsProxy,
+      [](int port) {
+        return http1_round([port] { return std::make_unique<TlsClient>(port, TlsOptions{}); }, "/items/1", {});
+      },
+      /*whole_yaml=*/true);
+  expect_no_allocation(c);
+}
+
+TEST(Allocation, Http2OverTlsAllocatesNothingPerRequest) {
+  const Count c = count_allocations(
+      kTlsProxy,
+      [](int port) -> Round {
+        auto clients = std::make_shared<std::vector<std::unique_ptr<H2Client>>>();
+        for (int i = 0; i < kConnections; ++i) {
+          H2Options options;
+          options.tls = TlsOptions{};
+          clients->push_back(std::make_unique<H2Client>(port, options));
+        }
+        return [clients]() -> std::string {
+          std::vector<std::int32_t> ids;
+          for (auto& client : *clients) {
+            if (!client->ok()) return "no HTTP/2 connection: " + client->error();
+            ids.push_back(client->submit("GET", "/items/1"));
+          }
+          for (std::size_t i = 0; i < clients->size(); ++i) {
+            H2Client& client = *(*clients)[i];
+            if (ids[i] < 0 || !client.run()) return "stream not finished";
+            const H2Response& r = client.response(ids[i]);
+            if (r.status != 200) return "status " + std::to_string(r.status) + ": " + r.describe();
+          }
+          return "";
+        };
+      },
+      /*whole_yaml=*/true);
   expect_no_allocation(c);
 }
 
@@ -177,7 +252,10 @@ routes:
     service: user
     policies: [jwt]
 )",
-                                    "/api/users/1", headers);
+                                    [&headers](int port) {
+                                      return http1_round([port] { return std::make_unique<Conn>(port); },
+                                                         "/api/users/1", headers);
+                                    });
   expect_no_allocation(c);
 }
 
