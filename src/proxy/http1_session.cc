@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/strings.h"
 #include "http/head_writer.h"
 #include "net/stream.h"
 #include "proxy/downstream.h"
@@ -123,6 +124,9 @@ class Http1Session final : public SessionBase,
     body().first = true;
   }
   void send_head(const http::ResponseHead& head, bool close) override;
+  // A service's trailers (an HTTP/2 service's) end a chunked response; a response framed by
+  // Content-Length, or to an HTTP/1.0 client, has nowhere to carry them.
+  void set_trailers(const http::Fields& trailers) override;
   asio::awaitable<Result<void>> send_body(std::string_view data, bool last) override;
   bool response_started() const noexcept override { return response_started_; }
   void abort() noexcept override { aborted_ = true; }
@@ -496,6 +500,7 @@ asio::awaitable<bool> Http1Session::handle_request(bool head_error, int status) 
   body().sent_continue = false;
   upgrade_asked_ = !head_error && req.fields.has("upgrade");
   head_pending_ = client_chunked_ = keep_ = last_sent_ = response_started_ = aborted_ = false;
+  sc_->tail_out.clear();
   client_checked_ = client_gone_ = false;
   sc_->upstream.set_parse_limits(&sc_->snap->parse_limits);
 
@@ -692,17 +697,31 @@ void Http1Session::send_head(const http::ResponseHead& head, bool close) {
   response_started_ = true;
 }
 
+void Http1Session::set_trailers(const http::Fields& trailers) {
+  if (!client_chunked_ || sc_->req.method == "HEAD") return;
+  std::string& out = sc_->tail_out;
+  out.assign("\r\n0\r\n");
+  for (const auto& f : trailers) {
+    // Fields that frame or route a message mean nothing after its body.
+    if (http::is_hop_by_hop(f.name) || gh::iequals(f.name, "content-length") || gh::iequals(f.name, "host")) continue;
+    out.append(f.name).append(": ").append(f.value).append("\r\n");
+  }
+  out.append("\r\n");
+}
+
 asio::awaitable<Result<void>> Http1Session::send_body(std::string_view data, bool last) {
   if (sc_->req.method == "HEAD") data = {};
   char hdr[24];
   std::size_t hn = 0;
   std::string_view tail;
   if (client_chunked_) {
+    // The last chunk and the trailer section: "\r\n" ends the data before them, if any.
+    const std::string_view end = sc_->tail_out.empty() ? std::string_view("\r\n0\r\n\r\n") : sc_->tail_out;
     if (!data.empty()) {
       hn = http::format_chunk_header(hdr, data.size());
-      tail = last ? std::string_view("\r\n0\r\n\r\n") : std::string_view("\r\n");
+      tail = last ? end : std::string_view("\r\n");
     } else if (last) {
-      tail = "0\r\n\r\n";
+      tail = end.substr(2);
     }
   }
   if (!head_pending_ && data.empty() && tail.empty()) {

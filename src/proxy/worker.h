@@ -49,6 +49,7 @@ struct RequestScratch {
   // log, response policies such as cors). Given back to the pool when the request ends.
   IoBuffer body_in;
   std::string head_out;                 // the response head being written
+  std::string tail_out;                 // a chunked response's end with trailers (Http1Session)
   ExchangeScratch exchange;
   // An HTTP/1.1 request's pinned snapshot and its body's progress (Http1Session), here rather
   // than in the session so that an idle connection does not hold them. Set for each request.

@@ -339,6 +339,39 @@ TEST(Http2UpstreamHttp1, EmptyResponseIsFramedForHttp1) {
   EXPECT_TRUE(c.pending().empty()) << "bytes after the responses: " << c.pending().substr(0, 200);
 }
 
+// An HTTP/2 service's trailers reach an HTTP/1.1 client in the chunked response's trailer
+// section; an HTTP/1.0 client's response (no chunks) goes without them, whole.
+TEST(Http2UpstreamHttp1, TrailersReachHttp11ClientsInTheLastChunk) {
+  auto svc = node_service();
+  GH_SERVICE(*svc);
+  Gateway gw(one_service("http://" + svc->hostport(), "    protocol: h2c"), one_worker());
+  GH_START(gw);
+  Conn c(gw.port());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.send(make_request("GET", "/trailers", {{"TE", "trailers"}})));
+  ASSERT_TRUE(c.wait_for("x-count: 3\r\n\r\n", 3s)) << c.pending() << gw.diagnostics();
+  const std::string raw = c.pending();
+  EXPECT_NE(raw.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("\r\n0\r\nx-checksum: c0ffee\r\nx-count: 3\r\n\r\n"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("x-checksum", raw.find("\r\n\r\n")), raw.rfind("x-checksum")) << "trailer in the head too: " << raw;
+  // The response parses whole, and the connection carries on.
+  auto r = c.read_response(3s);
+  ASSERT_TRUE(r) << raw;
+  EXPECT_EQ(r->body, "one two three");
+  EXPECT_FALSE(r->headers.has("x-checksum"));
+  EXPECT_EQ(c.pending(), "");
+  ASSERT_TRUE(c.send(make_request("GET", "/status/200")));
+  r = c.read_response(3s);
+  ASSERT_TRUE(r) << c.pending();
+  EXPECT_EQ(r->status, 200);
+
+  Conn old(gw.port());
+  ASSERT_TRUE(old.send("GET /trailers HTTP/1.0\r\nHost: gw.test\r\n\r\n"));
+  ASSERT_TRUE(old.wait_closed(3s));
+  EXPECT_NE(old.pending().find("\r\n\r\none two three"), std::string::npos) << old.pending();
+  EXPECT_EQ(old.pending().find("c0ffee"), std::string::npos) << old.pending();
+}
+
 TEST(Http2UpstreamHttp1, H2cSchemeInstanceSpeaksHttp2WithoutProtocol) {
   auto svc = node_service();
   GH_SERVICE(*svc);
