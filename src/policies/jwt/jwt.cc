@@ -138,7 +138,9 @@ std::optional<JwtCheck> bearer_token(std::string_view value, std::string_view& t
   if (token.empty()) return refuse(Status::Missing, "empty Bearer credential");
   if (token.size() > JwtPolicy::kMaxTokenBytes)
     return refuse(Status::Invalid, "token longer than " + std::to_string(JwtPolicy::kMaxTokenBytes) + " bytes");
-  if (token.find_first_of(" \t") != std::string_view::npos) return refuse(Status::Invalid, "space inside the token");
+  // A loop, not find_first_of: that calls memchr over the two spaces for every byte.
+  for (char c : token)
+    if (c == ' ' || c == '\t') return refuse(Status::Invalid, "space inside the token");
   return std::nullopt;
 }
 

@@ -255,6 +255,18 @@ TEST(JwtPolicy, NoTokenIsAccessTokenRequired) {
   }
 }
 
+TEST(JwtPolicy, ASpaceOrTabInsideTheTokenIsInvalid) {
+  Fixture f(with_secret());
+  const std::string token = hs256(claims());
+  EXPECT_EQ(f.check(token).status, JwtCheck::Status::Valid);
+  EXPECT_EQ(f.check(token + "  ").status, JwtCheck::Status::Valid) << "spaces after it are not in it";
+  for (const char* sep : {" ", "\t"}) {
+    const JwtCheck c = f.check(token.substr(0, 20) + sep + token.substr(20));
+    EXPECT_EQ(c.status, JwtCheck::Status::Invalid);
+    EXPECT_EQ(c.detail, "space inside the token");
+  }
+}
+
 TEST(JwtPolicy, ValidTokenPublishesThePrincipal) {
   Fixture f(with_secret());
   Harness h;

@@ -24,15 +24,44 @@ SecurityHeadersPolicy::SecurityHeadersPolicy(std::string name, const SecurityHea
     if (v) set_.emplace_back(n, *v);
     else untouched_.push_back(n);
   }
+  for (const auto& u : untouched_) keep_powered_by_ |= iequals(u, "x-powered-by");
+  if (set_.size() <= 64) {
+    for (const auto& [n, v] : set_) {
+      if (n.size() >= 64) {
+        name_lengths_ = 0;
+        break;
+      }
+      name_lengths_ |= std::uint64_t{1} << n.size();
+    }
+  }
 }
 
 void SecurityHeadersPolicy::on_response(proxy::RequestContext&, http::ResponseHead& head) {
-  bool keep_powered_by = false;
-  for (const auto& u : untouched_) keep_powered_by |= iequals(u, "x-powered-by");
-  if (!keep_powered_by) head.fields.remove("X-Powered-By");
-  for (const auto& [n, v] : set_) {
-    if (!override_ && head.fields.has(n)) continue;
-    head.fields.set(n, v);
+  if (!keep_powered_by_) head.fields.remove("X-Powered-By");
+  if (name_lengths_ == 0) {
+    for (const auto& [n, v] : set_) {
+      if (!override_ && head.fields.has(n)) continue;
+      head.fields.set(n, v);
+    }
+    return;
+  }
+  // Which of set_'s names the response has: one pass over its fields, most of which no name
+  // of set_ matches in length.
+  std::uint64_t present = 0;  // bit i: set_[i]
+  for (const auto& f : head.fields) {
+    const std::size_t len = f.name.size();
+    if (len >= 64 || !(name_lengths_ >> len & 1)) continue;
+    for (std::size_t i = 0; i < set_.size(); ++i) {
+      if (set_[i].first.size() == len && iequals(f.name, set_[i].first)) {
+        present |= std::uint64_t{1} << i;
+        break;
+      }
+    }
+  }
+  for (std::size_t i = 0; i < set_.size(); ++i) {
+    const auto& [n, v] = set_[i];
+    if (!(present >> i & 1)) head.fields.add(n, v);
+    else if (override_) head.fields.set(n, v);
   }
 }
 

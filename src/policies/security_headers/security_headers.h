@@ -2,6 +2,7 @@
 // Thread: immutable after construction; shared by every route and worker that names it.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,10 @@ class SecurityHeadersPolicy final : public proxy::Policy {
   bool override_;
   std::vector<std::pair<std::string, std::string>> set_;  // headers to add
   std::vector<std::string> untouched_;                    // `false`: left exactly as the service sent
+  bool keep_powered_by_ = false;                          // X-Powered-By is among untouched_
+  // Bit L: a name in set_ is L bytes long. Zero when set_ has more than 64 names or one of 64
+  // bytes or more: then on_response looks each name up on its own.
+  std::uint64_t name_lengths_ = 0;
 };
 
 }  // namespace gh::policies

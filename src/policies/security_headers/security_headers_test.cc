@@ -62,6 +62,41 @@ TEST(SecurityHeaders, KeepsServiceHeaderUnlessOverride) {
   EXPECT_EQ(b.fields.count("X-Frame-Options"), 1u);
 }
 
+// Names are matched whatever their case, duplicates included, on the quick path (names told
+// apart by length first) and on the one a name of 64 bytes or more takes.
+TEST(SecurityHeaders, KeepOrOverrideMatchesNamesInAnyCase) {
+  const std::string long_name(70, 'x');
+  for (const std::string& extra : {std::string("X-Extra"), long_name}) {
+    for (const bool override_existing : {false, true}) {
+      config::Diagnostics diag("t.yaml");
+      const std::string yaml = std::string("{type: security_headers, override: ") + (override_existing ? "true" : "false") +
+                               ", headers: {" + extra + ": added}}";
+      SecurityHeadersPolicy p("sec", parse_security_headers(entry(yaml), diag));
+      ASSERT_TRUE(diag.empty()) << yaml;
+      Harness h;
+      http::ResponseHead head;
+      head.fields.add("x-frame-options", "DENY");
+      head.fields.add("Content-Type", "text/plain");
+      head.fields.add("X-FRAME-OPTIONS", "DENY");
+      head.fields.add("x-content-type-options", "service");
+      p.on_response(h.ctx, head);
+      SCOPED_TRACE(yaml);
+      if (override_existing) {
+        EXPECT_EQ(head.fields.count("X-Frame-Options"), 1u);
+        EXPECT_EQ(head.fields.get("X-Frame-Options"), "SAMEORIGIN");
+        EXPECT_EQ(head.fields.get("X-Content-Type-Options"), "nosniff");
+      } else {
+        EXPECT_EQ(head.fields.count("X-Frame-Options"), 2u);
+        EXPECT_EQ(head.fields.get("X-Frame-Options"), "DENY");
+        EXPECT_EQ(head.fields.get("X-Content-Type-Options"), "service");
+      }
+      EXPECT_EQ(head.fields.get(extra), "added");
+      EXPECT_EQ(head.fields.get("Referrer-Policy"), "no-referrer");
+      EXPECT_EQ(head.fields.get("Content-Type"), "text/plain");
+    }
+  }
+}
+
 TEST(SecurityHeaders, PerHeaderValuesAndFalse) {
   config::Diagnostics diag("t.yaml");
   SecurityHeadersPolicy p("sec", parse_security_headers(entry(R"yaml({type: security_headers, headers: {
