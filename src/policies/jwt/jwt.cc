@@ -138,9 +138,10 @@ std::optional<JwtCheck> bearer_token(std::string_view value, std::string_view& t
   if (token.empty()) return refuse(Status::Missing, "empty Bearer credential");
   if (token.size() > JwtPolicy::kMaxTokenBytes)
     return refuse(Status::Invalid, "token longer than " + std::to_string(JwtPolicy::kMaxTokenBytes) + " bytes");
-  // A loop, not find_first_of: that calls memchr over the two spaces for every byte.
-  for (char c : token)
-    if (c == ' ' || c == '\t') return refuse(Status::Invalid, "space inside the token");
+  // Two scans for one byte each, not find_first_of(" \t"), which calls memchr over the two
+  // for every byte of the token.
+  if (token.find(' ') != std::string_view::npos || token.find('\t') != std::string_view::npos)
+    return refuse(Status::Invalid, "space inside the token");
   return std::nullopt;
 }
 

@@ -1,5 +1,8 @@
 #include "policies/rate_limit/rate_limit.h"
 
+#include <charconv>
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include <chrono>
@@ -138,17 +141,30 @@ void RateLimitPolicy::store_error(unsigned worker, const Error& e) {
 void RateLimitPolicy::on_response(proxy::RequestContext& ctx, http::ResponseHead& head) {
   if (!ctx.rate_limit) return;
   const proxy::RateLimitState& s = *ctx.rate_limit;
-  // One kept string holds the four values; the fields view slices of it.
+  // One kept string holds the four values back to back; the fields view slices of it. Five
+  // numbers of at most 20 digits and ";w=" fit.
   char buf[128];
-  auto end = fmt::format_to_n(buf, sizeof buf, "{}|{}|{}|{};w={}", s.limit, s.remaining, s.reset_seconds, s.limit,
-                              s.window_seconds);
-  std::string_view kept = ctx.keep(std::string_view(buf, std::min(end.size, sizeof buf)));
+  char* p = buf;
+  std::size_t ends[4];
+  auto number = [&](std::uint64_t v) { p = std::to_chars(p, buf + sizeof buf, v).ptr; };
+  auto text = [&](std::string_view t) {
+    const std::size_t n = std::min(t.size(), static_cast<std::size_t>(buf + sizeof buf - p));
+    std::memcpy(p, t.data(), n);
+    p += n;
+  };
+  number(s.limit);
+  ends[0] = static_cast<std::size_t>(p - buf);
+  number(s.remaining);
+  ends[1] = static_cast<std::size_t>(p - buf);
+  number(s.reset_seconds);
+  ends[2] = static_cast<std::size_t>(p - buf);
+  number(s.limit);
+  text(";w=");
+  number(s.window_seconds);
+  ends[3] = static_cast<std::size_t>(p - buf);
+  const std::string_view kept = ctx.keep(std::string_view(buf, ends[3]));
   std::string_view parts[4];
-  for (std::size_t i = 0, from = 0; i < 4; ++i) {
-    std::size_t bar = i < 3 ? kept.find('|', from) : kept.size();
-    parts[i] = kept.substr(from, bar - from);
-    from = bar + 1;
-  }
+  for (std::size_t i = 0, from = 0; i < 4; from = ends[i], ++i) parts[i] = kept.substr(from, ends[i] - from);
   head.fields.set("RateLimit-Limit", parts[0]);
   head.fields.set("RateLimit-Remaining", parts[1]);
   head.fields.set("RateLimit-Reset", parts[2]);
