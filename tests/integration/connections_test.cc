@@ -244,6 +244,20 @@ class SilentService {
 // notices (within a tick or two of its 100 ms sweep), closes the service's connection so its
 // work stops, and logs the request 499 client_gone, as nginx does. Long before the response
 // timeout.
+// After its client left: the first request SVC holds, to PATH, has its service connection
+// closed within 2 s and is logged 499 client_gone.
+void expect_request_cancelled(const SilentService& svc, const Gateway& gw, const std::string& path) {
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(eventually([&] { return svc.closed_by_gateway() == 1; }, 3s))
+      << "the service's connection stayed open after the client left";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_TRUE(eventually([&] {
+    const std::string log = gw.access_log_text();
+    return log.find("\"" + path + "\"") != std::string::npos && log.find("499") != std::string::npos &&
+           log.find("client_gone") != std::string::npos;
+  })) << "access log:\n" << gw.access_log_text();
+}
+
 TEST(Connections, AClientThatClosesWhileTheServiceWorksCancelsTheRequest) {
   SilentService svc;
   Gateway gw(service_at(svc.url(), "20s"), Gateway::Options{.workers = 1, .access_log_file = true});
@@ -254,15 +268,7 @@ TEST(Connections, AClientThatClosesWhileTheServiceWorksCancelsTheRequest) {
     ASSERT_TRUE(eventually([&] { return svc.heads() == 1; })) << gw.diagnostics();
     std::this_thread::sleep_for(std::chrono::milliseconds(250));  // the watch is on by now
   }  // the client closes
-  const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_TRUE(eventually([&] { return svc.closed_by_gateway() == 1; }, 3s))
-      << "the service's connection stayed open after the client left";
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
-  EXPECT_TRUE(eventually([&] {
-    const std::string log = gw.access_log_text();
-    return log.find("\"/slow-work\"") != std::string::npos && log.find("499") != std::string::npos &&
-           log.find("client_gone") != std::string::npos;
-  })) << "access log:\n" << gw.access_log_text();
+  expect_request_cancelled(svc, gw, "/slow-work");
 
   // Closed before the first tick has looked: noticed all the same (the first look peeks).
   {
@@ -318,15 +324,7 @@ TEST(Connections, ATlsClientThatClosesWhileTheServiceWorksCancelsTheRequest) {
     ASSERT_TRUE(eventually([&] { return svc.heads() == 1; })) << gw.diagnostics();
     std::this_thread::sleep_for(std::chrono::milliseconds(250));  // the watch is on by now
   }  // close_notify, then the TCP close
-  const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_TRUE(eventually([&] { return svc.closed_by_gateway() == 1; }, 3s))
-      << "the service's connection stayed open after the client left";
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
-  EXPECT_TRUE(eventually([&] {
-    const std::string log = gw.access_log_text();
-    return log.find("\"/slow-work\"") != std::string::npos && log.find("499") != std::string::npos &&
-           log.find("client_gone") != std::string::npos;
-  })) << "access log:\n" << gw.access_log_text();
+  expect_request_cancelled(svc, gw, "/slow-work");
 
   // Gone without close_notify, before the first tick has looked: the same.
   {
@@ -339,20 +337,20 @@ TEST(Connections, ATlsClientThatClosesWhileTheServiceWorksCancelsTheRequest) {
   EXPECT_TRUE(eventually([&] { return svc.closed_by_gateway() == 2; }, 3s));
 }
 
-// A TLS client that waits, or pipelines its next request while one is at the service, is
-// answered: its bytes are no sign of leaving, and the watch leaves them to the next read.
-TEST(Connections, ATlsClientThatWaitsOrPipelinesIsAnswered) {
-  Upstream up("svc");
+// A service that answers "answer to TARGET" after 450 ms.
+void answer_slowly(Upstream& up) {
   up.set_handler([](const Request& r) {
     Reply reply = Reply::text("answer to " + r.target);
     reply.delay = std::chrono::milliseconds(450);
     return reply;
   });
-  TlsFront front;
-  Gateway gw(front.config(one_service(up)), Gateway::Options{.workers = 1, .add_header = false});
-  GH_START(gw);
-  TlsClient c(gw.port(), TlsOptions{});
-  ASSERT_TRUE(c.ok()) << c.error();
+}
+
+// Over C (a Conn or a TlsClient): a request waited for, then one sent while the first is at the
+// service and a third pipelined 250 ms later (two ticks look at the socket meanwhile); every
+// answer comes, in order.
+template <class Client>
+void expect_waiting_and_pipelining_answered(Client& c) {
   ASSERT_TRUE(c.send(make_request("GET", "/one")));
   auto r = c.read_response(5s);
   ASSERT_TRUE(r);
@@ -368,31 +366,27 @@ TEST(Connections, ATlsClientThatWaitsOrPipelinesIsAnswered) {
   }
 }
 
+// A TLS client that waits, or pipelines its next request while one is at the service, is
+// answered: its bytes are no sign of leaving, and the watch leaves them to the next read.
+TEST(Connections, ATlsClientThatWaitsOrPipelinesIsAnswered) {
+  Upstream up("svc");
+  answer_slowly(up);
+  TlsFront front;
+  Gateway gw(front.config(one_service(up)), Gateway::Options{.workers = 1, .add_header = false});
+  GH_START(gw);
+  TlsClient c(gw.port(), TlsOptions{});
+  ASSERT_TRUE(c.ok()) << c.error();
+  expect_waiting_and_pipelining_answered(c);
+}
+
 // A client that waits, or pipelines its next request meanwhile, is never taken for gone.
 TEST(Connections, AClientThatWaitsOrPipelinesIsAnswered) {
   Upstream up("svc");
-  up.set_handler([](const Request& r) {
-    Reply reply = Reply::text("answer to " + r.target);
-    reply.delay = std::chrono::milliseconds(450);
-    return reply;
-  });
+  answer_slowly(up);
   Gateway gw(one_service(up));
   GH_START(gw);
   Conn c(gw.port());
-  ASSERT_TRUE(c.send(make_request("GET", "/one")));
-  auto r = c.read_response(5s);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->body, "answer to /one");
-  // The second head comes while the first is at the service: two ticks look at the socket.
-  ASSERT_TRUE(c.send(make_request("GET", "/two")));
-  std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  ASSERT_TRUE(c.send(make_request("GET", "/three")));
-  for (const char* path : {"/two", "/three"}) {
-    r = c.read_response(5s);
-    ASSERT_TRUE(r) << path;
-    EXPECT_EQ(r->status, 200) << path;
-    EXPECT_EQ(r->body, std::string("answer to ") + path);
-  }
+  expect_waiting_and_pipelining_answered(c);
 }
 
 TEST(Connections, ManyClientsAtOnce) {

@@ -25,7 +25,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "harness/assertions.h"
@@ -158,6 +160,19 @@ Gateway::Options one_worker() {
   return o;
 }
 
+// The node service (HTTP/2 by prior knowledge) behind a one-worker gateway that reaches it with
+// `protocol: h2c`: the set-up most HTTP/1.1-client tests here share.
+struct H2cFront {
+  std::unique_ptr<Service> svc = node_service();
+  std::optional<Gateway> gw;
+  ::testing::AssertionResult start() {
+    if (!svc->ok()) return ::testing::AssertionFailure() << "the h2 fixture service did not start\n" << svc->dump();
+    gw.emplace(one_service("http://" + svc->hostport(), "    protocol: h2c"), one_worker());
+    if (!gw->start()) return ::testing::AssertionFailure() << gw->error();
+    return ::testing::AssertionSuccess();
+  }
+};
+
 // A gateway with one worker whose listener also speaks h2c (prior knowledge).
 std::unique_ptr<Gateway> h2c_gateway(const std::string& body) {
   Gateway::Options o;
@@ -199,10 +214,10 @@ CertSpec for_ip() {
 // ---- 1. HTTP/1.1 clients ----------------------------------------------------------------------
 
 TEST(Http2UpstreamHttp1, RequestReachesTheServiceAsHttp2HeadersWithForwardedFields) {
-  auto svc = node_service();
-  GH_SERVICE(*svc);
-  Gateway gw(one_service("http://" + svc->hostport(), "    protocol: h2c"), one_worker());
-  GH_START(gw);
+  H2cFront front;
+  ASSERT_TRUE(front.start());
+  auto& svc = front.svc;
+  Gateway& gw = *front.gw;
   Response r = http_get(gw.port(), "/echo/a?x=1&y=two", {{"X-Request-Id", "req-h2-1"}, {"X-Custom", "kept"}});
   ASSERT_EQ(r.status, 200) << r.describe() << gw.diagnostics() << svc->dump();
   EXPECT_EQ(r.headers.value_or("X-Service", ""), "h2") << r.describe();
@@ -254,10 +269,10 @@ TEST(Http2UpstreamHttp1, PreserveHostSendsTheClientsHostAsAuthority) {
 }
 
 TEST(Http2UpstreamHttp1, RequestBodiesWithAndWithoutContentLengthArriveWhole) {
-  auto svc = node_service();
-  GH_SERVICE(*svc);
-  Gateway gw(one_service("http://" + svc->hostport(), "    protocol: h2c"), one_worker());
-  GH_START(gw);
+  H2cFront front;
+  ASSERT_TRUE(front.start());
+  auto& svc = front.svc;
+  Gateway& gw = *front.gw;
   const std::string body = pattern_body(1 << 20, 7);
 
   Conn c(gw.port());
@@ -285,10 +300,10 @@ TEST(Http2UpstreamHttp1, RequestBodiesWithAndWithoutContentLengthArriveWhole) {
 }
 
 TEST(Http2UpstreamHttp1, LargeResponseHeadAnd204) {
-  auto svc = node_service();
-  GH_SERVICE(*svc);
-  Gateway gw(one_service("http://" + svc->hostport(), "    protocol: h2c"), one_worker());
-  GH_START(gw);
+  H2cFront front;
+  ASSERT_TRUE(front.start());
+  auto& svc = front.svc;
+  Gateway& gw = *front.gw;
   const std::size_t n = 5u << 20;
   Conn c(gw.port());
   ASSERT_TRUE(c.ok());
@@ -322,10 +337,9 @@ TEST(Http2UpstreamHttp1, LargeResponseHeadAnd204) {
 // carry a body: the HTTP/1.1 client must still learn where it ends (Content-Length: 0 or an
 // empty chunked body, RFC 9112 §6.3), and the connection carries on.
 TEST(Http2UpstreamHttp1, EmptyResponseIsFramedForHttp1) {
-  auto svc = node_service();
-  GH_SERVICE(*svc);
-  Gateway gw(one_service("http://" + svc->hostport(), "    protocol: h2c"), one_worker());
-  GH_START(gw);
+  H2cFront front;
+  ASSERT_TRUE(front.start());
+  Gateway& gw = *front.gw;
   Conn c(gw.port());
   ASSERT_TRUE(c.ok());
   for (int status : {418, 200}) {
@@ -342,10 +356,9 @@ TEST(Http2UpstreamHttp1, EmptyResponseIsFramedForHttp1) {
 // An HTTP/2 service's trailers reach an HTTP/1.1 client in the chunked response's trailer
 // section; an HTTP/1.0 client's response (no chunks) goes without them, whole.
 TEST(Http2UpstreamHttp1, TrailersReachHttp11ClientsInTheLastChunk) {
-  auto svc = node_service();
-  GH_SERVICE(*svc);
-  Gateway gw(one_service("http://" + svc->hostport(), "    protocol: h2c"), one_worker());
-  GH_START(gw);
+  H2cFront front;
+  ASSERT_TRUE(front.start());
+  Gateway& gw = *front.gw;
   Conn c(gw.port());
   ASSERT_TRUE(c.ok());
   ASSERT_TRUE(c.send(make_request("GET", "/trailers", {{"TE", "trailers"}})));
@@ -588,10 +601,10 @@ TEST(Http2UpstreamFailures, ClosedPortIs502) {
 }
 
 TEST(Http2UpstreamFailures, ConnectionCutMidResponseWithLengthIsNotACleanEnd) {
-  auto svc = node_service();
-  GH_SERVICE(*svc);
-  Gateway gw(one_service("http://" + svc->hostport(), "    protocol: h2c"), one_worker());
-  GH_START(gw);
+  H2cFront front;
+  ASSERT_TRUE(front.start());
+  auto& svc = front.svc;
+  Gateway& gw = *front.gw;
   Conn c(gw.port());
   ASSERT_TRUE(c.ok());
   ASSERT_TRUE(c.send(make_request("GET", "/cut?n=100000&cl=1")));
@@ -610,10 +623,10 @@ TEST(Http2UpstreamFailures, ConnectionCutMidResponseWithLengthIsNotACleanEnd) {
 }
 
 TEST(Http2UpstreamFailures, ConnectionCutMidResponseChunkedIsNotTerminated) {
-  auto svc = node_service();
-  GH_SERVICE(*svc);
-  Gateway gw(one_service("http://" + svc->hostport(), "    protocol: h2c"), one_worker());
-  GH_START(gw);
+  H2cFront front;
+  ASSERT_TRUE(front.start());
+  auto& svc = front.svc;
+  Gateway& gw = *front.gw;
   Conn c(gw.port());
   ASSERT_TRUE(c.ok());
   ASSERT_TRUE(c.send(make_request("GET", "/cut?n=100000")));
