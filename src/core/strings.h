@@ -12,7 +12,14 @@
 namespace gh {
 
 constexpr char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
-bool iequals(std::string_view a, std::string_view b) noexcept;
+// ASCII case-insensitive equality. Inline: most calls compare field names of different
+// lengths, which the size check settles without a call.
+constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
 std::string to_lower(std::string_view s);
 std::string_view trim_ows(std::string_view s) noexcept;  // spaces and tabs
 // An RFC 9110 token (a field name, a method): one or more tchar.
