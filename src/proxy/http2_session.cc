@@ -922,6 +922,19 @@ void Http2Session::ready(H2Stream* st) {
     st->reject_ = 400;
     st->reject_reason_ = "no_host";
   }
+  // The :path becomes the service's request line: the bytes an HTTP/1.1 request-target may not
+  // hold are refused as they are over HTTP/1.1 (a fragment is never sent; no space or control).
+  if (st->path_ >= 0 && st->reject_ == 0) {
+    const std::string_view path =
+        std::string_view(st->store_).substr(st->fields_[st->path_].value_off, st->fields_[st->path_].value_len);
+    for (unsigned char c : path) {
+      if (c <= 0x20 || c == 0x7f || c == '#') {
+        st->reject_ = 400;
+        st->reject_reason_ = "bad_target";
+        break;
+      }
+    }
+  }
   st->state_ = H2Stream::State::Queued;
   queued_.push_back(st->id_);
 }

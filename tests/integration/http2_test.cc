@@ -438,6 +438,9 @@ TEST_P(Http2, RequestLimitsAnswerOnTheStream) {
   EXPECT_TRUE(IsJsonError(uri.as_http1(), 414, "URI too long")) << uri.describe();
   auto fields = c->get("/fields", {{"x-big", std::string(5000, 'h')}});
   EXPECT_TRUE(IsJsonError(fields.as_http1(), 431, "Request header fields too large")) << fields.describe();
+  // A :path that could not be an HTTP/1.1 request-target (a fragment) is refused as over HTTP/1.1.
+  auto fragment = c->get("/api/x#frag");
+  EXPECT_EQ(fragment.status, 400) << fragment.describe();
   EXPECT_TRUE(ReachedNothing(up_a));
   auto ok = c->request("POST", "/small", {{"content-length", "4"}}, "fits");
   EXPECT_EQ(ok.status, 200) << ok.describe();
