@@ -18,6 +18,8 @@ class Fields {
  public:
   void clear() noexcept { list_.clear(); }
   void add(std::string_view name, std::string_view value) { list_.push_back({name, value}); }
+  // Adds each of `fields` in order, in one growth.
+  void add_all(const std::vector<Field>& fields) { list_.insert(list_.end(), fields.begin(), fields.end()); }
   std::size_t size() const noexcept { return list_.size(); }
   bool empty() const noexcept { return list_.empty(); }
   const Field& operator[](std::size_t i) const noexcept { return list_[i]; }

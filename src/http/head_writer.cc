@@ -1,6 +1,7 @@
 #include "http/head_writer.h"
 
 #include <charconv>
+#include <cstring>
 
 #include "core/strings.h"
 
@@ -8,17 +9,50 @@ namespace gh::http {
 
 namespace {
 
-void append_field(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
-}
+constexpr std::size_t kMaxDigits = 20;  // of a std::uint64_t
 
-void append_number(std::string& out, std::uint64_t n) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, n);
-  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+// Writes into a string grown once for the whole head: its size is bounded first, so each
+// part is a plain copy rather than an append that checks the capacity (a head has dozens).
+class HeadOut {
+ public:
+  HeadOut(std::string& out, std::size_t most) : out_(out), at_(out.size()) {
+    out.resize(at_ + most);
+    p_ = out.data() + at_;
+  }
+  HeadOut(const HeadOut&) = delete;
+  HeadOut& operator=(const HeadOut&) = delete;
+  ~HeadOut() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
+
+  void put(std::string_view s) noexcept {
+    if (s.empty()) return;  // an empty view may hold no pointer at all
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  void crlf() noexcept {
+    std::memcpy(p_, "\r\n", 2);
+    p_ += 2;
+  }
+  void field(const Field& f) noexcept {
+    put(f.name);
+    std::memcpy(p_, ": ", 2);
+    p_ += 2;
+    put(f.value);
+    crlf();
+  }
+  void number(std::uint64_t n) noexcept { p_ = std::to_chars(p_, p_ + kMaxDigits, n).ptr; }
+
+ private:
+  std::string& out_;
+  std::size_t at_;
+  char* p_ = nullptr;
+};
+
+// Bytes the fields take as "name: value\r\n" lines.
+template <class Range>
+std::size_t fields_size(const Range& fields) noexcept {
+  std::size_t n = 0;
+  for (const Field& f : fields) n += f.name.size() + f.value.size() + 4;
+  return n;
 }
 
 }  // namespace
@@ -44,46 +78,61 @@ bool ConnectionScope::scoped(std::string_view name) const noexcept {
 }
 
 void write_request_head(std::string& out, const OutgoingRequest& req) {
-  out.append(req.method);
-  out.push_back(' ');
-  out.append(req.path);
+  constexpr std::string_view kVersion = " HTTP/1.1\r\nHost: ";
+  constexpr std::string_view kLength = "Content-Length: ";
+  constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
+  std::size_t most = req.method.size() + 1 + req.path.size() + 1 + req.query.size() + kVersion.size() +
+                     req.host.size() + 2 + kLength.size() + kMaxDigits + kChunked.size() + 2;
+  if (req.fields) most += fields_size(*req.fields);
+  HeadOut o(out, most);
+  o.put(req.method);
+  o.put(" ");
+  o.put(req.path);
   if (req.has_query) {
-    out.push_back('?');
-    out.append(req.query);
+    o.put("?");
+    o.put(req.query);
   }
-  out.append(" HTTP/1.1\r\nHost: ");
-  out.append(req.host);
-  out.append("\r\n");
+  o.put(kVersion);
+  o.put(req.host);
+  o.crlf();
   if (req.fields)
-    for (const auto& f : *req.fields) append_field(out, f.name, f.value);
+    for (const Field& f : *req.fields) o.field(f);
   if (req.body == BodyKind::Length) {
-    out.append("Content-Length: ");
-    append_number(out, req.content_length);
-    out.append("\r\n");
+    o.put(kLength);
+    o.number(req.content_length);
+    o.crlf();
   } else if (req.body == BodyKind::Chunked) {
-    out.append("Transfer-Encoding: chunked\r\n");
+    o.put(kChunked);
   }
-  out.append("\r\n");
+  o.crlf();
 }
 
 void write_response_head(std::string& out, int status, std::string_view reason, const Fields& fields,
                          const ResponseFraming& framing) {
-  out.append("HTTP/1.1 ");
-  append_number(out, static_cast<std::uint64_t>(status));
-  out.push_back(' ');
-  out.append(reason);
-  out.append("\r\n");
-  for (const auto& f : fields) append_field(out, f.name, f.value);
+  constexpr std::string_view kVersion = "HTTP/1.1 ";
+  constexpr std::string_view kLength = "Content-Length: ";
+  constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
+  constexpr std::string_view kClose = "Connection: close\r\n";
+  constexpr std::string_view kKeepAlive = "Connection: keep-alive\r\n";
+  const std::size_t most = kVersion.size() + kMaxDigits + 1 + reason.size() + 2 + fields_size(fields) +
+                           kLength.size() + kMaxDigits + kChunked.size() + kKeepAlive.size() + 4;
+  HeadOut o(out, most);
+  o.put(kVersion);
+  o.number(static_cast<std::uint64_t>(status));
+  o.put(" ");
+  o.put(reason);
+  o.crlf();
+  for (const Field& f : fields) o.field(f);
   if (framing.body == BodyKind::Length) {
-    out.append("Content-Length: ");
-    append_number(out, framing.content_length);
-    out.append("\r\n");
+    o.put(kLength);
+    o.number(framing.content_length);
+    o.crlf();
   } else if (framing.body == BodyKind::Chunked) {
-    out.append("Transfer-Encoding: chunked\r\n");
+    o.put(kChunked);
   }
-  if (framing.close) out.append("Connection: close\r\n");
-  else if (framing.keep_alive_10) out.append("Connection: keep-alive\r\n");
-  out.append("\r\n");
+  if (framing.close) o.put(kClose);
+  else if (framing.keep_alive_10) o.put(kKeepAlive);
+  o.crlf();
 }
 
 std::size_t format_chunk_header(char* buf, std::uint64_t size) noexcept {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <limits>
 #include <random>
 
@@ -45,11 +46,20 @@ std::uint64_t siphash24(std::uint64_t k0, std::uint64_t k1, std::string_view dat
     for (std::size_t i = 0; i < n; ++i) m |= std::uint64_t(p[i]) << (8 * i);
     return m;
   };
+  auto load_word = [&](const unsigned char* p) {
+    if constexpr (std::endian::native == std::endian::little) {
+      std::uint64_t m;
+      std::memcpy(&m, p, 8);
+      return m;
+    } else {
+      return load_le(p, 8);
+    }
+  };
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   std::size_t len = data.size();
   std::size_t blocks = len / 8;
   for (std::size_t i = 0; i < blocks; ++i) {
-    std::uint64_t m = load_le(p + 8 * i, 8);
+    std::uint64_t m = load_word(p + 8 * i);
     v3 ^= m;
     round();
     round();
@@ -82,7 +92,7 @@ MemoryStore::MemoryStore(Options opts)
 }
 
 boost::asio::awaitable<Result<Decision>> MemoryStore::hit(proxy::Worker&, std::string key, Rule rule) {
-  co_return hit_now(std::move(key), rule);
+  co_return hit_now(key, rule);
 }
 
 Decision MemoryStore::apply(Entry& e, bool fresh, const Rule& rule, std::int64_t now) {
@@ -183,22 +193,21 @@ Decision MemoryStore::apply(Entry& e, bool fresh, const Rule& rule, std::int64_t
   return d;
 }
 
-Decision MemoryStore::hit_now(std::string key, const Rule& rule) {
+Decision MemoryStore::hit_now(std::string_view key, const Rule& rule) {
   const std::uint64_t h = siphash24(seed_[0], seed_[1], key);
   // The map's buckets use the hash modulo a prime; the stripe takes the top bits.
   Stripe& s = stripes_[(h >> 32) & (stripe_count_ - 1)];
-  Key k{std::move(key), h};
   std::lock_guard lock(s.mu);
   // Read under the lock, so the hits of one key see time move forward only.
   const std::int64_t now = clock_.now_ns();
-  auto it = s.map.find(k);
+  auto it = s.map.find(KeyView{key, h});
   if (it != s.map.end()) {
     Entry& e = it->second;
     bool fresh = e.expires <= now || e.algorithm != rule.algorithm;
     return apply(e, fresh, rule, now);
   }
   if (s.map.size() >= max_per_stripe_) evict_one(s, now);
-  it = s.map.emplace(std::move(k), Entry{}).first;
+  it = s.map.emplace(Key{std::string(key), h}, Entry{}).first;
   Decision d = apply(it->second, true, rule, now);
   sweep_some(s, now);  // never reclaims the entry just written: it expires after `now`
   return d;

@@ -47,7 +47,7 @@ class MemoryStore final : public RateLimitStore {
 
   bool decides_at_once() const noexcept override { return true; }
   // The synchronous core of `hit`: counts one request for `key` at the clock's current time.
-  Decision hit_now(std::string key, const Rule& rule) override;
+  Decision hit_now(std::string_view key, const Rule& rule) override;
 
   // Entries held, expired ones not yet reclaimed included. Takes each stripe's lock in turn.
   std::size_t size() const;
@@ -62,8 +62,21 @@ class MemoryStore final : public RateLimitStore {
     std::uint64_t hash = 0;
     bool operator==(const Key& o) const noexcept { return hash == o.hash && text == o.text; }
   };
+  // A key looked up without a copy of its text: a hit on a known key allocates nothing.
+  struct KeyView {
+    std::string_view text;
+    std::uint64_t hash = 0;
+  };
   struct KeyHash {
+    using is_transparent = void;
     std::size_t operator()(const Key& k) const noexcept { return static_cast<std::size_t>(k.hash); }
+    std::size_t operator()(const KeyView& k) const noexcept { return static_cast<std::size_t>(k.hash); }
+  };
+  struct KeyEqual {
+    using is_transparent = void;
+    bool operator()(const Key& a, const Key& b) const noexcept { return a == b; }
+    bool operator()(const KeyView& a, const Key& b) const noexcept { return a.hash == b.hash && a.text == b.text; }
+    bool operator()(const Key& a, const KeyView& b) const noexcept { return (*this)(b, a); }
   };
   // Per algorithm: fixed_window uses start/count; sliding_window start/count/prev;
   // token_bucket keeps its theoretical arrival time as start + count/limit nanoseconds.
@@ -74,7 +87,7 @@ class MemoryStore final : public RateLimitStore {
     std::int64_t expires = 0;  // from this instant on, the entry equals no entry
     Algorithm algorithm = Algorithm::FixedWindow;
   };
-  using Map = std::unordered_map<Key, Entry, KeyHash>;
+  using Map = std::unordered_map<Key, Entry, KeyHash, KeyEqual>;
   struct alignas(64) Stripe {
     mutable std::mutex mu;
     Map map;

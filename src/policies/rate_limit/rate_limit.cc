@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "core/log.h"
+#include "core/strings.h"
 #include "http/fields.h"
 #include "policies/rate_limit/memory_store.h"
 #include "policies/rate_limit/redis_store.h"
@@ -20,10 +21,20 @@ namespace {
 
 // Appends one length-prefixed key part: "<tag><length>:<value>".
 void append_part(std::string& key, char tag, std::string_view value) {
-  key += tag;
-  key += std::to_string(value.size());
-  key += ':';
-  key += value;
+  char head[24];
+  head[0] = tag;
+  char* p = std::to_chars(head + 1, head + sizeof head - 1, value.size()).ptr;
+  *p++ = ':';
+  key.append(head, static_cast<std::size_t>(p - head));
+  key.append(value);
+}
+
+// Whether any field's name starts with "RateLimit-", in any case.
+bool has_rate_limit_field(const http::Fields& fields) noexcept {
+  constexpr std::string_view kPrefix = "ratelimit-";
+  for (const auto& f : fields)
+    if (f.name.size() > kPrefix.size() && iequals(f.name.substr(0, kPrefix.size()), kPrefix)) return true;
+  return false;
 }
 
 // The more restrictive of two limits: fewer requests left; on a tie, the longer wait.
@@ -45,7 +56,12 @@ RateLimitPolicy::RateLimitPolicy(std::string name, RateLimitConfig cfg, std::sha
 
 std::string RateLimitPolicy::key_for(const proxy::RequestContext& ctx) const {
   std::string key;
-  key.reserve(name_.size() + 48);
+  if (!build_key(ctx, key)) key.clear();
+  return key;
+}
+
+bool RateLimitPolicy::build_key(const proxy::RequestContext& ctx, std::string& key) const {
+  key.clear();
   append_part(key, 'p', name_);
   for (const KeyPart& part : config_.key) {
     std::string_view value;
@@ -76,17 +92,19 @@ std::string RateLimitPolicy::key_for(const proxy::RequestContext& ctx) const {
         tag = 'g';
         break;
     }
-    if (value.empty()) return {};
+    if (value.empty()) return false;
     append_part(key, tag, value);
   }
-  return key;
+  return true;
 }
 
 std::optional<proxy::Verdict> RateLimitPolicy::decide_now(proxy::RequestContext& ctx) {
   if (!store_->decides_at_once()) return std::nullopt;
-  std::string key = key_for(ctx);
-  if (key.empty()) return proxy::Continue{};
-  return conclude(ctx, store_->hit_now(std::move(key), config_.rule));
+  // The key is built in a buffer each worker thread reuses: counting a known key allocates
+  // nothing.
+  thread_local std::string key;
+  if (!build_key(ctx, key)) return proxy::Continue{};
+  return conclude(ctx, store_->hit_now(key, config_.rule));
 }
 
 boost::asio::awaitable<proxy::Verdict> RateLimitPolicy::on_request(proxy::RequestContext& ctx) {
@@ -165,10 +183,16 @@ void RateLimitPolicy::on_response(proxy::RequestContext& ctx, http::ResponseHead
   const std::string_view kept = ctx.keep(std::string_view(buf, ends[3]));
   std::string_view parts[4];
   for (std::size_t i = 0, from = 0; i < 4; from = ends[i], ++i) parts[i] = kept.substr(from, ends[i] - from);
-  head.fields.set("RateLimit-Limit", parts[0]);
-  head.fields.set("RateLimit-Remaining", parts[1]);
-  head.fields.set("RateLimit-Reset", parts[2]);
-  head.fields.set("RateLimit-Policy", parts[3]);
+  // Most services send none of these: one pass tells, and the four are appended.
+  const bool replace = has_rate_limit_field(head.fields);
+  auto put = [&](std::string_view name, std::string_view value) {
+    if (replace) head.fields.set(name, value);
+    else head.fields.add(name, value);
+  };
+  put("RateLimit-Limit", parts[0]);
+  put("RateLimit-Remaining", parts[1]);
+  put("RateLimit-Reset", parts[2]);
+  put("RateLimit-Policy", parts[3]);
 }
 
 std::shared_ptr<proxy::Policy> make_rate_limit_policy(const config::PolicyConfig& entry, const std::string& redis_url,

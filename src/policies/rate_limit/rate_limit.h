@@ -53,6 +53,8 @@ class RateLimitPolicy final : public proxy::Policy {
   // The store key this request is counted under: the policy's name, then each key part
   // length-prefixed, so no two distinct part lists produce one key. Empty: does not apply.
   std::string key_for(const proxy::RequestContext& ctx) const;
+  // The same into `key` (its storage reused); false when the limit does not apply.
+  bool build_key(const proxy::RequestContext& ctx, std::string& key) const;
 
   const RateLimitConfig& config() const noexcept { return config_; }
   const RateLimitStore& store() const noexcept { return *store_; }

@@ -365,12 +365,22 @@ TEST(RateLimitPolicy, OnResponseWithoutStateAddsNothingAndReplacesTheServiceHead
   ASSERT_TRUE(continues(h.run(*p, *r.ctx)));
   http::ResponseHead head;
   head.fields.add("RateLimit-Limit", "9999");
+  head.fields.add("ratelimit-REMAINING", "77");
   p->on_response(*r.ctx, head);
   p->on_response(*r.ctx, head);  // idempotent
   EXPECT_EQ(head.fields.count("RateLimit-Limit"), 1u);
   EXPECT_EQ(head.fields.get("RateLimit-Limit"), "5");
+  EXPECT_EQ(head.fields.count("RateLimit-Remaining"), 1u);
   EXPECT_EQ(head.fields.get("RateLimit-Remaining"), "4");
   EXPECT_EQ(head.fields.size(), 4u);
+  // A head without them gets the four appended, once however often the policy runs.
+  http::ResponseHead plain;
+  plain.fields.add("Content-Type", "text/plain");
+  p->on_response(*r.ctx, plain);
+  p->on_response(*r.ctx, plain);
+  EXPECT_EQ(plain.fields.size(), 5u);
+  EXPECT_EQ(plain.fields.get("RateLimit-Reset"), "60");
+  EXPECT_EQ(plain.fields.get("RateLimit-Policy"), "5;w=60");
 }
 
 TEST(RateLimitPolicy, ExplainDescribesWithoutConsumingBudget) {

@@ -78,8 +78,8 @@ class RateLimitStore {
   // True when the store decides without waiting on I/O (the memory store): the policy then
   // calls hit_now and spends no coroutine on the call.
   virtual bool decides_at_once() const noexcept { return false; }
-  // `hit`, synchronously. REQUIRES: decides_at_once().
-  virtual Decision hit_now(std::string key, const Rule& rule) {
+  // `hit`, synchronously. REQUIRES: decides_at_once(). The key is copied only when it is new.
+  virtual Decision hit_now(std::string_view key, const Rule& rule) {
     GH_CHECK(!"hit_now on a store that waits on I/O");
     static_cast<void>(key);
     static_cast<void>(rule);

@@ -97,6 +97,38 @@ TEST(SecurityHeaders, KeepOrOverrideMatchesNamesInAnyCase) {
   }
 }
 
+// X-Powered-By goes whatever its case and however often it comes, on both paths; `false` keeps
+// the service's; a value of its own replaces the service's.
+TEST(SecurityHeaders, PoweredByGoesInAnyCaseUnlessKeptOrSet) {
+  const std::string long_name(70, 'x');
+  for (const std::string& extra : {std::string("X-Extra"), long_name}) {
+    struct Case {
+      std::string powered_by;  // the policy's option for it, if any
+      std::size_t left;        // X-Powered-By fields after on_response
+      std::string_view value;  // the first one's value
+    };
+    for (const Case& c : {Case{"", 0, ""}, Case{"false", 2, "Express"}, Case{"gatehouse", 1, "gatehouse"}}) {
+      config::Diagnostics diag("t.yaml");
+      std::string yaml = "{type: security_headers, headers: {" + extra + ": added";
+      if (!c.powered_by.empty()) yaml += ", X-Powered-By: " + c.powered_by;
+      yaml += "}}";
+      SecurityHeadersPolicy p("sec", parse_security_headers(entry(yaml), diag));
+      ASSERT_TRUE(diag.empty()) << yaml;
+      Harness h;
+      http::ResponseHead head;
+      head.fields.add("x-powered-by", "Express");
+      head.fields.add("Content-Type", "text/plain");
+      head.fields.add("X-POWERED-BY", "PHP");
+      p.on_response(h.ctx, head);
+      SCOPED_TRACE(yaml);
+      EXPECT_EQ(head.fields.count("X-Powered-By"), c.left);
+      EXPECT_EQ(head.fields.get("X-Powered-By"), c.value);
+      EXPECT_EQ(head.fields.get(extra), "added");
+      EXPECT_EQ(head.fields.get("Content-Type"), "text/plain");
+    }
+  }
+}
+
 TEST(SecurityHeaders, PerHeaderValuesAndFalse) {
   config::Diagnostics diag("t.yaml");
   SecurityHeadersPolicy p("sec", parse_security_headers(entry(R"yaml({type: security_headers, headers: {
