@@ -2,8 +2,48 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 namespace gh {
+
+namespace {
+
+constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+
+// The eight bytes of `x` with 'A'..'Z' lowered; every other byte, non-ASCII ones included,
+// as it was. Each byte's sums stay below 0x100, so no carry crosses into the next.
+std::uint64_t lower_word(std::uint64_t x) noexcept {
+  const std::uint64_t low7 = x & (0x7f * kOnes);
+  const std::uint64_t at_least_a = low7 + (0x80 - 'A') * kOnes;  // bit 7: low7 >= 'A'
+  const std::uint64_t above_z = low7 + (0x7f - 'Z') * kOnes;     // bit 7: low7 > 'Z'
+  const std::uint64_t upper = at_least_a & ~above_z & ~x & (0x80 * kOnes);
+  return x | (upper >> 2);
+}
+
+std::uint64_t load_word(const char* p) noexcept {
+  std::uint64_t w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+
+// Whether two words are equal but for the case of their letters. Most pairs are equal
+// outright or differ in more than bit 5 somewhere: folding is left for the rest.
+bool iequal_words(std::uint64_t a, std::uint64_t b) noexcept {
+  const std::uint64_t d = a ^ b;
+  if (d == 0) return true;
+  if ((d & ~(0x20 * kOnes)) != 0) return false;
+  return lower_word(a) == lower_word(b);
+}
+
+}  // namespace
+
+bool iequals_words(const char* a, const char* b, std::size_t n) noexcept {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    if (!iequal_words(load_word(a + i), load_word(b + i))) return false;
+  // The last partial word: the final eight bytes, overlapping ones already compared.
+  return i == n || iequal_words(load_word(a + n - 8), load_word(b + n - 8));
+}
 
 std::string to_lower(std::string_view s) {
   std::string out(s);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 using namespace std::chrono_literals;
 
 TEST(Strings, AppendsHexLikeAZeroPaddedFormat) {
@@ -42,3 +44,38 @@ TEST(Strings, SuggestsCloseNames) {
   EXPECT_EQ(gh::suggest("zzzzzz", {"user", "product"}), "");
   EXPECT_TRUE(gh::iequals("Content-Length", "content-length"));
 }
+
+// iequals against a byte-by-byte reference, at every length up to 40 (the word path starts at
+// 8), with bytes that a sloppy case fold confuses: '@' and '`', '[' and '{', '^' and '~',
+// non-ASCII bytes that differ by 0x20, NUL and DEL.
+TEST(Strings, IequalsMatchesTheByteByByteFold) {
+  auto reference = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (gh::ascii_lower(a[i]) != gh::ascii_lower(b[i])) return false;
+    return true;
+  };
+  const std::string alphabet = std::string("@AZ[`az{^~_-09") + '\0' + "\x7f\x80\xa0\xc1\xe1\xda\xfa\xff";
+  std::mt19937 rng(20261207);
+  std::size_t equal = 0, unequal = 0;
+  for (std::size_t len = 0; len <= 40; ++len) {
+    for (int round = 0; round < 400; ++round) {
+      std::string a(len, ' ');
+      for (char& c : a) c = alphabet[rng() % alphabet.size()];
+      std::string b = a;
+      // Flip the case of some letters, and now and then change one byte to another.
+      for (char& c : b)
+        if (rng() % 2 && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) c = static_cast<char>(c ^ 0x20);
+      if (len > 0 && rng() % 2) b[rng() % len] = alphabet[rng() % alphabet.size()];
+      const bool want = reference(a, b);
+      (want ? equal : unequal) += 1;
+      ASSERT_EQ(gh::iequals(a, b), want) << "len " << len << " round " << round;
+      ASSERT_EQ(gh::iequals(b, a), want);
+    }
+  }
+  EXPECT_GT(equal, 1000u);
+  EXPECT_GT(unequal, 1000u);
+  static_assert(gh::iequals("Content-Length", "content-LENGTH"));
+  static_assert(!gh::iequals("Content-Length", "content-lengtx"));
+}
+

@@ -52,7 +52,12 @@ RateLimitPolicy::RateLimitPolicy(std::string name, RateLimitConfig cfg, std::sha
       store_(std::move(store)),
       rejected_(metrics.counter(proxy::kRateLimitRejections, {{"policy", name_}})),
       store_errors_(metrics.counter(proxy::kRateLimitStoreErrors, {{"policy", name_}})),
-      clock_(clock) {}
+      clock_(clock) {
+  const auto window_ns = static_cast<std::uint64_t>(config_.rule.window.count());
+  window_seconds_ = window_ns / 1'000'000'000 + (window_ns % 1'000'000'000 != 0);
+  limit_text_ = std::to_string(config_.rule.limit);
+  policy_text_ = limit_text_ + ";w=" + std::to_string(window_seconds_);
+}
 
 std::string RateLimitPolicy::key_for(const proxy::RequestContext& ctx) const {
   std::string key;
@@ -170,19 +175,28 @@ void RateLimitPolicy::on_response(proxy::RequestContext& ctx, http::ResponseHead
     std::memcpy(p, t.data(), n);
     p += n;
   };
-  number(s.limit);
+  // The limit and the policy are this rule's own text when the state is this rule's: the
+  // policy outlives the response. Otherwise they are formatted with the rest.
+  const bool own = s.limit == config_.rule.limit && s.window_seconds == window_seconds_;
+  if (!own) number(s.limit);
   ends[0] = static_cast<std::size_t>(p - buf);
   number(s.remaining);
   ends[1] = static_cast<std::size_t>(p - buf);
   number(s.reset_seconds);
   ends[2] = static_cast<std::size_t>(p - buf);
-  number(s.limit);
-  text(";w=");
-  number(s.window_seconds);
+  if (!own) {
+    number(s.limit);
+    text(";w=");
+    number(s.window_seconds);
+  }
   ends[3] = static_cast<std::size_t>(p - buf);
   const std::string_view kept = ctx.keep(std::string_view(buf, ends[3]));
   std::string_view parts[4];
   for (std::size_t i = 0, from = 0; i < 4; from = ends[i], ++i) parts[i] = kept.substr(from, ends[i] - from);
+  if (own) {
+    parts[0] = limit_text_;
+    parts[3] = policy_text_;
+  }
   // Most services send none of these: one pass tells, and the four are appended.
   const bool replace = has_rate_limit_field(head.fields);
   auto put = [&](std::string_view name, std::string_view value) {

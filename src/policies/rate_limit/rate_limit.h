@@ -73,6 +73,11 @@ class RateLimitPolicy final : public proxy::Policy {
   std::atomic<std::int64_t> last_log_ns_{0};
   std::atomic<std::uint64_t> unlogged_errors_{0};  // store errors since the last line
   const core::Clock& clock_;
+  // RateLimit-Limit and RateLimit-Policy for this policy's own rule, formatted once: the
+  // values of every response whose most restrictive limit is this rule's.
+  std::uint64_t window_seconds_ = 0;
+  std::string limit_text_;
+  std::string policy_text_;
 
   // Counts a decision taken without the store and logs it (rate-limited).
   void store_error(unsigned worker, const Error& e);
