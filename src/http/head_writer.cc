@@ -23,10 +23,23 @@ class HeadOut {
   HeadOut& operator=(const HeadOut&) = delete;
   ~HeadOut() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
 
+  // Most names and many values are short: those are copied by two loads and two stores that
+  // may overlap, without a call; longer ones by memcpy. Nothing is read outside `s`.
   void put(std::string_view s) noexcept {
-    if (s.empty()) return;  // an empty view may hold no pointer at all
-    std::memcpy(p_, s.data(), s.size());
-    p_ += s.size();
+    const char* from = s.data();
+    const std::size_t n = s.size();
+    if (n >= 8 && n <= 16) {
+      copy_pair<std::uint64_t>(from, n);
+    } else if (n >= 4 && n < 8) {
+      copy_pair<std::uint32_t>(from, n);
+    } else if (n > 16) {
+      std::memcpy(p_, from, n);
+    } else if (n > 0) {
+      p_[0] = from[0];
+      p_[n / 2] = from[n / 2];
+      p_[n - 1] = from[n - 1];
+    }
+    p_ += n;
   }
   void crlf() noexcept {
     std::memcpy(p_, "\r\n", 2);
@@ -42,6 +55,16 @@ class HeadOut {
   void number(std::uint64_t n) noexcept { p_ = std::to_chars(p_, p_ + kMaxDigits, n).ptr; }
 
  private:
+  // The first and the last sizeof(Word) bytes of from[0, n): together, all n of them.
+  template <class Word>
+  void copy_pair(const char* from, std::size_t n) noexcept {
+    Word head, tail;
+    std::memcpy(&head, from, sizeof head);
+    std::memcpy(&tail, from + n - sizeof tail, sizeof tail);
+    std::memcpy(p_, &head, sizeof head);
+    std::memcpy(p_ + n - sizeof tail, &tail, sizeof tail);
+  }
+
   std::string& out_;
   std::size_t at_;
   char* p_ = nullptr;

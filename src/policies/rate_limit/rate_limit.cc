@@ -55,6 +55,7 @@ RateLimitPolicy::RateLimitPolicy(std::string name, RateLimitConfig cfg, std::sha
       clock_(clock) {
   const auto window_ns = static_cast<std::uint64_t>(config_.rule.window.count());
   window_seconds_ = window_ns / 1'000'000'000 + (window_ns % 1'000'000'000 != 0);
+  append_part(key_prefix_, 'p', name_);
   limit_text_ = std::to_string(config_.rule.limit);
   policy_text_ = limit_text_ + ";w=" + std::to_string(window_seconds_);
 }
@@ -66,8 +67,7 @@ std::string RateLimitPolicy::key_for(const proxy::RequestContext& ctx) const {
 }
 
 bool RateLimitPolicy::build_key(const proxy::RequestContext& ctx, std::string& key) const {
-  key.clear();
-  append_part(key, 'p', name_);
+  key.assign(key_prefix_);
   for (const KeyPart& part : config_.key) {
     std::string_view value;
     char tag = 'g';

@@ -76,6 +76,7 @@ class RateLimitPolicy final : public proxy::Policy {
   // RateLimit-Limit and RateLimit-Policy for this policy's own rule, formatted once: the
   // values of every response whose most restrictive limit is this rule's.
   std::uint64_t window_seconds_ = 0;
+  std::string key_prefix_;  // every key's first part: the policy's name
   std::string limit_text_;
   std::string policy_text_;
 
