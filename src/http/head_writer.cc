@@ -81,11 +81,18 @@ std::size_t fields_size(const Range& fields) noexcept {
 }  // namespace
 
 ConnectionScope::ConnectionScope(const Fields& fields) noexcept : fields_(fields) {
-  for (const auto& f : fields)
-    if (iequals(f.name, "connection")) {
-      if (n_ < connection_.size()) connection_[n_++] = f.value;
+  for (const auto& f : fields) {
+    if (!iequals(f.name, "connection")) continue;
+    std::string_view list = f.value;
+    while (!list.empty()) {
+      const std::size_t comma = list.find(',');
+      const std::string_view name = trim_ows(list.substr(0, comma));
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      if (name.empty() || is_hop_by_hop(name)) continue;
+      if (n_ < names_.size()) names_[n_++] = name;
       else many_ = true;
     }
+  }
 }
 
 bool ConnectionScope::scoped(std::string_view name) const noexcept {
@@ -96,7 +103,7 @@ bool ConnectionScope::scoped(std::string_view name) const noexcept {
     return false;
   }
   for (std::size_t i = 0; i < n_; ++i)
-    if (has_token(connection_[i], name)) return true;
+    if (iequals(names_[i], name)) return true;
   return false;
 }
 

@@ -17,7 +17,8 @@
 namespace gh::http {
 
 // Whether a field belongs to one connection only: the fixed hop-by-hop names (RFC 9110 §7.6.1)
-// and every name the message's Connection field(s) list. Built once per head.
+// and every name the message's Connection field(s) list. Built once per head: the listed names
+// are split out then, those already hop-by-hop (keep-alive, the usual one) left out.
 class ConnectionScope {
  public:
   explicit ConnectionScope(const Fields& fields) noexcept;
@@ -25,9 +26,9 @@ class ConnectionScope {
 
  private:
   const Fields& fields_;
-  std::array<std::string_view, 4> connection_{};  // values of the Connection fields
+  std::array<std::string_view, 8> names_{};  // the names the Connection fields list
   std::size_t n_ = 0;
-  bool many_ = false;  // more Connection fields than fit: the general (quadratic) check
+  bool many_ = false;  // more names than fit: each field's Connection values searched instead
 };
 
 // A request as it goes to an instance. Views must live until the head is written.

@@ -8,6 +8,9 @@
 namespace gh::http {
 namespace {
 
+constexpr const char* kMany[] = {"x-many-0", "x-many-1", "x-many-2", "x-many-3", "x-many-4",
+                                 "x-many-5", "x-many-6", "x-many-7", "x-many-8", "x-many-9"};
+
 // A field of each size from 0 to 40 bytes, names and values alike (the writer copies short
 // parts in words and longer ones whole), appended after what the string already held.
 TEST(HeadWriter, ResponseHeadHoldsEveryFieldByteForByte) {
@@ -59,6 +62,30 @@ TEST(HeadWriter, RequestHeadKeepsAnEmptyQueryAndTheFieldsInOrder) {
   write_request_head(out, req);
   EXPECT_NE(out.find("POST /api/users?a=1&b=two HTTP/1.1\r\n"), std::string::npos);
   EXPECT_EQ(out.substr(out.size() - 35), "A: \r\nTransfer-Encoding: chunked\r\n\r\n");
+}
+
+// Names a Connection field lists are the connection's own, in any case and however the list
+// is spaced, over several Connection fields, and past the eight names kept apart.
+TEST(HeadWriter, ConnectionScopeCoversListedAndFixedNames) {
+  for (const bool many : {false, true}) {
+    Fields fields;
+    fields.add("Content-Type", "text/plain");
+    fields.add("connection", "keep-alive, X-Secret ,,\tx-other");
+    fields.add("CONNECTION", "close");
+    if (many)
+      for (int i = 0; i < 10; ++i) fields.add("Connection", kMany[i]);
+    const ConnectionScope scope(fields);
+    SCOPED_TRACE(many);
+    for (const char* name : {"x-secret", "X-SECRET", "X-Other", "close", "te", "Keep-Alive", "Transfer-Encoding",
+                             "Connection", "Upgrade", "Trailer", "Proxy-Connection"})
+      EXPECT_TRUE(scope.scoped(name)) << name;
+    for (const char* name : {"X-Secre", "X-Secrets", "Content-Type", "Host", "x", "Date"})
+      EXPECT_FALSE(scope.scoped(name)) << name;
+    if (many) {
+      EXPECT_TRUE(scope.scoped("X-MANY-9"));
+      EXPECT_TRUE(scope.scoped("x-many-0"));
+    }
+  }
 }
 
 }  // namespace
