@@ -35,7 +35,20 @@ bool iequal_words(std::uint64_t a, std::uint64_t b) noexcept {
   return lower_word(a) == lower_word(b);
 }
 
+void store_word(char* p, std::uint64_t w) noexcept { std::memcpy(p, &w, sizeof w); }
+
 }  // namespace
+
+void lower_copy(char* dst, std::string_view s) noexcept {
+  const std::size_t n = s.size();
+  if (n < 8) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = ascii_lower(s[i]);
+    return;
+  }
+  for (std::size_t i = 0; i + 8 <= n; i += 8) store_word(dst + i, lower_word(load_word(s.data() + i)));
+  // The last partial word: the final eight bytes again, lowered the same.
+  store_word(dst + n - 8, lower_word(load_word(s.data() + n - 8)));
+}
 
 bool iequals_words(const char* a, const char* b, std::size_t n) noexcept {
   std::size_t i = 0;

@@ -26,6 +26,8 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 std::string to_lower(std::string_view s);
+// Writes `s` lowered (ASCII letters only) to dst[0, s.size()), eight bytes at a time.
+void lower_copy(char* dst, std::string_view s) noexcept;
 std::string_view trim_ows(std::string_view s) noexcept;  // spaces and tabs
 // An RFC 9110 token (a field name, a method): one or more tchar.
 bool is_token(std::string_view s) noexcept;

@@ -76,6 +76,16 @@ TEST(Strings, IequalsMatchesTheByteByByteFold) {
   EXPECT_GT(equal, 1000u);
   EXPECT_GT(unequal, 1000u);
   static_assert(gh::iequals("Content-Length", "content-LENGTH"));
+  // lower_copy folds the same bytes, at every length.
+  for (std::size_t len = 0; len <= 40; ++len) {
+    std::string a(len, ' ');
+    for (char& c : a) c = alphabet[rng() % alphabet.size()];
+    std::string want = a;
+    for (char& c : want) c = gh::ascii_lower(c);
+    std::string got(len + 2, '#');
+    gh::lower_copy(got.data() + 1, a);
+    EXPECT_EQ(got, "#" + want + "#") << len;
+  }
   static_assert(!gh::iequals("Content-Length", "content-lengtx"));
 }
 

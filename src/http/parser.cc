@@ -775,6 +775,25 @@ bool is_hop_by_hop(std::string_view name) noexcept {
   }
 }
 
+bool is_clean_field_value(std::string_view v) noexcept {
+  if (v.empty()) return true;
+  if (is_ws(v.front()) || is_ws(v.back())) return false;
+  // Eight bytes at a time while none is a control byte or DEL (a tab stops the words too: it
+  // is rare, and the bytes are then looked at one by one).
+  const char* p = v.data();
+  const char* const end = p + v.size();
+  while (end - p >= 8) {
+    const std::uint64_t w = load8(p);
+    if (any_below(w, 0x20) | any_equal(w, 0x7f)) break;
+    p += 8;
+  }
+  for (; p < end; ++p) {
+    const auto c = static_cast<unsigned char>(*p);
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  }
+  return true;
+}
+
 bool has_token(std::string_view value, std::string_view token) noexcept {
   bool found = false;
   for_each_element(value, [&](std::string_view el) {

@@ -120,6 +120,11 @@ void append_chunk_header(std::string& out, std::uint64_t size);
 // Transfer-Encoding, Upgrade), case-insensitive.
 bool is_hop_by_hop(std::string_view name) noexcept;
 
+// Whether a field value that came apart from any HTTP/1.1 framing (an HTTP/2 field) may be
+// written in an HTTP/1.1 head as it is: no control byte but tab, no DEL, no space or tab at
+// either end.
+bool is_clean_field_value(std::string_view value) noexcept;
+
 // Whether the comma-separated list `value` contains `token` (case-insensitive).
 bool has_token(std::string_view value, std::string_view token) noexcept;
 

@@ -846,5 +846,30 @@ TEST(Fields, LookupsAreCaseInsensitive) {
   EXPECT_TRUE(f.empty());
 }
 
+// A value from an HTTP/2 field is clean when HTTP/1.1 can carry it as it is: every control
+// byte but tab and DEL refused at every position of values up to 40 bytes (the check goes
+// eight bytes at a time), and space or tab at either end.
+TEST(FieldValue, CleanUnlessAControlByteDelOrOuterSpace) {
+  EXPECT_TRUE(is_clean_field_value(""));
+  EXPECT_TRUE(is_clean_field_value("a\tb"));
+  EXPECT_TRUE(is_clean_field_value("caf\xc3\xa9 \x80\xff"));
+  for (const char* edge : {" a", "a ", "\ta", "a\t", " "}) EXPECT_FALSE(is_clean_field_value(edge)) << edge;
+  for (std::size_t len = 1; len <= 40; ++len) {
+    for (std::size_t at = 0; at < len; ++at) {
+      for (int bad : {0x00, 0x01, 0x0a, 0x0d, 0x1f, 0x7f}) {
+        std::string v(len, 'v');
+        v[at] = static_cast<char>(bad);
+        ASSERT_FALSE(is_clean_field_value(v)) << "len " << len << " at " << at << " byte " << bad;
+      }
+      std::string tab(len, 'v');
+      if (at > 0 && at + 1 < len) {
+        tab[at] = '\t';
+        ASSERT_TRUE(is_clean_field_value(tab)) << "len " << len << " at " << at;
+      }
+    }
+    ASSERT_TRUE(is_clean_field_value(std::string(len, '~')));
+  }
+}
+
 }  // namespace
 }  // namespace gh::http

@@ -50,15 +50,6 @@ constexpr double kGlitchBurst = 200, kGlitchPerSecond = 20;
 // refuses the streams between the two itself.
 constexpr std::uint32_t kInternalStreamSlack = 1000;
 
-// A field value HTTP/1.1 can carry unchanged: no control byte but HTAB, no DEL, no leading or
-// trailing whitespace (RFC 9113 §8.2.1).
-bool clean_value(std::string_view v) noexcept {
-  for (unsigned char c : v)
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-  if (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t')) return false;
-  return true;
-}
-
 // A field whose value differs on every message (the request id): indexed by HPACK, each one
 // would evict a useful entry and lengthen the encoder's lookups (all share one name), for no
 // gain; it is sent as a literal instead.
@@ -206,7 +197,6 @@ class H2Stream final : public Downstream {
   std::string resp_store_;
   std::vector<std::uint32_t> resp_spans_;  // name_off, name_len, value_off, value_len, ...
   std::vector<nghttp2_nv> nv_;
-  std::string lower_;
   bool head_pending_ = false, no_body_ = false, eof_sent_ = false, response_started_ = false, aborted_ = false;
   // The frame ending the response has gone out; the request still coming is then reset
   // (NO_ERROR) — only after it: a reset queued before would make nghttp2 drop the response.
@@ -392,38 +382,49 @@ asio::awaitable<Result<http::BodyPart>> H2Stream::read_body() {
 }
 
 void H2Stream::send_head(const http::ResponseHead& head, bool /*close*/) {
-  resp_store_.clear();
+  constexpr std::string_view kStatus = ":status";
+  constexpr std::string_view kContentLength = "content-length";
+  constexpr std::size_t kMaxDigits = 20;
+  // The store is sized once to a bound on what it takes, then written in place (its capacity
+  // is kept from stream to stream); each name is lowered as it is copied.
+  std::size_t bound = kStatus.size() + kMaxDigits + kContentLength.size() + kMaxDigits;
+  for (const auto& f : head.fields) bound += f.name.size() + f.value.size();
+  resp_store_.resize(bound);
   resp_spans_.clear();
-  auto add = [this](std::string_view name, std::string_view value, bool lower) {
-    resp_spans_.push_back(static_cast<std::uint32_t>(resp_store_.size()));
-    resp_spans_.push_back(static_cast<std::uint32_t>(name.size()));
-    if (lower)
-      for (char c : name) resp_store_.push_back(ascii_lower(c));
-    else
-      resp_store_.append(name);
-    resp_spans_.push_back(static_cast<std::uint32_t>(resp_store_.size()));
-    resp_spans_.push_back(static_cast<std::uint32_t>(value.size()));
-    resp_store_.append(value);
+  char* const base = resp_store_.data();
+  std::size_t at = 0;
+  auto put = [&](std::string_view s) {
+    if (!s.empty()) std::memcpy(base + at, s.data(), s.size());
+    at += s.size();
   };
-  char num[24];
-  auto [end, ec] = std::to_chars(num, num + sizeof num, head.status);
-  (void)ec;
-  add(":status", std::string_view(num, static_cast<std::size_t>(end - num)), false);
-  std::string& lower = lower_;
+  auto add_value = [&](std::size_t name_at, std::size_t name_len, std::string_view value) {
+    resp_spans_.insert(resp_spans_.end(), {static_cast<std::uint32_t>(name_at), static_cast<std::uint32_t>(name_len),
+                                           static_cast<std::uint32_t>(at), static_cast<std::uint32_t>(value.size())});
+    put(value);
+  };
+  auto add_number = [&](std::string_view name, std::uint64_t n) {
+    const std::size_t name_at = at;
+    put(name);
+    char* const digits = base + at;
+    const std::size_t len = static_cast<std::size_t>(std::to_chars(digits, digits + kMaxDigits, n).ptr - digits);
+    resp_spans_.insert(resp_spans_.end(), {static_cast<std::uint32_t>(name_at), static_cast<std::uint32_t>(name.size()),
+                                           static_cast<std::uint32_t>(at), static_cast<std::uint32_t>(len)});
+    at += len;
+  };
+  add_number(kStatus, static_cast<std::uint64_t>(head.status));
   for (const auto& f : head.fields) {
-    lower.assign(f.name);
-    for (char& c : lower) c = ascii_lower(c);
+    const std::size_t name_at = at;
+    gh::lower_copy(base + at, f.name);
+    const std::string_view lower(base + at, f.name.size());
     // The framing's content-length is written below; one without a body (HEAD, 304) is the
     // service's own and stays.
-    if (http::is_hop_by_hop(lower) || (lower == "content-length" && head.body == http::BodyKind::Length)) continue;
-    add(lower, f.value, false);
+    if (http::is_hop_by_hop(lower) || (lower == kContentLength && head.body == http::BodyKind::Length)) continue;
+    at += lower.size();
+    add_value(name_at, lower.size(), f.value);
   }
   const bool bodiless_status = head.status == 204 || head.status == 304 || head.status < 200;
-  if (head.body == http::BodyKind::Length && !bodiless_status) {
-    auto [e2, ec2] = std::to_chars(num, num + sizeof num, head.content_length);
-    (void)ec2;
-    add("content-length", std::string_view(num, static_cast<std::size_t>(e2 - num)), false);
-  }
+  if (head.body == http::BodyKind::Length && !bodiless_status) add_number(kContentLength, head.content_length);
+  resp_store_.resize(at);
   no_body_ = head.body == http::BodyKind::None || bodiless_status || sc_->req.method == "HEAD";
   head_pending_ = true;
   response_started_ = true;
@@ -622,7 +623,7 @@ struct Http2Session::Callbacks {
       st->reject_reason_ = "head_too_large";
       return 0;
     }
-    if (!clean_value(v)) {
+    if (!http::is_clean_field_value(v)) {
       st->refused_ = true;
       nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id_, NGHTTP2_PROTOCOL_ERROR);
       s.glitch("malformed field value");

@@ -506,6 +506,9 @@ std::vector<Malformed> malformed_cases() {
       {"cr_in_value", get(base().literal("x-v", "a\rb")), false},
       {"lf_in_value", get(base().literal("x-v", "a\nb")), false},
       {"nul_in_value", get(base().literal("x-v", std::string("a\0b", 3))), false},
+      // A control byte and DEL inside longer values.
+      {"control_byte_in_long_value", get(base().literal("x-v", "0123456789abcdef\x01 and more after it")), false},
+      {"del_in_long_value", get(base().literal("x-v", "0123456789abcdefghij\x7f")), false},
       {"host_disagrees", get(base().literal("host", "other.test")), false},
       {"content_length_10_data_5", post("10", "12345"), true},
       {"content_length_5_data_10", post("5", "1234567890"), true},
