@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "proxy/request_context.h"
 #include "proxy/worker.h"
 
@@ -23,6 +25,24 @@ struct Harness {
   http::RequestHead req;
   proxy::RequestContext ctx{worker, nullptr, req};
 };
+
+// A response after the policy `yaml` describes ran over it. The fields it added view the
+// policy's strings: it is kept with the head.
+struct Responded {
+  std::unique_ptr<SecurityHeadersPolicy> policy;
+  http::ResponseHead head;
+};
+
+Responded respond(const std::string& yaml, std::initializer_list<http::Field> fields) {
+  config::Diagnostics diag("t.yaml");
+  Responded r;
+  r.policy = std::make_unique<SecurityHeadersPolicy>("sec", parse_security_headers(entry(yaml), diag));
+  EXPECT_TRUE(diag.empty()) << yaml;
+  Harness h;
+  for (const auto& f : fields) r.head.fields.add(f.name, f.value);
+  r.policy->on_response(h.ctx, r.head);
+  return r;
+}
 
 TEST(SecurityHeaders, AddsHelmetDefaultsAndRemovesPoweredBy) {
   config::Diagnostics diag("t.yaml");
@@ -68,19 +88,14 @@ TEST(SecurityHeaders, KeepOrOverrideMatchesNamesInAnyCase) {
   const std::string long_name(70, 'x');
   for (const std::string& extra : {std::string("X-Extra"), long_name}) {
     for (const bool override_existing : {false, true}) {
-      config::Diagnostics diag("t.yaml");
       const std::string yaml = std::string("{type: security_headers, override: ") + (override_existing ? "true" : "false") +
                                ", headers: {" + extra + ": added}}";
-      SecurityHeadersPolicy p("sec", parse_security_headers(entry(yaml), diag));
-      ASSERT_TRUE(diag.empty()) << yaml;
-      Harness h;
-      http::ResponseHead head;
-      head.fields.add("x-frame-options", "DENY");
-      head.fields.add("Content-Type", "text/plain");
-      head.fields.add("X-FRAME-OPTIONS", "DENY");
-      head.fields.add("x-content-type-options", "service");
-      p.on_response(h.ctx, head);
       SCOPED_TRACE(yaml);
+      const Responded r = respond(yaml, {{"x-frame-options", "DENY"},
+                                         {"Content-Type", "text/plain"},
+                                         {"X-FRAME-OPTIONS", "DENY"},
+                                         {"x-content-type-options", "service"}});
+      const http::ResponseHead& head = r.head;
       if (override_existing) {
         EXPECT_EQ(head.fields.count("X-Frame-Options"), 1u);
         EXPECT_EQ(head.fields.get("X-Frame-Options"), "SAMEORIGIN");
@@ -108,19 +123,13 @@ TEST(SecurityHeaders, PoweredByGoesInAnyCaseUnlessKeptOrSet) {
       std::string_view value;  // the first one's value
     };
     for (const Case& c : {Case{"", 0, ""}, Case{"false", 2, "Express"}, Case{"gatehouse", 1, "gatehouse"}}) {
-      config::Diagnostics diag("t.yaml");
       std::string yaml = "{type: security_headers, headers: {" + extra + ": added";
       if (!c.powered_by.empty()) yaml += ", X-Powered-By: " + c.powered_by;
       yaml += "}}";
-      SecurityHeadersPolicy p("sec", parse_security_headers(entry(yaml), diag));
-      ASSERT_TRUE(diag.empty()) << yaml;
-      Harness h;
-      http::ResponseHead head;
-      head.fields.add("x-powered-by", "Express");
-      head.fields.add("Content-Type", "text/plain");
-      head.fields.add("X-POWERED-BY", "PHP");
-      p.on_response(h.ctx, head);
       SCOPED_TRACE(yaml);
+      const Responded r =
+          respond(yaml, {{"x-powered-by", "Express"}, {"Content-Type", "text/plain"}, {"X-POWERED-BY", "PHP"}});
+      const http::ResponseHead& head = r.head;
       EXPECT_EQ(head.fields.count("X-Powered-By"), c.left);
       EXPECT_EQ(head.fields.get("X-Powered-By"), c.value);
       EXPECT_EQ(head.fields.get(extra), "added");
