@@ -7,19 +7,23 @@
 
 namespace gh {
 
-void fault_point(std::string_view name) {
+bool fault_active(std::string_view name) noexcept {
   static const std::string faults = [] {
     const char* v = std::getenv("GATEHOUSE_FAULTS");
     return std::string(v ? v : "");
   }();
-  if (faults.empty()) return;
   std::string_view rest = faults;
   while (!rest.empty()) {
     auto comma = rest.find(',');
-    if (rest.substr(0, comma) == name) throw std::runtime_error("fault point " + std::string(name));
+    if (rest.substr(0, comma) == name) return true;
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
   }
+  return false;
+}
+
+void fault_point(std::string_view name) {
+  if (fault_active(name)) throw std::runtime_error("fault point " + std::string(name));
 }
 
 }  // namespace gh

@@ -18,10 +18,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <string>
 #include <utility>
 
 #include "core/check.h"
+#include "core/fault.h"
 #include "net/tls.h"
 
 namespace gh::net {
@@ -78,9 +80,13 @@ struct SocketAccess : Stream::socket_type {
 
 // The ops come from operator new: in the gatehouse binary, its per-thread cache (an idle watch
 // lives as long as its connection idles, longer than Asio's small handler cache keeps blocks).
+// Null when memory runs out (or the fault point "stream_op_alloc" is on): the caller then goes
+// without the mark or the watch, which costs a read tried at once, never a wrong answer.
 template <class Op>
-Op* new_op() {
-  return new Op();
+Op* new_op() noexcept {
+  static const bool fail = GH_FAULT_ACTIVE("stream_op_alloc");
+  if (fail) return nullptr;
+  return new (std::nothrow) Op();
 }
 
 template <class Op>
@@ -148,6 +154,7 @@ void Stream::expect_answer(const EventLoop& loop) noexcept {
   auto& state = SocketAccess::impl(socket_).get_implementation();
   if (state.socket_ == asio::detail::invalid_socket || !state.reactor_data_) return;
   auto* op = new_op<DrainedMark>();
+  if (!op) return;
   DrainedMark::starting = true;
   static_cast<epoll_reactor*>(loop.reactor_)
       ->start_op(epoll_reactor::read_op, state.socket_, state.reactor_data_, op, /*is_continuation=*/true,
@@ -159,6 +166,7 @@ void Stream::start_idle_watch(const EventLoop& loop) noexcept {
   auto& state = SocketAccess::impl(socket_).get_implementation();
   if (idle_watch_ || state.socket_ == asio::detail::invalid_socket || !state.reactor_data_) return;
   auto* op = new_op<IdleWatch>();
+  if (!op) return;  // no watch: end_idle_watch then reports that nothing is known
   IdleWatch::starting = true;
   static_cast<epoll_reactor*>(loop.reactor_)
       ->start_op(epoll_reactor::read_op, state.socket_, state.reactor_data_, op, /*is_continuation=*/true,

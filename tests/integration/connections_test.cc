@@ -188,9 +188,11 @@ class LingeringService {
   RawService raw_{[this](int fd) { serve(fd); }};
 };
 
-TEST(Connections, PooledConnectionALingeringServiceHalfClosedIsNotWaitedOn) {
+// A request after the service half-closed the pooled connection goes on a new one at once.
+void expect_lingering_not_waited_on(Gateway::Options options) {
   LingeringService svc;
-  Gateway gw(service_at(svc.url(), "5s"), Gateway::Options{.workers = 1});
+  options.workers = 1;
+  Gateway gw(service_at(svc.url(), "5s"), std::move(options));
   GH_START(gw);
   auto first = http_get(gw.port(), "/one");
   ASSERT_EQ(first.status, 200) << first.describe();
@@ -201,6 +203,10 @@ TEST(Connections, PooledConnectionALingeringServiceHalfClosedIsNotWaitedOn) {
   EXPECT_EQ(second.status, 200) << second.describe();
   EXPECT_LT(took, std::chrono::seconds(2)) << "the gateway waited on a connection the service had ended";
   EXPECT_EQ(svc.connections(), 2) << "the second request goes on a new connection";
+}
+
+TEST(Connections, PooledConnectionALingeringServiceHalfClosedIsNotWaitedOn) {
+  expect_lingering_not_waited_on(Gateway::Options{});
 }
 
 // A service that reads each request head and never answers; it notes when the gateway closes
@@ -386,6 +392,32 @@ TEST(Connections, AClientThatWaitsOrPipelinesIsAnswered) {
   Gateway gw(one_service(up));
   GH_START(gw);
   Conn c(gw.port());
+  expect_waiting_and_pipelining_answered(c);
+}
+
+// With no memory for the event loop's watches (the fault point makes each allocation of one
+// fail), connections go without them: a pooled connection the service ended, a client that
+// leaves, a client that waits or pipelines are all handled as with them, by looking at once.
+TEST(Connections, WithoutMemoryForWatchesEveryCaseIsStillRight) {
+  const Env faults = {{"GATEHOUSE_FAULTS", "stream_op_alloc"}};
+  expect_lingering_not_waited_on(Gateway::Options{.env = faults});
+
+  SilentService svc;
+  Gateway gw(service_at(svc.url(), "20s"), Gateway::Options{.workers = 1, .access_log_file = true, .env = faults});
+  GH_START(gw);
+  {
+    Conn c(gw.port());
+    ASSERT_TRUE(c.send(make_request("GET", "/slow-work")));
+    ASSERT_TRUE(eventually([&] { return svc.heads() == 1; })) << gw.diagnostics();
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  expect_request_cancelled(svc, gw, "/slow-work");
+
+  Upstream up("svc");
+  answer_slowly(up);
+  Gateway slow(one_service(up), Gateway::Options{.env = faults});
+  GH_START(slow);
+  Conn c(slow.port());
   expect_waiting_and_pipelining_answered(c);
 }
 
