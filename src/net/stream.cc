@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -200,6 +201,21 @@ void Stream::start_idle_watch(const EventLoop&) noexcept {}
 bool Stream::end_idle_watch(const EventLoop&) noexcept { return true; }
 void Stream::drop_idle_watch() noexcept {}
 #endif
+
+std::size_t Stream::write_now(const asio::const_buffer* parts, std::size_t n) noexcept {
+  if (tls_ || !socket_.is_open()) return 0;
+  constexpr std::size_t kMaxParts = 8;
+  iovec iov[kMaxParts];
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < n && count < kMaxParts; ++i)
+    if (parts[i].size() > 0) iov[count++] = {const_cast<void*>(parts[i].data()), parts[i].size()};
+  if (count == 0) return 0;
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  const ssize_t sent = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  return sent > 0 ? static_cast<std::size_t>(sent) : 0;
+}
 
 void Stream::close() noexcept {
   drop_idle_watch();  // closing the socket completes it

@@ -38,6 +38,24 @@ class EventLoop {
   void* scheduler_ = nullptr;
 };
 
+// The bytes `parts` hold in all.
+template <std::size_t N>
+std::size_t total_size(const std::array<boost::asio::const_buffer, N>& parts) noexcept {
+  std::size_t n = 0;
+  for (const auto& b : parts) n += b.size();
+  return n;
+}
+
+// Drops the first `n` bytes of `parts` (what write_now sent), leaving the rest to send.
+template <std::size_t N>
+void consume(std::array<boost::asio::const_buffer, N>& parts, std::size_t n) noexcept {
+  for (auto& b : parts) {
+    const std::size_t k = n < b.size() ? n : b.size();
+    b += k;
+    n -= k;
+  }
+}
+
 class Stream {
  public:
   using executor_type = boost::asio::any_io_executor;
@@ -133,6 +151,13 @@ class Stream {
         },
         token);
   }
+
+  // A write that needs no waiting, done at once: a plain socket takes what fits in one
+  // non-blocking send (sendmsg with MSG_DONTWAIT), most often all of it, with no operation
+  // through the event loop and no suspension of the caller. Returns how many bytes went out:
+  // 0 for a TLS stream, a full socket or an error (the asynchronous write that carries the
+  // rest then meets it). REQUIRES: no write in flight.
+  std::size_t write_now(const boost::asio::const_buffer* parts, std::size_t n) noexcept;
 
   // Declares that nothing the peer sent can be waiting unread: call it right before sending a
   // whole request in one write, on a connection whose watch (below), kept since it was opened or

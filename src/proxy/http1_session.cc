@@ -732,9 +732,14 @@ asio::awaitable<Result<void>> Http1Session::send_body(std::string_view data, boo
       asio::buffer(head_pending_ ? sc_->head_out.data() : nullptr, head_pending_ ? sc_->head_out.size() : 0),
       asio::buffer(hdr, hn), asio::buffer(data.data(), data.size()), asio::buffer(tail.data(), tail.size())};
   head_pending_ = false;
-  auto [ec, n] = co_await asio::async_write(client_, bufs, nothrow);
-  (void)n;
-  if (ec) co_return Error::downstream(ErrorCode::ClientGone, ec.message());
+  // Most answers fit the socket at once: written now, without an operation through the loop.
+  const std::size_t now = client_.write_now(bufs.data(), bufs.size());
+  if (now < net::total_size(bufs)) {
+    net::consume(bufs, now);
+    auto [ec, n] = co_await asio::async_write(client_, bufs, nothrow);
+    (void)n;
+    if (ec) co_return Error::downstream(ErrorCode::ClientGone, ec.message());
+  }
   if (last) last_sent_ = true;
   co_return Result<void>{};
 }

@@ -2,6 +2,9 @@
 // 100-continue, keep-alive and pipelining (SPEC §3).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "harness/assertions.h"
 
 namespace gh::integ {
@@ -109,6 +112,30 @@ TEST_F(Bodies, LargeResponsesArriveIdenticalInBothFramings) {
       EXPECT_EQ(*cl, std::to_string(big.size()));
     }
   }
+}
+
+// A client that reads nothing for a while: the socket takes part of the body, then nothing;
+// the rest waits for room. Then a second response on the same connection: nothing lost or
+// reordered on the way.
+TEST_F(Bodies, AClientThatReadsLateGetsEveryByte) {
+  const std::string big = pattern_body(k5MiB, 41);
+  up_.set_handler([&](const Request& req) {
+    Reply r;
+    r.body = req.target == "/big" ? big : "small";
+    return r;
+  });
+  Conn c(gw_->port());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.send(make_request("GET", "/big") + make_request("GET", "/small")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the socket buffers fill
+  auto first = c.read_response(30s);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->status, 200);
+  EXPECT_EQ(first->body.size(), big.size());
+  EXPECT_TRUE(first->body == big);
+  auto second = c.read_response(5s);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->body, "small");
 }
 
 TEST_F(Bodies, ExpectContinueIsAnswered) {

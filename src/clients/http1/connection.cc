@@ -128,6 +128,11 @@ asio::awaitable<Result<void>> Connection::send_body(std::string_view data, bool 
     if (quiet && last) stream_.expect_answer(loop);
   }
   head_pending_ = false;
+  // Most requests fit the socket at once: written now, without an operation through the loop.
+  const std::size_t now = stream_.write_now(bufs.data(), bufs.size());
+  if (now > 0) sent_ = true;
+  if (now == net::total_size(bufs)) co_return Result<void>{};
+  net::consume(bufs, now);
   auto [ec, n] = co_await asio::async_write(stream_, bufs, nothrow);
   if (n > 0) sent_ = true;
   if (ec) co_return Error::upstream(ErrorCode::UpstreamClosed, ec.message(), !sent_);
