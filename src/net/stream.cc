@@ -203,7 +203,8 @@ void Stream::drop_idle_watch() noexcept {}
 #endif
 
 std::size_t Stream::write_now(const asio::const_buffer* parts, std::size_t n) noexcept {
-  if (tls_ || !socket_.is_open()) return 0;
+  if (!socket_.is_open()) return 0;
+  if (tls_) return tls_write_now(parts, n);
   constexpr std::size_t kMaxParts = 8;
   iovec iov[kMaxParts];
   std::size_t count = 0;
@@ -403,20 +404,44 @@ void Stream::tls_read_some(asio::mutable_buffer buffer, IoHandler handler) {
   TlsOps::read(*this, buffer, std::move(handler), false);
 }
 
-void Stream::tls_write_some(const asio::const_buffer* parts, std::size_t n, IoHandler handler) {
-  if (n == 0) return asio::post(socket_.get_executor(), asio::append(std::move(handler), error_code(), 0));
+asio::const_buffer Stream::tls_gather(const asio::const_buffer* parts, std::size_t n) noexcept {
   // Several parts (a response head and its body): those that fit in one TLS record are copied
-  // together, so they go out in one record and one send instead of one each.
+  // together, so they go out in one record and one send instead of one each. The same parts
+  // always gather the same way: a write OpenSSL could not finish is retried with the same bytes.
   std::size_t total = parts[0].size(), k = 1;
   while (k < n && total + parts[k].size() <= kTlsRecord) total += parts[k++].size();
-  if (k == 1) return TlsOps::write(*this, parts[0], std::move(handler), false);
+  if (k == 1) return parts[0];
   thread_local std::array<char, kTlsRecord> gather;
   std::size_t at = 0;
   for (std::size_t i = 0; i < k; ++i) {
-    std::memcpy(gather.data() + at, parts[i].data(), parts[i].size());
+    if (parts[i].size() > 0) std::memcpy(gather.data() + at, parts[i].data(), parts[i].size());
     at += parts[i].size();
   }
-  TlsOps::write(*this, asio::const_buffer(gather.data(), total), std::move(handler), false);
+  return asio::const_buffer(gather.data(), total);
+}
+
+void Stream::tls_write_some(const asio::const_buffer* parts, std::size_t n, IoHandler handler) {
+  if (n == 0) return asio::post(socket_.get_executor(), asio::append(std::move(handler), error_code(), 0));
+  TlsOps::write(*this, tls_gather(parts, n), std::move(handler), false);
+}
+
+std::size_t Stream::tls_write_now(const asio::const_buffer* parts, std::size_t n) noexcept {
+  // The non-empty parts, as async_write_some takes them: a write OpenSSL cannot finish now is
+  // retried there with the same bytes.
+  std::array<asio::const_buffer, kTlsGather> kept;
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < n && k < kept.size(); ++i)
+    if (parts[i].size() != 0) kept[k++] = parts[i];
+  if (k == 0) return 0;
+  const asio::const_buffer b = tls_gather(kept.data(), k);
+  std::size_t written = 0;
+  ERR_clear_error();
+  if (SSL_write_ex(tls_->ssl(), b.data(), b.size(), &written) == 1) return written;
+  // Nothing taken that is not taken again: OpenSSL wants the same bytes once the socket has
+  // room (the asynchronous write that follows sends them), or the write failed (it meets the
+  // error again).
+  ERR_clear_error();
+  return 0;
 }
 
 void Stream::tls_wait(socket_type::wait_type what, WaitHandler handler) {

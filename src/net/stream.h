@@ -153,10 +153,11 @@ class Stream {
   }
 
   // A write that needs no waiting, done at once: a plain socket takes what fits in one
-  // non-blocking send (sendmsg with MSG_DONTWAIT), most often all of it, with no operation
-  // through the event loop and no suspension of the caller. Returns how many bytes went out:
-  // 0 for a TLS stream, a full socket or an error (the asynchronous write that carries the
-  // rest then meets it). REQUIRES: no write in flight.
+  // non-blocking send (sendmsg with MSG_DONTWAIT), a TLS stream what OpenSSL writes in one
+  // call (it writes to the non-blocking socket itself); most often all of it, with no
+  // operation through the event loop and no suspension of the caller. Returns how many bytes
+  // went out: 0 for a full socket or an error (the asynchronous write that carries the rest
+  // then meets it). REQUIRES: no write in flight.
   std::size_t write_now(const boost::asio::const_buffer* parts, std::size_t n) noexcept;
 
   // Declares that nothing the peer sent can be waiting unread: call it right before sending a
@@ -201,6 +202,8 @@ class Stream {
   static constexpr std::size_t kTlsGather = 4;
   static constexpr std::size_t kTlsRecord = 16384;  // TLS's largest record payload
   void tls_write_some(const boost::asio::const_buffer* parts, std::size_t n, IoHandler handler);
+  std::size_t tls_write_now(const boost::asio::const_buffer* parts, std::size_t n) noexcept;
+  static boost::asio::const_buffer tls_gather(const boost::asio::const_buffer* parts, std::size_t n) noexcept;
   void tls_wait(socket_type::wait_type what, WaitHandler handler);
   void tls_shutdown(WaitHandler handler);
   void tls_handshake(WaitHandler handler);

@@ -10,11 +10,13 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstring>
 #include <deque>
 #include <exception>
 #include <memory>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -888,12 +890,19 @@ asio::awaitable<void> Http2Session::write_loop() {
       continue;
     }
     if (!settings_amended_) amend_settings();
-    writing_ = true;
-    write_deadline_ = w_.clock().coarse_now() + limits().idle_timeout;
-    auto [ec, n] = co_await asio::async_write(client_, asio::buffer(out_), nothrow);
-    (void)n;
-    writing_ = false;
-    write_deadline_ = Clock::time_point::max();
+    // What the socket takes now goes at once; only the rest waits for room.
+    std::array<asio::const_buffer, 1> part{asio::buffer(out_)};
+    const std::size_t now = client_.write_now(part.data(), part.size());
+    boost::system::error_code ec;
+    if (now < out_.size()) {
+      net::consume(part, now);
+      writing_ = true;
+      write_deadline_ = w_.clock().coarse_now() + limits().idle_timeout;
+      std::size_t n = 0;
+      std::tie(ec, n) = co_await asio::async_write(client_, part, nothrow);
+      writing_ = false;
+      write_deadline_ = Clock::time_point::max();
+    }
     if (reader_waiting_) reader_wake_.cancel();
     if (ec) co_return;
   }
