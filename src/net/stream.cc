@@ -32,6 +32,15 @@ namespace gh::net {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
+bool HeadBuffer::drained_by(std::size_t got) const noexcept {
+  if (got >= size()) return false;  // the buffer filled: more may be queued
+  const auto* p = static_cast<const unsigned char*>(data());
+  if (ends_ == Ends::Head) return got >= 4 && std::memcmp(p + got - 4, "\r\n\r\n", 4) == 0;
+  std::size_t at = 0;  // TLS records: a 5-byte header whose last two bytes are the length
+  while (at + 5 <= got) at += 5 + (std::size_t{p[at + 3]} << 8 | p[at + 4]);
+  return at == got;
+}
+
 Stream::Stream(const executor_type& ex) : socket_(ex) {}
 Stream::Stream(socket_type socket) : socket_(std::move(socket)) {}
 Stream::Stream(Stream&& o) noexcept
@@ -297,12 +306,14 @@ struct Stream::TlsOps {
   // small to receive a record's worth lets OpenSSL receive for itself, and waits for
   // readability when it must.
   static constexpr std::size_t kLendAtLeast = 1024;
-  static void read(Stream& s, asio::mutable_buffer b, IoHandler h, bool retry) {
+  // `head`: a read of a request's head (async_read_head), whose first receive starts at a record.
+  static void read(Stream& s, asio::mutable_buffer b, IoHandler h, bool retry, bool head = false) {
     TlsSession& t = *s.tls_;
     const bool lend = b.size() >= kLendAtLeast;
     // With nothing received waiting, OpenSSL could only ask for more: receive first, one
-    // SSL_read (and its error-queue clearing, about 1,500 instructions) less per read.
-    if (lend && !retry && t.awaits_bytes()) return receive(s, b, std::move(h));
+    // SSL_read (and its error-queue clearing, about 1,500 instructions) less per read. Nothing
+    // waiting includes no part of a record (SSL_has_pending), so what comes starts one.
+    if (lend && !retry && t.awaits_bytes()) return receive(s, b, std::move(h), head);
     std::size_t n = 0;
     ERR_clear_error();
     t.direct_reads(!lend);
@@ -323,16 +334,17 @@ struct Stream::TlsOps {
     else complete_soon(s, std::move(h), ec, n);
   }
 
-  static void receive(Stream& s, asio::mutable_buffer b, IoHandler h) {
+  static void receive(Stream& s, asio::mutable_buffer b, IoHandler h, bool head = false) {
     auto slot = asio::get_associated_cancellation_slot(h);
     asio::mutable_buffer into(b.data(), std::min(b.size(), TlsSession::kMaxLend));
-    s.socket_.async_receive(asio::buffer(into),
-                            asio::bind_cancellation_slot(slot, [&s, b, into, h = std::move(h)](error_code ec, std::size_t n) mutable {
-                              if (!s.tls_ && (!ec || ec == asio::error::eof)) ec = asio::error::operation_aborted;
-                              if (ec && ec != asio::error::eof) return fail(std::move(h), ec);
-                              s.tls_->lend(static_cast<const char*>(into.data()), ec ? 0 : n);
-                              read(s, b, std::move(h), true);
-                            }));
+    auto done = asio::bind_cancellation_slot(slot, [&s, b, into, h = std::move(h)](error_code ec, std::size_t n) mutable {
+      if (!s.tls_ && (!ec || ec == asio::error::eof)) ec = asio::error::operation_aborted;
+      if (ec && ec != asio::error::eof) return fail(std::move(h), ec);
+      s.tls_->lend(static_cast<const char*>(into.data()), ec ? 0 : n);
+      read(s, b, std::move(h), true);
+    });
+    if (head) s.socket_.async_receive(HeadBuffer(into, HeadBuffer::Ends::TlsRecord), std::move(done));
+    else s.socket_.async_receive(asio::buffer(into), std::move(done));
   }
 
   // `b` may be the thread's gather buffer, which another connection reuses while this one
@@ -399,9 +411,9 @@ struct Stream::TlsOps {
   }
 };
 
-void Stream::tls_read_some(asio::mutable_buffer buffer, IoHandler handler) {
+void Stream::tls_read_some(asio::mutable_buffer buffer, IoHandler handler, bool head) {
   if (buffer.size() == 0) return asio::post(socket_.get_executor(), asio::append(std::move(handler), error_code(), 0));
-  TlsOps::read(*this, buffer, std::move(handler), false);
+  TlsOps::read(*this, buffer, std::move(handler), false, head);
 }
 
 asio::const_buffer Stream::tls_gather(const asio::const_buffer* parts, std::size_t n) noexcept {

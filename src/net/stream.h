@@ -56,6 +56,23 @@ void consume(std::array<boost::asio::const_buffer, N>& parts, std::size_t n) noe
   }
 }
 
+// The buffer of a read that starts a request (Stream::async_read_head). A receive into it that
+// returns fewer bytes than it holds found the socket's queue empty; when those bytes also end
+// where a request head ends (plain: its blank line; TLS: a whole record, the buffer starting at
+// one), the event loop takes the socket as drained at that moment, and the next read waits for
+// new bytes instead of first trying a receive that would find none. End of file is taken as
+// drained too, as Asio does.
+class HeadBuffer : public boost::asio::mutable_buffer {
+ public:
+  enum class Ends { Head, TlsRecord };
+  HeadBuffer(boost::asio::mutable_buffer b, Ends ends) noexcept : mutable_buffer(b), ends_(ends) {}
+  // Whether receiving `got` bytes into this buffer left the socket drained, as above.
+  bool drained_by(std::size_t got) const noexcept;
+
+ private:
+  Ends ends_;
+};
+
 class Stream {
  public:
   using executor_type = boost::asio::any_io_executor;
@@ -102,6 +119,24 @@ class Stream {
             socket_.async_read_some(b, std::move(handler));
         },
         token, buffers);
+  }
+
+  // Reads some bytes of a request's head into `buffer`, as async_read_some does. When they end
+  // a head (plain) or a TLS record with nothing more queued, the socket is known drained,
+  // so the next read of it waits for readiness without a receive that finds nothing: one system
+  // call less per keep-alive request. What that costs: a peer's close that came with the head
+  // is seen when the next readiness check is armed (Http1Session's linger ends), not at once.
+  // Epoll only; elsewhere it is async_read_some.
+  template <class Token>
+  auto async_read_head(boost::asio::mutable_buffer buffer, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, boost::asio::mutable_buffer b) {
+          if (tls_) [[unlikely]]
+            tls_read_some(b, IoHandler(std::move(handler)), /*head=*/true);
+          else
+            socket_.async_read_some(HeadBuffer(b, HeadBuffer::Ends::Head), std::move(handler));
+        },
+        token, buffer);
   }
 
   // Writes some bytes; plain: one gathering send of the whole sequence; TLS: small buffers of
@@ -198,7 +233,7 @@ class Stream {
   }
 
   void plain_shutdown(WaitHandler handler);
-  void tls_read_some(boost::asio::mutable_buffer buffer, IoHandler handler);
+  void tls_read_some(boost::asio::mutable_buffer buffer, IoHandler handler, bool head = false);
   static constexpr std::size_t kTlsGather = 4;
   static constexpr std::size_t kTlsRecord = 16384;  // TLS's largest record payload
   void tls_write_some(const boost::asio::const_buffer* parts, std::size_t n, IoHandler handler);
@@ -218,3 +253,41 @@ class Stream {
 };
 
 }  // namespace gh::net
+
+#if defined(BOOST_ASIO_HAS_EPOLL) && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
+#include <boost/asio/detail/reactive_socket_recv_op.hpp>
+
+namespace boost::asio::detail {
+
+// The receive of a HeadBuffer: Asio's own receive, except that it reports the socket exhausted
+// (which has the reactor queue the next read until the descriptor's next readiness event) when
+// the HeadBuffer says the bytes drained it. The reactor notes that under the descriptor's lock
+// right after the receive, before any later event of the socket is handled, so bytes that come
+// after it always find a read tried or an event pending: none waits unseen.
+template <>
+class reactive_socket_recv_op_base<gh::net::HeadBuffer> : public reactor_op {
+ public:
+  reactive_socket_recv_op_base(const boost::system::error_code& success_ec, socket_type socket,
+                               socket_ops::state_type state, const gh::net::HeadBuffer& buffer,
+                               socket_base::message_flags flags, func_type complete_func)
+      : reactor_op(success_ec, &do_perform, complete_func), socket_(socket), state_(state), buffer_(buffer), flags_(flags) {}
+
+  static status do_perform(reactor_op* base) {
+    auto* o = static_cast<reactive_socket_recv_op_base*>(base);
+    const bool stream = (o->state_ & socket_ops::stream_oriented) != 0;
+    if (!socket_ops::non_blocking_recv1(o->socket_, o->buffer_.data(), o->buffer_.size(), o->flags_, stream, o->ec_,
+                                        o->bytes_transferred_))
+      return not_done;
+    if (stream && o->bytes_transferred_ == 0) return done_and_exhausted;  // end of file, as Asio's
+    return !o->ec_ && o->buffer_.drained_by(o->bytes_transferred_) ? done_and_exhausted : done;
+  }
+
+ private:
+  socket_type socket_;
+  socket_ops::state_type state_;
+  gh::net::HeadBuffer buffer_;
+  socket_base::message_flags flags_;
+};
+
+}  // namespace boost::asio::detail
+#endif

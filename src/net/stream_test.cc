@@ -1,6 +1,8 @@
 // net::Stream over a real loopback TCP connection: the plain path of every operation.
 #include "net/stream.h"
 
+#include "net/receive_count_test.h"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -217,11 +219,15 @@ struct PendingRead {
   std::string got;
 
   void start(Stream& s) {
-    s.async_read_some(asio::buffer(buf), [this](error_code e, std::size_t n) {
-      ec = e;
-      got.assign(buf.data(), n);
-      done = true;
-    });
+    s.async_read_some(asio::buffer(buf), [this](error_code e, std::size_t n) { finish(e, n); });
+  }
+  void start_head(Stream& s) {
+    s.async_read_head(asio::buffer(buf), [this](error_code e, std::size_t n) { finish(e, n); });
+  }
+  void finish(error_code e, std::size_t n) {
+    ec = e;
+    got.assign(buf.data(), n);
+    done = true;
   }
   // Runs the loop until the read completes or `limit` passes.
   bool wait(asio::io_context& io, std::chrono::milliseconds limit) {
@@ -288,6 +294,99 @@ TEST(Stream, ExpectAnswerOnAConnectionThePeerClosedWhileIdleStillEndsTheRead) {
   read.start(p.stream);
   ASSERT_TRUE(read.wait(p.io, std::chrono::milliseconds(3000))) << "the read hangs";
   EXPECT_TRUE(read.ec == asio::error::eof || read.ec == asio::error::connection_reset) << read.ec.message();
+}
+
+// async_read_head: a read that ends a request head leaves the socket known drained, so the
+// next read costs no receive until bytes come; any other read leaves the next to try at once.
+// (The counts are what the epoll reactor promises; io_uring receives its own way.)
+TEST(Stream, AfterAWholeHeadTheNextReadWaitsForBytesWithoutAnEmptyReceive) {
+  Pair p;
+  ReceiveCount count(static_cast<int>(p.stream.socket().native_handle()));
+  asio::write(p.peer, asio::buffer(std::string("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")));
+  settle(p);
+  PendingRead head;
+  head.start_head(p.stream);
+  ASSERT_TRUE(head.wait(p.io, std::chrono::milliseconds(2000)));
+  EXPECT_EQ(head.got, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
+
+  count.reset();
+  PendingRead next;
+  next.start_head(p.stream);
+  EXPECT_FALSE(next.wait(p.io, std::chrono::milliseconds(100))) << "nothing was sent";
+  EXPECT_EQ(count.all(), 0) << "a receive was tried on a socket known drained";
+  asio::write(p.peer, asio::buffer(std::string("GET /2 HTTP/1.1\r\n\r\n")));
+  ASSERT_TRUE(next.wait(p.io, std::chrono::milliseconds(2000)));
+  EXPECT_EQ(next.got, "GET /2 HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(count.all(), kEpoll ? 1 : 0) << "one receive, the one that found the bytes";
+  EXPECT_EQ(count.empty(), 0);
+
+  // Bytes that stop inside a head say nothing of what may follow: the next read tries at once.
+  asio::write(p.peer, asio::buffer(std::string("GET /3 HT")));
+  PendingRead part;
+  part.start_head(p.stream);
+  ASSERT_TRUE(part.wait(p.io, std::chrono::milliseconds(2000)));
+  EXPECT_EQ(part.got, "GET /3 HT");
+  count.reset();
+  PendingRead rest;
+  rest.start_head(p.stream);
+  EXPECT_FALSE(rest.wait(p.io, std::chrono::milliseconds(100)));
+  EXPECT_EQ(count.empty(), kEpoll ? 1 : 0) << "the read after a part of a head tries the socket first";
+  asio::write(p.peer, asio::buffer(std::string("TP/1.1\r\n\r\n")));
+  ASSERT_TRUE(rest.wait(p.io, std::chrono::milliseconds(2000)));
+  EXPECT_EQ(rest.got, "TP/1.1\r\n\r\n");
+}
+
+TEST(Stream, BytesThatCameRightAfterAHeadAreReadAtOnce) {
+  // Sent after the head's receive: an event for them is pending, so the read does not wait.
+  Pair p;
+  asio::write(p.peer, asio::buffer(std::string("GET / HTTP/1.1\r\n\r\n")));
+  settle(p);
+  PendingRead head;
+  head.start_head(p.stream);
+  ASSERT_TRUE(head.wait(p.io, std::chrono::milliseconds(2000)));
+  asio::write(p.peer, asio::buffer(std::string("POST")));
+  settle(p);  // the loop handles their event while nothing reads
+  PendingRead next;
+  next.start_head(p.stream);
+  ASSERT_TRUE(next.wait(p.io, std::chrono::milliseconds(2000))) << "bytes already here were left waiting";
+  EXPECT_EQ(next.got, "POST");
+}
+
+TEST(Stream, APartOfAHeadThenTheEndIsEofAtOnce) {
+  Pair p;
+  asio::write(p.peer, asio::buffer(std::string("GET / HTTP/1.1\r\nHo")));
+  p.peer.shutdown(tcp::socket::shutdown_send);
+  settle(p);
+  PendingRead head;
+  head.start_head(p.stream);
+  ASSERT_TRUE(head.wait(p.io, std::chrono::milliseconds(2000)));
+  EXPECT_EQ(head.got, "GET / HTTP/1.1\r\nHo");
+  PendingRead next;
+  next.start_head(p.stream);
+  ASSERT_TRUE(next.wait(p.io, std::chrono::milliseconds(2000))) << "the peer's end was missed";
+  EXPECT_EQ(next.ec, asio::error::eof);
+}
+
+TEST(Stream, AWholeHeadThenTheEndIsSeenByTheNextReadinessWait) {
+  // Read together with the head, the end is not seen by a read (it waits for bytes), but a
+  // wait for readiness re-arms the descriptor and sees it: what Http1Session does when its
+  // linger ends.
+  Pair p;
+  asio::write(p.peer, asio::buffer(std::string("GET / HTTP/1.1\r\n\r\n")));
+  p.peer.shutdown(tcp::socket::shutdown_send);
+  settle(p);
+  PendingRead head;
+  head.start_head(p.stream);
+  ASSERT_TRUE(head.wait(p.io, std::chrono::milliseconds(2000)));
+  bool readable = false;
+  p.stream.async_wait(tcp::socket::wait_read, [&](error_code ec) { readable = !ec; });
+  p.io.restart();
+  p.io.run_for(std::chrono::seconds(2));
+  ASSERT_TRUE(readable);
+  PendingRead next;
+  next.start_head(p.stream);
+  ASSERT_TRUE(next.wait(p.io, std::chrono::milliseconds(2000)));
+  EXPECT_EQ(next.ec, asio::error::eof);
 }
 
 TEST(Stream, TheIdleWatchTellsWhetherThePeerSentOrClosed) {

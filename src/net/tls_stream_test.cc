@@ -27,6 +27,7 @@
 #include <string>
 #include <thread>
 
+#include "net/receive_count_test.h"
 #include "net/stream.h"
 #include "net/tls.h"
 
@@ -218,6 +219,79 @@ TEST(TlsStream, ThePeersEndIsEofWithOrWithoutCloseNotify) {
     p.io.run_for(std::chrono::seconds(5));
     EXPECT_EQ(end, asio::error::eof) << "close_notify " << notify << ": " << end.message();
   }
+}
+
+// The receive counts below are what the epoll reactor promises; io_uring receives its own way.
+#if defined(BOOST_ASIO_HAS_EPOLL) && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
+constexpr int kEpoll = 1;
+#else
+constexpr int kEpoll = 0;
+#endif
+
+// A head read (async_read_head) of 4 KiB on the TLS pair, run until it completes or `limit`.
+struct HeadRead {
+  std::string buf = std::string(4096, '\0');
+  std::optional<error_code> ec;
+  std::string got;
+  void start(Stream& s) {
+    s.async_read_head(asio::buffer(buf), [this](error_code e, std::size_t n) {
+      ec = e;
+      got.assign(buf.data(), n);
+    });
+  }
+  bool wait(asio::io_context& io, std::chrono::milliseconds limit) {
+    io.restart();
+    io.run_for(limit);
+    return ec.has_value();
+  }
+};
+
+TEST(TlsStream, AfterWholeRecordsTheNextHeadReadWaitsWithoutAnEmptyReceive) {
+  TlsPair p;
+  ReceiveCount count(static_cast<int>(p.stream.socket().native_handle()));
+  asio::write(p.peer, asio::buffer(p.seal("GET /1 HTTP/1.1\r\n\r\n")));
+  HeadRead first;
+  first.start(p.stream);
+  ASSERT_TRUE(first.wait(p.io, std::chrono::milliseconds(2000)));
+  EXPECT_EQ(first.got, "GET /1 HTTP/1.1\r\n\r\n");
+
+  count.reset();
+  HeadRead next;
+  next.start(p.stream);
+  EXPECT_FALSE(next.wait(p.io, std::chrono::milliseconds(100))) << "nothing was sent";
+  EXPECT_EQ(count.all(), 0) << "a receive was tried on a socket known drained";
+  asio::write(p.peer, asio::buffer(p.seal("GET /2 HTTP/1.1\r\n\r\n")));
+  ASSERT_TRUE(next.wait(p.io, std::chrono::milliseconds(2000)));
+  EXPECT_FALSE(*next.ec) << next.ec->message();
+  EXPECT_EQ(next.got, "GET /2 HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(count.empty(), 0);
+
+  // A record cut short says nothing of what follows: the read for its rest tries at once.
+  const std::string wire = p.seal("GET /3 HTTP/1.1\r\n\r\n");
+  count.reset();
+  asio::write(p.peer, asio::buffer(wire.data(), 10));
+  HeadRead cut;
+  cut.start(p.stream);
+  EXPECT_FALSE(cut.wait(p.io, std::chrono::milliseconds(100)));
+  EXPECT_GE(count.empty(), kEpoll) << "the read for the record's rest tries the socket first";
+  asio::write(p.peer, asio::buffer(wire.data() + 10, wire.size() - 10));
+  ASSERT_TRUE(cut.wait(p.io, std::chrono::milliseconds(2000)));
+  EXPECT_EQ(cut.got, "GET /3 HTTP/1.1\r\n\r\n");
+}
+
+TEST(TlsStream, APartOfARecordThenTheEndIsEofAtOnce) {
+  TlsPair p;
+  const std::string wire = p.seal("GET / HTTP/1.1\r\n\r\n");
+  asio::write(p.peer, asio::buffer(wire.data(), wire.size() - 3));
+  p.peer.shutdown(tcp::socket::shutdown_send);
+  asio::steady_timer settle(p.io, std::chrono::milliseconds(20));  // the loop notices the bytes
+  settle.async_wait([](error_code) {});                              // and the end first
+  p.io.restart();
+  p.io.run();
+  HeadRead read;
+  read.start(p.stream);
+  ASSERT_TRUE(read.wait(p.io, std::chrono::milliseconds(2000))) << "the peer's end was missed";
+  EXPECT_TRUE(*read.ec) << "a cut record read as data";
 }
 
 TEST(TlsStream, CloseAbortsAReadWaitingForCiphertext) {

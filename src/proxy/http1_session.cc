@@ -449,7 +449,7 @@ asio::awaitable<bool> Http1Session::serve() {
         out = {http::ParseState::Invalid, 431, "head too large"};
         break;
       }
-      auto [rec, n] = co_await client_.async_read_some(asio::buffer(in_.data.get() + in_end_, in_.cap - in_end_), nothrow);
+      auto [rec, n] = co_await client_.async_read_head(asio::buffer(in_.data.get() + in_end_, in_.cap - in_end_), nothrow);
       if (rec) {
         if (timed_out_ && in_end_ > 0) {
           arm_after(std::chrono::seconds(1));
@@ -466,14 +466,16 @@ asio::awaitable<bool> Http1Session::serve() {
     if (!co_await handle_request(false, 0)) co_return false;
     if (in_begin_ < in_end_) continue;  // pipelined: the next head is already here
     // Linger: wait for the next request with the buffer still held. A read costs no system call
-    // until data comes (the socket is known drained), where waiting for readability without a
-    // buffer costs an epoll_ctl per request; a connection quiet for kLingerMillis goes idle.
+    // until data comes when the head's read left the socket known drained (async_read_head),
+    // where waiting for readability without a buffer costs an epoll_ctl per request; a
+    // connection quiet for kLingerMillis goes idle (whose wait re-arms the descriptor, so a
+    // close that came with the last head is seen there).
     if (draining()) co_return false;
     if (!w_.try_linger()) co_return true;  // enough lingering already: go idle at once
     phase_ = Phase::Linger;
     in_begin_ = in_end_ = 0;
     arm_after(std::chrono::milliseconds(kLingerMillis));
-    auto [lec, ln] = co_await client_.async_read_some(asio::buffer(in_.data.get(), in_.cap), nothrow);
+    auto [lec, ln] = co_await client_.async_read_head(asio::buffer(in_.data.get(), in_.cap), nothrow);
     w_.end_linger();
     if (lec) co_return timed_out_ && alive_;  // quiet: go idle (no buffer held); else closed
     in_end_ = ln;
