@@ -13,6 +13,8 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -73,6 +75,14 @@ bool Stream::still_idle() noexcept {
   ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   // -1 with EAGAIN: nothing to read, the peer has not closed. 0: EOF. >0: unsolicited bytes.
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+bool Stream::peer_has_closed() noexcept {
+  // CLOSE_WAIT: the peer's FIN came (with or after any close_notify); CLOSE: a reset.
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
+  return info.tcpi_state == TCP_CLOSE_WAIT || info.tcpi_state == TCP_CLOSE;
 }
 
 #if GH_EPOLL_SOCKETS

@@ -139,6 +139,22 @@ class Stream {
         token, buffer);
   }
 
+  // Reads some bytes of HTTP/2 frames, as async_read_some does; over TLS, whole records with
+  // nothing more queued leave the socket known drained as in async_read_head (plain frames say
+  // nothing: a buffer may start inside one). The same cost: a peer's close that came with the
+  // last records is seen when something else looks (a write, a timeout), not by the next read.
+  template <class Token>
+  auto async_read_frames(boost::asio::mutable_buffer buffer, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, boost::asio::mutable_buffer b) {
+          if (tls_)
+            tls_read_some(b, IoHandler(std::move(handler)), /*head=*/true);
+          else
+            socket_.async_read_some(b, std::move(handler));
+        },
+        token, buffer);
+  }
+
   // Writes some bytes; plain: one gathering send of the whole sequence; TLS: small buffers of
   // the sequence (a head and a body) go out together, in one record. Use asio::async_write to
   // write everything.
@@ -215,6 +231,10 @@ class Stream {
   // or error pending. One non-blocking peek; never waits. A stale answer (e.g. a 408 sent while
   // idle) makes it false, so a reused connection never reads a response to no request.
   bool still_idle() noexcept;
+
+  // Whether the peer's end (FIN) or a reset has come, from the TCP state: nothing is read, so
+  // bytes that came before it stay to be read. One system call; false if it fails.
+  bool peer_has_closed() noexcept;
 
   // Closes the socket and drops any TLS state at once (no close_notify). Operations in flight
   // complete with operation_aborted. Safe to call more than once.

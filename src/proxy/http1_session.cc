@@ -16,8 +16,6 @@
 #include <string>
 #include <utility>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -532,11 +530,7 @@ void Http1Session::watch_client() noexcept {
   const int fd = client_.socket().native_handle();
   bool there;
   if (client_.is_tls()) {
-    // CLOSE_WAIT: the client's FIN came (with or after any close_notify); CLOSE: a reset.
-    tcp_info info{};
-    socklen_t len = sizeof info;
-    there = ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
-            (info.tcpi_state != TCP_CLOSE_WAIT && info.tcpi_state != TCP_CLOSE);
+    there = !client_.peer_has_closed();
   } else {
     char byte;
     const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);

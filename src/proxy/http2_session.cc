@@ -860,7 +860,7 @@ asio::awaitable<void> Http2Session::read_loop() {
       co_await reader_wake_.async_wait(nothrow);
       reader_waiting_ = false;
     }
-    auto [ec, n] = co_await client_.async_read_some(asio::buffer(buf.data.get(), buf.cap), nothrow);
+    auto [ec, n] = co_await client_.async_read_frames(asio::buffer(buf.data.get(), buf.cap), nothrow);
     if (ec || !alive_) break;
     if (!feed(buf.data.get(), n)) break;
   }
@@ -1116,6 +1116,13 @@ void Http2Session::check_deadline(Clock::time_point now) {
     st->wake();
   }
   if (!alive_) return;  // exchanges that outlive the connection keep their deadlines
+  // The reader's read waits for new bytes after whole records (Stream::async_read_frames), so a
+  // client's end that came with its last records is not read. While streams work at services,
+  // the TCP state is looked at instead, and the read ends as an EOF would have ended it.
+  if (!streams_.empty() && !closing_ && !writing_ && !reader_waiting_ && client_.peer_has_closed()) {
+    boost::system::error_code ignore;
+    client_.socket().cancel(ignore);
+  }
   if (now >= settings_deadline_) {
     settings_deadline_ = Clock::time_point::max();
     calm(NGHTTP2_SETTINGS_TIMEOUT, "SETTINGS not acknowledged");

@@ -536,6 +536,35 @@ TEST(Connections, CloseDelimitedServiceResponseIsRelayed) {
   EXPECT_EQ(r.body, "the body ends when the connection does");
 }
 
+// A client's end that arrives in the same segment as its bytes (read by the same receive as
+// them): after a whole request, the request is answered or taken for gone, then the connection
+// closes, within the linger (100 ms) and a little; after a part of a head, it closes at once.
+TEST(Connections, AClientsEndThatComesWithItsBytesClosesTheConnection) {
+  Upstream up("svc");
+  Gateway gw(one_service(up, "limits: {header_timeout: 10s, idle_timeout: 30s}"));
+  GH_START(gw);
+  for (int i = 0; i < 3; ++i) {
+    Conn c(gw.port());
+    ASSERT_TRUE(c.send(make_request("GET", "/first")));
+    ASSERT_TRUE(c.read_response());
+    c.hold_sends();
+    ASSERT_TRUE(c.send(make_request("GET", "/last")));
+    c.shutdown_write();
+    const auto t0 = Clock::now();
+    EXPECT_TRUE(c.wait_closed(2s)) << "a connection whose client ended was kept";
+    EXPECT_LT(Clock::now() - t0, 2s);
+  }
+  for (int i = 0; i < 3; ++i) {
+    Conn c(gw.port());
+    c.hold_sends();
+    ASSERT_TRUE(c.send("GET /part HTTP/1.1\r\nHo"));
+    c.shutdown_write();
+    EXPECT_TRUE(c.wait_closed(1s)) << "a part of a head and the client's end waited for the header timeout";
+    EXPECT_EQ(c.pending(), "");
+  }
+  EXPECT_EQ(http_get(gw.port(), "/after").status, 200);
+}
+
 TEST(Connections, IdleKeptAliveConnectionIsClosed) {
   Upstream up("svc");
   Gateway gw(one_service(up, "limits: {idle_timeout: 300ms}"));

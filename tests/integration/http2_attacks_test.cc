@@ -601,5 +601,54 @@ TEST(Http2Attacks, ClientResetCancelsTheServiceRequest) {
   EXPECT_FALSE(raw.goaway().has_value()) << raw.summary();
 }
 
+// A TLS client that sends its request and closes at once (no close_notify, no GOAWAY), its end
+// coming with the request's record or after it: the request's work at the service ends all the
+// same, never left running until the service answers.
+TEST(Http2Attacks, ATlsClientThatSendsAndClosesAtOnceLeavesNoWorkAtTheService) {
+  TempDir dir;
+  Pki pki(dir.path());
+  CertSpec spec;
+  spec.cn = "api.test";
+  spec.dns = {"api.test"};
+  spec.ips = {"127.0.0.1"};
+  const CertFiles cert = pki.issue("api", spec);
+  HoldingService held(20s);
+  Gateway gw(fill(R"(listen:
+  - address: "127.0.0.1:{PORT}"
+    tls: {cert: "{C}", key: "{K}"}
+workers: 1
+access_log: off
+services:
+  held: {instances: ["{H}"]}
+routes:
+  - path: /
+    service: held
+)",
+                  {{"C", cert.cert}, {"K", cert.key}, {"H", held.url()}}),
+             raw_options());
+  GH_START(gw);
+  TlsOptions tls;
+  tls.ca_file = pki.ca_file();
+  tls.sni = "api.test";
+  tls.verify_name = "api.test";
+  constexpr int kClients = 8;
+  for (int i = 0; i < kClients; ++i) {
+    RawH2 raw(gw.port(), tls);
+    ASSERT_TRUE(raw.ok()) << raw.error();
+    ASSERT_TRUE(raw.handshake());
+    ASSERT_TRUE(raw.wait_for([](const Frame& f) { return f.type == h2::SETTINGS && (f.flags & 0x1); }, 5s))
+        << "the SETTINGS ack\n" << raw.summary();
+    // Every other client's request and end arrive in one segment, read by one receive.
+    if (i % 2 == 0) raw.hold_sends();
+    ASSERT_TRUE(raw.send(frame::headers(1, Hpack().request("GET", "/held/" + std::to_string(i), "api.test", "https").bytes(), true)));
+    raw.close();
+  }
+  // Each request either never reached the service or was closed there; none is held.
+  EXPECT_TRUE(eventually([&] { return held.in_flight() == 0 && held.cancelled() == held.heads(); }, 3s))
+      << held.heads() << " requests reached the service, " << held.cancelled() << " closed by the gateway, "
+      << held.in_flight() << " still held";
+  EXPECT_EQ(held.answered(), 0);
+}
+
 }  // namespace
 }  // namespace gh::integ

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -175,6 +176,11 @@ void H2Transport::close(bool abort) {
   ::close(fd_);
   fd_ = -1;
   ok_ = false;
+}
+
+void H2Transport::hold_sends() {
+  const int on = 1;
+  if (fd_ >= 0) ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
 }
 
 H2Transport::Read H2Transport::recv_raw(Clock::time_point deadline) {

@@ -100,6 +100,9 @@ class H2Transport {
   bool eof() const { return eof_; }
   // Closes the socket at once (RST when ABORT).
   void close(bool abort = false);
+  // Keeps what is sent from now on in the kernel (TCP_CORK) until close, so the last bytes and
+  // the end of the connection leave in one segment and arrive together.
+  void hold_sends();
 
  private:
   // Raw bytes from the socket into the TLS input (or raw_in_), waiting until DEADLINE.
@@ -316,6 +319,7 @@ class RawH2 {
   // A summary of the frames seen, for failure messages.
   std::string summary() const;
   void close(bool abort = false) { transport_.close(abort); }
+  void hold_sends() { transport_.hold_sends(); }
 
  private:
   std::optional<Frame> parse_one();

@@ -193,6 +193,11 @@ void Conn::shutdown_write() {
   if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
 }
 
+void Conn::hold_sends() {
+  const int on = 1;
+  if (fd_ >= 0) ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+}
+
 std::string make_request(std::string_view method, std::string_view target, const Headers& extra,
                          std::string_view body, std::string_view host) {
   std::string s;

@@ -51,6 +51,9 @@ class Conn {
   // True when nothing arrives and the connection stays open for DURATION.
   bool silent_for(Millis duration);
   void shutdown_write();
+  // Keeps what is sent from now on in the kernel (TCP_CORK) until shutdown_write, so the last
+  // bytes and the end of the client's side leave in one segment and arrive together.
+  void hold_sends();
   bool eof() const { return eof_; }
   // Bytes received and not consumed by read_response.
   const std::string& pending() const { return buf_; }
