@@ -13,20 +13,25 @@
 #   bench/instructions.sh --mode plain     # HTTP/1.1, plain
 #   bench/instructions.sh --mode tls       # HTTP/1.1 over TLS
 #   bench/instructions.sh --gatehouse-binary PATH --requests 20000 --only gatehouse
-# Needs valgrind, nginx, h2load (nghttp2-client), openssl and Python 3. A few minutes.
+#   bench/instructions.sh --mode plain --syscalls   # system calls per request instead, by kind
+# --syscalls runs each proxy as itself and counts its system calls with perf's tracepoints over
+# the same two runs (root, or perf_event_paranoid at -1). Needs valgrind (or perf for
+# --syscalls), nginx, h2load (nghttp2-client), openssl and Python 3. A few minutes.
 set -Eeuo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 GATEHOUSE=$BENCH_DIR/../build/release/src/app/gatehouse
 MODE=h2
 REQUESTS=10000
 ONLY="gatehouse,nginx"
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+SYSCALLS=0
+usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --mode) MODE=$2; shift 2 ;;
     --requests) REQUESTS=$2; shift 2 ;;
     --gatehouse-binary) GATEHOUSE=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
+    --syscalls) SYSCALLS=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "instructions.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -34,7 +39,9 @@ done
 case $MODE in plain|tls|h2) ;; *) echo "instructions.sh: --mode is plain, tls or h2" >&2; exit 2 ;; esac
 [[ $REQUESTS =~ ^[0-9]+$ ]] && ((REQUESTS >= 100)) || { echo "instructions.sh: --requests needs 100 or more" >&2; exit 2; }
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-for tool in valgrind callgrind_control nginx h2load openssl python3; do
+COUNTERS=(valgrind callgrind_control)
+((SYSCALLS)) && COUNTERS=(perf)
+for tool in "${COUNTERS[@]}" nginx h2load openssl python3; do
   command -v "$tool" >/dev/null || { echo "instructions.sh: needs $tool" >&2; exit 2; }
 done
 [[ -x $GATEHOUSE ]] || { echo "instructions.sh: no gatehouse binary at $GATEHOUSE" >&2; exit 2; }
@@ -114,7 +121,52 @@ client() {  # port requests: h2load's count of answered requests
   h2load "${args[@]}" "$scheme://127.0.0.1:$1/" 2>/dev/null | awk '/^requests:/ {print $8}'
 }
 
+# System calls of PID while `client PORT N` runs, by kind: "kind count" lines.
+SYSCALL_KINDS=(recvfrom recvmsg sendmsg sendto read readv write writev epoll_wait epoll_ctl)
+count_syscalls() {  # pid port n
+  local events=raw_syscalls:sys_enter k
+  for k in "${SYSCALL_KINDS[@]}"; do events+=",syscalls:sys_enter_$k"; done
+  perf stat -x, -e "$events" -p "$1" -o "$WORK/perf.out" &
+  local perf=$!
+  sleep 0.5  # attached
+  local ok
+  ok=$(client "$2" "$3")
+  kill -INT "$perf"
+  wait "$perf" 2>/dev/null || true
+  [[ $ok == "$3" ]] || { echo "instructions.sh: ${ok:-0} of $3 requests answered" >&2; return 1; }
+  awk -F, '$3 ~ /sys_enter/ {sub(/.*sys_enter_?/, "", $3); print ($3 == "" ? "all" : $3), $1}' "$WORK/perf.out"
+}
+
 declare -A PER_REQ
+if ((SYSCALLS)); then
+  for name in ${ONLY//,/ }; do
+    case $name in
+      gatehouse) port=$GW; cmd=("$GATEHOUSE" run -c "$WORK/gatehouse.yaml") ;;
+      nginx) port=$NX; cmd=(nginx -p "$WORK/nx" -c "$WORK/nx/nginx.conf" -e "$WORK/nx/error.log") ;;
+      *) echo "instructions.sh: --only names gatehouse and nginx" >&2; exit 2 ;;
+    esac
+    "${cmd[@]}" 2>"$WORK/$name.log" &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 100); do python3 "$BENCH_DIR/benchtool.py" wait-tcp "$port" && break; sleep 0.1; done
+    client "$port" 3000 >/dev/null  # warm-up
+    count_syscalls "$pid" "$port" 50 >"$WORK/sc.short"
+    count_syscalls "$pid" "$port" $((50 + REQUESTS)) >"$WORK/sc.long"
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    python3 - "$name" "$MODE" "$REQUESTS" "$WORK/sc.short" "$WORK/sc.long" <<'PY'
+import sys
+name, mode, n, short, long_ = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+def load(path):
+    return {k: int(v) for k, v in (line.split() for line in open(path))}
+a, b = load(short), load(long_)
+per = {k: (b[k] - a.get(k, 0)) / n for k in b}
+kinds = ", ".join(f"{k} {v:.2f}" for k, v in per.items() if k != "all" and v >= 0.005)
+print(f"{name}: {per['all']:.2f} system calls per request ({kinds}; mode {mode}, {n} requests on 50 warm connections)")
+PY
+  done
+  exit 0
+fi
 for name in ${ONLY//,/ }; do
   case $name in
     gatehouse) port=$GW; cmd=("$GATEHOUSE" run -c "$WORK/gatehouse.yaml") ;;

@@ -14,7 +14,7 @@ packages=(
 # python3-h2: the HTTP/2 services the integration tests script (tests/fixtures/h2/server.py).
 # npm: Debian's package, unless the installed nodejs already ships it (it then conflicts).
 command -v npm >/dev/null || packages+=(npm)
-if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk nghttp2-client); fi
+if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk nghttp2-client linux-perf); fi
 # groff: the install test lints the generated man page with it.
 packages+=(groff-base)
 # chromium: the dashboard's browser test (tests/browser) drives it headless.
