@@ -15,12 +15,8 @@ namespace {
 using u128 = unsigned __int128;
 constexpr std::int64_t kNsPerSecond = 1'000'000'000;
 
-// Whole seconds in `ns`, rounded up; 0 for none.
-std::uint64_t ceil_seconds(u128 ns) {
-  if (ns == 0) return 0;
-  return static_cast<std::uint64_t>((ns + kNsPerSecond - 1) / kNsPerSecond);
-}
-std::uint64_t ceil_seconds_signed(std::int64_t ns) { return ns <= 0 ? 0 : ceil_seconds(static_cast<u128>(ns)); }
+// Whole seconds in `ns` nanoseconds, rounded up; 0 for none or less.
+std::uint64_t ceil_seconds(std::int64_t ns) { return whole_seconds_up(std::chrono::nanoseconds(ns)); }
 
 // How many buckets one incremental sweep may visit, and how many entries it looks at.
 constexpr std::size_t kSweepBuckets = 16;
@@ -101,7 +97,7 @@ Decision MemoryStore::apply(Entry& e, bool fresh, const Rule& rule, std::int64_t
   const std::int64_t window = rule.window.count();
   Decision d;
   d.limit = limit;
-  d.window_seconds = ceil_seconds(static_cast<u128>(window));
+  d.window_seconds = ceil_seconds(window);
   e.algorithm = rule.algorithm;
 
   switch (rule.algorithm) {
@@ -114,7 +110,7 @@ Decision MemoryStore::apply(Entry& e, bool fresh, const Rule& rule, std::int64_t
       if (d.allowed) ++e.count;
       d.remaining = e.count >= limit ? 0 : limit - e.count;
       e.expires = e.start + window;
-      d.reset_seconds = ceil_seconds_signed(e.expires - now);
+      d.reset_seconds = ceil_seconds(e.expires - now);
       if (!d.allowed) d.retry_after_seconds = d.reset_seconds;
       break;
     }
@@ -141,7 +137,7 @@ Decision MemoryStore::apply(Entry& e, bool fresh, const Rule& rule, std::int64_t
       const u128 now_used = used(elapsed, e.prev, e.count);
       d.remaining = now_used >= budget ? 0 : static_cast<std::uint64_t>((budget - now_used) / w);
       e.expires = e.start + (e.count > 0 ? 2 * window : window);
-      d.reset_seconds = (e.count > 0 || e.prev > 0) ? ceil_seconds_signed(e.expires - now) : 0;
+      d.reset_seconds = (e.count > 0 || e.prev > 0) ? ceil_seconds(e.expires - now) : 0;
       if (!d.allowed) {
         // The first instant a request fits: later in this window once `prev` has decayed
         // enough, else in the next window, where this window's count becomes `prev`.
@@ -160,7 +156,7 @@ Decision MemoryStore::apply(Entry& e, bool fresh, const Rule& rule, std::int64_t
           }
           at = e.start + window + el;
         }
-        d.retry_after_seconds = std::max<std::uint64_t>(1, ceil_seconds_signed(at - now));
+        d.retry_after_seconds = std::max<std::uint64_t>(1, ceil_seconds(at - now));
       }
       break;
     }

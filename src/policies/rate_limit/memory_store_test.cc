@@ -41,6 +41,17 @@ TEST(SipHash, ReferenceVectors) {
   EXPECT_EQ(siphash24(k0, k1, msg), 0xa129ca6149be45e5ULL);
 }
 
+TEST(WholeSeconds, RoundUpAndNoneForNothing) {
+  using std::chrono::nanoseconds;
+  EXPECT_EQ(whole_seconds_up(nanoseconds(0)), 0u);
+  EXPECT_EQ(whole_seconds_up(nanoseconds(-5)), 0u);
+  EXPECT_EQ(whole_seconds_up(nanoseconds(1)), 1u);
+  EXPECT_EQ(whole_seconds_up(std::chrono::seconds(1)), 1u);
+  EXPECT_EQ(whole_seconds_up(std::chrono::seconds(1) + nanoseconds(1)), 2u);
+  EXPECT_EQ(whole_seconds_up(std::chrono::milliseconds(59'500)), 60u);
+  EXPECT_EQ(whole_seconds_up(nanoseconds::max()), 9'223'372'037u);  // no overflow on the way
+}
+
 TEST(FixedWindow, CountsDownAndRefusesPastTheLimit) {
   StoreFixture f;
   const Rule r = rule(3, 10s);

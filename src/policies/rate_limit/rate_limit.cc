@@ -53,8 +53,7 @@ RateLimitPolicy::RateLimitPolicy(std::string name, RateLimitConfig cfg, std::sha
       rejected_(metrics.counter(proxy::kRateLimitRejections, {{"policy", name_}})),
       store_errors_(metrics.counter(proxy::kRateLimitStoreErrors, {{"policy", name_}})),
       clock_(clock) {
-  const auto window_ns = static_cast<std::uint64_t>(config_.rule.window.count());
-  window_seconds_ = window_ns / 1'000'000'000 + (window_ns % 1'000'000'000 != 0);
+  window_seconds_ = whole_seconds_up(config_.rule.window);
   append_part(key_prefix_, 'p', name_);
   limit_text_ = std::to_string(config_.rule.limit);
   policy_text_ = limit_text_ + ";w=" + std::to_string(window_seconds_);

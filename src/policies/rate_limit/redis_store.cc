@@ -157,10 +157,6 @@ const Script& script(Algorithm a) {
   return scripts[0];
 }
 
-std::uint64_t ceil_seconds(std::chrono::nanoseconds d) {
-  return static_cast<std::uint64_t>((d.count() + 999'999'999) / 1'000'000'000);
-}
-
 Error bad_reply(std::string_view why) {
   return Error::upstream(ErrorCode::StoreUnavailable, fmt::format("redis rate-limit script: {}", why));
 }
@@ -174,7 +170,7 @@ Decision fixed_window_decision(const Rule& rule, std::uint64_t count, std::chron
   d.remaining = d.allowed ? rule.limit - count : 0;
   d.reset_seconds = static_cast<std::uint64_t>((left.count() + 999) / 1000);
   d.retry_after_seconds = d.allowed ? 0 : d.reset_seconds;
-  d.window_seconds = ceil_seconds(rule.window);
+  d.window_seconds = whole_seconds_up(rule.window);
   return d;
 }
 
@@ -239,7 +235,7 @@ boost::asio::awaitable<Result<Decision>> RedisStore::hit_on(boost::asio::io_cont
   d.remaining = static_cast<std::uint64_t>(e[1].integer);
   d.reset_seconds = static_cast<std::uint64_t>(e[2].integer);
   d.retry_after_seconds = static_cast<std::uint64_t>(e[3].integer);
-  d.window_seconds = ceil_seconds(rule.window);
+  d.window_seconds = whole_seconds_up(rule.window);
   co_return d;
 }
 

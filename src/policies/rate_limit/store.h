@@ -56,6 +56,13 @@ struct Rule {
   Algorithm algorithm = Algorithm::FixedWindow;
 };
 
+// `d` in whole seconds, rounded up (0 for none or less): the unit of the RateLimit-* and
+// Retry-After fields.
+inline std::uint64_t whole_seconds_up(std::chrono::nanoseconds d) noexcept {
+  const std::int64_t ns = d.count();
+  return ns <= 0 ? 0 : static_cast<std::uint64_t>(ns / 1'000'000'000 + (ns % 1'000'000'000 != 0));
+}
+
 // The outcome of one hit. A refused hit consumes no budget.
 struct Decision {
   bool allowed = false;
