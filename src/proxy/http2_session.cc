@@ -837,7 +837,9 @@ bool Http2Session::feed(const char* data, std::size_t n) {
     return false;
   }
   start_streams();
-  kick();
+  // The writer wakes only for what it has to do: frames nghttp2 queued (acknowledgements,
+  // window updates, resets) or the connection's end. A request's answer wakes it when queued.
+  if (finished() || nghttp2_session_want_write(ng_)) kick();
   return !closing_;
 }
 
