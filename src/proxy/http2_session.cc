@@ -251,6 +251,11 @@ class Http2Session final : public SessionBase, public std::enable_shared_from_th
   void kick() noexcept {
     if (writer_idle_) writer_wake_.cancel();
   }
+  // What a stream queued goes out now, from the stream's own turn, when the writer is idle: its
+  // pass, done here without waking it (a timer's wait and a resumption per answer). Otherwise
+  // (the writer is busy or not started, or the socket takes only part) kick(). Never from
+  // nghttp2's callbacks: nghttp2_session_mem_send must not run inside mem_recv.
+  void flush();
   // Ends the connection after what is queued (a GOAWAY) has been written.
   void calm(std::uint32_t code, const char* why);
   void glitch(const char* why) {
@@ -263,6 +268,9 @@ class Http2Session final : public SessionBase, public std::enable_shared_from_th
 
   asio::awaitable<void> read_loop();
   asio::awaitable<void> write_loop();
+  // Appends what nghttp2 has to send to out_, up to kWriteChunk; false when it failed (the
+  // connection ends).
+  bool fill_out();
   bool feed(const char* data, std::size_t n);
   void start_streams();
   asio::awaitable<void> serve_stream(H2Stream* st);
@@ -481,8 +489,14 @@ asio::awaitable<Result<void>> H2Stream::send_body(std::string_view data, bool la
       provider.read_callback = read_response_body;
       rv = nghttp2_submit_response(s_.ng_, id_, nv.data(), nv.size(), &provider);
     }
-    s_.kick();
-    if (rv != 0) co_return Error::downstream(ErrorCode::ClientGone, nghttp2_strerror(rv));
+    if (rv != 0) {
+      s_.kick();
+      co_return Error::downstream(ErrorCode::ClientGone, nghttp2_strerror(rv));
+    }
+    if (eof_sent_ || final_queued_ || (data.empty() && !last)) {
+      s_.flush();
+      co_return Result<void>{};
+    }
   }
   if (eof_sent_ || final_queued_ || (data.empty() && !last)) co_return Result<void>{};
   if (last && data.size() <= kOwnedTail) {
@@ -495,13 +509,13 @@ asio::awaitable<Result<void>> H2Stream::send_body(std::string_view data, bool la
     final_queued_ = true;
     arm_after(s_.w_.snapshot()->config->limits.idle_timeout);
     nghttp2_session_resume_data(s_.ng_, id_);
-    s_.kick();
+    s_.flush();
     co_return Result<void>{};
   }
   pending_ = data;
   pending_last_ = last;
   nghttp2_session_resume_data(s_.ng_, id_);
-  s_.kick();
+  s_.flush();
   while (!pending_.empty() || (pending_last_ && !eof_sent_)) {
     if (broken() || timed_out_) {
       pending_ = {};
@@ -869,19 +883,42 @@ asio::awaitable<void> Http2Session::read_loop() {
   w_.buffers().put(std::move(buf));
 }
 
+bool Http2Session::fill_out() {
+  while (alive_ && out_.size() < kWriteChunk) {
+    const std::uint8_t* data = nullptr;
+    const auto n = nghttp2_session_mem_send(ng_, &data);
+    if (n < 0) {
+      log::debug("HTTP/2 connection from {} ends: {}", peer_ip_, nghttp2_strerror(static_cast<int>(n)));
+      return false;
+    }
+    if (n == 0) break;
+    out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+void Http2Session::flush() {
+  if (!alive_ || !writer_idle_ || !settings_amended_ || !out_.empty()) return kick();
+  if (!fill_out()) return end();
+  if (out_.empty()) {
+    if (finished()) kick();
+    return;
+  }
+  const std::array<asio::const_buffer, 1> part{asio::buffer(out_)};
+  const std::size_t now = client_.write_now(part.data(), part.size());
+  if (now < out_.size()) {
+    out_.erase(0, now);  // the rest waits for room, in the writer
+    return kick();
+  }
+  out_.clear();
+  if (reader_waiting_) reader_wake_.cancel();
+  if (finished()) kick();
+}
+
 asio::awaitable<void> Http2Session::write_loop() {
   for (;;) {
-    out_.clear();
-    while (alive_ && out_.size() < kWriteChunk) {
-      const std::uint8_t* data = nullptr;
-      const auto n = nghttp2_session_mem_send(ng_, &data);
-      if (n < 0) {
-        log::debug("HTTP/2 connection from {} ends: {}", peer_ip_, nghttp2_strerror(static_cast<int>(n)));
-        co_return;
-      }
-      if (n == 0) break;
-      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    }
+    // out_ may hold what a stream's flush() could not write at once: it goes first.
+    if (!fill_out()) co_return;
     if (!alive_) co_return;
     if (out_.empty()) {
       if (finished()) co_return;
@@ -905,6 +942,7 @@ asio::awaitable<void> Http2Session::write_loop() {
       writing_ = false;
       write_deadline_ = Clock::time_point::max();
     }
+    out_.clear();
     if (reader_waiting_) reader_wake_.cancel();
     if (ec) co_return;
   }
@@ -1071,7 +1109,9 @@ void Http2Session::stream_done(H2Stream* st, std::exception_ptr e) {
   }
   if (alive_) {
     start_streams();
-    kick();
+    // A reset queued above, or the connection's end, goes out now; a stream's answer went
+    // with its last send_body.
+    if (finished() || nghttp2_session_want_write(ng_)) flush();
   }
 }
 
