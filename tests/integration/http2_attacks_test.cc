@@ -601,6 +601,37 @@ TEST(Http2Attacks, ClientResetCancelsTheServiceRequest) {
   EXPECT_FALSE(raw.goaway().has_value()) << raw.summary();
 }
 
+// A client that opens its windows wide and then leaves a 5 MiB answer unread for half a
+// second: the gateway's socket fills, the rest waits for room, and every byte arrives in order
+// once the client reads (the first write of an answer goes from the stream's own turn,
+// Http2Session::flush; what the socket does not take, from the writer).
+TEST(Http2Attacks, AClientThatReadsLateGetsEveryByte) {
+  Upstream up("svc");
+  const std::string big = [] {
+    std::string b(5 << 20, '\0');
+    for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>('a' + (i * 7 + i / 4093) % 26);
+    return b;
+  }();
+  up.set_handler([&](const Request&) { return Reply::text(big); });
+  Gateway gw(h2c_config(up), raw_options());
+  GH_START(gw);
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    RawH2 raw(gw.port());
+    ASSERT_TRUE(raw.handshake({{h2::INITIAL_WINDOW_SIZE, 0x7fffffff}}));
+    ASSERT_TRUE(raw.send(frame::window_update(0, 0x7fffffff - 65535)));
+    ASSERT_TRUE(raw.send(frame::headers(1, request_block("GET", "/big"), true)));
+    ASSERT_TRUE(raw.send(frame::headers(3, request_block("GET", "/big-too"), true)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const auto first = raw.response(1, 20s);
+    EXPECT_EQ(first.status, 200) << raw.summary();
+    EXPECT_TRUE(first.body == big) << first.body.size() << " bytes";
+    const auto second = raw.response(3, 20s);
+    EXPECT_EQ(second.status, 200) << raw.summary();
+    EXPECT_TRUE(second.body == big) << second.body.size() << " bytes";
+  }
+}
+
 // A TLS client that sends its request and closes at once (no close_notify, no GOAWAY), its end
 // coming with the request's record or after it: the request's work at the service ends all the
 // same, never left running until the service answers.
