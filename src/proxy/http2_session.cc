@@ -251,10 +251,11 @@ class Http2Session final : public SessionBase, public std::enable_shared_from_th
   void kick() noexcept {
     if (writer_idle_) writer_wake_.cancel();
   }
-  // What a stream queued goes out now, from the stream's own turn, when the writer is idle: its
-  // pass, done here without waking it (a timer's wait and a resumption per answer). Otherwise
-  // (the writer is busy or not started, or the socket takes only part) kick(). Never from
-  // nghttp2's callbacks: nghttp2_session_mem_send must not run inside mem_recv.
+  // What a stream queued goes out now, from the stream's own turn, when it is the only stream
+  // at work and the writer is idle: the writer's pass, done here without waking it (a timer's
+  // wait and a resumption per answer). Otherwise (other streams' answers to batch, the writer
+  // busy or not started, or the socket takes only part) kick(). Never from nghttp2's
+  // callbacks: nghttp2_session_mem_send must not run inside mem_recv.
   void flush();
   // Ends the connection after what is queued (a GOAWAY) has been written.
   void calm(std::uint32_t code, const char* why);
@@ -898,7 +899,8 @@ bool Http2Session::fill_out() {
 }
 
 void Http2Session::flush() {
-  if (!alive_ || !writer_idle_ || !settings_amended_ || !out_.empty()) return kick();
+  // With other streams at work, the writer's pass batches their answers into one write.
+  if (live_ > 1 || !alive_ || !writer_idle_ || !settings_amended_ || !out_.empty()) return kick();
   if (!fill_out()) return end();
   if (out_.empty()) {
     if (finished()) kick();
