@@ -8,13 +8,14 @@ packages=(
   libboost1.81-dev libssl-dev libyaml-cpp-dev libre2-dev libhiredis-dev
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libnghttp2-dev liburing-dev
-  redis-server curl python3 python3-h2 nlohmann-json3-dev nodejs
+  redis-server curl python3 python3-h2 nlohmann-json3-dev nodejs nghttp2-client
 )
 # liburing-dev: the io_uring build (GH_IO_URING, the release-uring preset).
 # python3-h2: the HTTP/2 services the integration tests script (tests/fixtures/h2/server.py).
+# nghttp2-client: h2load, the load generator the allocation test drives (and the benchmarks).
 # npm: Debian's package, unless the installed nodejs already ships it (it then conflicts).
 command -v npm >/dev/null || packages+=(npm)
-if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk nghttp2-client linux-perf); fi
+if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx-light haproxy wrk linux-perf); fi
 # groff: the install test lints the generated man page with it.
 packages+=(groff-base)
 # chromium: the dashboard's browser test (tests/browser) drives it headless.
