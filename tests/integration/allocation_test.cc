@@ -281,9 +281,9 @@ constexpr int kLoadRequests = 20000;
 // A round: one h2load run over new connections (HTTP/2, or HTTP/1.1 keep-alive with H1).
 Round h2load_round(int port, bool h1) {
   return [port, h1]() -> std::string {
-    const std::string command = std::string(h1 ? "h2load --h1" : "h2load") + " -n " + std::to_string(kLoadRequests) + " -c " +
-                                std::to_string(kLoadConnections) + " -m 1 https://127.0.0.1:" + std::to_string(port) +
-                                "/items/1 2>&1";
+    const std::string command = std::string(h1 ? "h2load --h1" : "h2load") + " -n " + std::to_string(kLoadRequests) +
+                                " -c " + std::to_string(kLoadConnections) + " -m 1 https://127.0.0.1:" +
+                                std::to_string(port) + "/items/1 2>&1";
     FILE* pipe = ::popen(command.c_str(), "r");
     if (!pipe) return "could not run h2load";
     std::string out;
@@ -297,30 +297,25 @@ Round h2load_round(int port, bool h1) {
   };
 }
 
-TEST(Allocation, Http2UnderALoadGeneratorAllocatesNothingPerRequest) {
+// One h2load run to warm up, one counted.
+Count count_under_h2load(bool h1) {
   Plan plan;
   plan.warmup_rounds = 1;
   plan.measured_rounds = 1;
   plan.requests_per_round = kLoadRequests;
-  // Each new connection's TLS and HTTP/2 sessions (nghttp2's buffers of 21 KiB are larger
-  // than the cache takes): 8 calls per connection at most, besides the 16.
+  // Each new connection's TLS (and HTTP/2) session: nghttp2's buffers of 21 KiB are larger
+  // than the cache takes. 8 calls per connection at most, besides the 16.
   plan.allowance = 16 + 8 * kLoadConnections;
-  const Count c = count_allocations(
-      kTlsProxy, [](int port) { return h2load_round(port, /*h1=*/false); }, /*whole_yaml=*/true, plan);
-  expect_no_allocation(c);
+  return count_allocations(
+      kTlsProxy, [h1](int port) { return h2load_round(port, h1); }, /*whole_yaml=*/true, plan);
+}
+
+TEST(Allocation, Http2UnderALoadGeneratorAllocatesNothingPerRequest) {
+  expect_no_allocation(count_under_h2load(/*h1=*/false));
 }
 
 TEST(Allocation, Http1OverTlsUnderALoadGeneratorAllocatesNothingPerRequest) {
-  Plan plan;
-  plan.warmup_rounds = 1;
-  plan.measured_rounds = 1;
-  plan.requests_per_round = kLoadRequests;
-  plan.allowance = 16 + 8 * kLoadConnections;
-  const Count c = count_allocations(
-      kTlsProxy,
-      [](int port) { return h2load_round(port, /*h1=*/true); },
-      /*whole_yaml=*/true, plan);
-  expect_no_allocation(c);
+  expect_no_allocation(count_under_h2load(/*h1=*/true));
 }
 
 }  // namespace
