@@ -299,6 +299,28 @@ TEST(Http2UpstreamHttp1, RequestBodiesWithAndWithoutContentLengthArriveWhole) {
   EXPECT_FALSE(e["headers"].contains("transfer-encoding")) << e.dump();
 }
 
+// server.py opens its windows wide and reads nothing for a second: a 16 MiB body fills the
+// sockets between, so the gateway's writes to the service are cut short and what they did not
+// take must go later, whole and in order.
+TEST(Http2UpstreamHttp1, ABodyTheServiceReadsLateArrivesWhole) {
+  auto svc = py_service({"slowread", "1000"});
+  GH_SERVICE(*svc);
+  Gateway gw(one_service("http://" + svc->hostport(), "    protocol: h2c") + "limits:\n  max_body_bytes: 64MiB\n",
+             one_worker());
+  GH_START(gw);
+  const std::string body = pattern_body(16 << 20, 9);
+  Conn c(gw.port());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.send(make_request("POST", "/late", {{"Content-Type", "application/octet-stream"}}, body)));
+  auto r = c.read_response(20s);
+  ASSERT_TRUE(r) << gw.diagnostics() << svc->dump();
+  EXPECT_EQ(r->status, 200) << r->describe();
+  ASSERT_TRUE(svc->wait_count("request", 1)) << svc->dump();
+  const json e = svc->events("request")[0];
+  EXPECT_EQ(e.value("bodyLength", 0u), body.size()) << svc->dump();
+  EXPECT_EQ(e.value("bodySum", 0u), byte_sum(body)) << svc->dump();
+}
+
 TEST(Http2UpstreamHttp1, LargeResponseHeadAnd204) {
   H2cFront front;
   ASSERT_TRUE(front.start());

@@ -9,8 +9,10 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstring>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -115,9 +117,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   nghttp2_session* ng() noexcept { return ng_; }
   void count_stream() noexcept { ++streams_; }
+  // Wakes the idle writer when nghttp2 has frames to send (or the connection ended): a read
+  // that leaves nothing to answer, or a window given back below nghttp2's threshold, does not.
   void kick() noexcept {
-    if (writer_idle_) writer_wake_.cancel();
+    if (writer_idle_ && (state_ == State::Dead || !ng_ || nghttp2_session_want_write(ng_))) writer_wake_.cancel();
   }
+  // The writer's pass, done by the only call at work on the connection as it queues its request
+  // or body, while the writer is idle and nothing waits to be written: nghttp2's frames go out in
+  // a write that needs no wait, and only what the socket does not take is left to the writer.
+  // Never from inside nghttp2's callbacks (nghttp2_session_mem_send must not run there).
+  void flush();
   // Each second, from the pool: idle close, PING keep-alive. false: the connection is done.
   bool sweep(std::int64_t now);
   void close(const char* why);
@@ -131,6 +140,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> connect();
   asio::awaitable<void> read_loop();
   asio::awaitable<void> write_loop();
+  bool fill_out();
   bool begin_session();
   void fail(const std::string& why);
 
@@ -372,28 +382,56 @@ asio::awaitable<void> Connection::read_loop() {
   }
 }
 
+bool Connection::fill_out() {
+  while (out_.size() < kWriteChunk) {
+    const std::uint8_t* data = nullptr;
+    const auto n = nghttp2_session_mem_send(ng_, &data);
+    if (n < 0) {
+      fail(std::string("HTTP/2 error: ") + nghttp2_strerror(static_cast<int>(n)));
+      return false;
+    }
+    if (n == 0) break;
+    out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+void Connection::flush() {
+  // With other calls at work on the connection, the writer's pass batches their frames into one
+  // write.
+  if (state_ != State::Ready || calls_.size() > 1 || !writer_idle_ || !out_.empty()) return kick();
+  if (!fill_out() || out_.empty()) return;
+  const std::array<asio::const_buffer, 1> part{asio::buffer(out_)};
+  const std::size_t now = stream_.write_now(part.data(), part.size());
+  if (now < out_.size()) {
+    out_.erase(0, now);
+    writer_wake_.cancel();  // the rest waits for room, in the writer
+    return;
+  }
+  out_.clear();
+}
+
 asio::awaitable<void> Connection::write_loop() {
   auto self = shared_from_this();
   while (state_ != State::Dead) {
-    out_.clear();
-    while (out_.size() < kWriteChunk) {
-      const std::uint8_t* data = nullptr;
-      const auto n = nghttp2_session_mem_send(ng_, &data);
-      if (n < 0) {
-        fail(std::string("HTTP/2 error: ") + nghttp2_strerror(static_cast<int>(n)));
-        co_return;
-      }
-      if (n == 0) break;
-      out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    }
+    // out_ may hold what a call's flush() could not write at once: it goes first.
+    if (!fill_out()) co_return;
     if (out_.empty()) {
       writer_idle_ = true;
       co_await writer_wake_.async_wait(nothrow);
       writer_idle_ = false;
       continue;
     }
-    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(out_), nothrow);
-    (void)n;
+    // What the socket takes now goes at once; only the rest waits for room.
+    std::array<asio::const_buffer, 1> part{asio::buffer(out_)};
+    const std::size_t now = stream_.write_now(part.data(), part.size());
+    boost::system::error_code ec;
+    if (now < out_.size()) {
+      net::consume(part, now);
+      std::size_t n = 0;
+      std::tie(ec, n) = co_await asio::async_write(stream_, part, nothrow);
+    }
+    out_.clear();
     if (ec && state_ != State::Dead) {
       fail("write failed: " + ec.message());
       co_return;
@@ -582,7 +620,7 @@ Result<void> Call::submit() {
                            std::string("no new stream on this connection: ") + nghttp2_strerror(id), true);
   id_ = id;
   conn_->count_stream();
-  conn_->kick();
+  conn_->flush();
   return Result<void>{};
 }
 
@@ -601,7 +639,7 @@ asio::awaitable<Result<void>> Call::send_body(std::string_view data, bool last) 
   pending_ = data;
   pending_last_ = last;
   nghttp2_session_resume_data(conn_->ng(), id_);
-  conn_->kick();
+  conn_->flush();
   while (!pending_.empty() || (pending_last_ && !eof_sent_)) {
     if (cancelled_ || closed_ || lost_ || !conn_) {
       pending_ = {};
