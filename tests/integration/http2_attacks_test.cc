@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "harness/assertions.h"
 #include "harness/h2.h"
@@ -50,6 +51,45 @@ routes:
 )",
               {{"U", up.url()}, {"X", service_extra}, {"TOP", top}, {"HS", held_service}, {"HR", held_route}});
 }
+
+// A gateway with a TLS listener (a certificate for api.test and 127.0.0.1) and WORKERS workers,
+// routing everything to the one service at URL; tls() verifies it as a client would.
+class TlsFront {
+ public:
+  TlsFront(const std::string& url, int workers) : pki_(dir_.path()) {
+    CertSpec spec;
+    spec.cn = "api.test";
+    spec.dns = {"api.test"};
+    spec.ips = {"127.0.0.1"};
+    const CertFiles cert = pki_.issue("api", spec);
+    gw_.emplace(fill(R"(listen:
+  - address: "127.0.0.1:{PORT}"
+    tls: {cert: "{C}", key: "{K}"}
+workers: {W}
+access_log: off
+services:
+  svc: {instances: ["{U}"]}
+routes:
+  - path: /
+    service: svc
+)",
+                     {{"C", cert.cert}, {"K", cert.key}, {"W", std::to_string(workers)}, {"U", url}}),
+                raw_options());
+  }
+  Gateway& gw() { return *gw_; }
+  TlsOptions tls() const {
+    TlsOptions t;
+    t.ca_file = pki_.ca_file();
+    t.sni = "api.test";
+    t.verify_name = "api.test";
+    return t;
+  }
+
+ private:
+  TempDir dir_;
+  Pki pki_;
+  std::optional<Gateway> gw_;
+};
 
 std::string request_block(std::string_view method, std::string_view path) {
   return Hpack().request(method, path).bytes();
@@ -124,32 +164,11 @@ TEST(Http2Attacks, RapidResetEndsInGoaway) {
 // The same defences on a TLS listener (ALPN h2): a PING flood, a CONTINUATION flood and rapid
 // reset each end in GOAWAY.
 TEST(Http2Attacks, DefencesHoldOverTls) {
-  TempDir dir;
-  Pki pki(dir.path());
-  CertSpec spec;
-  spec.cn = "api.test";
-  spec.dns = {"api.test"};
-  spec.ips = {"127.0.0.1"};
-  const CertFiles cert = pki.issue("api", spec);
   Upstream up("svc");
-  Gateway gw(fill(R"(listen:
-  - address: "127.0.0.1:{PORT}"
-    tls: {cert: "{C}", key: "{K}"}
-workers: 2
-access_log: off
-services:
-  svc: {instances: ["{U}"]}
-routes:
-  - path: /
-    service: svc
-)",
-                  {{"C", cert.cert}, {"K", cert.key}, {"U", up.url()}}),
-             raw_options());
+  TlsFront front(up.url(), 2);
+  Gateway& gw = front.gw();
   GH_START(gw);
-  TlsOptions tls;
-  tls.ca_file = pki.ca_file();
-  tls.sni = "api.test";
-  tls.verify_name = "api.test";
+  const TlsOptions tls = front.tls();
   const std::string block = Hpack().request("GET", "/x", "api.test", "https").bytes();
   const std::vector<std::pair<const char*, std::function<std::string(int)>>> attacks = {
       {"ping flood", [](int) { return frame::ping("floodpin"); }},
@@ -636,32 +655,11 @@ TEST(Http2Attacks, AClientThatReadsLateGetsEveryByte) {
 // coming with the request's record or after it: the request's work at the service ends all the
 // same, never left running until the service answers.
 TEST(Http2Attacks, ATlsClientThatSendsAndClosesAtOnceLeavesNoWorkAtTheService) {
-  TempDir dir;
-  Pki pki(dir.path());
-  CertSpec spec;
-  spec.cn = "api.test";
-  spec.dns = {"api.test"};
-  spec.ips = {"127.0.0.1"};
-  const CertFiles cert = pki.issue("api", spec);
   HoldingService held(20s);
-  Gateway gw(fill(R"(listen:
-  - address: "127.0.0.1:{PORT}"
-    tls: {cert: "{C}", key: "{K}"}
-workers: 1
-access_log: off
-services:
-  held: {instances: ["{H}"]}
-routes:
-  - path: /
-    service: held
-)",
-                  {{"C", cert.cert}, {"K", cert.key}, {"H", held.url()}}),
-             raw_options());
+  TlsFront front(held.url(), 1);
+  Gateway& gw = front.gw();
   GH_START(gw);
-  TlsOptions tls;
-  tls.ca_file = pki.ca_file();
-  tls.sni = "api.test";
-  tls.verify_name = "api.test";
+  const TlsOptions tls = front.tls();
   constexpr int kClients = 8;
   for (int i = 0; i < kClients; ++i) {
     RawH2 raw(gw.port(), tls);

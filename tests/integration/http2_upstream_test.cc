@@ -527,26 +527,31 @@ TEST(Http2UpstreamSharing, FiftyConcurrentRequestsShareOneOrTwoConnections) {
   EXPECT_GE(peak, 25) << svc->dump();
 }
 
+// Through an h2c gateway to SVC: one request to warm up (so the service's SETTINGS have arrived:
+// before them a client may assume no limit, RFC 9113 §6.5.2), then 20 at once on one HTTP/2
+// connection to PATH(i); every one must be answered 200.
+void expect_twenty_at_once_answered(const Service& svc, const std::function<std::string(int)>& path) {
+  auto gw = h2c_gateway(one_service("http://" + svc.hostport(), "    protocol: h2c"));
+  GH_START(*gw);
+  H2Client c(gw->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  ASSERT_EQ(c.get("/warm").status, 200) << gw->diagnostics() << svc.dump();
+  std::vector<std::int32_t> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back(c.submit("GET", path(i)));
+  ASSERT_TRUE(c.run(20s)) << gw->diagnostics();
+  for (int i = 0; i < 20; ++i) {
+    const H2Response& r = c.response(ids[i]);
+    EXPECT_EQ(r.status, 200) << i << ": " << r.describe() << svc.dump();
+  }
+}
+
 TEST(Http2UpstreamSharing, ServiceMaxConcurrentStreamsIsNeverExceeded) {
   // server.py advertises 5 and does not enforce it, so more than 5 at once would be seen. Its
   // connections after the first send their SETTINGS 300 ms late: the limit the first one
   // announced is this instance's, and must hold on a new connection too before they arrive.
   auto svc = py_service({"limit", "5", "300"});
   GH_SERVICE(*svc);
-  auto gw = h2c_gateway(one_service("http://" + svc->hostport(), "    protocol: h2c"));
-  GH_START(*gw);
-  H2Client c(gw->port());
-  ASSERT_TRUE(c.ok()) << c.error();
-  // One request first, so the service's SETTINGS have arrived: before them a client may assume
-  // no limit (RFC 9113 §6.5.2).
-  ASSERT_EQ(c.get("/warm").status, 200) << gw->diagnostics() << svc->dump();
-  std::vector<std::int32_t> ids;
-  for (int i = 0; i < 20; ++i) ids.push_back(c.submit("GET", "/slow/" + std::to_string(i)));
-  ASSERT_TRUE(c.run(20s)) << gw->diagnostics();
-  for (int i = 0; i < 20; ++i) {
-    const H2Response& r = c.response(ids[i]);
-    EXPECT_EQ(r.status, 200) << i << ": " << r.describe() << svc->dump();
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_twenty_at_once_answered(*svc, [](int i) { return "/slow/" + std::to_string(i); }));
   EXPECT_TRUE(svc->wait_count("request", 21)) << svc->dump();
   EXPECT_EQ(svc->count("request"), 21u) << svc->dump();
   int peak = 0;
@@ -560,18 +565,7 @@ TEST(Http2UpstreamSharing, ServiceMaxConcurrentStreamsIsNeverExceeded) {
 TEST(Http2UpstreamSharing, EnforcedMaxConcurrentStreamsStillAnswersEveryRequest) {
   auto svc = node_service({"--max-streams", "5"});
   GH_SERVICE(*svc);
-  auto gw = h2c_gateway(one_service("http://" + svc->hostport(), "    protocol: h2c"));
-  GH_START(*gw);
-  H2Client c(gw->port());
-  ASSERT_TRUE(c.ok()) << c.error();
-  ASSERT_EQ(c.get("/warm").status, 200) << gw->diagnostics() << svc->dump();
-  std::vector<std::int32_t> ids;
-  for (int i = 0; i < 20; ++i) ids.push_back(c.submit("GET", "/slow?ms=300&i=" + std::to_string(i)));
-  ASSERT_TRUE(c.run(20s)) << gw->diagnostics();
-  for (int i = 0; i < 20; ++i) {
-    const H2Response& r = c.response(ids[i]);
-    EXPECT_EQ(r.status, 200) << i << ": " << r.describe() << svc->dump();
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_twenty_at_once_answered(*svc, [](int i) { return "/slow?ms=300&i=" + std::to_string(i); }));
   EXPECT_TRUE(svc->wait_count("stream", 21)) << svc->dump();
   int peak = 0;
   for (const auto& s : svc->events("stream")) peak = std::max(peak, s.value("open", 0));
