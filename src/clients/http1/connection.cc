@@ -279,9 +279,8 @@ asio::awaitable<Result<http::BodyPart>> Connection::read_body() {
 void Connection::finish(bool complete) {
   const bool clean = complete && body_done_ && begin_ == end_ && resp_.keep_alive && stream_.is_open();
   if (clean && pool_key_) {
-    auto ex = stream_.get_executor();
+    // Moved from, stream_ is as a new one on the same executor (closed, no TLS, no watch).
     pool_.put(*pool_key_, std::move(stream_), clock_.coarse_now_ms());
-    stream_ = net::Stream(ex);
     release_buffer();
   } else {
     close();

@@ -17,13 +17,12 @@ bool ConnectionPool::take(const std::string& key, std::int64_t now_ms, net::Stre
   if (it == idle_.end()) return false;
   auto& list = it->second;
   while (!list.empty()) {
-    Idle idle = std::move(list.back());
+    Idle& idle = list.back();
+    const bool fresh = now_ms - idle.since_ms < kPoolIdleMillis && idle.stream.is_open();
+    if (fresh) out = std::move(idle.stream);
+    else idle.stream.close();
     list.pop_back();
-    if (now_ms - idle.since_ms < kPoolIdleMillis && idle.stream.is_open()) {
-      out = std::move(idle.stream);
-      return true;
-    }
-    idle.stream.close();
+    if (fresh) return true;
   }
   return false;
 }
@@ -35,7 +34,7 @@ void ConnectionPool::put(const std::string& key, net::Stream&& s, std::int64_t n
     list.erase(list.begin());
   }
   s.start_idle_watch(event_loop(s));
-  list.push_back(Idle{std::move(s), now_ms});
+  list.emplace_back(std::move(s), now_ms);
 }
 
 void ConnectionPool::sweep(std::int64_t now_ms) {

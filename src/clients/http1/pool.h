@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace gh::clients::http1 {
@@ -26,6 +27,7 @@ constexpr std::size_t kPoolMaxIdlePerEndpoint = 1024;
 class ConnectionPool {
  public:
   struct Idle {
+    Idle(net::Stream&& s, std::int64_t since) noexcept : stream(std::move(s)), since_ms(since) {}
     net::Stream stream;
     std::int64_t since_ms;
   };
