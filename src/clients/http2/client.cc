@@ -573,34 +573,73 @@ bool Call::open_pooled_now(const std::string& pool_key, bool /*http2*/, bool /*c
 }
 
 void Call::send_head(const http::OutgoingRequest& req) {
-  req_store_.clear();
+  constexpr std::string_view kMethod = ":method", kScheme = ":scheme", kAuthority = ":authority", kPath = ":path";
+  constexpr std::string_view kTe = "te", kTrailers = "trailers", kContentLength = "content-length";
+  constexpr std::size_t kMaxDigits = 20;
+  const std::string_view scheme = conn_ && conn_->is_tls() ? "https" : "http";
+  // The store is sized once to a bound on what it takes, then written in place (its capacity
+  // is kept from request to request); each name is lowered as it is copied.
+  std::size_t bound = kMethod.size() + req.method.size() + kScheme.size() + scheme.size() + kAuthority.size() +
+                      req.host.size() + kPath.size() + req.path.size() + 1 + req.query.size() + kTe.size() +
+                      kTrailers.size() + kContentLength.size() + kMaxDigits;
+  if (req.fields)
+    for (const auto& f : *req.fields) bound += f.name.size() + f.value.size();
+  req_store_.resize(bound);
   req_spans_.clear();
-  add_span(req_store_, req_spans_, ":method", req.method, false);
-  add_span(req_store_, req_spans_, ":scheme", conn_ && conn_->is_tls() ? "https" : "http", false);
-  add_span(req_store_, req_spans_, ":authority", req.host, false);
+  char* const base = req_store_.data();
+  std::size_t at = 0;
+  auto put = [&](std::string_view v) {
+    if (!v.empty()) std::memcpy(base + at, v.data(), v.size());
+    at += v.size();
+  };
+  auto span = [&](std::size_t name_at, std::size_t value_at) {
+    req_spans_.push_back({static_cast<std::uint32_t>(name_at), static_cast<std::uint32_t>(value_at - name_at),
+                          static_cast<std::uint32_t>(value_at), static_cast<std::uint32_t>(at - value_at)});
+  };
+  auto add = [&](std::string_view name, std::string_view value) {
+    const std::size_t name_at = at;
+    put(name);
+    const std::size_t value_at = at;
+    put(value);
+    span(name_at, value_at);
+  };
+  add(kMethod, req.method);
+  add(kScheme, scheme);
+  add(kAuthority, req.host);
   // :path: path and query, as HTTP/1.1 would send them.
-  const std::size_t path_off = req_store_.size();
-  req_store_.append(":path");
-  const std::size_t value_off = req_store_.size();
-  req_store_.append(req.path);
-  if (req.has_query) {
-    req_store_.push_back('?');
-    req_store_.append(req.query);
+  {
+    const std::size_t name_at = at;
+    put(kPath);
+    const std::size_t value_at = at;
+    put(req.path);
+    if (req.has_query) {
+      base[at++] = '?';
+      put(req.query);
+    }
+    span(name_at, value_at);
   }
-  req_spans_.push_back({static_cast<std::uint32_t>(path_off), 5, static_cast<std::uint32_t>(value_off),
-                        static_cast<std::uint32_t>(req_store_.size() - value_off)});
   bool grpc = false;
-  std::string lower;
   if (req.fields)
     for (const auto& f : *req.fields) {
-      lower.assign(f.name);
-      for (char& ch : lower) ch = ascii_lower(ch);
+      const std::size_t name_at = at;
+      gh::lower_copy(base + at, f.name);
+      const std::string_view lower(base + at, f.name.size());
       if (not_for_http2(lower)) continue;
+      at += lower.size();
       if (lower == "content-type" && f.value.rfind("application/grpc", 0) == 0) grpc = true;
-      add_span(req_store_, req_spans_, lower, f.value, false);
+      const std::size_t value_at = at;
+      put(f.value);
+      span(name_at, value_at);
     }
-  if (grpc) add_span(req_store_, req_spans_, "te", "trailers", false);
-  if (req.body == http::BodyKind::Length) add_span(req_store_, req_spans_, "content-length", std::to_string(req.content_length), false);
+  if (grpc) add(kTe, kTrailers);
+  if (req.body == http::BodyKind::Length) {
+    const std::size_t name_at = at;
+    put(kContentLength);
+    const std::size_t value_at = at;
+    at = static_cast<std::size_t>(std::to_chars(base + at, base + at + kMaxDigits, req.content_length).ptr - base);
+    span(name_at, value_at);
+  }
+  req_store_.resize(at);
   has_body_ = req.body != http::BodyKind::None;
 }
 
